@@ -1,0 +1,248 @@
+"""The `sales-pipeline` command: demo, dev, generate, template and headless import."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from sales_pipeline import settings
+
+PROJECT_ROOT = Path.cwd()
+SAMPLE_DIR = Path("data/sample")
+
+
+def prepare_environment() -> dict[str, str]:
+    """Start (or reuse) the embedded PostgreSQL unless a server is configured, and point Dagster at it.
+
+    Returns what was set, for the message. The URLs go into this process's environment, so that
+    Dagster processes started from here connect to the same server without starting their own.
+    """
+    from sales_pipeline.warehouse import db, embedded
+
+    home = settings.home()
+    for folder in (home, settings.inbox_dir(), settings.archive_dir(), settings.rejected_dir()):
+        folder.mkdir(parents=True, exist_ok=True)
+    embedded_server = not os.environ.get(settings.DATABASE_URL)
+    warehouse_url = embedded.warehouse_url()
+    os.environ[settings.DATABASE_URL] = warehouse_url
+    os.environ[settings.DAGSTER_DATABASE_URL] = embedded.dagster_storage_url()
+    dagster_home = home / "dagster"
+    dagster_home.mkdir(exist_ok=True)
+    instance_settings = PROJECT_ROOT / "dagster.yaml"
+    if not instance_settings.exists():
+        raise click.ClickException(f"{instance_settings} not found: run sales-pipeline from the project folder")
+    shutil.copyfile(instance_settings, dagster_home / "dagster.yaml")
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    db.migrate(warehouse_url)
+    return {
+        "warehouse": "embedded PostgreSQL in " + str(embedded.pgdata_dir()) if embedded_server else "external server",
+        "dagster home": str(dagster_home),
+        "inbox": str(settings.inbox_dir()),
+    }
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Turn a retailer's sales data into decisions (a Dagster project)."""
+
+
+@main.command()
+def demo() -> None:
+    """Import the bundled sample workbooks through the Dagster assets and print what was built."""
+    where = prepare_environment()
+    samples = sorted(SAMPLE_DIR.glob("*.xlsx"))
+    if not samples:
+        raise click.ClickException(f"no sample workbooks in {SAMPLE_DIR.resolve()}")
+    inbox = settings.inbox_dir()
+    for sample in samples:
+        shutil.copy2(sample, inbox / sample.name)  # copy2 keeps the mtime: the files are settled
+    click.echo(f"Dropped {len(samples)} sample workbooks into {inbox}")
+    results = run_inbox_once()
+    print_summary(results, where)
+
+
+def run_inbox_once() -> list[dict]:
+    """Evaluate the inbox sensor once and run the imports it requests, in this process."""
+    import dagster as dg
+
+    from sales_pipeline.definitions import defs
+
+    instance = dg.DagsterInstance.get()
+    sensor = defs.resolve_sensor_def("workbook_inbox_sensor")
+    tick = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs))
+    for request in tick.dynamic_partitions_requests or []:
+        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    return execute_imports(instance, tick.run_requests)
+
+
+def import_one(path: Path, mapping: Path | None) -> list[dict]:
+    """Request the import of one file the way the sensor would, and run it in this process."""
+    import dagster as dg
+
+    from sales_pipeline.defs.ingest.workbooks import IMPORT_OP, WorkbookImportConfig, workbook_partitions
+    from sales_pipeline.excel.read import content_hash
+
+    instance = dg.DagsterInstance.get()
+    digest = content_hash(path)
+    instance.add_dynamic_partitions(workbook_partitions.name, [digest[:16]])
+    config = WorkbookImportConfig(path=str(path), mapping=str(mapping.resolve()) if mapping else "", reimport=False)
+    request = dg.RunRequest(
+        partition_key=digest[:16],
+        run_config=dg.RunConfig({IMPORT_OP: config}),
+        tags={"workbook": path.name, "content_hash": digest},
+    )
+    return execute_imports(instance, [request])
+
+
+def execute_imports(instance, requests: list) -> list[dict]:
+    from sales_pipeline.definitions import defs
+
+    job = defs.resolve_job_def("import_workbook")
+    outcomes = []
+    with click.progressbar(
+        requests, label="Importing", item_show_func=lambda r: r.tags["workbook"] if r else ""
+    ) as bar:
+        for request in bar:
+            result = job.execute_in_process(
+                instance=instance,
+                partition_key=request.partition_key,
+                # Keep the terminal to the summary: the run's full log is in the Dagster UI.
+                run_config={**request.run_config, "loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+                tags=request.tags,
+                raise_on_error=False,
+            )
+            outcomes.append(_outcome(request.tags["workbook"], result))
+    return outcomes
+
+
+def _outcome(workbook: str, result) -> dict:
+    if not result.success:
+        failure = next((e for e in result.all_events if e.is_failure), None)
+        message = failure.event_specific_data.error.message.strip() if failure else "the run failed"
+        return {"workbook": workbook, "status": "failed", "reason": message.splitlines()[0]}
+    materialization = result.asset_materializations_for_node("ingest__workbook_import")[0]
+    metadata = {key: value.value for key, value in materialization.metadata.items()}
+    return {"workbook": workbook, **metadata}
+
+
+def print_summary(results: list[dict], where: dict[str, str]) -> None:
+    import pandas as pd
+
+    from sales_pipeline.warehouse import db
+
+    click.echo("\nImports:")
+    for outcome in results:
+        line = f"  {outcome['workbook']}: {outcome['status']}"
+        if "rows_read" in outcome:
+            line += (
+                f", {outcome['rows_loaded']} of {outcome['rows_read']} rows loaded, {outcome['rows_rejected']} rejected,"
+                f" {outcome['rows_duplicate']} duplicate"
+            )
+        if outcome.get("reason"):
+            line += f" ({outcome['reason']})"
+        click.echo(line)
+        if outcome.get("feedback_workbook"):
+            click.echo(f"    feedback workbook: {outcome['feedback_workbook']}")
+    counts = pd.read_sql(
+        "SELECT 'core.' || relname AS table_name, n FROM ("
+        " SELECT 'products' AS relname, count(*) AS n FROM core.products UNION ALL"
+        " SELECT 'stores', count(*) FROM core.stores UNION ALL SELECT 'customers', count(*) FROM core.customers"
+        " UNION ALL SELECT 'sales', count(*) FROM core.sales UNION ALL SELECT 'stock', count(*) FROM core.stock"
+        " UNION ALL SELECT 'ops.import_rejects', count(*) FROM ops.import_rejects) t",
+        db.engine(os.environ[settings.DATABASE_URL]),
+    )
+    click.echo("\nWarehouse rows:")
+    for row in counts.itertuples():
+        name = row.table_name.removeprefix("core.") if row.table_name.startswith("core.ops") else row.table_name
+        click.echo(f"  {name:<22} {row.n:>9,}")
+    click.echo("\nWhere things are:")
+    for label, value in where.items():
+        click.echo(f"  {label:<14} {value}")
+    click.echo(f"  {'archive':<14} {settings.archive_dir()}  (originals and feedback workbooks)")
+    click.echo(f"  {'ledger':<14} table ops.import_ledger (rejected cells: ops.import_rejects)")
+    click.echo("\nNext: `sales-pipeline dev` opens the Dagster UI on http://127.0.0.1:3000")
+
+
+@main.command()
+@click.option("--port", default=3000, show_default=True, help="Port of the Dagster UI.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address the UI listens on.")
+def dev(port: int, host: str) -> None:
+    """Start the embedded services and the Dagster UI with its daemon (sensors and schedules run)."""
+    where = prepare_environment()
+    for label, value in where.items():
+        click.echo(f"{label:<14} {value}")
+    click.echo(f"Drop workbooks into {settings.inbox_dir()}; the UI is on http://{host}:{port}")
+    command = [
+        sys.executable,
+        "-m",
+        "dagster",
+        "dev",
+        "-w",
+        str(PROJECT_ROOT / "workspace.yaml"),
+        "-h",
+        host,
+        "-p",
+        str(port),
+    ]
+    process = subprocess.Popen(command)
+    try:
+        sys.exit(process.wait())
+    except KeyboardInterrupt:
+        process.send_signal(signal.SIGINT)
+        process.wait()
+
+
+@main.command()
+@click.option("--scale", default=3, show_default=True, type=click.IntRange(1), help="Number of stores.")
+@click.option("--seed", default=42, show_default=True, help="Same seed, same bytes.")
+@click.option("--days", default=730, show_default=True, type=click.IntRange(7), help="Days of sales history.")
+@click.option("--out", "out_dir", default="generated", show_default=True, type=click.Path(path_type=Path))
+@click.option("--split", type=click.Choice(["single", "monthly"]), default="monthly", show_default=True,
+              help="One workbook, or master data + one sales workbook per month + stock.")  # fmt: skip
+def generate(scale: int, seed: int, days: int, out_dir: Path, split: str) -> None:
+    """Write a synthetic retailer's workbooks (deterministic by seed)."""
+    from sales_pipeline.synthetic.retailer import generate_retailer, write_workbooks
+
+    click.echo(f"Generating {scale} stores, {days} days (seed {seed})...")
+    retailer = generate_retailer(scale=scale, seed=seed, days=days)
+    paths = write_workbooks(retailer, out_dir, split=split)
+    click.echo(f"{len(retailer.sales):,} order lines, {len(retailer.products)} products, "
+               f"{len(retailer.customers):,} customers in {len(paths)} workbooks under {out_dir}")  # fmt: skip
+    (out_dir / "planted_anomalies.json").write_text(_json(retailer.planted.to_dict()))
+
+
+def _json(value: object) -> str:
+    import json
+
+    return json.dumps(value, indent=2, default=str) + "\n"
+
+
+@main.command()
+@click.option("--out", "out_path", default="sales_import_template.xlsx", show_default=True,
+              type=click.Path(path_type=Path, dir_okay=False))  # fmt: skip
+def template(out_path: Path) -> None:
+    """Write the import template workbook (Products, Stores, Customers, Sales, Stock)."""
+    from sales_pipeline.excel.template import write_template
+
+    click.echo(f"Wrote {write_template(out_path)}")
+
+
+@main.command(name="import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="YAML mapping for a workbook of another layout (e.g. data/mappings/superstore.yaml).")  # fmt: skip
+def import_command(path: Path, mapping: Path | None) -> None:
+    """Import one workbook now, through the same Dagster asset the inbox sensor runs.
+
+    The file is copied into the inbox first, so your copy is left where it is.
+    """
+    where = prepare_environment()
+    inbox_copy = settings.inbox_dir() / path.name
+    shutil.copy2(path, inbox_copy)
+    print_summary(import_one(inbox_copy, mapping), where)

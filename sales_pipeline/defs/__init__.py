@@ -1,0 +1,1 @@
+"""Dagster wiring, one folder per domain. The logic lives outside, in plain functions."""

@@ -1,0 +1,1 @@
+"""Ingest: workbooks dropped in the inbox (and, later, the Java back office)."""

@@ -1,0 +1,229 @@
+"""The workbook inbox: a sensor that sees new files and an asset that imports each one.
+
+Each workbook is one dynamic partition, keyed by the first 16 hex digits of its content hash, so
+the same bytes under another name are the same partition, and the UI lists every import by file.
+"""
+
+import json
+import time
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from sales_pipeline.excel.importer import import_workbook
+from sales_pipeline.excel.read import content_hash
+from sales_pipeline.records import ImportResult
+from sales_pipeline.resources import WarehouseResource, WorkbookInboxResource
+from sales_pipeline.warehouse.db import transaction
+
+OWNERS = ["team:data-engineering"]
+workbook_partitions = dg.DynamicPartitionsDefinition(name="workbooks")
+# Excel's lock files (~$name.xlsx) and half-written downloads are not workbooks to import.
+IMPORT_OP = "ingest__workbook_import"  # the op behind the asset, as run config names it
+_IGNORED_PREFIXES = ("~$", ".")
+_IGNORED_SUFFIXES = (".tmp", ".part", ".crdownload")
+
+
+class WorkbookImportConfig(dg.Config):
+    path: str = Field(default="", description="The dropped file; blank: find it by the partition's hash.")
+    mapping: str = Field(default="", description="Mapping name (data/mappings/<name>.yaml); blank: template.")
+    reimport: bool = Field(default=False, description="Load again even if these bytes were imported before.")
+
+
+@dg.asset(
+    key=["ingest", "workbook_import"],
+    partitions_def=workbook_partitions,
+    group_name="ingest",
+    kinds={"excel", "postgres"},
+    owners=OWNERS,
+    tags={"domain": "ingest", "source": "excel"},
+    description=(
+        "One dropped workbook imported into the warehouse: rows land in raw.excel_rows, good rows merge into "
+        "core.products, core.stores, core.customers, core.sales and core.stock, bad cells go to "
+        "ops.import_rejects and a feedback workbook, and ops.import_ledger records the outcome."
+    ),
+    check_specs=[
+        dg.AssetCheckSpec("workbook_is_readable", asset=["ingest", "workbook_import"],
+                          description="The file is a workbook with the template's (or the mapping's) sheets."),
+        dg.AssetCheckSpec("no_rejected_rows", asset=["ingest", "workbook_import"],
+                          description="Every row of the workbook loaded; rejects are listed in its feedback file."),
+    ],
+)  # fmt: skip
+def workbook_import(
+    context: dg.AssetExecutionContext,
+    config: WorkbookImportConfig,
+    warehouse: WarehouseResource,
+    inbox: WorkbookInboxResource,
+) -> dg.MaterializeResult:
+    path = locate_workbook(context.partition_key, config.path, inbox)
+    mapping = inbox.mapping_for(config.mapping)
+    context.log.info(f"Importing {path} with the {mapping.name} layout")
+    result = import_workbook(
+        path, inbox.import_settings(warehouse.url()), mapping, run_id=context.run_id, reimport=config.reimport
+    )
+    context.log.info(f"{result.file_name}: {result.status}, {result.rows_loaded} of {result.rows_read} rows loaded")
+    return dg.MaterializeResult(
+        metadata=import_metadata(result, warehouse.url()),
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="workbook_is_readable",
+                passed=result.status != "rejected",
+                metadata={"reason": result.reason or ""},
+            ),
+            dg.AssetCheckResult(
+                check_name="no_rejected_rows",
+                passed=result.rows_rejected == 0,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={"rows_rejected": result.rows_rejected, "feedback": result.feedback_path or ""},
+            ),
+        ],
+    )
+
+
+def locate_workbook(partition_key: str, configured_path: str, inbox: WorkbookInboxResource) -> Path:
+    """The file for a partition: the sensor's path, else a file with that hash in the inbox or archive."""
+    if configured_path and Path(configured_path).exists():
+        return Path(configured_path)
+    for folder in (Path(inbox.archive_dir) / partition_key, Path(inbox.rejected_dir) / partition_key):
+        originals = [p for p in sorted(folder.glob("*")) if not p.name.endswith(".feedback.xlsx")]
+        if originals:
+            return originals[0]
+    for candidate in inbox_files(Path(inbox.inbox_dir)):
+        if content_hash(candidate)[:16] == partition_key:
+            return candidate
+    raise FileNotFoundError(
+        f"workbook {partition_key}: {configured_path or 'no path given'} is gone and no file with this content "
+        f"hash is in {inbox.inbox_dir} or {inbox.archive_dir}"
+    )
+
+
+def import_metadata(result: ImportResult, database_url: str) -> dict[str, dg.MetadataValue]:
+    sheets = pd.DataFrame([s.__dict__ for s in result.sheets])
+    metadata: dict[str, object] = {
+        "status": result.status,
+        "file_name": result.file_name,
+        "import_id": result.import_id,
+        "rows_read": result.rows_read,
+        "rows_loaded": result.rows_loaded,
+        "rows_rejected": result.rows_rejected,
+        "rows_duplicate": result.rows_duplicate,
+        "mapping": result.mapping,
+        "archived": dg.MetadataValue.path(result.archived_path or ""),
+    }
+    if result.reason:
+        metadata["reason"] = result.reason
+    if result.feedback_path:
+        metadata["feedback_workbook"] = dg.MetadataValue.path(result.feedback_path)
+    if not sheets.empty:
+        shown = sheets.drop(columns=["ignored_columns"])
+        metadata["sheets"] = dg.MetadataValue.md(shown.to_markdown(index=False))
+    if result.rows_rejected:
+        with transaction(database_url) as cursor:
+            cursor.execute(
+                "SELECT sheet, row_number, column_name, value, reason FROM ops.import_rejects"
+                " WHERE import_id = %s ORDER BY sheet, row_number LIMIT 20",
+                (result.import_id,),
+            )
+            rejects = pd.DataFrame(cursor.fetchall(), columns=["sheet", "row", "column", "value", "reason"])
+        metadata["rejects_preview"] = dg.MetadataValue.md(rejects.to_markdown(index=False))
+    return metadata
+
+
+def inbox_files(inbox_dir: Path) -> list[Path]:
+    """Workbooks waiting in the inbox: top level (template) and one level of mapping folders."""
+    if not inbox_dir.exists():
+        return []
+    found = []
+    for path in sorted([*inbox_dir.glob("*"), *inbox_dir.glob("*/*")]):
+        if path.is_file() and not path.name.startswith(_IGNORED_PREFIXES) and not path.name.endswith(_IGNORED_SUFFIXES):
+            found.append(path)
+    return found
+
+
+def mapping_name(path: Path, inbox_dir: Path) -> str:
+    """'' for a file at the top of the inbox, else the name of its folder (inbox/superstore/x.xlsx)."""
+    relative = path.relative_to(inbox_dir)
+    return relative.parts[0] if len(relative.parts) > 1 else ""
+
+
+def _fingerprint(path: Path) -> str:
+    stat = path.stat()
+    return f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
+
+
+def already_imported(database_url: str, digests: list[str]) -> set[str]:
+    if not digests:
+        return set()
+    with transaction(database_url) as cursor:
+        cursor.execute(
+            "SELECT DISTINCT content_hash FROM ops.import_ledger"
+            " WHERE content_hash = ANY(%s) AND status IN ('loaded', 'loaded_with_rejects')",
+            (digests,),
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+@dg.sensor(
+    job_name="import_workbook",
+    minimum_interval_seconds=15,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Requests one import run per new workbook in the inbox (run key: the content hash).",
+)
+def workbook_inbox_sensor(
+    context: dg.SensorEvaluationContext, inbox: WorkbookInboxResource, warehouse: WarehouseResource
+) -> dg.SensorResult:
+    # Cursor: fingerprint (path, size, mtime) -> content hash of the files already requested, so
+    # a file still waiting for its run is neither hashed nor requested again.
+    requested: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+    inbox_dir = Path(inbox.inbox_dir)
+    now = time.time()
+    files = [p for p in inbox_files(inbox_dir) if now - p.stat().st_mtime >= inbox.settle_seconds]
+    new = {}
+    for path in files:
+        fingerprint = _fingerprint(path)
+        if fingerprint not in requested:
+            new[fingerprint] = (path, content_hash(path))
+    imported = already_imported(warehouse.url(), [digest for _, digest in new.values()]) if new else set()
+
+    run_requests, partitions = [], []
+    for fingerprint, (path, digest) in new.items():
+        partition = digest[:16]
+        if (
+            not context.instance.has_dynamic_partition(workbook_partitions.name, partition)
+            and partition not in partitions
+        ):
+            partitions.append(partition)
+        # A re-drop of imported bytes still gets a run (it records the duplicate and archives the file).
+        run_key = f"{digest}:again:{fingerprint}" if digest in imported else digest
+        run_requests.append(
+            dg.RunRequest(
+                run_key=run_key,
+                partition_key=partition,
+                run_config=dg.RunConfig(
+                    {
+                        "ingest__workbook_import": WorkbookImportConfig(
+                            path=str(path), mapping=mapping_name(path, inbox_dir)
+                        )
+                    }
+                ),
+                tags={"workbook": path.name, "content_hash": digest},
+            )
+        )
+    current = {_fingerprint(p) for p in files}
+    cursor = {f: h for f, h in requested.items() if f in current} | {f: h for f, (_, h) in new.items()}
+    return dg.SensorResult(
+        run_requests=run_requests,
+        dynamic_partitions_requests=[workbook_partitions.build_add_request(partitions)] if partitions else [],
+        cursor=json.dumps(cursor, sort_keys=True),
+        skip_reason=None if run_requests else "No new workbook in the inbox",
+    )
+
+
+import_workbook_job = dg.define_asset_job(
+    "import_workbook",
+    selection=[workbook_import.key],
+    partitions_def=workbook_partitions,
+    description="Import one dropped workbook (one partition per workbook).",
+)

@@ -1,0 +1,1 @@
+"""Excel workbooks: the import template, reading, validation, feedback."""

@@ -1,0 +1,537 @@
+"""Importing one dropped workbook: read, map, validate, load, record, archive.
+
+`import_workbook` is plain Python with no Dagster in it: the Dagster asset, the CLI's `import`
+command and the tests all call it. Its promises:
+
+- good rows load and bad rows are reported (cell by cell) in ops.import_rejects and in a
+  feedback workbook next to the archived original;
+- everything it writes to the warehouse is written in one transaction, so a failure leaves
+  every table as it was and the file stays in the inbox;
+- the original is never deleted or overwritten: it moves to archive/ (or rejected/ when it
+  cannot be read at all) under a folder named by its content hash;
+- the same bytes, under any name, load nothing new.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from psycopg2 import sql
+from psycopg2.extensions import cursor as Cursor
+
+from sales_pipeline.excel.feedback import RejectedCell, SheetRows, write_feedback_workbook
+from sales_pipeline.excel.layout import PRODUCTS, SALES, STOCK, Sheet, normalise_header
+from sales_pipeline.excel.mapping import TEMPLATE, Mapping, SheetMapping, header_aliases
+from sales_pipeline.excel.parse import ParseOptions, is_blank, parse_sheet
+from sales_pipeline.excel.read import RawSheet, UnreadableWorkbook, content_hash, read_workbook, uses_1904_dates
+from sales_pipeline.records import ImportResult, SheetResult
+from sales_pipeline.warehouse.db import transaction
+from sales_pipeline.warehouse.merge import MergeCounts, merge_frame, merge_staged, stage_frame
+
+log = logging.getLogger(__name__)
+
+SOURCE = "excel"
+HEADER_SEARCH_ROWS = 20  # headers may sit below a title block, but not further down than this
+_BACKTICKED = re.compile(r"`([^`]+)`")
+
+
+@dataclass(frozen=True)
+class ImportSettings:
+    database_url: str
+    archive_dir: Path
+    rejected_dir: Path
+    dayfirst: bool = True
+    timezone: str = "UTC"  # for sales of stores whose time zone is unknown
+
+
+@dataclass
+class PreparedSheet:
+    """One source sheet mapped onto one template sheet, parsed and checked, ready to load."""
+
+    mapping: SheetMapping
+    source_name: str
+    headers: dict[str, str]  # canonical column -> what the sender's sheet calls it
+    sender_header: list[str]
+    sender_rows: dict[int, list[object]]  # Excel row number -> raw cells
+    raw: pd.DataFrame  # canonical columns, raw cells, index = Excel row numbers
+    good: pd.DataFrame = field(default_factory=pd.DataFrame)  # typed rows that load
+    rejects: list[RejectedCell] = field(default_factory=list)
+    rejected_rows: set[int] = field(default_factory=set)
+    duplicate_rows: int = 0
+    ignored_columns: tuple[str, ...] = ()
+    counts: MergeCounts = field(default_factory=lambda: MergeCounts(0, 0, 0))
+
+    @property
+    def target(self) -> Sheet:
+        return self.mapping.target
+
+    def reject(self, row: int, column: str | None, value: object, reason: str) -> None:
+        header = self.headers.get(column, column) if column else None
+        self.rejects.append(RejectedCell(self.source_name, row, header, value, reason))
+        self.rejected_rows.add(row)
+
+    def result(self) -> SheetResult:
+        return SheetResult(
+            sheet=self.source_name,
+            target=self.target.name,
+            rows_read=len(self.raw),
+            rows_loaded=len(self.good),
+            rows_rejected=len(self.rejected_rows),
+            rows_duplicate=self.duplicate_rows,
+            inserted=self.counts.inserted,
+            updated=self.counts.updated,
+            unchanged=self.counts.unchanged,
+            ignored_columns=self.ignored_columns,
+        )
+
+
+def import_workbook(
+    path: Path,
+    settings: ImportSettings,
+    mapping: Mapping = TEMPLATE,
+    run_id: str | None = None,
+    reimport: bool = False,
+) -> ImportResult:
+    """Import one workbook end to end and return what happened to it (also in ops.import_ledger)."""
+    started_at = dt.datetime.now(dt.UTC)
+    digest = content_hash(path)
+    if not reimport:
+        earlier = _earlier_import(settings.database_url, digest)
+        if earlier is not None:
+            reason = f"same content as import #{earlier[0]} ({earlier[1]}): nothing new to load"
+            return _record_outcome(settings, path, digest, "duplicate", reason, mapping, run_id, started_at)
+    try:
+        workbook = read_workbook(path)
+        options = mapping.parse_options(settings.dayfirst, uses_1904_dates(path))
+        prepared = prepare_sheets(workbook, mapping, options)
+    except UnreadableWorkbook as problem:
+        return _record_outcome(settings, path, digest, "rejected", str(problem), mapping, run_id, started_at)
+
+    archive = settings.archive_dir / digest[:16]
+    feedback_path = _write_feedback(archive, path, prepared)
+    try:
+        with transaction(settings.database_url) as cursor:
+            import_id = _start_ledger_entry(cursor, path.name, digest, mapping, run_id, started_at)
+            _land_raw_rows(cursor, import_id, prepared)
+            _check_references(cursor, prepared)
+            for sheet in prepared:
+                sheet.counts = _merge(cursor, sheet, import_id, settings.timezone)
+            _store_rejects(cursor, import_id, path.name, prepared)
+            status = "loaded_with_rejects" if any(s.rejects for s in prepared) else "loaded"
+            results = tuple(s.result() for s in prepared)
+            archived = archive / path.name
+            _finish_ledger_entry(cursor, import_id, status, results, archived, feedback_path)
+    except BaseException:
+        if feedback_path:
+            feedback_path.unlink(missing_ok=True)
+        raise
+    _keep(path, archive)
+    return ImportResult(
+        import_id, path.name, digest, status, None, mapping.name, results, str(archived),
+        str(feedback_path) if feedback_path else None,
+    )  # fmt: skip
+
+
+# --- reading and checking --------------------------------------------------------------------
+
+
+def prepare_sheets(workbook: dict[str, RawSheet], mapping: Mapping, options: ParseOptions) -> list[PreparedSheet]:
+    """Map, parse and validate every sheet the mapping names; raise UnreadableWorkbook on a structural problem."""
+    prepared = []
+    for sheet_mapping in mapping.sheets:
+        raw_sheet = _find_sheet(workbook, sheet_mapping, mapping)
+        if raw_sheet is None:
+            continue
+        prepared.append(_prepare(raw_sheet, sheet_mapping, options))
+    if not prepared:
+        expected = ", ".join(s.target.name for s in mapping.sheets)
+        raise UnreadableWorkbook(
+            f"no sheet matches the import template: expected one of {expected}; "
+            f"the workbook has {', '.join(repr(n) for n in workbook) or 'no worksheets'}"
+        )
+    if not any(len(s.raw) for s in prepared):
+        names = ", ".join(repr(s.source_name) for s in prepared)
+        raise UnreadableWorkbook(f"no data rows: {names} hold a header row but nothing below it")
+    _mark_duplicate_keys(prepared)
+    return prepared
+
+
+def _find_sheet(workbook: dict[str, RawSheet], sheet_mapping: SheetMapping, mapping: Mapping) -> RawSheet | None:
+    wanted = sheet_mapping.source or sheet_mapping.target.name
+    by_normalised = {normalise_header(name): sheet for name, sheet in workbook.items()}
+    found = workbook.get(wanted) or by_normalised.get(normalise_header(wanted))
+    if found is None and not mapping.is_template:
+        raise UnreadableWorkbook(
+            f"sheet '{wanted}' is missing (mapping '{mapping.name}'); the workbook has "
+            f"{', '.join(repr(n) for n in workbook) or 'no worksheets'}"
+        )
+    return found
+
+
+def _expected_headers(sheet_mapping: SheetMapping) -> dict[str, str]:
+    """Normalised header -> canonical column, for the headers this sheet should carry."""
+    if sheet_mapping.source is None:
+        return header_aliases(sheet_mapping.target)
+    expected = {normalise_header(header): name for name, header in sheet_mapping.columns.items()}
+    for expression in sheet_mapping.computed.values():
+        for header in _BACKTICKED.findall(expression):
+            expected.setdefault(normalise_header(header), "")
+    return expected
+
+
+def _prepare(raw_sheet: RawSheet, sheet_mapping: SheetMapping, options: ParseOptions) -> PreparedSheet:
+    target = sheet_mapping.target
+    expected = _expected_headers(sheet_mapping)
+    header_index = _header_row(raw_sheet.rows, expected)
+    header_cells = raw_sheet.rows[header_index] if raw_sheet.rows else []
+    sender_header = ["" if is_blank(h) else str(h).strip() for h in header_cells]
+    position: dict[str, int] = {}  # canonical column -> position in the row
+    source_position: dict[str, int] = {}  # normalised sender header -> position (for computed columns)
+    ignored = []
+    for index, header in enumerate(sender_header):
+        if not header:
+            continue
+        normalised = normalise_header(header)
+        source_position.setdefault(normalised, index)
+        name = expected.get(normalised)
+        if name and name not in position:
+            position[name] = index
+        elif name is None:
+            ignored.append(header)
+    where = f"sheet '{raw_sheet.name}'"
+    missing = [
+        c.header
+        for c in target.columns
+        if c.required and c.name not in position and c.name not in sheet_mapping.constants
+        and c.name not in sheet_mapping.computed and not (c.name == "line_number" and sheet_mapping.source)
+    ]  # fmt: skip
+    if sheet_mapping.source:  # a mapping names the source headers: report those
+        missing = [sheet_mapping.columns.get(c, c) for c in _names_of(target, missing)]
+        missing += [h for h in _BACKTICKED.findall(" ".join(sheet_mapping.computed.values()))
+                    if normalise_header(h) not in source_position]  # fmt: skip
+    if missing:
+        found = ", ".join(repr(h) for h in sender_header if h) or "none"
+        raise UnreadableWorkbook(
+            f"{where}: required column(s) missing: {', '.join(missing)} (headers found in row "
+            f"{raw_sheet.first_row_number + header_index}: {found})"
+        )
+
+    width = len(sender_header)
+    first_data_row = raw_sheet.first_row_number + header_index + 1
+    sender_rows = {}
+    for offset, cells in enumerate(raw_sheet.rows[header_index + 1 :]):
+        cells = (list(cells) + [None] * width)[:width]
+        if any(not is_blank(cells[i]) for i in position.values()):
+            sender_rows[first_data_row + offset] = cells
+    index = pd.Index(list(sender_rows), dtype="int64")
+    raw = pd.DataFrame(
+        {name: pd.Series([row[i] for row in sender_rows.values()], index=index, dtype=object)
+         for name, i in position.items()},
+        index=index,
+    )  # fmt: skip
+    headers = {name: sender_header[i] for name, i in position.items()}
+    for name, value in sheet_mapping.constants.items():
+        raw[name] = pd.Series(value, index=index, dtype=object)
+        headers[name] = f"{name} (constant)"
+    for name, expression in sheet_mapping.computed.items():
+        raw[name] = _compute(expression, sender_rows, source_position, index)
+        headers[name] = expression.replace("`", "")
+    raw = raw[[c.name for c in target.columns if c.name in raw.columns]]
+
+    typed, problems = parse_sheet(raw, target, options)
+    prepared = PreparedSheet(sheet_mapping, raw_sheet.name, headers, sender_header, sender_rows, raw)
+    prepared.ignored_columns = tuple(ignored)
+    for problem in problems:
+        prepared.reject(problem.row_number, problem.column, problem.value, problem.reason)
+    if target is SALES and "line_number" not in typed.columns:
+        # No line column: lines are numbered within each order in sheet order.
+        typed.insert(1, "line_number", typed.groupby("order_id", dropna=False).cumcount().add(1).astype("Int64"))
+    prepared.good = typed.drop(index=list(prepared.rejected_rows))
+    return prepared
+
+
+def _names_of(target: Sheet, headers: list[str]) -> list[str]:
+    by_header = {c.header: c.name for c in target.columns}
+    return [by_header.get(h, h) for h in headers]
+
+
+def _header_row(rows: list[list[object]], expected: dict[str, str]) -> int:
+    """The row (within the first few) that carries the most expected headers; 0 if none does."""
+    best, best_hits = 0, 0
+    for index, row in enumerate(rows[:HEADER_SEARCH_ROWS]):
+        hits = sum(1 for cell in row if not is_blank(cell) and normalise_header(cell) in expected)
+        if hits > best_hits:
+            best, best_hits = index, hits
+    return best
+
+
+def _compute(expression: str, rows: dict[int, list[object]], positions: dict[str, int], index: pd.Index) -> pd.Series:
+    """Evaluate a mapping's computed column over the sender's numeric columns."""
+    names = _BACKTICKED.findall(expression)
+    frame = pd.DataFrame(
+        {name: pd.to_numeric(pd.Series([row[positions[normalise_header(name)]] for row in rows.values()],
+                                       index=index, dtype=object), errors="coerce")
+         for name in names},
+        index=index,
+    )  # fmt: skip
+    if frame.empty:
+        return pd.Series(None, index=index, dtype=object)
+    result = frame.eval(expression)
+    return result.astype(object).where(result.notna(), None).astype(object)
+
+
+def _mark_duplicate_keys(prepared: list[PreparedSheet]) -> None:
+    """Within a workbook, a key appears once: exact repeats are counted, conflicting ones rejected.
+
+    Several sheets (or a mapping feeding one target from several sheets) share a target's key space,
+    so sheets of the same target are checked together, in order.
+    """
+    seen: dict[str, dict[tuple, tuple[int, tuple]]] = {}
+    for sheet in prepared:
+        target_seen = seen.setdefault(sheet.target.name, {})
+        good = sheet.good
+        if good.empty:
+            continue
+        key_columns = list(sheet.target.key)
+        value_columns = [c for c in good.columns if c not in key_columns]
+        keys = list(good[key_columns].itertuples(index=False, name=None))
+        values = list(good[value_columns].astype(object).itertuples(index=False, name=None))
+        drop = []
+        for row_number, key, row_values in zip(good.index, keys, values, strict=True):
+            first = target_seen.get(key)
+            if first is None:
+                target_seen[key] = (row_number, row_values)
+                continue
+            drop.append(row_number)
+            if _same(first[1], row_values):
+                sheet.duplicate_rows += 1
+            else:
+                shown = ", ".join(f"{c}={k}" for c, k in zip(key_columns, key, strict=True))
+                sheet.reject(row_number, None, None, f"duplicate key ({shown}): row {first[0]} has other values")
+        sheet.good = good.drop(index=drop)
+
+
+def _same(left: tuple, right: tuple) -> bool:
+    return all((a == b) or (pd.isna(a) and pd.isna(b)) for a, b in zip(left, right, strict=True))
+
+
+def _check_references(cursor: Cursor, prepared: list[PreparedSheet]) -> None:
+    """Sales and stock must name a product this workbook or the warehouse knows."""
+    in_workbook = set()
+    for sheet in prepared:
+        if sheet.target is PRODUCTS:
+            in_workbook.update(sheet.good["product_id"])
+    for sheet in prepared:
+        if sheet.target not in (SALES, STOCK) or sheet.good.empty:
+            continue
+        wanted = set(sheet.good["product_id"]) - in_workbook
+        if not wanted:
+            continue
+        cursor.execute("SELECT product_id FROM core.products WHERE product_id = ANY(%s)", (sorted(wanted),))
+        known = in_workbook | {row[0] for row in cursor.fetchall()}
+        unknown = ~sheet.good["product_id"].isin(known)
+        for row_number, product_id in sheet.good.loc[unknown, "product_id"].items():
+            sheet.reject(
+                row_number, "product_id", product_id, "unknown product: not in the Products sheet or the warehouse"
+            )
+        sheet.good = sheet.good[~unknown]
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+def _merge(cursor: Cursor, sheet: PreparedSheet, import_id: int, timezone: str) -> MergeCounts:
+    frame = sheet.good.copy()
+    if frame.empty:
+        return MergeCounts(0, 0, 0)
+    frame["source"] = SOURCE
+    target = sheet.target
+    if target is SALES:
+        return _merge_sales(cursor, frame, import_id, timezone)
+    if target is STOCK:
+        _add_missing_stores(cursor, frame["store_id"])
+    return merge_frame(cursor, target.table, frame, target.key)
+
+
+def _merge_sales(cursor: Cursor, frame: pd.DataFrame, import_id: int, timezone: str) -> MergeCounts:
+    """Sales carry the store's local wall time; the merge turns it into an instant and a business day."""
+    _add_missing_stores(cursor, frame["store_id"])
+    if "customer_id" in frame:
+        customers = frame["customer_id"].dropna().unique()
+        if len(customers):
+            cursor.execute(
+                "INSERT INTO core.customers (customer_id, source) SELECT unnest(%s::text[]), %s ON CONFLICT DO NOTHING",
+                (list(customers), SOURCE),
+            )
+    frame["revenue"] = (frame["quantity"] * frame["unit_price"] * (1 - frame["discount"])).round(2)
+    frame["import_id"] = import_id
+    frame = frame.rename(columns={"sold_at": "sold_local"})
+    stage_frame(cursor, frame, "core.sales", "stage_sales", extra_columns={"sold_local": "timestamp"})
+    columns = [c for c in frame.columns if c != "sold_local"]
+    zone = sql.SQL("coalesce(st.timezone, %(timezone)s)")
+    select = sql.SQL(
+        "SELECT {columns}, s.sold_local AT TIME ZONE {zone}, s.sold_local::date"
+        " FROM stage_sales s LEFT JOIN core.stores st USING (store_id)"
+    ).format(columns=sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in columns), zone=zone)
+    return merge_staged(
+        cursor, "core.sales", len(frame), select, [*columns, "sold_at", "sale_date"], SALES.key,
+        params={"timezone": timezone}, bookkeeping=("import_id",),
+    )  # fmt: skip
+
+
+def _add_missing_stores(cursor: Cursor, store_ids: pd.Series) -> None:
+    """A store first seen in sales or stock gets a row of its own; its details can follow later."""
+    cursor.execute(
+        "INSERT INTO core.stores (store_id, source) SELECT unnest(%s::text[]), %s ON CONFLICT DO NOTHING",
+        (list(store_ids.dropna().unique()), SOURCE),
+    )
+
+
+def _land_raw_rows(cursor: Cursor, import_id: int, prepared: list[PreparedSheet]) -> None:
+    """Keep every row as the sender wrote it (header -> cell text), good and bad, with its import."""
+    parts = []
+    for sheet in prepared:
+        if not sheet.sender_rows:
+            continue
+        columns = [h or f"column_{i + 1}" for i, h in enumerate(sheet.sender_header)]
+        cells = pd.DataFrame(list(sheet.sender_rows.values()), columns=_unique(columns)).astype(object)
+        documents = cells.to_json(orient="records", lines=True, date_format="iso", default_handler=str)
+        parts.append(pd.DataFrame({
+            "import_id": import_id, "sheet": sheet.source_name, "target": sheet.target.target,
+            "row_number": list(sheet.sender_rows), "row": documents.splitlines(),
+        }))  # fmt: skip
+    if parts:
+        stage_frame(cursor, pd.concat(parts), "raw.excel_rows", "stage_raw_rows")
+        cursor.execute("INSERT INTO raw.excel_rows SELECT * FROM stage_raw_rows")
+
+
+def _unique(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    unique = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        unique.append(name if seen[name] == 1 else f"{name} ({seen[name]})")
+    return unique
+
+
+def _store_rejects(cursor: Cursor, import_id: int, file_name: str, prepared: list[PreparedSheet]) -> None:
+    rejects = [r for s in prepared for r in s.rejects]
+    if not rejects:
+        return
+    frame = pd.DataFrame({
+        "import_id": import_id, "file_name": file_name, "sheet": [r.sheet for r in rejects],
+        "row_number": [r.row for r in rejects], "column_name": [r.column for r in rejects],
+        "value": [None if is_blank(r.value) else str(r.value) for r in rejects],
+        "reason": [r.reason for r in rejects],
+    })  # fmt: skip
+    stage_frame(cursor, frame, "ops.import_rejects", "stage_rejects")
+    cursor.execute("INSERT INTO ops.import_rejects SELECT * FROM stage_rejects")
+
+
+def _write_feedback(archive: Path, path: Path, prepared: list[PreparedSheet]) -> Path | None:
+    rejects = [r for s in prepared for r in s.rejects]
+    if not rejects:
+        return None
+    sheets = {
+        s.source_name: SheetRows(s.sender_header, {n: s.sender_rows[n] for n in sorted(s.rejected_rows)})
+        for s in prepared
+        if s.rejects
+    }
+    archive.mkdir(parents=True, exist_ok=True)
+    feedback = archive / f"{path.stem}.feedback.xlsx"
+    return write_feedback_workbook(feedback, path.name, sheets, sorted(rejects, key=lambda r: (r.sheet, r.row)))
+
+
+def _start_ledger_entry(
+    cursor: Cursor, file_name: str, digest: str, mapping: Mapping, run_id: str | None, started_at: dt.datetime
+) -> int:
+    cursor.execute(
+        "INSERT INTO ops.import_ledger (content_hash, file_name, status, mapping, run_id, started_at)"
+        " VALUES (%s, %s, 'loaded', %s, %s, %s) RETURNING import_id",
+        (digest, file_name, mapping.name, run_id, started_at),
+    )
+    return cursor.fetchone()[0]
+
+
+def _finish_ledger_entry(
+    cursor: Cursor,
+    import_id: int,
+    status: str,
+    results: Iterable[SheetResult],
+    archived: Path,
+    feedback: Path | None,
+) -> None:
+    results = list(results)
+    cursor.execute(
+        "UPDATE ops.import_ledger SET status = %s, rows_read = %s, rows_loaded = %s, rows_rejected = %s,"
+        " rows_duplicate = %s, sheets = %s, archived_path = %s, feedback_path = %s, finished_at = now()"
+        " WHERE import_id = %s",
+        (
+            status,
+            sum(r.rows_read for r in results),
+            sum(r.rows_loaded for r in results),
+            sum(r.rows_rejected for r in results),
+            sum(r.rows_duplicate for r in results),
+            json.dumps([r.__dict__ for r in results]),
+            str(archived),
+            str(feedback) if feedback else None,
+            import_id,
+        ),
+    )
+
+
+def _record_outcome(
+    settings: ImportSettings,
+    path: Path,
+    digest: str,
+    status: str,
+    reason: str,
+    mapping: Mapping,
+    run_id: str | None,
+    started_at: dt.datetime,
+) -> ImportResult:
+    """Record a workbook that loads nothing (a duplicate, or unreadable) and put the file away.
+
+    The file moves inside the transaction: if the move fails, no ledger row claims it was kept.
+    """
+    folder = (settings.archive_dir if status == "duplicate" else settings.rejected_dir) / digest[:16]
+    with transaction(settings.database_url) as cursor:
+        cursor.execute(
+            "INSERT INTO ops.import_ledger (content_hash, file_name, status, reason, mapping, archived_path, run_id,"
+            " started_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING import_id",
+            (digest, path.name, status, reason, mapping.name, str(folder / path.name), run_id, started_at),
+        )
+        import_id = cursor.fetchone()[0]
+        kept = _keep(path, folder)
+    return ImportResult(import_id, path.name, digest, status, reason, mapping.name, (), str(kept))
+
+
+def _earlier_import(database_url: str, digest: str) -> tuple[int, str] | None:
+    with transaction(database_url) as cursor:
+        cursor.execute(
+            "SELECT import_id, file_name FROM ops.import_ledger"
+            " WHERE content_hash = %s AND status IN ('loaded', 'loaded_with_rejects') ORDER BY import_id LIMIT 1",
+            (digest,),
+        )
+        return cursor.fetchone()
+
+
+def _keep(path: Path, folder: Path) -> Path:
+    """Move `path` into `folder` without ever overwriting: the folder is named by the content hash,
+    so a file already there under the same name has the same bytes and the new copy adds nothing."""
+    folder.mkdir(parents=True, exist_ok=True)
+    destination = folder / path.name
+    if destination.exists():
+        if destination.resolve() != path.resolve():
+            path.unlink()
+        return destination
+    shutil.move(str(path), str(destination))
+    return destination

@@ -1,0 +1,212 @@
+"""The import template: which sheets a workbook may carry and what each column holds.
+
+This is the single description of the template. The template workbook, the importer's parser and
+validation, the synthetic retailer and the feedback workbook all read it, so a column added here
+appears everywhere at once.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+ColumnKind = Literal["text", "whole", "decimal", "rate", "date", "datetime", "flag"]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a template sheet."""
+
+    name: str  # canonical name: the warehouse column and the normalised header
+    header: str  # what the template shows
+    kind: ColumnKind
+    description: str
+    example: object
+    required: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] | None = None
+    default: object = None
+
+
+@dataclass(frozen=True)
+class Sheet:
+    """One sheet of the template, loaded into one core table."""
+
+    name: str  # the sheet name in the template, and the target name in mappings
+    table: str  # the core table it merges into
+    key: tuple[str, ...]  # natural key: one row per key in the table
+    columns: tuple[Column, ...]
+    description: str = ""
+    column_by_name: dict[str, Column] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "column_by_name", {c.name: c for c in self.columns})
+
+    @property
+    def target(self) -> str:
+        return self.name.lower()
+
+
+def normalise_header(header: object) -> str:
+    """'  Unit Price (EUR) ' -> 'unit_price_eur': how headers are matched to column names."""
+    text = re.sub(r"[^0-9a-z]+", "_", str(header).strip().lower())
+    return text.strip("_")
+
+
+PRODUCTS = Sheet(
+    name="Products",
+    table="core.products",
+    key=("product_id",),
+    description="The catalogue: one row per product.",
+    columns=(
+        Column(
+            "product_id", "Product ID", "text", "Unique product code, e.g. P0001.", "P0001", required=True
+        ),
+        Column("sku", "SKU", "text", "Stock keeping unit as printed on the label.", "SKU-10001"),
+        Column("name", "Name", "text", "Product name shown in reports.", "Espresso beans 1kg", required=True),
+        Column("category", "Category", "text", "Product category.", "Coffee", required=True),
+        Column("unit_price", "Unit Price", "decimal", "Current selling price per unit.", 18.5, minimum=0),
+        Column(
+            "unit_cost", "Unit Cost", "decimal", "Purchase cost per unit; blank if unknown.", 9.75, minimum=0
+        ),
+        Column(
+            "reorder_point", "Reorder Point", "whole", "Reorder when on hand falls to this.", 20, minimum=0
+        ),
+        Column(
+            "lead_time_days",
+            "Lead Time Days",
+            "whole",
+            "Supplier lead time in days.",
+            7,
+            minimum=0,
+            maximum=365,
+        ),
+        Column("supplier", "Supplier", "text", "Supplier name.", "Roast & Co"),
+        Column("active", "Active", "flag", "Still sold? yes/no (blank means yes).", "yes", default=True),
+    ),
+)
+
+STORES = Sheet(
+    name="Stores",
+    table="core.stores",
+    key=("store_id",),
+    description="Shops and channels: one row per store.",
+    columns=(
+        Column("store_id", "Store ID", "text", "Unique store code, e.g. S01.", "S01", required=True),
+        Column("name", "Name", "text", "Store name.", "Lyon Part-Dieu"),
+        Column("city", "City", "text", "City.", "Lyon"),
+        Column("region", "Region", "text", "Sales region.", "South-East"),
+        Column(
+            "timezone", "Timezone", "text", "IANA time zone of the store, e.g. Europe/Paris.", "Europe/Paris"
+        ),
+        Column("opened_on", "Opened On", "date", "Opening date.", "2019-03-01"),
+    ),
+)
+
+CUSTOMERS = Sheet(
+    name="Customers",
+    table="core.customers",
+    key=("customer_id",),
+    description="Known customers: one row per customer.",
+    columns=(
+        Column("customer_id", "Customer ID", "text", "Unique customer code.", "C00001", required=True),
+        Column("name", "Name", "text", "Customer name.", "Jeanne Martin"),
+        Column(
+            "segment",
+            "Segment",
+            "text",
+            "Customer segment.",
+            "Consumer",
+            choices=("Consumer", "Corporate", "Home Office"),
+        ),
+        Column("city", "City", "text", "City.", "Lyon"),
+        Column("joined_on", "Joined On", "date", "First purchase or sign-up date.", "2024-05-17"),
+    ),
+)
+
+SALES = Sheet(
+    name="Sales",
+    table="core.sales",
+    key=("order_id", "line_number"),
+    description="Order lines: one row per product in an order.",
+    columns=(
+        Column("order_id", "Order ID", "text", "Order (ticket) number.", "O-000001", required=True),
+        Column(
+            "line_number",
+            "Line",
+            "whole",
+            "Line number within the order, from 1.",
+            1,
+            required=True,
+            minimum=1,
+        ),
+        Column(
+            "sold_at",
+            "Sold At",
+            "datetime",
+            "Date, or date and time, of the sale.",
+            "2026-11-02 10:15",
+            required=True,
+        ),
+        Column("store_id", "Store ID", "text", "Store code (see Stores).", "S01", required=True),
+        Column("customer_id", "Customer ID", "text", "Customer code; blank for anonymous sales.", "C00001"),
+        Column("product_id", "Product ID", "text", "Product code (see Products).", "P0001", required=True),
+        Column("quantity", "Quantity", "whole", "Units sold, 1 or more.", 2, required=True, minimum=1),
+        Column(
+            "unit_price",
+            "Unit Price",
+            "decimal",
+            "Price per unit before discount.",
+            18.5,
+            required=True,
+            minimum=0,
+        ),
+        Column(
+            "discount",
+            "Discount",
+            "rate",
+            "Discount as a share of the line: 0.1 or 10%.",
+            0.1,
+            minimum=0,
+            maximum=1,
+            default=0,
+        ),
+        Column("promotion", "Promotion", "flag", "Sold under a promotion? yes/no.", "no", default=False),
+    ),
+)
+
+STOCK = Sheet(
+    name="Stock",
+    table="core.stock",
+    key=("product_id", "store_id", "as_of"),
+    description="On-hand snapshots: one row per product, store and date.",
+    columns=(
+        Column("product_id", "Product ID", "text", "Product code (see Products).", "P0001", required=True),
+        Column("store_id", "Store ID", "text", "Store code (see Stores).", "S01", required=True),
+        Column("as_of", "As Of", "date", "Date of the count.", "2026-11-02", required=True),
+        Column(
+            "on_hand",
+            "On Hand",
+            "whole",
+            "Units on the shelf and in the back room.",
+            42,
+            required=True,
+            minimum=0,
+        ),
+        Column(
+            "on_order",
+            "On Order",
+            "whole",
+            "Units ordered from the supplier, not yet received.",
+            0,
+            minimum=0,
+            default=0,
+        ),
+    ),
+)
+
+# Load order: referenced tables before the tables that reference them.
+SHEETS: tuple[Sheet, ...] = (PRODUCTS, STORES, CUSTOMERS, SALES, STOCK)
+SHEET_BY_TARGET: dict[str, Sheet] = {s.target: s for s in SHEETS}

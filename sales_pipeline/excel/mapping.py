@@ -1,0 +1,113 @@
+"""Which sheets and columns of a workbook feed which template sheet.
+
+The template itself is the default mapping: a sheet named like a template sheet, whose headers
+are the template's headers (case, spacing and punctuation do not matter). A YAML mapping file
+describes any other layout; see data/mappings/superstore.yaml and the README.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from sales_pipeline.excel.layout import SHEET_BY_TARGET, SHEETS, Sheet, normalise_header
+from sales_pipeline.excel.parse import ParseOptions
+
+
+class MappingError(ValueError):
+    """The mapping file itself is wrong; the message names the file and the entry."""
+
+
+@dataclass(frozen=True)
+class SheetMapping:
+    """One source sheet feeding one template sheet (the target)."""
+
+    source: str | None  # sheet name in the workbook; None: any sheet named like the target
+    target: Sheet
+    columns: dict[str, str] = field(default_factory=dict)  # canonical column -> source header
+    constants: dict[str, object] = field(default_factory=dict)  # canonical column -> value
+    computed: dict[str, str] = field(default_factory=dict)  # canonical column -> pandas expression
+
+
+@dataclass(frozen=True)
+class Mapping:
+    name: str
+    sheets: tuple[SheetMapping, ...]
+    dayfirst: bool | None = None  # None: the pipeline's setting
+    date_format: str | None = None
+
+    @property
+    def is_template(self) -> bool:
+        return self.name == "template"
+
+    def parse_options(self, dayfirst: bool, date1904: bool) -> ParseOptions:
+        return ParseOptions(
+            dayfirst=dayfirst if self.dayfirst is None else self.dayfirst,
+            date_format=self.date_format,
+            date1904=date1904,
+        )
+
+
+TEMPLATE = Mapping(name="template", sheets=tuple(SheetMapping(None, sheet) for sheet in SHEETS))
+
+
+def header_aliases(sheet: Sheet) -> dict[str, str]:
+    """Normalised header text -> canonical column, for both the template header and the name."""
+    aliases = {}
+    for column in sheet.columns:
+        aliases[normalise_header(column.header)] = column.name
+        aliases[column.name] = column.name
+    return aliases
+
+
+def load_mapping(path: Path) -> Mapping:
+    """Read and check a YAML mapping; every mistake names the file and the entry."""
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        raise MappingError(f"{path}: cannot read the mapping: {error}") from error
+    if (
+        not isinstance(document, dict)
+        or not isinstance(document.get("sheets"), list)
+        or not document["sheets"]
+    ):
+        raise MappingError(f"{path}: a mapping needs a non-empty 'sheets' list")
+    sheets = []
+    for number, entry in enumerate(document["sheets"], start=1):
+        where = f"{path}: sheets[{number}]"
+        if not isinstance(entry, dict):
+            raise MappingError(f"{where}: each entry must be a mapping with sheet, target and columns")
+        target = SHEET_BY_TARGET.get(str(entry.get("target", "")).lower())
+        if target is None:
+            raise MappingError(f"{where}: target must be one of {', '.join(SHEET_BY_TARGET)}")
+        if not entry.get("sheet"):
+            raise MappingError(f"{where}: 'sheet' (the sheet name in the workbook) is missing")
+        columns = {str(k): str(v) for k, v in (entry.get("columns") or {}).items()}
+        constants = dict(entry.get("constants") or {})
+        computed = {str(k): str(v) for k, v in (entry.get("computed") or {}).items()}
+        for name in [*columns, *constants, *computed]:
+            if name not in target.column_by_name:
+                raise MappingError(
+                    f"{where}: '{name}' is not a column of {target.name} "
+                    f"(columns: {', '.join(target.column_by_name)})"
+                )
+        provided = set(columns) | set(constants) | set(computed)
+        missing = [
+            c.name
+            for c in target.columns
+            if c.required and c.name not in provided and c.name != "line_number"
+        ]
+        if missing:
+            raise MappingError(f"{where}: required columns of {target.name} not mapped: {', '.join(missing)}")
+        sheets.append(SheetMapping(str(entry["sheet"]), target, columns, constants, computed))
+    dayfirst = document.get("dayfirst")
+    if dayfirst is not None and not isinstance(dayfirst, bool):
+        raise MappingError(f"{path}: dayfirst must be true or false")
+    return Mapping(
+        name=str(document.get("name") or path.stem),
+        sheets=tuple(sheets),
+        dayfirst=dayfirst,
+        date_format=document.get("date_format"),
+    )

@@ -1,0 +1,277 @@
+"""Turning a sheet's raw cells into typed, validated rows, and saying why a cell is bad.
+
+Parsing is per column and vectorised where the column is clean (the usual case), falling back to
+one Python call per cell only for the cells that need it. Every bad cell gets a reason a person
+can act on; validation is lazy, so all of a row's problems are reported, not just the first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+
+from sales_pipeline.excel.layout import Column, Sheet
+
+EXCEL_EPOCH_1900 = pd.Timestamp("1899-12-30")
+EXCEL_EPOCH_1904 = pd.Timestamp("1904-01-01")
+_TRUE = {"yes", "y", "true", "1", "x", "oui", "o", "vrai"}
+_FALSE = {"no", "n", "false", "0", "non", "faux"}
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?$")
+_NUMBER_NOISE = re.compile(r"[\s\u00a0\u202f€$£_]")
+
+
+@dataclass(frozen=True)
+class ParseOptions:
+    dayfirst: bool = True  # 03/04/2026 is 3 April
+    date_format: str | None = None  # strftime format of text dates, when a mapping fixes one
+    date1904: bool = False  # plain numbers in date columns count from 1904
+
+
+@dataclass(frozen=True)
+class CellProblem:
+    row_number: int  # Excel row number
+    column: str  # canonical column name
+    value: object
+    reason: str
+
+
+def is_blank(value: object) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip()) or _is_nan(value)
+
+
+def _is_nan(value: object) -> bool:
+    return isinstance(value, float) and np.isnan(value)
+
+
+def parse_sheet(
+    raw: pd.DataFrame, sheet: Sheet, options: ParseOptions
+) -> tuple[pd.DataFrame, list[CellProblem]]:
+    """Parse the canonical columns present in `raw` (index = Excel row numbers).
+
+    Returns typed columns (blanks as None/NA, defaults applied) and one problem per bad cell.
+    """
+    parsed: dict[str, pd.Series] = {}
+    problems: list[CellProblem] = []
+    for name in raw.columns:
+        column = sheet.column_by_name[name]
+        values, reasons = parse_column(raw[name], column, options)
+        parsed[name] = values
+        for row_number in reasons.index[reasons.notna()]:
+            problems.append(CellProblem(int(row_number), name, raw.at[row_number, name], reasons[row_number]))
+    frame = pd.DataFrame(parsed, index=raw.index)
+    problems.extend(_domain_problems(frame, sheet, raw))
+    return frame, problems
+
+
+def parse_column(raw: pd.Series, column: Column, options: ParseOptions) -> tuple[pd.Series, pd.Series]:
+    """Typed values and a reason per bad cell (None where the cell is fine)."""
+    blank = _blank_mask(raw)
+    cells = pd.Series(
+        [None if b else v for v, b in zip(raw, blank, strict=True)], index=raw.index, dtype=object
+    )
+    values, reasons = _PARSERS[column.kind](cells, blank, options)
+    if column.default is not None:
+        values = values.where(~blank, column.default)
+    elif column.required:
+        reasons = reasons.where(~blank, "a value is required here")
+    return values, reasons
+
+
+def _blank_mask(raw: pd.Series) -> pd.Series:
+    blank = raw.isna()
+    strings = raw.map(lambda v: isinstance(v, str)).astype(bool)
+    if strings.any():
+        blank |= strings & raw.where(strings, "x").str.strip().eq("")
+    return blank.astype(bool)
+
+
+def _no_problems(raw: pd.Series) -> pd.Series:
+    return pd.Series(None, index=raw.index, dtype=object)
+
+
+def _text(raw: pd.Series, blank: pd.Series, options: ParseOptions) -> tuple[pd.Series, pd.Series]:
+    def to_text(value: object) -> object:
+        if value is None:
+            return None
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))  # a code typed as a number, e.g. 1001, not "1001.0"
+        if isinstance(value, dt.datetime | dt.date):
+            return value.isoformat()
+        return " ".join(str(value).split())  # trimmed, inner runs of spaces and line breaks folded
+
+    return raw.map(to_text).astype(object), _no_problems(raw)
+
+
+def _number_or_reason(value: object, kind: str) -> float | str:
+    """A float, or a reason string when the cell cannot be read as a number."""
+    if isinstance(value, bool):
+        return "a yes/no value where a number is expected"
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, dt.date | dt.timedelta):
+        return "a date or time where a number is expected"
+    text = _NUMBER_NOISE.sub("", str(value))
+    percent = text.endswith("%")
+    text = text.removesuffix("%")
+    # "12,50" has a decimal comma; in "1,250.00" the comma separates thousands.
+    text = text.replace(",", ".") if "," in text and "." not in text else text.replace(",", "")
+    try:
+        number = float(text)
+    except ValueError:
+        return "not a number"
+    if percent:
+        if kind != "rate":
+            return "a percentage where a plain number is expected"
+        number /= 100
+    return number
+
+
+def _numbers(raw: pd.Series, kind: str) -> tuple[pd.Series, pd.Series]:
+    plain = raw.map(lambda v: type(v) in (float, int)).astype(bool)
+    values = pd.Series(np.nan, index=raw.index, dtype=float)
+    values[plain] = raw[plain].astype(float)
+    reasons = _no_problems(raw)
+    # Only the cells that are not plain numbers (text, dates, yes/no) take the slow path.
+    for row_number in raw.index[~plain & raw.notna()]:
+        result = _number_or_reason(raw[row_number], kind)
+        if isinstance(result, str):
+            reasons[row_number] = result
+        else:
+            values[row_number] = result
+    return values, reasons
+
+
+def _whole(raw: pd.Series, blank: pd.Series, options: ParseOptions) -> tuple[pd.Series, pd.Series]:
+    values, reasons = _numbers(raw, "whole")
+    fractional = values.notna() & (values != values.round())
+    reasons = reasons.where(~fractional, "not a whole number")
+    return values.where(~fractional).round().astype("Int64"), reasons
+
+
+def _decimal(raw: pd.Series, blank: pd.Series, options: ParseOptions) -> tuple[pd.Series, pd.Series]:
+    return _numbers(raw, "decimal")
+
+
+def _rate(raw: pd.Series, blank: pd.Series, options: ParseOptions) -> tuple[pd.Series, pd.Series]:
+    return _numbers(raw, "rate")
+
+
+def _flag(raw: pd.Series, blank: pd.Series, options: ParseOptions) -> tuple[pd.Series, pd.Series]:
+    def to_flag(value: object) -> object:
+        if value is None or isinstance(value, bool):
+            return value
+        if isinstance(value, int | float) and value in (0, 1):
+            return bool(value)
+        text = str(value).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        return "not yes or no"
+
+    results = raw.map(to_flag)
+    is_reason = results.map(lambda r: isinstance(r, str)).astype(bool)
+    return results.where(~is_reason, None).astype(object), results.where(is_reason, None).astype(object)
+
+
+def _timestamp_or_reason(value: object, options: ParseOptions) -> pd.Timestamp | str:
+    if isinstance(value, dt.datetime | dt.date):
+        return pd.Timestamp(value)
+    if isinstance(value, bool):
+        return "a yes/no value where a date is expected"
+    if isinstance(value, int | float):
+        if not 1 <= value < 2_958_466:  # Excel's calendar ends on 9999-12-31
+            return "not a date (number out of Excel's date range)"
+        epoch = EXCEL_EPOCH_1904 if options.date1904 else EXCEL_EPOCH_1900
+        return (epoch + pd.to_timedelta(value, unit="D")).round("s")
+    if isinstance(value, dt.timedelta):
+        return "a time without a date"
+    text = str(value).strip()
+    try:
+        if options.date_format:
+            return pd.Timestamp(dt.datetime.strptime(text, options.date_format))
+        if _ISO_DATE.match(text):
+            return pd.Timestamp(text)
+        return pd.Timestamp(pd.to_datetime(text, dayfirst=options.dayfirst))
+    except (ValueError, OverflowError):
+        expected = f" (expected {options.date_format})" if options.date_format else ""
+        return f"not a date{expected}"
+
+
+def _timestamps(raw: pd.Series, options: ParseOptions) -> tuple[pd.Series, pd.Series]:
+    if raw.map(lambda v: v is None or type(v) in (dt.datetime, dt.date)).all():
+        return pd.to_datetime(raw), _no_problems(raw)  # real Excel dates: the usual case, vectorised
+    results = raw.map(lambda v: None if v is None else _timestamp_or_reason(v, options))
+    is_reason = results.map(lambda r: isinstance(r, str)).astype(bool)
+    values = results.where(~is_reason, None)
+    aware = values.map(lambda t: t is not None and t.tzinfo is not None).astype(bool)
+    # Text with an explicit offset names an instant: keep it as UTC wall time.
+    values = values.where(~aware, values[aware].map(lambda t: t.tz_convert("UTC").tz_localize(None)))
+    return pd.to_datetime(values), results.where(is_reason, None).astype(object)
+
+
+def _datetime(raw: pd.Series, blank: pd.Series, options: ParseOptions) -> tuple[pd.Series, pd.Series]:
+    return _timestamps(raw, options)
+
+
+def _date(raw: pd.Series, blank: pd.Series, options: ParseOptions) -> tuple[pd.Series, pd.Series]:
+    values, reasons = _timestamps(raw, options)
+    return values.dt.normalize(), reasons
+
+
+_PARSERS = {
+    "text": _text,
+    "whole": _whole,
+    "decimal": _decimal,
+    "rate": _rate,
+    "flag": _flag,
+    "date": _date,
+    "datetime": _datetime,
+}
+
+
+def _range_reason(column: Column) -> str:
+    if column.minimum is not None and column.maximum is not None:
+        return f"must be between {column.minimum:g} and {column.maximum:g}"
+    if column.minimum is not None:
+        return f"must be {column.minimum:g} or more"
+    return f"must be {column.maximum:g} or less"
+
+
+def domain_schema(sheet: Sheet, present: list[str]) -> pa.DataFrameSchema:
+    """The pandera schema of a sheet's parsed values: ranges and allowed values."""
+    columns = {}
+    for name in present:
+        column = sheet.column_by_name[name]
+        checks = []
+        if column.minimum is not None or column.maximum is not None:
+            reason = _range_reason(column)
+            if column.minimum is not None:
+                checks.append(pa.Check.ge(column.minimum, error=reason))
+            if column.maximum is not None:
+                checks.append(pa.Check.le(column.maximum, error=reason))
+        if column.choices:
+            checks.append(pa.Check.isin(column.choices, error="must be one of " + ", ".join(column.choices)))
+        if checks:
+            columns[name] = pa.Column(None, checks, nullable=True)
+    return pa.DataFrameSchema(columns)
+
+
+def _domain_problems(frame: pd.DataFrame, sheet: Sheet, raw: pd.DataFrame) -> list[CellProblem]:
+    schema = domain_schema(sheet, list(frame.columns))
+    if not schema.columns:
+        return []
+    try:
+        schema.validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as errors:
+        cases = errors.failure_cases.dropna(subset=["index"]).drop_duplicates(["index", "column", "check"])
+        return [
+            CellProblem(int(case.index), case.column, raw.at[case.index, case.column], case.check)
+            for case in cases.itertuples()
+        ]
+    return []

@@ -1,0 +1,60 @@
+"""The project's own records: what an import, a forecast or an alert produced."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class SheetResult:
+    """What one source sheet brought into one core table."""
+
+    sheet: str
+    target: str
+    rows_read: int
+    rows_loaded: int
+    rows_rejected: int
+    rows_duplicate: int
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    ignored_columns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """The outcome of one dropped workbook, as recorded in ops.import_ledger."""
+
+    import_id: int
+    file_name: str
+    content_hash: str
+    status: str  # loaded, loaded_with_rejects, rejected, duplicate
+    reason: str | None = None
+    mapping: str = "template"
+    sheets: tuple[SheetResult, ...] = field(default_factory=tuple)
+    archived_path: str | None = None
+    feedback_path: str | None = None
+
+    @property
+    def rows_read(self) -> int:
+        return sum(s.rows_read for s in self.sheets)
+
+    @property
+    def rows_loaded(self) -> int:
+        return sum(s.rows_loaded for s in self.sheets)
+
+    @property
+    def rows_rejected(self) -> int:
+        return sum(s.rows_rejected for s in self.sheets)
+
+    @property
+    def rows_duplicate(self) -> int:
+        return sum(s.rows_duplicate for s in self.sheets)
+
+    def to_dict(self) -> dict:
+        return asdict(self) | {
+            "rows_read": self.rows_read,
+            "rows_loaded": self.rows_loaded,
+            "rows_rejected": self.rows_rejected,
+            "rows_duplicate": self.rows_duplicate,
+        }

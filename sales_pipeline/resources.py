@@ -1,0 +1,88 @@
+"""Dagster resources: the one place where settings from the environment enter the code location.
+
+Each setting is an `EnvVar` when it is set, so its value never shows in the UI or in run config,
+and falls back to the embedded default when it is not (see settings.py and the README).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+from sales_pipeline import settings
+from sales_pipeline.excel.importer import ImportSettings
+from sales_pipeline.excel.mapping import TEMPLATE, Mapping, MappingError, load_mapping
+from sales_pipeline.warehouse import db, embedded
+
+
+def env_or_default(name: str, default: str | None = None) -> str | dg.EnvVar | None:
+    """An EnvVar when `name` is set in the environment, else the embedded default."""
+    return dg.EnvVar(name) if os.environ.get(name) else default
+
+
+@cache
+def _migrated_url(url: str) -> str:
+    db.migrate(url)
+    return url
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The PostgreSQL warehouse, migrated to the current schema on first use in each process."""
+
+    database_url: str | None = Field(
+        default=None,
+        description=f"PostgreSQL URL ({settings.DATABASE_URL}); unset: the embedded server.",
+    )
+
+    def url(self) -> str:
+        return _migrated_url(self.database_url or embedded.warehouse_url())
+
+
+class WorkbookInboxResource(dg.ConfigurableResource):
+    """Where workbooks are dropped, archived and rejected, and how their text dates read."""
+
+    inbox_dir: str = Field(description=f"Folder the sensor watches ({settings.INBOX}).")
+    archive_dir: str = Field(description="Imported originals and feedback workbooks.")
+    rejected_dir: str = Field(description="Files that could not be read at all.")
+    mappings_dir: str = Field(
+        description=f"Folder of YAML mappings ({settings.MAPPINGS}): inbox/<name>/ uses <name>.yaml."
+    )
+    dayfirst: bool = Field(default=True, description=f"03/04/2026 is 3 April ({settings.DAYFIRST}).")
+    timezone: str = Field(default="UTC", description=f"Time zone of stores with none ({settings.PIPELINE_TIMEZONE}).")
+    settle_seconds: float = Field(default=2.0, description="Ignore files modified more recently (still copying).")
+
+    def import_settings(self, database_url: str) -> ImportSettings:
+        return ImportSettings(
+            database_url=database_url,
+            archive_dir=Path(self.archive_dir),
+            rejected_dir=Path(self.rejected_dir),
+            dayfirst=self.dayfirst,
+            timezone=self.timezone,
+        )
+
+    def mapping_for(self, name: str) -> Mapping:
+        """The template for ''; a .yaml path as it is; otherwise <mappings_dir>/<name>.yaml."""
+        if not name:
+            return TEMPLATE
+        path = Path(name) if name.endswith((".yaml", ".yml")) else Path(self.mappings_dir) / f"{name}.yaml"
+        if not path.exists():
+            raise MappingError(f"mapping '{name}' not found: {path} does not exist ({settings.MAPPINGS})")
+        return load_mapping(path)
+
+
+def default_resources() -> dict[str, dg.ConfigurableResource]:
+    return {
+        "warehouse": WarehouseResource(database_url=env_or_default(settings.DATABASE_URL)),
+        "inbox": WorkbookInboxResource(
+            inbox_dir=str(settings.inbox_dir()),
+            archive_dir=str(settings.archive_dir()),
+            rejected_dir=str(settings.rejected_dir()),
+            mappings_dir=str(settings.mappings_dir()),
+            dayfirst=settings.dayfirst(),
+            timezone=env_or_default(settings.PIPELINE_TIMEZONE, "UTC"),
+        ),
+    }

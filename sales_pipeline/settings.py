@@ -1,0 +1,55 @@
+"""Where the pipeline keeps its files, and the settings read from the environment.
+
+Every setting has an embedded default so that a fresh checkout runs with nothing configured.
+The names here are the ones listed in `.env.example` and the README.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DATABASE_URL = "SALES_PIPELINE_DATABASE_URL"
+DAGSTER_DATABASE_URL = "SALES_PIPELINE_DAGSTER_DATABASE_URL"
+HOME = "SALES_PIPELINE_HOME"
+INBOX = "SALES_PIPELINE_INBOX"
+PIPELINE_TIMEZONE = "PIPELINE_TIMEZONE"
+DAYFIRST = "SALES_PIPELINE_DAYFIRST"
+MAPPINGS = "SALES_PIPELINE_MAPPINGS"
+
+
+def home() -> Path:
+    """Folder for everything written at run time (git-ignored): database, Dagster home, files."""
+    return Path(os.environ.get(HOME, ".sales_pipeline")).expanduser().resolve()
+
+
+def inbox_dir() -> Path:
+    """Where people drop workbooks; the inbox sensor watches it."""
+    return Path(os.environ.get(INBOX) or home() / "inbox").expanduser().resolve()
+
+
+def archive_dir() -> Path:
+    """Imported originals and their feedback workbooks, one folder per content hash."""
+    return home() / "archive"
+
+
+def rejected_dir() -> Path:
+    """Files that could not be read at all, one folder per content hash."""
+    return home() / "rejected"
+
+
+def mappings_dir() -> Path:
+    """YAML mappings for workbooks of other layouts; the project ships data/mappings."""
+    return Path(os.environ.get(MAPPINGS) or "data/mappings").expanduser().resolve()
+
+
+def pipeline_timezone() -> str:
+    return os.environ.get(PIPELINE_TIMEZONE) or "UTC"
+
+
+def dayfirst() -> bool:
+    """Whether text dates like 03/04/2026 mean 3 April (day first) rather than 4 March."""
+    value = os.environ.get(DAYFIRST, "true").strip().lower()
+    if value not in {"true", "false", "1", "0", "yes", "no"}:
+        raise ValueError(f"{DAYFIRST}={value!r} is not a boolean: use true or false")
+    return value in {"true", "1", "yes"}

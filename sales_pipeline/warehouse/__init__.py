@@ -1,0 +1,1 @@
+"""The PostgreSQL warehouse: the embedded server, migrations and set-based loads."""

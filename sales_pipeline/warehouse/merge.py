@@ -1,0 +1,120 @@
+"""Set-based loads: COPY a frame into a staging table, then one INSERT ... ON CONFLICT merge.
+
+Both steps run on the caller's cursor, inside the caller's transaction, so a load either commits
+whole with everything else the caller wrote or leaves every table as it was.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+from psycopg2 import sql
+from psycopg2.extensions import cursor as Cursor
+
+
+@dataclass(frozen=True)
+class MergeCounts:
+    """What a merge did to the target table."""
+
+    inserted: int
+    updated: int
+    unchanged: int
+
+
+def stage_frame(
+    cursor: Cursor,
+    frame: pd.DataFrame,
+    like_table: str,
+    staging_table: str,
+    extra_columns: dict[str, str] | None = None,
+) -> None:
+    """COPY `frame` into a temporary table typed like `like_table`'s columns of the same names.
+
+    `extra_columns` adds staging-only columns (name -> SQL type) that the merge turns into
+    target columns. The staging table is dropped at commit.
+    """
+    extra_columns = extra_columns or {}
+    table_columns = [c for c in frame.columns if c not in extra_columns]
+    cursor.execute(
+        sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
+            sql.Identifier(staging_table),
+            sql.SQL(", ").join(map(sql.Identifier, table_columns)),
+            _qualified(like_table),
+        )
+    )
+    for name, sql_type in extra_columns.items():
+        cursor.execute(
+            sql.SQL("ALTER TABLE {} ADD COLUMN {} " + sql_type).format(
+                sql.Identifier(staging_table), sql.Identifier(name)
+            )
+        )
+    buffer = io.StringIO()
+    # Unquoted empty fields are NULL in COPY's CSV format; the importer turns blanks into NULLs.
+    frame.to_csv(buffer, index=False, header=False)
+    buffer.seek(0)
+    cursor.copy_expert(
+        sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)")
+        .format(sql.Identifier(staging_table), sql.SQL(", ").join(map(sql.Identifier, frame.columns)))
+        .as_string(cursor),
+        buffer,
+    )
+
+
+def merge_staged(
+    cursor: Cursor,
+    target_table: str,
+    staged_rows: int,
+    select: sql.Composable,
+    columns: Sequence[str],
+    key: Sequence[str],
+    params: dict | None = None,
+    bookkeeping: Sequence[str] = (),
+) -> MergeCounts:
+    """Upsert the rows `select` yields into `target_table`, touching only rows that changed.
+
+    `columns` are the target columns `select` produces, key included. Rows whose values are all
+    equal to the stored ones are left alone (no new row version, `updated_at` kept), which is what
+    makes re-running an import a no-op. `bookkeeping` columns (which import wrote a row) are written
+    with a change but do not count as one.
+    """
+    updatable = [c for c in columns if c not in key]
+    compared = [c for c in updatable if c not in bookkeeping]
+    target = sql.Identifier("t")
+    query = sql.SQL(
+        "WITH merged AS ("
+        " INSERT INTO {target_table} AS t ({columns}) {select}"
+        " ON CONFLICT ({key}) DO UPDATE SET {assignments}, updated_at = now()"
+        " WHERE ({current}) IS DISTINCT FROM ({incoming})"
+        " RETURNING (xmax = 0) AS inserted"
+        ") SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM merged"
+    ).format(
+        target_table=_qualified(target_table),
+        columns=sql.SQL(", ").join(map(sql.Identifier, columns)),
+        select=select,
+        key=sql.SQL(", ").join(map(sql.Identifier, key)),
+        assignments=sql.SQL(", ").join(
+            sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(c), sql.Identifier(c)) for c in updatable
+        ),
+        current=sql.SQL(", ").join(sql.SQL("{}.{}").format(target, sql.Identifier(c)) for c in compared),
+        incoming=sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(sql.Identifier(c)) for c in compared),
+    )
+    cursor.execute(query, params or {})
+    inserted, updated = cursor.fetchone()
+    return MergeCounts(inserted=inserted, updated=updated, unchanged=staged_rows - inserted - updated)
+
+
+def merge_frame(cursor: Cursor, target_table: str, frame: pd.DataFrame, key: Sequence[str]) -> MergeCounts:
+    """Stage `frame` (columns named like the target's) and merge it as it is."""
+    staging = "stage_" + target_table.replace(".", "_")
+    stage_frame(cursor, frame, target_table, staging)
+    select = sql.SQL("SELECT {} FROM {}").format(
+        sql.SQL(", ").join(map(sql.Identifier, frame.columns)), sql.Identifier(staging)
+    )
+    return merge_staged(cursor, target_table, len(frame), select, list(frame.columns), key)
+
+
+def _qualified(table: str) -> sql.Composable:
+    return sql.SQL(".").join(map(sql.Identifier, table.split(".")))
