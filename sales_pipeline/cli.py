@@ -124,7 +124,10 @@ def execute_imports(instance, requests: list) -> list[dict]:
 def _outcome(workbook: str, result) -> dict:
     if not result.success:
         failure = next((e for e in result.all_events if e.is_failure), None)
-        message = failure.event_specific_data.error.message.strip() if failure else "the run failed"
+        error = failure.event_specific_data.error if failure else None
+        while error is not None and error.cause is not None:
+            error = error.cause  # the user's exception, not Dagster's wrapper
+        message = error.message.strip() if error else "the run failed"
         return {"workbook": workbook, "status": "failed", "reason": message.splitlines()[0]}
     materialization = result.asset_materializations_for_node("ingest__workbook_import")[0]
     metadata = {key: value.value for key, value in materialization.metadata.items()}
@@ -139,11 +142,9 @@ def print_summary(results: list[dict], where: dict[str, str]) -> None:
     click.echo("\nImports:")
     for outcome in results:
         line = f"  {outcome['workbook']}: {outcome['status']}"
-        if "rows_read" in outcome:
-            line += (
-                f", {outcome['rows_loaded']} of {outcome['rows_read']} rows loaded, {outcome['rows_rejected']} rejected,"
-                f" {outcome['rows_duplicate']} duplicate"
-            )
+        if outcome["status"].startswith("loaded"):
+            loaded = ", ".join(f"{table} {rows:,}" for table, rows in outcome["rows_loaded_per_table"].items())
+            line += f": {loaded} rows loaded; {outcome['rows_rejected']:,} rows rejected"
         if outcome.get("reason"):
             line += f" ({outcome['reason']})"
         click.echo(line)

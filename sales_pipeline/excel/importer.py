@@ -30,7 +30,7 @@ from psycopg2.extensions import cursor as Cursor
 from sales_pipeline.excel.feedback import RejectedCell, SheetRows, write_feedback_workbook
 from sales_pipeline.excel.layout import PRODUCTS, SALES, STOCK, Sheet, normalise_header
 from sales_pipeline.excel.mapping import TEMPLATE, Mapping, SheetMapping, header_aliases
-from sales_pipeline.excel.parse import ParseOptions, is_blank, parse_sheet
+from sales_pipeline.excel.parse import ParseOptions, cell_text, is_blank, parse_sheet
 from sales_pipeline.excel.read import RawSheet, UnreadableWorkbook, content_hash, read_workbook, uses_1904_dates
 from sales_pipeline.records import ImportResult, SheetResult
 from sales_pipeline.warehouse.db import transaction
@@ -176,14 +176,13 @@ def _find_sheet(workbook: dict[str, RawSheet], sheet_mapping: SheetMapping, mapp
     return found
 
 
-def _expected_headers(sheet_mapping: SheetMapping) -> dict[str, str]:
-    """Normalised header -> canonical column, for the headers this sheet should carry."""
+def _expected_headers(sheet_mapping: SheetMapping) -> set[str]:
+    """The normalised headers this sheet should carry: how its header row is recognised."""
     if sheet_mapping.source is None:
-        return header_aliases(sheet_mapping.target)
-    expected = {normalise_header(header): name for name, header in sheet_mapping.columns.items()}
+        return set(header_aliases(sheet_mapping.target))
+    expected = {normalise_header(header) for header in sheet_mapping.columns.values()}
     for expression in sheet_mapping.computed.values():
-        for header in _BACKTICKED.findall(expression):
-            expected.setdefault(normalise_header(header), "")
+        expected.update(normalise_header(header) for header in _BACKTICKED.findall(expression))
     return expected
 
 
@@ -193,19 +192,26 @@ def _prepare(raw_sheet: RawSheet, sheet_mapping: SheetMapping, options: ParseOpt
     header_index = _header_row(raw_sheet.rows, expected)
     header_cells = raw_sheet.rows[header_index] if raw_sheet.rows else []
     sender_header = ["" if is_blank(h) else str(h).strip() for h in header_cells]
-    position: dict[str, int] = {}  # canonical column -> position in the row
-    source_position: dict[str, int] = {}  # normalised sender header -> position (for computed columns)
-    ignored = []
+    source_position: dict[str, int] = {}  # normalised sender header -> its position in the row
     for index, header in enumerate(sender_header):
-        if not header:
-            continue
-        normalised = normalise_header(header)
-        source_position.setdefault(normalised, index)
-        name = expected.get(normalised)
-        if name and name not in position:
-            position[name] = index
-        elif name is None:
-            ignored.append(header)
+        if header:
+            source_position.setdefault(normalise_header(header), index)
+    if sheet_mapping.source is None:
+        aliases = header_aliases(target)
+        position = {}  # canonical column -> position in the row
+        for normalised, index in source_position.items():
+            if normalised in aliases:
+                position.setdefault(aliases[normalised], index)
+    else:  # a mapping may feed several columns from one header (Region -> store id and name)
+        position = {
+            name: source_position[normalise_header(header)]
+            for name, header in sheet_mapping.columns.items()
+            if normalise_header(header) in source_position
+        }
+    # Unknown headers in a template sheet may be typos worth reporting; a mapping names what it reads.
+    ignored = (
+        [h for h in sender_header if h and normalise_header(h) not in expected] if not sheet_mapping.source else []
+    )
     where = f"sheet '{raw_sheet.name}'"
     missing = [
         c.header
@@ -301,6 +307,10 @@ def _mark_duplicate_keys(prepared: list[PreparedSheet]) -> None:
         if good.empty:
             continue
         key_columns = list(sheet.target.key)
+        if sheet.mapping.repeated_keys == "last":
+            repeated = good.duplicated(key_columns, keep="last")
+            sheet.duplicate_rows += int(repeated.sum())
+            good = sheet.good = good[~repeated]
         value_columns = [c for c in good.columns if c not in key_columns]
         keys = list(good[key_columns].itertuples(index=False, name=None))
         values = list(good[value_columns].astype(object).itertuples(index=False, name=None))
@@ -429,7 +439,7 @@ def _store_rejects(cursor: Cursor, import_id: int, file_name: str, prepared: lis
     frame = pd.DataFrame({
         "import_id": import_id, "file_name": file_name, "sheet": [r.sheet for r in rejects],
         "row_number": [r.row for r in rejects], "column_name": [r.column for r in rejects],
-        "value": [None if is_blank(r.value) else str(r.value) for r in rejects],
+        "value": [cell_text(r.value) for r in rejects],
         "reason": [r.reason for r in rejects],
     })  # fmt: skip
     stage_frame(cursor, frame, "ops.import_rejects", "stage_rejects")
@@ -440,10 +450,15 @@ def _write_feedback(archive: Path, path: Path, prepared: list[PreparedSheet]) ->
     rejects = [r for s in prepared for r in s.rejects]
     if not rejects:
         return None
+    # Several targets may read the same source sheet (a mapping's Orders): one feedback sheet each.
+    rejected_rows: dict[str, set[int]] = {}
+    for sheet in prepared:
+        rejected_rows.setdefault(sheet.source_name, set()).update(sheet.rejected_rows)
+    by_source = {s.source_name: s for s in prepared}
     sheets = {
-        s.source_name: SheetRows(s.sender_header, {n: s.sender_rows[n] for n in sorted(s.rejected_rows)})
-        for s in prepared
-        if s.rejects
+        name: SheetRows(by_source[name].sender_header, {n: by_source[name].sender_rows[n] for n in sorted(rows)})
+        for name, rows in rejected_rows.items()
+        if rows
     }
     archive.mkdir(parents=True, exist_ok=True)
     feedback = archive / f"{path.stem}.feedback.xlsx"

@@ -61,19 +61,13 @@ PRODUCTS = Sheet(
     key=("product_id",),
     description="The catalogue: one row per product.",
     columns=(
-        Column(
-            "product_id", "Product ID", "text", "Unique product code, e.g. P0001.", "P0001", required=True
-        ),
+        Column("product_id", "Product ID", "text", "Unique product code, e.g. P0001.", "P0001", required=True),
         Column("sku", "SKU", "text", "Stock keeping unit as printed on the label.", "SKU-10001"),
         Column("name", "Name", "text", "Product name shown in reports.", "Espresso beans 1kg", required=True),
         Column("category", "Category", "text", "Product category.", "Coffee", required=True),
         Column("unit_price", "Unit Price", "decimal", "Current selling price per unit.", 18.5, minimum=0),
-        Column(
-            "unit_cost", "Unit Cost", "decimal", "Purchase cost per unit; blank if unknown.", 9.75, minimum=0
-        ),
-        Column(
-            "reorder_point", "Reorder Point", "whole", "Reorder when on hand falls to this.", 20, minimum=0
-        ),
+        Column("unit_cost", "Unit Cost", "decimal", "Purchase cost per unit; blank if unknown.", 9.75, minimum=0),
+        Column("reorder_point", "Reorder Point", "whole", "Reorder when on hand falls to this.", 20, minimum=0),
         Column(
             "lead_time_days",
             "Lead Time Days",
@@ -98,9 +92,7 @@ STORES = Sheet(
         Column("name", "Name", "text", "Store name.", "Lyon Part-Dieu"),
         Column("city", "City", "text", "City.", "Lyon"),
         Column("region", "Region", "text", "Sales region.", "South-East"),
-        Column(
-            "timezone", "Timezone", "text", "IANA time zone of the store, e.g. Europe/Paris.", "Europe/Paris"
-        ),
+        Column("timezone", "Timezone", "text", "IANA time zone of the store, e.g. Europe/Paris.", "Europe/Paris"),
         Column("opened_on", "Opened On", "date", "Opening date.", "2019-03-01"),
     ),
 )

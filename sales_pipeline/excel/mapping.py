@@ -29,6 +29,9 @@ class SheetMapping:
     columns: dict[str, str] = field(default_factory=dict)  # canonical column -> source header
     constants: dict[str, object] = field(default_factory=dict)  # canonical column -> value
     computed: dict[str, str] = field(default_factory=dict)  # canonical column -> pandas expression
+    # "reject": a key seen twice with other values is an error (a catalogue sheet);
+    # "last": the sheet repeats master data on every order line, the last row of a key wins.
+    repeated_keys: str = "reject"
 
 
 @dataclass(frozen=True)
@@ -68,11 +71,7 @@ def load_mapping(path: Path) -> Mapping:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as error:
         raise MappingError(f"{path}: cannot read the mapping: {error}") from error
-    if (
-        not isinstance(document, dict)
-        or not isinstance(document.get("sheets"), list)
-        or not document["sheets"]
-    ):
+    if not isinstance(document, dict) or not isinstance(document.get("sheets"), list) or not document["sheets"]:
         raise MappingError(f"{path}: a mapping needs a non-empty 'sheets' list")
     sheets = []
     for number, entry in enumerate(document["sheets"], start=1):
@@ -90,18 +89,16 @@ def load_mapping(path: Path) -> Mapping:
         for name in [*columns, *constants, *computed]:
             if name not in target.column_by_name:
                 raise MappingError(
-                    f"{where}: '{name}' is not a column of {target.name} "
-                    f"(columns: {', '.join(target.column_by_name)})"
+                    f"{where}: '{name}' is not a column of {target.name} (columns: {', '.join(target.column_by_name)})"
                 )
         provided = set(columns) | set(constants) | set(computed)
-        missing = [
-            c.name
-            for c in target.columns
-            if c.required and c.name not in provided and c.name != "line_number"
-        ]
+        missing = [c.name for c in target.columns if c.required and c.name not in provided and c.name != "line_number"]
         if missing:
             raise MappingError(f"{where}: required columns of {target.name} not mapped: {', '.join(missing)}")
-        sheets.append(SheetMapping(str(entry["sheet"]), target, columns, constants, computed))
+        repeated_keys = str(entry.get("repeated_keys", "reject"))
+        if repeated_keys not in ("reject", "last"):
+            raise MappingError(f"{where}: repeated_keys must be 'reject' or 'last', not {repeated_keys!r}")
+        sheets.append(SheetMapping(str(entry["sheet"]), target, columns, constants, computed, repeated_keys))
     dayfirst = document.get("dayfirst")
     if dayfirst is not None and not isinstance(dayfirst, bool):
         raise MappingError(f"{path}: dayfirst must be true or false")

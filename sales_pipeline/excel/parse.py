@@ -48,9 +48,7 @@ def _is_nan(value: object) -> bool:
     return isinstance(value, float) and np.isnan(value)
 
 
-def parse_sheet(
-    raw: pd.DataFrame, sheet: Sheet, options: ParseOptions
-) -> tuple[pd.DataFrame, list[CellProblem]]:
+def parse_sheet(raw: pd.DataFrame, sheet: Sheet, options: ParseOptions) -> tuple[pd.DataFrame, list[CellProblem]]:
     """Parse the canonical columns present in `raw` (index = Excel row numbers).
 
     Returns typed columns (blanks as None/NA, defaults applied) and one problem per bad cell.
@@ -71,9 +69,7 @@ def parse_sheet(
 def parse_column(raw: pd.Series, column: Column, options: ParseOptions) -> tuple[pd.Series, pd.Series]:
     """Typed values and a reason per bad cell (None where the cell is fine)."""
     blank = _blank_mask(raw)
-    cells = pd.Series(
-        [None if b else v for v, b in zip(raw, blank, strict=True)], index=raw.index, dtype=object
-    )
+    cells = pd.Series([None if b else v for v, b in zip(raw, blank, strict=True)], index=raw.index, dtype=object)
     values, reasons = _PARSERS[column.kind](cells, blank, options)
     if column.default is not None:
         values = values.where(~blank, column.default)
@@ -94,17 +90,19 @@ def _no_problems(raw: pd.Series) -> pd.Series:
     return pd.Series(None, index=raw.index, dtype=object)
 
 
-def _text(raw: pd.Series, blank: pd.Series, options: ParseOptions) -> tuple[pd.Series, pd.Series]:
-    def to_text(value: object) -> object:
-        if value is None:
-            return None
-        if isinstance(value, float) and value.is_integer():
-            return str(int(value))  # a code typed as a number, e.g. 1001, not "1001.0"
-        if isinstance(value, dt.datetime | dt.date):
-            return value.isoformat()
-        return " ".join(str(value).split())  # trimmed, inner runs of spaces and line breaks folded
+def cell_text(value: object) -> str | None:
+    """A cell as text: trimmed, inner runs of spaces and line breaks folded, 1001.0 as 1001."""
+    if is_blank(value):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # a code or a count typed as a number
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return " ".join(str(value).split())
 
-    return raw.map(to_text).astype(object), _no_problems(raw)
+
+def _text(raw: pd.Series, blank: pd.Series, options: ParseOptions) -> tuple[pd.Series, pd.Series]:
+    return raw.map(cell_text).astype(object), _no_problems(raw)
 
 
 def _number_or_reason(value: object, kind: str) -> float | str:

@@ -33,8 +33,13 @@ def transaction(url: str) -> Iterator[psycopg2.extensions.cursor]:
     """A cursor inside one transaction: committed when the block ends, rolled back if it raises."""
     connection = psycopg2.connect(_libpq_url(url))
     try:
-        with connection, connection.cursor() as cursor:
+        with connection.cursor() as cursor:
             yield cursor
+        connection.commit()
+    except BaseException:
+        if not connection.closed:  # a cut connection has nothing left to roll back
+            connection.rollback()
+        raise
     finally:
         connection.close()
 

@@ -1,0 +1,82 @@
+"""Shared fixtures: one real embedded PostgreSQL for the session, empty tables for each test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+XLSX_CORPUS = SHARED / "xlsx-corpus"
+DATASETS = SHARED / "datasets"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def pipeline_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Everything the pipeline writes goes to a temporary home, including the embedded server."""
+    from sales_pipeline import settings
+
+    home = tmp_path_factory.mktemp("home")
+    saved = {name: os.environ.get(name) for name in (settings.HOME, settings.DATABASE_URL, settings.INBOX)}
+    os.environ[settings.HOME] = str(home)
+    os.environ.pop(settings.INBOX, None)
+    yield home
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@pytest.fixture(scope="session")
+def warehouse_url(pipeline_home: Path) -> str:
+    """The real warehouse: SALES_PIPELINE_DATABASE_URL if set, else the embedded server, migrated."""
+    from sales_pipeline.warehouse import db, embedded
+
+    url = embedded.warehouse_url()
+    db.migrate(url)
+    return url
+
+
+@pytest.fixture
+def empty_warehouse(warehouse_url: str) -> str:
+    """The warehouse with every table emptied, so each test starts from nothing."""
+    from sales_pipeline.warehouse.db import transaction
+
+    with transaction(warehouse_url) as cursor:
+        cursor.execute(
+            "TRUNCATE raw.excel_rows, ops.import_rejects, ops.import_ledger, core.sales, core.stock,"
+            " core.customers, core.stores, core.products RESTART IDENTITY CASCADE"
+        )
+    return warehouse_url
+
+
+@pytest.fixture
+def folders(tmp_path: Path) -> dict[str, Path]:
+    paths = {name: tmp_path / name for name in ("inbox", "archive", "rejected")}
+    for path in paths.values():
+        path.mkdir()
+    return paths
+
+
+@pytest.fixture
+def import_settings(empty_warehouse: str, folders: dict[str, Path]):
+    from sales_pipeline.excel.importer import ImportSettings
+
+    return ImportSettings(empty_warehouse, folders["archive"], folders["rejected"], dayfirst=True, timezone="UTC")
+
+
+def query(url: str, statement: str, params: tuple = ()) -> list[tuple]:
+    from sales_pipeline.warehouse.db import transaction
+
+    with transaction(url) as cursor:
+        cursor.execute(statement, params)
+        return cursor.fetchall()
+
+
+def table_counts(url: str) -> dict[str, int]:
+    tables = ["core.products", "core.stores", "core.customers", "core.sales", "core.stock", "raw.excel_rows",
+              "ops.import_ledger", "ops.import_rejects"]  # fmt: skip
+    return {table: query(url, f"SELECT count(*) FROM {table}")[0][0] for table in tables}

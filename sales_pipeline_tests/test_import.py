@@ -1,0 +1,217 @@
+"""The workbook importer end to end: real workbooks, the real embedded PostgreSQL."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import openpyxl
+import psycopg2
+import pytest
+
+from sales_pipeline.excel.importer import import_workbook
+from sales_pipeline_tests.conftest import query, table_counts
+from sales_pipeline_tests.workbooks import SALES_HEADER, products, sales, write_workbook
+
+
+def test_bad_cells_are_rejected_and_marked_in_the_feedback_workbook(import_settings, folders):
+    rows = sales(1000)
+    rows[100][SALES_HEADER.index("Quantity")] = "abc"  # Excel row 101
+    rows[501][SALES_HEADER.index("Unit Price")] = -3  # Excel row 502
+    rows[899][SALES_HEADER.index("Sold At")] = "31/02/2026"  # Excel row 900: no 31 February
+    path = write_workbook(folders["inbox"] / "november.xlsx", {"Products": products(), "Sales": rows})
+    original = path.read_bytes()
+
+    result = import_workbook(path, import_settings)
+
+    assert result.status == "loaded_with_rejects"
+    sales_result = next(s for s in result.sheets if s.target == "Sales")
+    assert (sales_result.rows_read, sales_result.rows_loaded, sales_result.rows_rejected) == (1000, 997, 3)
+    assert query(import_settings.database_url, "SELECT count(*) FROM core.sales")[0][0] == 997
+    rejects = query(
+        import_settings.database_url,
+        "SELECT sheet, row_number, column_name, value, reason FROM ops.import_rejects ORDER BY row_number",
+    )
+    assert rejects == [
+        ("Sales", 101, "Quantity", "abc", "not a number"),
+        ("Sales", 502, "Unit Price", "-3", "must be 0 or more"),
+        ("Sales", 900, "Sold At", "31/02/2026", "not a date"),
+    ]
+
+    feedback = openpyxl.load_workbook(result.feedback_path)
+    sheet = feedback["Sales"]
+    header = [cell.value for cell in sheet[1]]
+    assert header[: len(SALES_HEADER)] == SALES_HEADER
+    assert "Problems" in header and "Source Row" in header
+    source_rows = [row[header.index("Source Row")].value for row in sheet.iter_rows(min_row=2)]
+    assert source_rows == [101, 502, 900]
+    marked = {
+        (row[header.index("Source Row")].value, header[cell.column - 1])
+        for row in sheet.iter_rows(min_row=2)
+        for cell in row
+        if cell.comment is not None
+    }
+    assert marked == {(101, "Quantity"), (502, "Unit Price"), (900, "Sold At")}
+    assert Path(result.archived_path).read_bytes() == original
+    assert not path.exists()  # moved to the archive, not copied and not deleted
+
+
+def test_same_bytes_twice_and_renamed_load_nothing_new(import_settings, folders):
+    path = write_workbook(folders["inbox"] / "week.xlsx", {"Products": products(), "Sales": sales(50)})
+    spare = folders["inbox"].parent / "spare.xlsx"
+    shutil.copy(path, spare)
+
+    first = import_workbook(path, import_settings)
+    counts = table_counts(import_settings.database_url)
+    shutil.copy(spare, folders["inbox"] / "week.xlsx")
+    again = import_workbook(folders["inbox"] / "week.xlsx", import_settings)
+    shutil.copy(spare, folders["inbox"] / "week (copy).xlsx")
+    renamed = import_workbook(folders["inbox"] / "week (copy).xlsx", import_settings)
+
+    assert first.status == "loaded" and first.rows_loaded == 55
+    assert again.status == renamed.status == "duplicate"
+    after = table_counts(import_settings.database_url)
+    assert after["core.sales"] == counts["core.sales"] == 50
+    assert after["ops.import_ledger"] == 3  # every drop is on the ledger
+    kept = sorted(p.name for p in Path(first.archived_path).parent.iterdir())
+    assert kept == ["week (copy).xlsx", "week.xlsx"]  # every dropped file is kept
+
+
+def test_a_changed_row_in_a_re_export_updates_that_row_only(import_settings, folders):
+    rows = sales(40)
+    write_workbook(folders["inbox"] / "export.xlsx", {"Products": products(), "Sales": rows})
+    import_workbook(folders["inbox"] / "export.xlsx", import_settings)
+    before = dict(
+        query(import_settings.database_url, "SELECT order_id || '/' || line_number, updated_at FROM core.sales")
+    )
+
+    rows[8][SALES_HEADER.index("Quantity")] = 9  # the 8th line: order O00003, line 2
+    write_workbook(folders["inbox"] / "export.xlsx", {"Products": products(), "Sales": rows})
+    result = import_workbook(folders["inbox"] / "export.xlsx", import_settings)
+
+    sales_result = next(s for s in result.sheets if s.target == "Sales")
+    assert (sales_result.inserted, sales_result.updated, sales_result.unchanged) == (0, 1, 39)
+    after = dict(
+        query(import_settings.database_url, "SELECT order_id || '/' || line_number, updated_at FROM core.sales")
+    )
+    changed = {key for key in after if after[key] != before[key]}
+    assert changed == {"O00003/2"}
+    assert query(
+        import_settings.database_url, "SELECT quantity FROM core.sales WHERE order_id = 'O00003' AND line_number = 2"
+    ) == [(9,)]
+
+
+def test_a_load_cut_midway_leaves_every_table_as_it_was(import_settings, folders):
+    write_workbook(folders["inbox"] / "first.xlsx", {"Products": products(), "Sales": sales(20)})
+    import_workbook(folders["inbox"] / "first.xlsx", import_settings)
+    before = table_counts(import_settings.database_url)
+    url = import_settings.database_url
+    # The connection is cut by the server while the sales merge runs, after products were merged.
+    with psycopg2.connect(url) as connection, connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION pg_temp_cut() RETURNS trigger LANGUAGE plpgsql AS"
+            " $$ BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); RETURN NULL; END $$".replace(
+                "pg_temp_cut", "public.cut_connection"
+            )
+        )
+        cursor.execute(
+            "CREATE TRIGGER cut_connection AFTER INSERT ON core.sales"
+            " FOR EACH STATEMENT EXECUTE FUNCTION public.cut_connection()"
+        )
+    try:
+        rows = sales(30)
+        rows[5][SALES_HEADER.index("Quantity")] = "bad"
+        path = write_workbook(folders["inbox"] / "second.xlsx", {"Products": products(8), "Sales": rows})
+        with pytest.raises(psycopg2.OperationalError):
+            import_workbook(path, import_settings)
+    finally:
+        with psycopg2.connect(url) as connection, connection.cursor() as cursor:
+            cursor.execute("DROP TRIGGER cut_connection ON core.sales; DROP FUNCTION public.cut_connection()")
+
+    assert table_counts(url) == before
+    assert path.exists()  # still in the inbox, to be imported again
+    assert not list(folders["archive"].rglob("second*"))  # no feedback workbook left behind
+
+
+def test_a_file_that_is_not_a_workbook_is_rejected_and_kept(import_settings, folders):
+    path = folders["inbox"] / "notes.xlsx"
+    path.write_text("this is not a workbook")
+
+    result = import_workbook(path, import_settings)
+
+    assert result.status == "rejected"
+    assert result.reason == "the file is not a .xlsx workbook (it is not a zip archive)"
+    assert Path(result.archived_path).read_text() == "this is not a workbook"
+    assert Path(result.archived_path).is_relative_to(folders["rejected"])
+    ledger = query(import_settings.database_url, "SELECT file_name, status, reason FROM ops.import_ledger")
+    assert ledger == [("notes.xlsx", "rejected", result.reason)]
+
+
+def test_a_template_sheet_missing_a_required_column_names_it(import_settings, folders):
+    rows = [[cell for i, cell in enumerate(row) if i != SALES_HEADER.index("Quantity")] for row in sales(3)]
+    path = write_workbook(folders["inbox"] / "short.xlsx", {"Products": products(), "Sales": rows})
+
+    result = import_workbook(path, import_settings)
+
+    assert result.status == "rejected"
+    assert result.reason.startswith("sheet 'Sales': required column(s) missing: Quantity")
+    assert table_counts(import_settings.database_url)["core.products"] == 0  # nothing half-written
+
+
+def test_sales_of_an_unknown_product_are_rejected(import_settings, folders):
+    rows = sales(10)
+    rows[3][SALES_HEADER.index("Product ID")] = "P404"
+    path = write_workbook(folders["inbox"] / "orphans.xlsx", {"Products": products(), "Sales": rows})
+
+    result = import_workbook(path, import_settings)
+
+    assert result.rows_rejected == 1
+    assert query(import_settings.database_url, "SELECT row_number, column_name, value FROM ops.import_rejects") == [
+        (4, "Product ID", "P404")
+    ]
+
+
+def test_headers_below_a_title_and_messy_cells_are_cleaned(import_settings, folders):
+    rows = [
+        ["November sales, shop 1"],
+        [],
+        ["  order id ", "LINE", "sold at", "Store ID", "Product ID", "Quantity", "Unit Price", "Discount", "Note"],
+        ["A-1", 1, "03/11/2026 14:05", " S1 ", "P1", " 2 ", "12,50", "10%", "first"],
+        ["A-1", 2, 46328.5, "S1", "P2", 1.0, "1,250.00", None, ""],  # an Excel serial number: 2 Nov, noon
+        [None, None, None, None, None, None, None, None, None],
+        ["A-2", 1, "2026-11-04", "S1", "P1", 3, 8, 0, ""],
+    ]
+    path = write_workbook(folders["inbox"] / "messy.xlsx", {"Products": products(), "Sales": rows})
+
+    result = import_workbook(path, import_settings)
+
+    assert result.status == "loaded", result
+    assert next(s for s in result.sheets if s.target == "Sales").ignored_columns == ("Note",)
+    loaded = query(
+        import_settings.database_url,
+        "SELECT order_id, line_number, sale_date::text, store_id, quantity, unit_price::float, discount::float"
+        " FROM core.sales ORDER BY order_id, line_number",
+    )
+    assert loaded == [
+        ("A-1", 1, "2026-11-03", "S1", 2, 12.5, 0.1),  # day first: 3 November
+        ("A-1", 2, "2026-11-02", "S1", 1, 1250.0, 0.0),
+        ("A-2", 1, "2026-11-04", "S1", 3, 8.0, 0.0),
+    ]
+    assert query(import_settings.database_url, "SELECT min(row_number) FROM raw.excel_rows WHERE target = 'sales'") == [
+        (4,)
+    ]
+
+
+def test_sale_date_is_the_stores_local_day(import_settings, folders):
+    stores = [["Store ID", "Name", "Timezone"], ["NY", "New York", "America/New_York"], ["PA", "Paris", "Europe/Paris"]]
+    rows = [SALES_HEADER, ["X1", 1, "2026-11-02 23:30", "NY", None, "P1", 1, 10, 0],
+            ["X2", 1, "2026-11-02 23:30", "PA", None, "P1", 1, 10, 0]]  # fmt: skip
+    path = write_workbook(folders["inbox"] / "zones.xlsx", {"Products": products(), "Stores": stores, "Sales": rows})
+
+    import_workbook(path, import_settings)
+
+    assert query(
+        import_settings.database_url,
+        "SELECT order_id, sale_date::text, to_char(sold_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') FROM core.sales"
+        " ORDER BY order_id",
+    ) == [("X1", "2026-11-02", "2026-11-03 04:30"), ("X2", "2026-11-02", "2026-11-02 22:30")]
