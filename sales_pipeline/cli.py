@@ -75,7 +75,9 @@ def run_inbox_once() -> list[dict]:
 
     instance = dg.DagsterInstance.get()
     sensor = defs.resolve_sensor_def("workbook_inbox_sensor")
-    tick = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs))
+    # With an instance ref, as the daemon builds the context: partitions added in this tick resolve.
+    context = dg.build_sensor_context(instance=instance, instance_ref=instance.get_ref(), definitions=defs)
+    tick = sensor.evaluate_tick(context)
     for request in tick.dynamic_partitions_requests or []:
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
     return execute_imports(instance, tick.run_requests)

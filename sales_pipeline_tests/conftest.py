@@ -8,17 +8,23 @@ from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+PROJECT = Path(__file__).resolve().parents[1]
+SHARED = PROJECT.parent / "shared"
 XLSX_CORPUS = SHARED / "xlsx-corpus"
 DATASETS = SHARED / "datasets"
 
 
 @pytest.fixture(scope="session", autouse=True)
-def pipeline_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Everything the pipeline writes goes to a temporary home, including the embedded server."""
+def pipeline_home() -> Iterator[Path]:
+    """The tests' own pipeline home, with their own embedded server, kept between runs (initdb once).
+
+    Not under pytest's tmp_path: pytest keeps its base folder private (0700) to its user, and the
+    embedded server runs as its own system user when the tests run as root.
+    """
     from sales_pipeline import settings
 
-    home = tmp_path_factory.mktemp("home")
+    home = PROJECT / ".sales_pipeline" / "tests"
+    home.mkdir(parents=True, exist_ok=True)
     saved = {name: os.environ.get(name) for name in (settings.HOME, settings.DATABASE_URL, settings.INBOX)}
     os.environ[settings.HOME] = str(home)
     os.environ.pop(settings.INBOX, None)

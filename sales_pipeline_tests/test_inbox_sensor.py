@@ -1,0 +1,108 @@
+"""The inbox sensor, driven tick by tick, and the import asset it triggers, in a real Dagster instance."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from sales_pipeline.definitions import defs
+from sales_pipeline.defs.ingest.workbooks import workbook_inbox_sensor, workbook_partitions
+from sales_pipeline.resources import WarehouseResource, WorkbookInboxResource
+from sales_pipeline_tests.conftest import query
+from sales_pipeline_tests.workbooks import products, sales, write_workbook
+
+
+@pytest.fixture
+def resources(empty_warehouse: str, folders: dict[str, Path]) -> dict[str, dg.ConfigurableResource]:
+    return {
+        "warehouse": WarehouseResource(database_url=empty_warehouse),
+        "inbox": WorkbookInboxResource(
+            inbox_dir=str(folders["inbox"]),
+            archive_dir=str(folders["archive"]),
+            rejected_dir=str(folders["rejected"]),
+            mappings_dir=str(Path("data/mappings").resolve()),
+            settle_seconds=0,
+        ),
+    }
+
+
+def tick(instance: dg.DagsterInstance, resources: dict, cursor: str | None) -> dg.SensorResult:
+    # With an instance ref, as the daemon builds it: run requests for partitions added in the same
+    # tick resolve against the instance's partitions plus those additions.
+    context = dg.build_sensor_context(
+        instance=instance, instance_ref=instance.get_ref(), cursor=cursor, resources=resources, definitions=defs
+    )
+    return workbook_inbox_sensor.evaluate_tick(context)
+
+
+def test_one_run_per_new_file_and_none_on_the_next_tick(resources, folders):
+    write_workbook(folders["inbox"] / "a.xlsx", {"Products": products(), "Sales": sales(10)})
+    write_workbook(folders["inbox"] / "b.xlsx", {"Products": products(), "Sales": sales(12)})
+    (folders["inbox"] / "~$a.xlsx").write_bytes(b"Excel's lock file")  # not a workbook to import
+
+    with dg.instance_for_test() as instance:
+        first = tick(instance, resources, None)
+        second = tick(instance, resources, first.cursor)
+
+    assert sorted(r.tags["workbook"] for r in first.run_requests) == ["a.xlsx", "b.xlsx"]
+    assert all(r.run_key == r.tags["content_hash"] for r in first.run_requests)
+    keys = [key for request in first.dynamic_partitions_requests for key in request.partition_keys]
+    assert sorted(keys) == sorted(r.partition_key for r in first.run_requests)
+    assert second.run_requests == []
+    assert second.skip_message == "No new workbook in the inbox"
+
+
+def test_a_file_in_a_mapping_folder_is_imported_with_that_mapping(resources, folders):
+    write_workbook(folders["inbox"] / "superstore" / "orders.xlsx", {"Orders": [["Order ID"]]})
+
+    with dg.instance_for_test() as instance:
+        result = tick(instance, resources, None)
+
+    (request,) = result.run_requests
+    assert request.run_config["ops"]["ingest__workbook_import"]["config"]["mapping"] == "superstore"
+
+
+def test_the_requested_run_imports_the_workbook_and_a_redrop_is_recorded_as_duplicate(resources, folders):
+    path = write_workbook(folders["inbox"] / "week.xlsx", {"Products": products(), "Sales": sales(30)})
+    spare = shutil.copy(path, folders["inbox"].parent / "spare.xlsx")
+    job = defs.resolve_job_def("import_workbook")
+
+    with dg.instance_for_test() as instance:
+        first = tick(instance, resources, None)
+        _run(instance, job, first, resources)
+        shutil.copy(spare, folders["inbox"] / "week again.xlsx")
+        second = tick(instance, resources, first.cursor)
+        _run(instance, job, second, resources)
+        materializations = instance.fetch_materializations(
+            dg.AssetKey(["ingest", "workbook_import"]), limit=10
+        ).records
+        partitions = instance.get_dynamic_partitions(workbook_partitions.name)
+
+    url = resources["warehouse"].database_url
+    assert query(url, "SELECT count(*) FROM core.sales") == [(30,)]
+    assert query(url, "SELECT file_name, status FROM ops.import_ledger ORDER BY import_id") == [
+        ("week.xlsx", "loaded"),
+        ("week again.xlsx", "duplicate"),
+    ]
+    assert second.run_requests[0].run_key != first.run_requests[0].run_key  # the re-drop gets its own run
+    assert len(partitions) == 1  # same bytes, same partition
+    statuses = sorted(r.asset_materialization.metadata["status"].value for r in materializations)
+    assert statuses == ["duplicate", "loaded"]
+    assert list(folders["inbox"].iterdir()) == []  # everything was put away
+
+
+def _run(instance, job, sensor_result, resources) -> None:
+    for request in sensor_result.dynamic_partitions_requests:
+        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    for request in sensor_result.run_requests:
+        result = job.execute_in_process(
+            instance=instance,
+            partition_key=request.partition_key,
+            run_config=request.run_config,
+            tags=request.tags,
+            resources=resources,
+        )
+        assert result.success
