@@ -15,6 +15,8 @@ from sales_pipeline import settings
 
 PROJECT_ROOT = Path.cwd()
 SAMPLE_DIR = Path("data/sample")
+# Keep the terminal to the summary: each run's full log is in the Dagster UI.
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def prepare_environment() -> dict[str, str]:
@@ -64,6 +66,7 @@ def demo() -> None:
         shutil.copy2(sample, inbox / sample.name)  # copy2 keeps the mtime: the files are settled
     click.echo(f"Dropped {len(samples)} sample workbooks into {inbox}")
     results = run_inbox_once()
+    refresh_core_tables()
     print_summary(results, where)
 
 
@@ -114,13 +117,21 @@ def execute_imports(instance, requests: list) -> list[dict]:
             result = job.execute_in_process(
                 instance=instance,
                 partition_key=request.partition_key,
-                # Keep the terminal to the summary: the run's full log is in the Dagster UI.
-                run_config={**request.run_config, "loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+                run_config={**request.run_config, **QUIET},
                 tags=request.tags,
                 raise_on_error=False,
             )
             outcomes.append(_outcome(request.tags["workbook"], result))
     return outcomes
+
+
+def refresh_core_tables() -> None:
+    """What declarative automation does after imports when the daemon runs: publish the core tables."""
+    import dagster as dg
+
+    from sales_pipeline.definitions import defs
+
+    defs.resolve_job_def("refresh_core_tables").execute_in_process(instance=dg.DagsterInstance.get(), run_config=QUIET)
 
 
 def _outcome(workbook: str, result) -> dict:
@@ -248,4 +259,6 @@ def import_command(path: Path, mapping: Path | None) -> None:
     where = prepare_environment()
     inbox_copy = settings.inbox_dir() / path.name
     shutil.copy2(path, inbox_copy)
-    print_summary(import_one(inbox_copy, mapping), where)
+    results = import_one(inbox_copy, mapping)
+    refresh_core_tables()
+    print_summary(results, where)

@@ -76,9 +76,7 @@ def test_the_requested_run_imports_the_workbook_and_a_redrop_is_recorded_as_dupl
         shutil.copy(spare, folders["inbox"] / "week again.xlsx")
         second = tick(instance, resources, first.cursor)
         _run(instance, job, second, resources)
-        materializations = instance.fetch_materializations(
-            dg.AssetKey(["ingest", "workbook_import"]), limit=10
-        ).records
+        materializations = instance.fetch_materializations(dg.AssetKey(["ingest", "workbook_import"]), limit=10).records
         partitions = instance.get_dynamic_partitions(workbook_partitions.name)
 
     url = resources["warehouse"].database_url
@@ -106,3 +104,19 @@ def _run(instance, job, sensor_result, resources) -> None:
             resources=resources,
         )
         assert result.success
+
+
+def test_core_table_assets_publish_row_counts_and_previews(resources, folders):
+    path = write_workbook(folders["inbox"] / "week.xlsx", {"Products": products(), "Sales": sales(30)})
+    job = defs.resolve_job_def("import_workbook")
+
+    with dg.instance_for_test() as instance:
+        _run(instance, job, tick(instance, resources, None), resources)
+        refresh = defs.resolve_job_def("refresh_core_tables").execute_in_process(instance=instance, resources=resources)
+        assert refresh.success
+        sales_event = instance.get_latest_materialization_event(dg.AssetKey(["core", "sales"]))
+
+    metadata = sales_event.asset_materialization.metadata
+    assert metadata["dagster/row_count"].value == 30
+    assert metadata["preview"].value.startswith("| order_id ")
+    assert not path.exists()

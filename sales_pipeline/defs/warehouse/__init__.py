@@ -1,0 +1,1 @@
+"""Warehouse: the conformed core tables every source merges into."""

@@ -1,0 +1,55 @@
+"""The core tables as assets: every source merges into them; these assets show what they hold.
+
+The merges themselves happen in the ingest assets, inside each import's transaction. These assets
+refresh after every import (declarative automation) and publish each table's row count, its most
+recently changed rows and its freshness, so the UI answers "what is in the warehouse now?".
+"""
+
+import dagster as dg
+
+from sales_pipeline.defs.ingest.workbooks import OWNERS, workbook_import
+from sales_pipeline.resources import WarehouseResource
+from sales_pipeline.warehouse.profile import profile_table
+
+CORE_TABLES = {
+    "products": "The product catalogue: one row per product, with price, cost, reorder point and lead time.",
+    "stores": "Stores and channels, with their time zone (sales dates are the store's local business day).",
+    "customers": "Known customers; anonymous sales have none.",
+    "sales": "Order lines: one row per order id and line number, with the instant, the store's local day and "
+    "the net revenue after discount.",
+    "stock": "On-hand and on-order snapshots per product, store and date.",
+}
+
+
+def build_core_table_asset(name: str, description: str) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=["core", name],
+        deps=[workbook_import],
+        group_name="warehouse",
+        kinds={"postgres", "table"},
+        owners=OWNERS,
+        tags={"domain": "warehouse", "layer": "core"},
+        description=f"core.{name}: {description}",
+        automation_condition=dg.AutomationCondition.eager(),
+        metadata={"dagster/table_name": f"core.{name}"},
+    )
+    def core_table(warehouse: WarehouseResource) -> dg.MaterializeResult:
+        profile = profile_table(warehouse.url(), f"core.{name}")
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": profile.row_count,
+                "last_updated": profile.last_updated or "",
+                "preview": dg.MetadataValue.md(profile.preview.to_markdown(index=False)),
+            }
+        )
+
+    return core_table
+
+
+core_table_assets = [build_core_table_asset(name, description) for name, description in CORE_TABLES.items()]
+
+refresh_core_tables_job = dg.define_asset_job(
+    "refresh_core_tables",
+    selection=dg.AssetSelection.groups("warehouse"),
+    description="Publish the core tables' row counts and previews (automation does it after each import).",
+)
