@@ -1,0 +1,1 @@
+"""A deterministic synthetic retailer, with anomalies planted where forecasting and alerting can find them."""
