@@ -197,7 +197,7 @@ def test_headers_below_a_title_and_messy_cells_are_cleaned(import_settings, fold
         ("A-1", 2, "2026-11-02", "S1", 1, 1250.0, 0.0),
         ("A-2", 1, "2026-11-04", "S1", 3, 8.0, 0.0),
     ]
-    assert query(import_settings.database_url, "SELECT min(row_number) FROM raw.excel_rows WHERE target = 'sales'") == [
+    assert query(import_settings.database_url, "SELECT min(row_number) FROM raw.excel_rows WHERE sheet = 'Sales'") == [
         (4,)
     ]
 

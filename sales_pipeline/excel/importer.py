@@ -15,6 +15,7 @@ command and the tests all call it. Its promises:
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import logging
 import re
@@ -30,11 +31,11 @@ from psycopg2.extensions import cursor as Cursor
 from sales_pipeline.excel.feedback import RejectedCell, SheetRows, write_feedback_workbook
 from sales_pipeline.excel.layout import PRODUCTS, SALES, STOCK, Sheet, normalise_header
 from sales_pipeline.excel.mapping import TEMPLATE, Mapping, SheetMapping, header_aliases
-from sales_pipeline.excel.parse import ParseOptions, cell_text, is_blank, parse_sheet
+from sales_pipeline.excel.parse import ParseOptions, blank_mask, cell_text, is_blank, parse_sheet
 from sales_pipeline.excel.read import RawSheet, UnreadableWorkbook, content_hash, read_workbook, uses_1904_dates
 from sales_pipeline.records import ImportResult, SheetResult
 from sales_pipeline.warehouse.db import transaction
-from sales_pipeline.warehouse.merge import MergeCounts, merge_frame, merge_staged, stage_frame
+from sales_pipeline.warehouse.merge import MergeCounts, escape_copy_text, merge_frame, merge_staged, stage_frame
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ class PreparedSheet:
     source_name: str
     headers: dict[str, str]  # canonical column -> what the sender's sheet calls it
     sender_header: list[str]
-    sender_rows: dict[int, list[object]]  # Excel row number -> raw cells
+    sender: pd.DataFrame  # the sender's rows as read, index = Excel row numbers
     raw: pd.DataFrame  # canonical columns, raw cells, index = Excel row numbers
     good: pd.DataFrame = field(default_factory=pd.DataFrame)  # typed rows that load
     rejects: list[RejectedCell] = field(default_factory=list)
@@ -146,11 +147,12 @@ def import_workbook(
 def prepare_sheets(workbook: dict[str, RawSheet], mapping: Mapping, options: ParseOptions) -> list[PreparedSheet]:
     """Map, parse and validate every sheet the mapping names; raise UnreadableWorkbook on a structural problem."""
     prepared = []
+    cache: dict[tuple[str, int], pd.DataFrame] = {}  # a source sheet read by several targets is framed once
     for sheet_mapping in mapping.sheets:
         raw_sheet = _find_sheet(workbook, sheet_mapping, mapping)
         if raw_sheet is None:
             continue
-        prepared.append(_prepare(raw_sheet, sheet_mapping, options))
+        prepared.append(_prepare(raw_sheet, sheet_mapping, options, cache))
     if not prepared:
         expected = ", ".join(s.target.name for s in mapping.sheets)
         raise UnreadableWorkbook(
@@ -186,7 +188,24 @@ def _expected_headers(sheet_mapping: SheetMapping) -> set[str]:
     return expected
 
 
-def _prepare(raw_sheet: RawSheet, sheet_mapping: SheetMapping, options: ParseOptions) -> PreparedSheet:
+def _sender_frame(
+    raw_sheet: RawSheet, header_index: int, header: list[str], cache: dict[tuple[str, int], pd.DataFrame]
+) -> pd.DataFrame:
+    """The sender's rows below the header, as read, indexed by Excel row number (built once per sheet)."""
+    key = (raw_sheet.name, header_index)
+    if key not in cache:
+        rows = raw_sheet.rows[header_index + 1 :]
+        frame = pd.DataFrame(rows, dtype=object).reindex(columns=range(len(header)))
+        frame.columns = _unique([h or f"column {i + 1}" for i, h in enumerate(header)])
+        first_data_row = raw_sheet.first_row_number + header_index + 1
+        frame.index = pd.RangeIndex(first_data_row, first_data_row + len(frame))
+        cache[key] = frame
+    return cache[key]
+
+
+def _prepare(
+    raw_sheet: RawSheet, sheet_mapping: SheetMapping, options: ParseOptions, cache: dict[tuple[str, int], pd.DataFrame]
+) -> PreparedSheet:
     target = sheet_mapping.target
     expected = _expected_headers(sheet_mapping)
     header_index = _header_row(raw_sheet.rows, expected)
@@ -230,30 +249,22 @@ def _prepare(raw_sheet: RawSheet, sheet_mapping: SheetMapping, options: ParseOpt
             f"{raw_sheet.first_row_number + header_index}: {found})"
         )
 
-    width = len(sender_header)
-    first_data_row = raw_sheet.first_row_number + header_index + 1
-    sender_rows = {}
-    for offset, cells in enumerate(raw_sheet.rows[header_index + 1 :]):
-        cells = (list(cells) + [None] * width)[:width]
-        if any(not is_blank(cells[i]) for i in position.values()):
-            sender_rows[first_data_row + offset] = cells
-    index = pd.Index(list(sender_rows), dtype="int64")
-    raw = pd.DataFrame(
-        {name: pd.Series([row[i] for row in sender_rows.values()], index=index, dtype=object)
-         for name, i in position.items()},
-        index=index,
-    )  # fmt: skip
+    sender = _sender_frame(raw_sheet, header_index, sender_header, cache)
+    if position:  # rows with nothing in the columns this target reads are not rows
+        empty = pd.concat([blank_mask(sender.iloc[:, i]) for i in position.values()], axis=1).all(axis=1)
+        sender = sender[~empty]
+    raw = pd.DataFrame({name: sender.iloc[:, i] for name, i in position.items()}, index=sender.index)
     headers = {name: sender_header[i] for name, i in position.items()}
     for name, value in sheet_mapping.constants.items():
-        raw[name] = pd.Series(value, index=index, dtype=object)
+        raw[name] = pd.Series(value, index=sender.index, dtype=object)
         headers[name] = f"{name} (constant)"
     for name, expression in sheet_mapping.computed.items():
-        raw[name] = _compute(expression, sender_rows, source_position, index)
+        raw[name] = _compute(expression, sender, source_position)
         headers[name] = expression.replace("`", "")
     raw = raw[[c.name for c in target.columns if c.name in raw.columns]]
 
     typed, problems = parse_sheet(raw, target, options)
-    prepared = PreparedSheet(sheet_mapping, raw_sheet.name, headers, sender_header, sender_rows, raw)
+    prepared = PreparedSheet(sheet_mapping, raw_sheet.name, headers, sender_header, sender, raw)
     prepared.ignored_columns = tuple(ignored)
     for problem in problems:
         prepared.reject(problem.row_number, problem.column, problem.value, problem.reason)
@@ -279,54 +290,63 @@ def _header_row(rows: list[list[object]], expected: dict[str, str]) -> int:
     return best
 
 
-def _compute(expression: str, rows: dict[int, list[object]], positions: dict[str, int], index: pd.Index) -> pd.Series:
+def _compute(expression: str, sender: pd.DataFrame, positions: dict[str, int]) -> pd.Series:
     """Evaluate a mapping's computed column over the sender's numeric columns."""
     names = _BACKTICKED.findall(expression)
     frame = pd.DataFrame(
-        {name: pd.to_numeric(pd.Series([row[positions[normalise_header(name)]] for row in rows.values()],
-                                       index=index, dtype=object), errors="coerce")
-         for name in names},
-        index=index,
-    )  # fmt: skip
+        {name: pd.to_numeric(sender.iloc[:, positions[normalise_header(name)]], errors="coerce") for name in names},
+        index=sender.index,
+    )
     if frame.empty:
-        return pd.Series(None, index=index, dtype=object)
+        return pd.Series(None, index=sender.index, dtype=object)
     result = frame.eval(expression)
-    return result.astype(object).where(result.notna(), None).astype(object)
+    return result.astype(object).where(result.notna(), None)
 
 
 def _mark_duplicate_keys(prepared: list[PreparedSheet]) -> None:
     """Within a workbook, a key appears once: exact repeats are counted, conflicting ones rejected.
 
     Several sheets (or a mapping feeding one target from several sheets) share a target's key space,
-    so sheets of the same target are checked together, in order.
+    so sheets of the same target are checked together, in order. Only rows whose key repeats take
+    the slow path.
     """
-    seen: dict[str, dict[tuple, tuple[int, tuple]]] = {}
+    earlier: dict[str, list[PreparedSheet]] = {}  # target -> sheets already checked
     for sheet in prepared:
-        target_seen = seen.setdefault(sheet.target.name, {})
-        good = sheet.good
-        if good.empty:
-            continue
+        before = earlier.setdefault(sheet.target.name, [])
         key_columns = list(sheet.target.key)
-        if sheet.mapping.repeated_keys == "last":
+        good = sheet.good
+        if sheet.mapping.repeated_keys == "last" and not good.empty:
             repeated = good.duplicated(key_columns, keep="last")
             sheet.duplicate_rows += int(repeated.sum())
             good = sheet.good = good[~repeated]
+        if good.empty:
+            before.append(sheet)
+            continue
+        keys = pd.MultiIndex.from_frame(good[key_columns])
+        suspect = good.duplicated(key_columns, keep=False).to_numpy()
+        for other in before:
+            suspect |= keys.isin(pd.MultiIndex.from_frame(other.good[key_columns]))
+        first_seen: dict[tuple, tuple[int, pd.DataFrame]] = {}
+        for other in before:
+            for row_number, key in zip(other.good.index, other.good[key_columns].itertuples(index=False, name=None),
+                                       strict=True):  # fmt: skip
+                first_seen.setdefault(key, (row_number, other.good))
         value_columns = [c for c in good.columns if c not in key_columns]
-        keys = list(good[key_columns].itertuples(index=False, name=None))
-        values = list(good[value_columns].astype(object).itertuples(index=False, name=None))
         drop = []
-        for row_number, key, row_values in zip(good.index, keys, values, strict=True):
-            first = target_seen.get(key)
-            if first is None:
-                target_seen[key] = (row_number, row_values)
+        for row_number, key in zip(good.index[suspect], keys[suspect], strict=True):
+            first = first_seen.setdefault(key, (row_number, good))
+            if first[0] == row_number and first[1] is good:
                 continue
             drop.append(row_number)
-            if _same(first[1], row_values):
+            first_row, first_frame = first
+            shared = [c for c in value_columns if c in first_frame.columns]
+            if _same(tuple(first_frame.loc[first_row, shared]), tuple(good.loc[row_number, shared])):
                 sheet.duplicate_rows += 1
             else:
                 shown = ", ".join(f"{c}={k}" for c, k in zip(key_columns, key, strict=True))
-                sheet.reject(row_number, None, None, f"duplicate key ({shown}): row {first[0]} has other values")
+                sheet.reject(row_number, None, None, f"duplicate key ({shown}): row {first_row} has other values")
         sheet.good = good.drop(index=drop)
+        before.append(sheet)
 
 
 def _same(left: tuple, right: tuple) -> bool:
@@ -406,21 +426,25 @@ def _add_missing_stores(cursor: Cursor, store_ids: pd.Series) -> None:
 
 
 def _land_raw_rows(cursor: Cursor, import_id: int, prepared: list[PreparedSheet]) -> None:
-    """Keep every row as the sender wrote it (header -> cell text), good and bad, with its import."""
-    parts = []
+    """Keep every row as the sender wrote it (header -> cell, as JSON), good and bad, with its import.
+
+    A source sheet read by several targets lands once. The rows go to COPY in its text format: JSON's
+    escapes are backslashes, which that format reads as escapes too, so they are doubled.
+    """
+    chunks = []
+    landed = set()
     for sheet in prepared:
-        if not sheet.sender_rows:
+        if sheet.source_name in landed or sheet.sender.empty:
             continue
-        columns = [h or f"column_{i + 1}" for i, h in enumerate(sheet.sender_header)]
-        cells = pd.DataFrame(list(sheet.sender_rows.values()), columns=_unique(columns)).astype(object)
-        documents = cells.to_json(orient="records", lines=True, date_format="iso", default_handler=str)
-        parts.append(pd.DataFrame({
-            "import_id": import_id, "sheet": sheet.source_name, "target": sheet.target.target,
-            "row_number": list(sheet.sender_rows), "row": documents.splitlines(),
-        }))  # fmt: skip
-    if parts:
-        stage_frame(cursor, pd.concat(parts), "raw.excel_rows", "stage_raw_rows")
-        cursor.execute("INSERT INTO raw.excel_rows SELECT * FROM stage_raw_rows")
+        landed.add(sheet.source_name)
+        documents = sheet.sender.to_json(orient="records", lines=True, date_format="iso", default_handler=str)
+        documents = documents.replace("\\", "\\\\")  # one pass over the whole text, not per row
+        prefix = f"{import_id}\t{escape_copy_text(sheet.source_name)}\t"
+        rows = zip(sheet.sender.index, documents.rstrip("\n").split("\n"), strict=True)
+        chunks.append("\n".join(f"{prefix}{row_number}\t{document}" for row_number, document in rows))
+    if chunks:
+        buffer = io.StringIO("\n".join(chunks) + "\n")
+        cursor.copy_expert("COPY raw.excel_rows (import_id, sheet, row_number, row) FROM STDIN", buffer)
 
 
 def _unique(names: list[str]) -> list[str]:
@@ -455,11 +479,13 @@ def _write_feedback(archive: Path, path: Path, prepared: list[PreparedSheet]) ->
     for sheet in prepared:
         rejected_rows.setdefault(sheet.source_name, set()).update(sheet.rejected_rows)
     by_source = {s.source_name: s for s in prepared}
-    sheets = {
-        name: SheetRows(by_source[name].sender_header, {n: by_source[name].sender_rows[n] for n in sorted(rows)})
-        for name, rows in rejected_rows.items()
-        if rows
-    }
+    sheets = {}
+    for name, rows in rejected_rows.items():
+        if rows:
+            cells = by_source[name].sender.loc[sorted(rows)]
+            sheets[name] = SheetRows(
+                by_source[name].sender_header, dict(zip(cells.index, cells.values.tolist(), strict=True))
+            )
     archive.mkdir(parents=True, exist_ok=True)
     feedback = archive / f"{path.stem}.feedback.xlsx"
     return write_feedback_workbook(feedback, path.name, sheets, sorted(rejects, key=lambda r: (r.sheet, r.row)))

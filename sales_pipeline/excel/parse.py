@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+from pandas.api.types import infer_dtype
 
 from sales_pipeline.excel.layout import Column, Sheet
 
@@ -21,8 +23,10 @@ EXCEL_EPOCH_1900 = pd.Timestamp("1899-12-30")
 EXCEL_EPOCH_1904 = pd.Timestamp("1904-01-01")
 _TRUE = {"yes", "y", "true", "1", "x", "oui", "o", "vrai"}
 _FALSE = {"no", "n", "false", "0", "non", "faux"}
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?$")
+_FLAG_WORDS = {word: True for word in _TRUE} | {word: False for word in _FALSE}
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$")
 _NUMBER_NOISE = re.compile(r"[\s\u00a0\u202f€$£_]")
+_PLAIN_NUMBERS = ("floating", "integer", "mixed-integer-float")
 
 
 @dataclass(frozen=True)
@@ -67,27 +71,34 @@ def parse_sheet(raw: pd.DataFrame, sheet: Sheet, options: ParseOptions) -> tuple
 
 
 def parse_column(raw: pd.Series, column: Column, options: ParseOptions) -> tuple[pd.Series, pd.Series]:
-    """Typed values and a reason per bad cell (None where the cell is fine)."""
-    blank = _blank_mask(raw)
-    cells = pd.Series([None if b else v for v, b in zip(raw, blank, strict=True)], index=raw.index, dtype=object)
-    values, reasons = _PARSERS[column.kind](cells, blank, options)
+    """Typed values and a reason per bad cell (None where the cell is fine).
+
+    Parsers see only the non-blank cells; blanks then take the column's default, or are
+    rejected when the column is required.
+    """
+    blank = blank_mask(raw)
+    present = raw[~blank]
+    parsed, present_reasons = _PARSERS[column.kind](present, options)
+    values = parsed.reindex(raw.index)
+    reasons = present_reasons.reindex(raw.index).astype(object)
+    reasons = reasons.where(reasons.notna(), None)
+    # A cell of only spaces parses to nothing without a reason: it is blank too.
+    blank |= values.isna() & reasons.isna()
     if column.default is not None:
-        values = values.where(~blank, column.default)
+        values = values.astype(object).where(~blank, column.default)
+        values = values.astype(parsed.dtype) if parsed.dtype != object else values
     elif column.required:
         reasons = reasons.where(~blank, "a value is required here")
     return values, reasons
 
 
-def _blank_mask(raw: pd.Series) -> pd.Series:
-    blank = raw.isna()
-    strings = raw.map(lambda v: isinstance(v, str)).astype(bool)
-    if strings.any():
-        blank |= strings & raw.where(strings, "x").str.strip().eq("")
-    return blank.astype(bool)
+def blank_mask(raw: pd.Series) -> pd.Series:
+    """Empty cells: missing or empty text (parsers turn cells of only spaces into blanks as well)."""
+    return (raw.isna() | raw.eq("")).astype(bool)
 
 
-def _no_problems(raw: pd.Series) -> pd.Series:
-    return pd.Series(None, index=raw.index, dtype=object)
+def _no_problems(cells: pd.Series) -> pd.Series:
+    return pd.Series(None, index=cells.index, dtype=object)
 
 
 def cell_text(value: object) -> str | None:
@@ -101,11 +112,14 @@ def cell_text(value: object) -> str | None:
     return " ".join(str(value).split())
 
 
-def _text(raw: pd.Series, blank: pd.Series, options: ParseOptions) -> tuple[pd.Series, pd.Series]:
-    return raw.map(cell_text).astype(object), _no_problems(raw)
+def _text(cells: pd.Series, options: ParseOptions) -> tuple[pd.Series, pd.Series]:
+    if infer_dtype(cells, skipna=True) != "string":
+        return cells.map(cell_text).astype(object), _no_problems(cells)
+    text = cells.str.strip()  # all text: the usual case, trimmed in one vectorised pass
+    return text.where(text != "", None).astype(object), _no_problems(cells)
 
 
-def _number_or_reason(value: object, kind: str) -> float | str:
+def _number_or_reason(value: object, kind: str) -> float | str | None:
     """A float, or a reason string when the cell cannot be read as a number."""
     if isinstance(value, bool):
         return "a yes/no value where a number is expected"
@@ -114,6 +128,8 @@ def _number_or_reason(value: object, kind: str) -> float | str:
     if isinstance(value, dt.date | dt.timedelta):
         return "a date or time where a number is expected"
     text = _NUMBER_NOISE.sub("", str(value))
+    if not text:
+        return None  # only spaces: a blank cell
     percent = text.endswith("%")
     text = text.removesuffix("%")
     # "12,50" has a decimal comma; in "1,250.00" the comma separates thousands.
@@ -129,55 +145,66 @@ def _number_or_reason(value: object, kind: str) -> float | str:
     return number
 
 
-def _numbers(raw: pd.Series, kind: str) -> tuple[pd.Series, pd.Series]:
-    plain = raw.map(lambda v: type(v) in (float, int)).astype(bool)
-    values = pd.Series(np.nan, index=raw.index, dtype=float)
-    values[plain] = raw[plain].astype(float)
-    reasons = _no_problems(raw)
-    # Only the cells that are not plain numbers (text, dates, yes/no) take the slow path.
-    for row_number in raw.index[~plain & raw.notna()]:
-        result = _number_or_reason(raw[row_number], kind)
-        if isinstance(result, str):
-            reasons[row_number] = result
-        else:
-            values[row_number] = result
-    return values, reasons
+def _per_cell(cells: pd.Series, parse: Callable[[object], object], dtype: str | None) -> tuple[pd.Series, pd.Series]:
+    """The slow path: one call per cell, returning a value or a reason string."""
+    results = cells.map(parse)
+    is_reason = results.map(lambda r: isinstance(r, str)).astype(bool)
+    values = results.where(~is_reason, None)
+    reasons = results.where(is_reason, None).astype(object)
+    return (values.astype(dtype) if dtype else values.astype(object)), reasons
 
 
-def _whole(raw: pd.Series, blank: pd.Series, options: ParseOptions) -> tuple[pd.Series, pd.Series]:
-    values, reasons = _numbers(raw, "whole")
+def _numbers(cells: pd.Series, kind: str) -> tuple[pd.Series, pd.Series]:
+    if infer_dtype(cells, skipna=True) in _PLAIN_NUMBERS:
+        return cells.astype(float), _no_problems(cells)  # the usual case: real numbers, vectorised
+    values, reasons = _per_cell(cells, lambda v: _number_or_reason(v, kind), None)
+    return pd.to_numeric(values, errors="coerce").astype(float), reasons
+
+
+def _whole(cells: pd.Series, options: ParseOptions) -> tuple[pd.Series, pd.Series]:
+    values, reasons = _numbers(cells, "whole")
     fractional = values.notna() & (values != values.round())
     reasons = reasons.where(~fractional, "not a whole number")
     return values.where(~fractional).round().astype("Int64"), reasons
 
 
-def _decimal(raw: pd.Series, blank: pd.Series, options: ParseOptions) -> tuple[pd.Series, pd.Series]:
-    return _numbers(raw, "decimal")
+def _decimal(cells: pd.Series, options: ParseOptions) -> tuple[pd.Series, pd.Series]:
+    return _numbers(cells, "decimal")
 
 
-def _rate(raw: pd.Series, blank: pd.Series, options: ParseOptions) -> tuple[pd.Series, pd.Series]:
-    return _numbers(raw, "rate")
+def _rate(cells: pd.Series, options: ParseOptions) -> tuple[pd.Series, pd.Series]:
+    return _numbers(cells, "rate")
 
 
-def _flag(raw: pd.Series, blank: pd.Series, options: ParseOptions) -> tuple[pd.Series, pd.Series]:
-    def to_flag(value: object) -> object:
-        if value is None or isinstance(value, bool):
-            return value
-        if isinstance(value, int | float) and value in (0, 1):
-            return bool(value)
-        text = str(value).strip().lower()
-        if text in _TRUE:
-            return True
-        if text in _FALSE:
-            return False
-        return "not yes or no"
-
-    results = raw.map(to_flag)
-    is_reason = results.map(lambda r: isinstance(r, str)).astype(bool)
-    return results.where(~is_reason, None).astype(object), results.where(is_reason, None).astype(object)
+def _flag_or_reason(value: object) -> bool | str | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float) and value in (0, 1):
+        return bool(value)
+    text = str(value).strip().lower()
+    if not text:
+        return None  # only spaces: a blank cell
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    return "not yes or no"
 
 
-def _timestamp_or_reason(value: object, options: ParseOptions) -> pd.Timestamp | str:
+def _flag(cells: pd.Series, options: ParseOptions) -> tuple[pd.Series, pd.Series]:
+    inferred = infer_dtype(cells, skipna=True)
+    if inferred == "boolean":
+        return cells.astype(object), _no_problems(cells)
+    if inferred == "string":  # yes/no words: one vectorised lookup
+        words = cells.str.strip().str.lower()
+        values = words.map(_FLAG_WORDS).astype(object)
+        unknown = values.isna() & words.ne("")
+        values = values.where(values.notna(), None)
+        return values, pd.Series(None, index=cells.index, dtype=object).where(~unknown, "not yes or no")
+    return _per_cell(cells, _flag_or_reason, None)
+
+
+def _timestamp_or_reason(value: object, options: ParseOptions) -> pd.Timestamp | str | None:
     if isinstance(value, dt.datetime | dt.date):
         return pd.Timestamp(value)
     if isinstance(value, bool):
@@ -190,6 +217,8 @@ def _timestamp_or_reason(value: object, options: ParseOptions) -> pd.Timestamp |
     if isinstance(value, dt.timedelta):
         return "a time without a date"
     text = str(value).strip()
+    if not text:
+        return None  # only spaces: a blank cell
     try:
         if options.date_format:
             return pd.Timestamp(dt.datetime.strptime(text, options.date_format))
@@ -201,24 +230,22 @@ def _timestamp_or_reason(value: object, options: ParseOptions) -> pd.Timestamp |
         return f"not a date{expected}"
 
 
-def _timestamps(raw: pd.Series, options: ParseOptions) -> tuple[pd.Series, pd.Series]:
-    if raw.map(lambda v: v is None or type(v) in (dt.datetime, dt.date)).all():
-        return pd.to_datetime(raw), _no_problems(raw)  # real Excel dates: the usual case, vectorised
-    results = raw.map(lambda v: None if v is None else _timestamp_or_reason(v, options))
-    is_reason = results.map(lambda r: isinstance(r, str)).astype(bool)
-    values = results.where(~is_reason, None)
+def _timestamps(cells: pd.Series, options: ParseOptions) -> tuple[pd.Series, pd.Series]:
+    if infer_dtype(cells, skipna=True) in ("datetime", "date", "datetime64"):
+        return pd.to_datetime(cells), _no_problems(cells)  # real Excel dates: the usual case, vectorised
+    values, reasons = _per_cell(cells, lambda v: _timestamp_or_reason(v, options), None)
     aware = values.map(lambda t: t is not None and t.tzinfo is not None).astype(bool)
     # Text with an explicit offset names an instant: keep it as UTC wall time.
-    values = values.where(~aware, values[aware].map(lambda t: t.tz_convert("UTC").tz_localize(None)))
-    return pd.to_datetime(values), results.where(is_reason, None).astype(object)
+    values[aware] = values[aware].map(lambda t: t.tz_convert("UTC").tz_localize(None))
+    return pd.to_datetime(values), reasons
 
 
-def _datetime(raw: pd.Series, blank: pd.Series, options: ParseOptions) -> tuple[pd.Series, pd.Series]:
-    return _timestamps(raw, options)
+def _datetime(cells: pd.Series, options: ParseOptions) -> tuple[pd.Series, pd.Series]:
+    return _timestamps(cells, options)
 
 
-def _date(raw: pd.Series, blank: pd.Series, options: ParseOptions) -> tuple[pd.Series, pd.Series]:
-    values, reasons = _timestamps(raw, options)
+def _date(cells: pd.Series, options: ParseOptions) -> tuple[pd.Series, pd.Series]:
+    values, reasons = _timestamps(cells, options)
     return values.dt.normalize(), reasons
 
 
