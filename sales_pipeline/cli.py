@@ -16,6 +16,7 @@ from sales_pipeline import settings
 PROJECT_ROOT = Path.cwd()
 SAMPLE_DIR = Path("data/sample")
 # Keep the terminal to the summary: each run's full log is in the Dagster UI.
+SUMMARY_TABLES = ("core.products", "core.stores", "core.customers", "core.sales", "core.stock", "ops.import_rejects")
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
@@ -79,7 +80,9 @@ def run_inbox_once() -> list[dict]:
     instance = dg.DagsterInstance.get()
     sensor = defs.resolve_sensor_def("workbook_inbox_sensor")
     # With an instance ref, as the daemon builds the context: partitions added in this tick resolve.
-    context = dg.build_sensor_context(instance=instance, instance_ref=instance.get_ref(), definitions=defs)
+    context = dg.build_sensor_context(
+        instance=instance, instance_ref=instance.get_ref(), definitions=defs, resources=defs.resources
+    )
     tick = sensor.evaluate_tick(context)
     for request in tick.dynamic_partitions_requests or []:
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
@@ -148,8 +151,6 @@ def _outcome(workbook: str, result) -> dict:
 
 
 def print_summary(results: list[dict], where: dict[str, str]) -> None:
-    import pandas as pd
-
     from sales_pipeline.warehouse import db
 
     click.echo("\nImports:")
@@ -163,18 +164,11 @@ def print_summary(results: list[dict], where: dict[str, str]) -> None:
         click.echo(line)
         if outcome.get("feedback_workbook"):
             click.echo(f"    feedback workbook: {outcome['feedback_workbook']}")
-    counts = pd.read_sql(
-        "SELECT 'core.' || relname AS table_name, n FROM ("
-        " SELECT 'products' AS relname, count(*) AS n FROM core.products UNION ALL"
-        " SELECT 'stores', count(*) FROM core.stores UNION ALL SELECT 'customers', count(*) FROM core.customers"
-        " UNION ALL SELECT 'sales', count(*) FROM core.sales UNION ALL SELECT 'stock', count(*) FROM core.stock"
-        " UNION ALL SELECT 'ops.import_rejects', count(*) FROM ops.import_rejects) t",
-        db.engine(os.environ[settings.DATABASE_URL]),
-    )
     click.echo("\nWarehouse rows:")
-    for row in counts.itertuples():
-        name = row.table_name.removeprefix("core.") if row.table_name.startswith("core.ops") else row.table_name
-        click.echo(f"  {name:<22} {row.n:>9,}")
+    with db.transaction(os.environ[settings.DATABASE_URL]) as cursor:
+        for table in SUMMARY_TABLES:
+            cursor.execute(f"SELECT count(*) FROM {table}")
+            click.echo(f"  {table:<22} {cursor.fetchone()[0]:>9,}")
     click.echo("\nWhere things are:")
     for label, value in where.items():
         click.echo(f"  {label:<14} {value}")
