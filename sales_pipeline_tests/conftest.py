@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg2
 import pytest
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -27,7 +28,9 @@ def pipeline_home() -> Iterator[Path]:
     home.mkdir(parents=True, exist_ok=True)
     saved = {name: os.environ.get(name) for name in (settings.HOME, settings.DATABASE_URL, settings.INBOX)}
     os.environ[settings.HOME] = str(home)
+    # Tests empty tables: they never touch a configured server, only their own embedded one.
     os.environ.pop(settings.INBOX, None)
+    os.environ.pop(settings.DATABASE_URL, None)
     yield home
     for name, value in saved.items():
         if value is None:
@@ -37,13 +40,28 @@ def pipeline_home() -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def warehouse_url(pipeline_home: Path) -> str:
-    """The real warehouse: SALES_PIPELINE_DATABASE_URL if set, else the embedded server, migrated."""
+def warehouse_url(pipeline_home: Path) -> Iterator[str]:
+    """A database of this test session's own on the embedded server, migrated, dropped at the end.
+
+    Its own database, so that two test sessions at once do not empty each other's tables.
+    """
+    from psycopg2 import sql
+
     from sales_pipeline.warehouse import db, embedded
 
-    url = embedded.warehouse_url()
+    name = f"tests_{os.getpid()}"
+    admin = psycopg2.connect(embedded.embedded_url("postgres"))
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = embedded.embedded_url(name)
     db.migrate(url)
-    return url
+    yield url
+    db.engine(url).dispose()
+    with admin.cursor() as cursor:
+        cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    admin.close()
 
 
 @pytest.fixture

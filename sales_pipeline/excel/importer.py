@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 SOURCE = "excel"
 HEADER_SEARCH_ROWS = 20  # headers may sit below a title block, but not further down than this
+LINE_TOTAL_TOLERANCE = 0.015  # a cent of rounding either way, and float noise
 _BACKTICKED = re.compile(r"`([^`]+)`")
 
 
@@ -268,11 +269,23 @@ def _prepare(
     prepared.ignored_columns = tuple(ignored)
     for problem in problems:
         prepared.reject(problem.row_number, problem.column, problem.value, problem.reason)
+    if target is SALES and "revenue" in typed.columns:
+        _check_line_totals(prepared, typed)
     if target is SALES and "line_number" not in typed.columns:
         # No line column: lines are numbered within each order in sheet order.
         typed.insert(1, "line_number", typed.groupby("order_id", dropna=False).cumcount().add(1).astype("Int64"))
     prepared.good = typed.drop(index=list(prepared.rejected_rows))
     return prepared
+
+
+def _check_line_totals(prepared: PreparedSheet, typed: pd.DataFrame) -> None:
+    """A line total must agree with quantity x unit price x (1 - discount), to the cent."""
+    computed = typed["quantity"].astype(float) * typed["unit_price"] * (1 - typed["discount"])
+    wrong = (typed["revenue"] - computed).abs() > LINE_TOTAL_TOLERANCE
+    for row_number in typed.index[wrong.fillna(False).astype(bool)]:
+        expected = f"{computed[row_number]:.2f}"
+        reason = f"does not match quantity x unit price x (1 - discount) = {expected}"
+        prepared.reject(row_number, "revenue", prepared.raw.at[row_number, "revenue"], reason)
 
 
 def _names_of(target: Sheet, headers: list[str]) -> list[str]:
@@ -401,18 +414,27 @@ def _merge_sales(cursor: Cursor, frame: pd.DataFrame, import_id: int, timezone: 
                 "INSERT INTO core.customers (customer_id, source) SELECT unnest(%s::text[]), %s ON CONFLICT DO NOTHING",
                 (list(customers), SOURCE),
             )
-    frame["revenue"] = (frame["quantity"] * frame["unit_price"] * (1 - frame["discount"])).round(2)
     frame["import_id"] = import_id
     frame = frame.rename(columns={"sold_at": "sold_local"})
     stage_frame(cursor, frame, "core.sales", "stage_sales", extra_columns={"sold_local": "timestamp"})
     columns = [c for c in frame.columns if c != "sold_local"]
     zone = sql.SQL("coalesce(st.timezone, %(timezone)s)")
+    # The sender's line total when given, else computed in numeric arithmetic: PostgreSQL rounds half a
+    # cent up, as Excel's ROUND and the till do.
+    revenue = sql.SQL("round(s.quantity * s.unit_price * (1 - s.discount), 2)")
+    if "revenue" in columns:
+        columns.remove("revenue")
+        revenue = sql.SQL("coalesce(s.revenue, {})").format(revenue)
     select = sql.SQL(
-        "SELECT {columns}, s.sold_local AT TIME ZONE {zone}, s.sold_local::date"
+        "SELECT {columns}, s.sold_local AT TIME ZONE {zone}, s.sold_local::date, {revenue}"
         " FROM stage_sales s LEFT JOIN core.stores st USING (store_id)"
-    ).format(columns=sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in columns), zone=zone)
+    ).format(
+        columns=sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in columns),
+        zone=zone,
+        revenue=revenue,
+    )
     return merge_staged(
-        cursor, "core.sales", len(frame), select, [*columns, "sold_at", "sale_date"], SALES.key,
+        cursor, "core.sales", len(frame), select, [*columns, "sold_at", "sale_date", "revenue"], SALES.key,
         params={"timezone": timezone}, bookkeeping=("import_id",),
     )  # fmt: skip
 

@@ -166,6 +166,14 @@ SALES = Sheet(
             default=0,
         ),
         Column("promotion", "Promotion", "flag", "Sold under a promotion? yes/no.", "no", default=False),
+        Column(
+            "revenue",
+            "Line Total",
+            "decimal",
+            "Net amount of the line after discount; blank: quantity x unit price x (1 - discount).",
+            33.3,
+            minimum=0,
+        ),
     ),
 )
 

@@ -27,6 +27,12 @@ _FLAG_WORDS = {word: True for word in _TRUE} | {word: False for word in _FALSE}
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$")
 _NUMBER_NOISE = re.compile(r"[\s\u00a0\u202f€$£_]")
 _PLAIN_NUMBERS = ("floating", "integer", "mixed-integer-float")
+_THOUSANDS_ONLY = re.compile(r"^[+-]?\d{1,3}(,\d{3})+$")
+_TIME_ONLY = re.compile(r"^\d{1,2}[:h]\d{2}(:\d{2})?\s*([ap]\.?m\.?)?$", re.IGNORECASE)
+_RELATIVE_DAYS = {"now", "today", "tomorrow", "yesterday"}
+# The warehouse's limits: integer columns, and numeric(12, 4) for prices and costs.
+LARGEST_WHOLE = 2_147_483_647
+LARGEST_DECIMAL = 99_999_999.9999
 
 
 @dataclass(frozen=True)
@@ -112,10 +118,14 @@ def cell_text(value: object) -> str | None:
     return " ".join(str(value).split())
 
 
+def _fold_spaces(text: str) -> str:
+    return " ".join(text.split())
+
+
 def _text(cells: pd.Series, options: ParseOptions) -> tuple[pd.Series, pd.Series]:
     if infer_dtype(cells, skipna=True) != "string":
         return cells.map(cell_text).astype(object), _no_problems(cells)
-    text = cells.str.strip()  # all text: the usual case, trimmed in one vectorised pass
+    text = cells.map(_fold_spaces)  # all text, the usual case: str.split is the fastest way to fold
     return text.where(text != "", None).astype(object), _no_problems(cells)
 
 
@@ -132,11 +142,18 @@ def _number_or_reason(value: object, kind: str) -> float | str | None:
         return None  # only spaces: a blank cell
     percent = text.endswith("%")
     text = text.removesuffix("%")
-    # "12,50" has a decimal comma; in "1,250.00" the comma separates thousands.
-    text = text.replace(",", ".") if "," in text and "." not in text else text.replace(",", "")
+    if "," in text and "." in text:  # 1,250.00 or 1.250,00: the last separator marks the decimals
+        thousands = "," if text.rfind(",") < text.rfind(".") else "."
+        text = text.replace(thousands, "").replace(",", ".")
+    elif "," in text:
+        if _THOUSANDS_ONLY.match(text):
+            return "ambiguous: 1,500 may be 1500 or 1.5; write it without the comma, or with a dot for decimals"
+        text = text.replace(",", ".")  # a decimal comma: 12,50
     try:
         number = float(text)
     except ValueError:
+        return "not a number"
+    if not np.isfinite(number):  # "nan", "inf": Python reads them, a sender never means them
         return "not a number"
     if percent:
         if kind != "rate":
@@ -161,15 +178,20 @@ def _numbers(cells: pd.Series, kind: str) -> tuple[pd.Series, pd.Series]:
     return pd.to_numeric(values, errors="coerce").astype(float), reasons
 
 
+def _within(values: pd.Series, reasons: pd.Series, largest: float) -> tuple[pd.Series, pd.Series]:
+    too_large = values.abs() > largest
+    return values.where(~too_large), reasons.where(~too_large, f"too large (the most is {largest:,.0f})")
+
+
 def _whole(cells: pd.Series, options: ParseOptions) -> tuple[pd.Series, pd.Series]:
-    values, reasons = _numbers(cells, "whole")
+    values, reasons = _within(*_numbers(cells, "whole"), LARGEST_WHOLE)
     fractional = values.notna() & (values != values.round())
     reasons = reasons.where(~fractional, "not a whole number")
     return values.where(~fractional).round().astype("Int64"), reasons
 
 
 def _decimal(cells: pd.Series, options: ParseOptions) -> tuple[pd.Series, pd.Series]:
-    return _numbers(cells, "decimal")
+    return _within(*_numbers(cells, "decimal"), LARGEST_DECIMAL)
 
 
 def _rate(cells: pd.Series, options: ParseOptions) -> tuple[pd.Series, pd.Series]:
@@ -214,11 +236,15 @@ def _timestamp_or_reason(value: object, options: ParseOptions) -> pd.Timestamp |
             return "not a date (number out of Excel's date range)"
         epoch = EXCEL_EPOCH_1904 if options.date1904 else EXCEL_EPOCH_1900
         return (epoch + pd.to_timedelta(value, unit="D")).round("s")
-    if isinstance(value, dt.timedelta):
+    if isinstance(value, dt.timedelta | dt.time):
         return "a time without a date"
     text = str(value).strip()
     if not text:
         return None  # only spaces: a blank cell
+    if _TIME_ONLY.match(text):
+        return "a time without a date"
+    if text.lower() in _RELATIVE_DAYS:
+        return "not a date (write the date itself)"
     try:
         if options.date_format:
             return pd.Timestamp(dt.datetime.strptime(text, options.date_format))
@@ -234,7 +260,7 @@ def _timestamps(cells: pd.Series, options: ParseOptions) -> tuple[pd.Series, pd.
     if infer_dtype(cells, skipna=True) in ("datetime", "date", "datetime64"):
         return pd.to_datetime(cells), _no_problems(cells)  # real Excel dates: the usual case, vectorised
     values, reasons = _per_cell(cells, lambda v: _timestamp_or_reason(v, options), None)
-    aware = values.map(lambda t: t is not None and t.tzinfo is not None).astype(bool)
+    aware = values.map(lambda t: isinstance(t, pd.Timestamp) and t.tzinfo is not None).astype(bool)
     # Text with an explicit offset names an instant: keep it as UTC wall time.
     values[aware] = values[aware].map(lambda t: t.tz_convert("UTC").tz_localize(None))
     return pd.to_datetime(values), reasons

@@ -730,6 +730,8 @@ def generate_retailer(scale: int = 1, seed: int = 42, days: int = 730, end: date
             "unit_price": prod["unit_price"][l_product],
             "discount": l_discount,
             "promotion": promotion,
+            # Half a cent rounds up, as the till does (the epsilon undoes binary float error).
+            "revenue": np.floor(l_qty * prod["unit_price"][l_product] * (1 - l_discount) * 100 + 0.5 + 1e-9) / 100,
         }
     )
 
