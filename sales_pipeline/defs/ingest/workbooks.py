@@ -227,4 +227,5 @@ import_workbook_job = dg.define_asset_job(
     selection=[workbook_import.key],
     partitions_def=workbook_partitions,
     description="Import one dropped workbook (one partition per workbook).",
+    tags={"sales_pipeline/queue": "workbook_imports"},  # dagster.yaml runs these one at a time
 )

