@@ -118,14 +118,11 @@ def cell_text(value: object) -> str | None:
     return " ".join(str(value).split())
 
 
-def _fold_spaces(text: str) -> str:
-    return " ".join(text.split())
-
-
 def _text(cells: pd.Series, options: ParseOptions) -> tuple[pd.Series, pd.Series]:
     if infer_dtype(cells, skipna=True) != "string":
         return cells.map(cell_text).astype(object), _no_problems(cells)
-    text = cells.map(_fold_spaces)  # all text, the usual case: str.split is the fastest way to fold
+    # All text, the usual case: str.split folds spaces fastest, in a plain loop over the array.
+    text = pd.Series([" ".join(value.split()) for value in cells.to_numpy()], index=cells.index, dtype=object)
     return text.where(text != "", None).astype(object), _no_problems(cells)
 
 
