@@ -14,6 +14,7 @@ The last line on stdout is one JSON object with the headline figures.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import resource
 import shutil
@@ -33,9 +34,13 @@ BENCH_DIR = Path(".sales_pipeline/bench")
 
 def build_workbook(rows: int, seed: int) -> Path:
     """A template workbook with the products and the first `rows` order lines of a synthetic retailer."""
+    from sales_pipeline.excel import layout
+    from sales_pipeline.synthetic import retailer as synthetic
     from sales_pipeline.synthetic.retailer import generate_retailer, write_sheets_workbook
 
-    path = BENCH_DIR / f"sales_{rows}_{seed}.xlsx"
+    # Cached by what makes its bytes: the size, the seed and the generator's and template's code.
+    code = hashlib.sha256(Path(synthetic.__file__).read_bytes() + Path(layout.__file__).read_bytes()).hexdigest()
+    path = BENCH_DIR / f"sales_{rows}_{seed}_{code[:8]}.xlsx"
     if path.exists():
         return path
     scale = max(1, -(-rows // 25_000))  # about 25k lines per store over two years
@@ -90,10 +95,11 @@ def measure(kind: str, workbook: Path, url: str) -> dict:
     reset_warehouse(url)
     completed = subprocess.run(
         [sys.executable, __file__, "--worker", kind, "--file", str(workbook), "--url", url],
-        check=True,
         capture_output=True,
         text=True,
     )
+    if completed.returncode != 0:
+        raise SystemExit(f"the {kind} run failed:\n{completed.stderr}")
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 

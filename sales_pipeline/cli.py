@@ -53,6 +53,13 @@ def prepare_environment() -> dict[str, str]:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Turn a retailer's sales data into decisions (a Dagster project)."""
+    # SIGTERM (a service manager, `timeout`, `kill`) exits like Ctrl-C does, through Python's exit
+    # handlers, so the embedded PostgreSQL stops when its last user goes instead of being orphaned.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 @main.command()
@@ -200,10 +207,12 @@ def dev(port: int, host: str) -> None:
     ]
     process = subprocess.Popen(command)
     try:
-        sys.exit(process.wait())
-    except KeyboardInterrupt:
-        process.send_signal(signal.SIGINT)
-        process.wait()
+        code = process.wait()
+    except (KeyboardInterrupt, SystemExit):
+        process.send_signal(signal.SIGINT)  # dagster dev stops its webserver, daemon and code server
+        process.wait(timeout=60)
+        raise
+    sys.exit(code)
 
 
 @main.command()
