@@ -215,3 +215,16 @@ def test_sale_date_is_the_stores_local_day(import_settings, folders):
         "SELECT order_id, sale_date::text, to_char(sold_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') FROM core.sales"
         " ORDER BY order_id",
     ) == [("X1", "2026-11-02", "2026-11-03 04:30"), ("X2", "2026-11-02", "2026-11-02 22:30")]
+
+
+def test_a_formula_nobody_calculated_is_reported_as_such(import_settings, folders):
+    rows = sales(4)
+    rows[2][SALES_HEADER.index("Quantity")] = "=1+1"  # openpyxl saves the formula with no result
+    path = write_workbook(folders["inbox"] / "formulas.xlsx", {"Products": products(), "Sales": rows})
+
+    result = import_workbook(path, import_settings)
+
+    assert result.rows_rejected == 1
+    assert query(import_settings.database_url, "SELECT row_number, column_name, reason FROM ops.import_rejects") == [
+        (3, "Quantity", "a formula without a saved result: open the workbook in Excel, save it, and drop it again")
+    ]

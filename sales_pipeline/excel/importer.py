@@ -31,8 +31,24 @@ from psycopg2.extensions import cursor as Cursor
 from sales_pipeline.excel.feedback import RejectedCell, SheetRows, write_feedback_workbook
 from sales_pipeline.excel.layout import PRODUCTS, SALES, STOCK, Sheet, normalise_header
 from sales_pipeline.excel.mapping import TEMPLATE, Mapping, SheetMapping, header_aliases
-from sales_pipeline.excel.parse import ParseOptions, blank_mask, cell_text, is_blank, parse_sheet
-from sales_pipeline.excel.read import RawSheet, UnreadableWorkbook, content_hash, read_workbook, uses_1904_dates
+from sales_pipeline.excel.parse import (
+    REQUIRED,
+    UNCALCULATED_FORMULA,
+    CellProblem,
+    ParseOptions,
+    blank_mask,
+    cell_text,
+    is_blank,
+    parse_sheet,
+)
+from sales_pipeline.excel.read import (
+    RawSheet,
+    UnreadableWorkbook,
+    content_hash,
+    read_workbook,
+    uncalculated_formula_cells,
+    uses_1904_dates,
+)
 from sales_pipeline.records import ImportResult, SheetResult
 from sales_pipeline.warehouse.db import transaction
 from sales_pipeline.warehouse.merge import MergeCounts, escape_copy_text, merge_frame, merge_staged, stage_frame
@@ -113,7 +129,7 @@ def import_workbook(
     try:
         workbook = read_workbook(path)
         options = mapping.parse_options(settings.dayfirst, uses_1904_dates(path))
-        prepared = prepare_sheets(workbook, mapping, options)
+        prepared = prepare_sheets(workbook, mapping, options, path)
     except UnreadableWorkbook as problem:
         return _record_outcome(settings, path, digest, "rejected", str(problem), mapping, run_id, started_at)
 
@@ -145,7 +161,9 @@ def import_workbook(
 # --- reading and checking --------------------------------------------------------------------
 
 
-def prepare_sheets(workbook: dict[str, RawSheet], mapping: Mapping, options: ParseOptions) -> list[PreparedSheet]:
+def prepare_sheets(
+    workbook: dict[str, RawSheet], mapping: Mapping, options: ParseOptions, path: Path | None = None
+) -> list[PreparedSheet]:
     """Map, parse and validate every sheet the mapping names; raise UnreadableWorkbook on a structural problem."""
     prepared = []
     cache: dict[tuple[str, int], pd.DataFrame] = {}  # a source sheet read by several targets is framed once
@@ -153,7 +171,7 @@ def prepare_sheets(workbook: dict[str, RawSheet], mapping: Mapping, options: Par
         raw_sheet = _find_sheet(workbook, sheet_mapping, mapping)
         if raw_sheet is None:
             continue
-        prepared.append(_prepare(raw_sheet, sheet_mapping, options, cache))
+        prepared.append(_prepare(raw_sheet, sheet_mapping, options, cache, path))
     if not prepared:
         expected = ", ".join(s.target.name for s in mapping.sheets)
         raise UnreadableWorkbook(
@@ -205,7 +223,11 @@ def _sender_frame(
 
 
 def _prepare(
-    raw_sheet: RawSheet, sheet_mapping: SheetMapping, options: ParseOptions, cache: dict[tuple[str, int], pd.DataFrame]
+    raw_sheet: RawSheet,
+    sheet_mapping: SheetMapping,
+    options: ParseOptions,
+    cache: dict[tuple[str, int], pd.DataFrame],
+    path: Path | None,
 ) -> PreparedSheet:
     target = sheet_mapping.target
     expected = _expected_headers(sheet_mapping)
@@ -265,6 +287,7 @@ def _prepare(
     raw = raw[[c.name for c in target.columns if c.name in raw.columns]]
 
     typed, problems = parse_sheet(raw, target, options)
+    problems = _flag_uncalculated_formulas(problems, raw_sheet, position, path)
     prepared = PreparedSheet(sheet_mapping, raw_sheet.name, headers, sender_header, sender, raw)
     prepared.ignored_columns = tuple(ignored)
     for problem in problems:
@@ -276,6 +299,22 @@ def _prepare(
         typed.insert(1, "line_number", typed.groupby("order_id", dropna=False).cumcount().add(1).astype("Int64"))
     prepared.good = typed.drop(index=list(prepared.rejected_rows))
     return prepared
+
+
+def _flag_uncalculated_formulas(
+    problems: list[CellProblem], raw_sheet: RawSheet, position: dict[str, int], path: Path | None
+) -> list[CellProblem]:
+    """A formula without a saved result reads as empty; say so rather than "a value is required"."""
+    if path is None or not any(p.reason == REQUIRED for p in problems):
+        return problems
+    formulas = uncalculated_formula_cells(path, raw_sheet.name)
+    flagged = []
+    for problem in problems:
+        column = raw_sheet.first_column_number + position.get(problem.column, -(10**6))
+        if problem.reason == REQUIRED and (problem.row_number, column) in formulas:
+            problem = CellProblem(problem.row_number, problem.column, problem.value, UNCALCULATED_FORMULA)
+        flagged.append(problem)
+    return flagged
 
 
 def _check_line_totals(prepared: PreparedSheet, typed: pd.DataFrame) -> None:

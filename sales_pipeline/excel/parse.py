@@ -21,6 +21,8 @@ from sales_pipeline.excel.layout import Column, Sheet
 
 EXCEL_EPOCH_1900 = pd.Timestamp("1899-12-30")
 EXCEL_EPOCH_1904 = pd.Timestamp("1904-01-01")
+REQUIRED = "a value is required here"
+UNCALCULATED_FORMULA = "a formula without a saved result: open the workbook in Excel, save it, and drop it again"
 _TRUE = {"yes", "y", "true", "1", "x", "oui", "o", "vrai"}
 _FALSE = {"no", "n", "false", "0", "non", "faux"}
 _FLAG_WORDS = {word: True for word in _TRUE} | {word: False for word in _FALSE}
@@ -94,7 +96,7 @@ def parse_column(raw: pd.Series, column: Column, options: ParseOptions) -> tuple
         values = values.astype(object).where(~blank, column.default)
         values = values.astype(parsed.dtype) if parsed.dtype != object else values
     elif column.required:
-        reasons = reasons.where(~blank, "a value is required here")
+        reasons = reasons.where(~blank, REQUIRED)
     return values, reasons
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import html
 import re
 import zipfile
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ class RawSheet:
     name: str
     rows: list[list[object]]
     first_row_number: int  # Excel row number of rows[0]
+    first_column_number: int = 1  # Excel column number of rows[i][0]
 
 
 def content_hash(path: Path) -> str:
@@ -46,9 +48,10 @@ def read_workbook(path: Path) -> dict[str, RawSheet]:
             if metadata.typ != python_calamine.SheetTypeEnum.WorkSheet:
                 continue  # chart sheets and macro sheets hold no rows
             sheet = workbook.get_sheet_by_name(metadata.name)
-            # `start` is where data begins: calamine drops leading empty rows.
-            first_row = (sheet.start[0] if sheet.start else 0) + 1
-            sheets[metadata.name] = RawSheet(metadata.name, sheet.to_python(skip_empty_area=True), first_row)
+            # `start` is where data begins: calamine drops leading empty rows and columns.
+            first_row, first_column = (sheet.start[0] + 1, sheet.start[1] + 1) if sheet.start else (1, 1)
+            rows = sheet.to_python(skip_empty_area=True)
+            sheets[metadata.name] = RawSheet(metadata.name, rows, first_row, first_column)
         return sheets
     except python_calamine.PasswordError as error:
         raise UnreadableWorkbook("the workbook is password-protected: save it without a password") from error
@@ -106,3 +109,53 @@ def uses_1904_dates(path: Path) -> bool:
 
 def _first_line(error: BaseException) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def uncalculated_formula_cells(path: Path, sheet_name: str) -> set[tuple[int, int]]:
+    """(row, column) numbers of the cells of a sheet holding a formula with no saved result.
+
+    A workbook written by a program (not saved by Excel) may carry formulas nobody calculated;
+    calamine reads such a cell as empty. Only .xlsx/.xlsm keep formulas in a form read here.
+    """
+    if path.suffix.lower() not in (".xlsx", ".xlsm"):
+        return set()
+    with zipfile.ZipFile(path) as archive:
+        part = _sheet_part(archive, sheet_name)
+        xml = archive.read(part) if part else b""
+    if b"<f" not in xml:  # most exported data has no formula at all: one scan, no parsing
+        return set()
+    found = set()
+    for match in _FORMULA_CELL.finditer(xml):
+        value = match["value"]
+        if value is None or not value.strip():
+            found.add((int(match["row"]), _column_number(match["column"].decode())))
+    return found
+
+
+_FORMULA_CELL = re.compile(
+    rb'<c r="(?P<column>[A-Z]+)(?P<row>\d+)"[^>]*>\s*'
+    rb"<f(?:\s[^>]*)?(?:/>|>[^<]*</f>)\s*"
+    rb"(?:<v>(?P<value>[^<]*)</v>|<v\s*/>)?\s*</c>"
+)
+
+
+def _sheet_part(archive: zipfile.ZipFile, sheet_name: str) -> str | None:
+    """The zip part of a worksheet, from workbook.xml (name -> relationship) and its relationships."""
+    workbook = archive.read("xl/workbook.xml").decode("utf-8", "replace")
+    relationships = archive.read("xl/_rels/workbook.xml.rels").decode("utf-8", "replace")
+    for sheet in re.finditer(r"<(?:\w+:)?sheet\b[^>]*>", workbook):
+        name = re.search(r'\bname="([^"]*)"', sheet[0])
+        rid = re.search(r'\br:id="([^"]*)"', sheet[0]) or re.search(r'\bid="([^"]*)"', sheet[0])
+        if name and rid and html.unescape(name[1]) == sheet_name:
+            for relationship in re.finditer(r"<Relationship\b[^>]*>", relationships):
+                if f'Id="{rid[1]}"' in relationship[0]:
+                    target = re.search(r'Target="([^"]*)"', relationship[0])[1]
+                    return target.lstrip("/") if target.startswith("/") else f"xl/{target}"
+    return None
+
+
+def _column_number(letters: str) -> int:
+    number = 0
+    for letter in letters:
+        number = number * 26 + ord(letter) - ord("A") + 1
+    return number

