@@ -169,6 +169,24 @@ def test_sales_of_an_unknown_product_are_rejected(import_settings, folders):
     assert query(import_settings.database_url, "SELECT row_number, column_name, value FROM ops.import_rejects") == [
         (4, "Product ID", "P404")
     ]
+    feedback = openpyxl.load_workbook(result.feedback_path)["Sales"]
+    header = [cell.value for cell in feedback[1]]
+    (row,) = feedback.iter_rows(min_row=2, values_only=True)
+    assert row[header.index("Source Row")] == 4
+    assert "unknown product" in row[header.index("Problems")]
+
+
+def test_a_workbook_whose_every_row_is_rejected_is_not_a_success(import_settings, folders):
+    rows = sales(3)
+    for row in rows[1:]:
+        row[SALES_HEADER.index("Quantity")] = 0
+    path = write_workbook(folders["inbox"] / "zeros.xlsx", {"Sales": rows})
+
+    result = import_workbook(path, import_settings)
+
+    assert (result.status, result.rows_loaded, result.rows_rejected) == ("rejected", 0, 3)
+    assert result.reason == "no row could be loaded: 3 rows rejected, see the feedback workbook"
+    assert Path(result.feedback_path).exists()
 
 
 def test_headers_below_a_title_and_messy_cells_are_cleaned(import_settings, folders):

@@ -134,7 +134,7 @@ def import_workbook(
         return _record_outcome(settings, path, digest, "rejected", str(problem), mapping, run_id, started_at)
 
     archive = settings.archive_dir / digest[:16]
-    feedback_path = _write_feedback(archive, path, prepared)
+    feedback_path = None
     try:
         with transaction(settings.database_url) as cursor:
             import_id = _start_ledger_entry(cursor, path.name, digest, mapping, run_id, started_at)
@@ -143,19 +143,30 @@ def import_workbook(
             for sheet in prepared:
                 sheet.counts = _merge(cursor, sheet, import_id, settings.timezone)
             _store_rejects(cursor, import_id, path.name, prepared)
-            status = "loaded_with_rejects" if any(s.rejects for s in prepared) else "loaded"
+            # Written once every reject is known, and before the commit: a failed import leaves none.
+            feedback_path = _write_feedback(archive, path, prepared)
             results = tuple(s.result() for s in prepared)
+            status, reason = _outcome(results)
             archived = archive / path.name
-            _finish_ledger_entry(cursor, import_id, status, results, archived, feedback_path)
+            _finish_ledger_entry(cursor, import_id, status, reason, results, archived, feedback_path)
     except BaseException:
         if feedback_path:
             feedback_path.unlink(missing_ok=True)
         raise
     _keep(path, archive)
     return ImportResult(
-        import_id, path.name, digest, status, None, mapping.name, results, str(archived),
+        import_id, path.name, digest, status, reason, mapping.name, results, str(archived),
         str(feedback_path) if feedback_path else None,
     )  # fmt: skip
+
+
+def _outcome(results: tuple[SheetResult, ...]) -> tuple[str, str | None]:
+    rejected = sum(r.rows_rejected for r in results)
+    if not rejected:
+        return "loaded", None
+    if not any(r.rows_loaded for r in results):
+        return "rejected", f"no row could be loaded: {rejected:,} rows rejected, see the feedback workbook"
+    return "loaded_with_rejects", None
 
 
 # --- reading and checking --------------------------------------------------------------------
@@ -567,17 +578,19 @@ def _finish_ledger_entry(
     cursor: Cursor,
     import_id: int,
     status: str,
+    reason: str | None,
     results: Iterable[SheetResult],
     archived: Path,
     feedback: Path | None,
 ) -> None:
     results = list(results)
     cursor.execute(
-        "UPDATE ops.import_ledger SET status = %s, rows_read = %s, rows_loaded = %s, rows_rejected = %s,"
+        "UPDATE ops.import_ledger SET status = %s, reason = %s, rows_read = %s, rows_loaded = %s, rows_rejected = %s,"
         " rows_duplicate = %s, sheets = %s, archived_path = %s, feedback_path = %s, finished_at = now()"
         " WHERE import_id = %s",
         (
             status,
+            reason,
             sum(r.rows_read for r in results),
             sum(r.rows_loaded for r in results),
             sum(r.rows_rejected for r in results),

@@ -45,8 +45,9 @@ class WorkbookImportConfig(dg.Config):
         "ops.import_rejects and a feedback workbook, and ops.import_ledger records the outcome."
     ),
     check_specs=[
-        dg.AssetCheckSpec("workbook_is_readable", asset=["ingest", "workbook_import"],
-                          description="The file is a workbook with the template's (or the mapping's) sheets."),
+        dg.AssetCheckSpec("workbook_loaded", asset=["ingest", "workbook_import"],
+                          description="The file is a workbook with the template's (or the mapping's) sheets, and "
+                                      "rows of it loaded (a re-drop of loaded bytes passes)."),
         dg.AssetCheckSpec("no_rejected_rows", asset=["ingest", "workbook_import"],
                           description="Every row of the workbook loaded; rejects are listed in its feedback file."),
     ],
@@ -68,7 +69,7 @@ def workbook_import(
         metadata=import_metadata(result, warehouse.url()),
         check_results=[
             dg.AssetCheckResult(
-                check_name="workbook_is_readable",
+                check_name="workbook_loaded",
                 passed=result.status != "rejected",
                 metadata={"reason": result.reason or ""},
             ),
