@@ -15,8 +15,8 @@ from sales_pipeline import settings
 
 PROJECT_ROOT = Path.cwd()
 SAMPLE_DIR = Path("data/sample")
-# Keep the terminal to the summary: each run's full log is in the Dagster UI.
 SUMMARY_TABLES = ("core.products", "core.stores", "core.customers", "core.sales", "core.stock", "ops.import_rejects")
+# Keep the terminal to the summary: each run's full log is in the Dagster UI.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
@@ -261,7 +261,8 @@ def import_command(path: Path, mapping: Path | None) -> None:
     """
     where = prepare_environment()
     inbox_copy = settings.inbox_dir() / path.name
-    shutil.copy2(path, inbox_copy)
+    if inbox_copy.resolve() != path.resolve():
+        shutil.copy2(path, inbox_copy)
     results = import_one(inbox_copy, mapping)
     refresh_core_tables()
     print_summary(results, where)
