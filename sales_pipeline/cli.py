@@ -75,6 +75,7 @@ def demo() -> None:
     click.echo(f"Dropped {len(samples)} sample workbooks into {inbox}")
     results = run_inbox_once()
     refresh_core_tables()
+    refresh_marts()
     print_summary(results, where)
 
 
@@ -144,6 +145,28 @@ def refresh_core_tables() -> None:
     defs.resolve_job_def("refresh_core_tables").execute_in_process(instance=dg.DagsterInstance.get(), run_config=QUIET)
 
 
+def refresh_marts() -> None:
+    """What the sales-changed sensor and automation do when the daemon runs: the marts, for every day of sales."""
+    import dagster as dg
+
+    from sales_pipeline.definitions import defs
+    from sales_pipeline.defs.analytics.sensors import partition_range_tags
+    from sales_pipeline.warehouse import db
+
+    with db.transaction(os.environ[settings.DATABASE_URL]) as cursor:
+        cursor.execute(
+            "SELECT min(sold_at AT TIME ZONE %(tz)s)::date, max(sold_at AT TIME ZONE %(tz)s)::date FROM core.sales",
+            {"tz": settings.pipeline_timezone()},
+        )
+        first_day, last_day = cursor.fetchone()
+    tags = partition_range_tags(first_day, last_day) if first_day else None
+    if tags is None:
+        return
+    instance = dg.DagsterInstance.get()
+    defs.resolve_job_def("refresh_daily_kpis").execute_in_process(instance=instance, tags=tags, run_config=QUIET)
+    defs.resolve_job_def("refresh_marts").execute_in_process(instance=instance, run_config=QUIET)
+
+
 def _outcome(workbook: str, result) -> dict:
     if not result.success:
         failure = next((e for e in result.all_events if e.is_failure), None)
@@ -181,6 +204,9 @@ def print_summary(results: list[dict], where: dict[str, str]) -> None:
         click.echo(f"  {label:<14} {value}")
     click.echo(f"  {'archive':<14} {settings.archive_dir()}  (originals and feedback workbooks)")
     click.echo(f"  {'ledger':<14} table ops.import_ledger (rejected cells: ops.import_rejects)")
+    dashboard = settings.dashboard_dir() / "dashboard.json"
+    if dashboard.exists():
+        click.echo(f"  {'dashboard':<14} {dashboard}  (also marts.dashboard; KPIs in marts.daily_kpis)")
     click.echo("\nNext: `sales-pipeline dev` opens the Dagster UI on http://127.0.0.1:3000")
 
 
@@ -265,4 +291,5 @@ def import_command(path: Path, mapping: Path | None) -> None:
         shutil.copy2(path, inbox_copy)
     results = import_one(inbox_copy, mapping)
     refresh_core_tables()
+    refresh_marts()
     print_summary(results, where)

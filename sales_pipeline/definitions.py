@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import dagster as dg
 
+from sales_pipeline.defs.analytics import marts, sensors
 from sales_pipeline.defs.ingest import workbooks
-from sales_pipeline.defs.warehouse import core_tables
+from sales_pipeline.defs.warehouse import checks, core_tables
 from sales_pipeline.resources import default_resources
 
 defs = dg.Definitions(
-    assets=[workbooks.workbook_import, *core_tables.core_table_assets],
-    jobs=[workbooks.import_workbook_job, core_tables.refresh_core_tables_job],
-    sensors=[workbooks.workbook_inbox_sensor],
+    assets=[workbooks.workbook_import, *core_tables.core_table_assets, *marts.mart_assets],
+    asset_checks=checks.core_table_checks,
+    jobs=[
+        workbooks.import_workbook_job,
+        core_tables.refresh_core_tables_job,
+        marts.refresh_daily_kpis_job,
+        marts.refresh_marts_job,
+    ],
+    sensors=[workbooks.workbook_inbox_sensor, sensors.sales_changed_sensor],
+    schedules=[sensors.daily_kpis_schedule],
     resources=default_resources(),
 )

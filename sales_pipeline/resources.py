@@ -74,6 +74,13 @@ class WorkbookInboxResource(dg.ConfigurableResource):
         return load_mapping(path)
 
 
+class AnalyticsResource(dg.ConfigurableResource):
+    """How the marts read the sales: the pipeline's time zone, and where the dashboard file goes."""
+
+    timezone: str = Field(default="UTC", description=f"Day boundaries of the KPIs ({settings.PIPELINE_TIMEZONE}).")
+    dashboard_dir: str = Field(description="Folder of dashboard.json, the record a web page or BI tool reads.")
+
+
 def default_resources() -> dict[str, dg.ConfigurableResource]:
     return {
         "warehouse": WarehouseResource(database_url=env_or_default(settings.DATABASE_URL)),
@@ -84,5 +91,8 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
             mappings_dir=str(settings.mappings_dir()),
             dayfirst=settings.dayfirst(),
             timezone=env_or_default(settings.PIPELINE_TIMEZONE, "UTC"),
+        ),
+        "analytics": AnalyticsResource(
+            timezone=env_or_default(settings.PIPELINE_TIMEZONE, "UTC"), dashboard_dir=str(settings.dashboard_dir())
         ),
     }

@@ -7,6 +7,7 @@ The names here are the ones listed in `.env.example` and the README.
 from __future__ import annotations
 
 import os
+from datetime import date
 from pathlib import Path
 
 DATABASE_URL = "SALES_PIPELINE_DATABASE_URL"
@@ -16,6 +17,7 @@ INBOX = "SALES_PIPELINE_INBOX"
 PIPELINE_TIMEZONE = "PIPELINE_TIMEZONE"
 DAYFIRST = "SALES_PIPELINE_DAYFIRST"
 MAPPINGS = "SALES_PIPELINE_MAPPINGS"
+HISTORY_START = "SALES_PIPELINE_HISTORY_START"
 
 
 def home() -> Path:
@@ -41,6 +43,21 @@ def rejected_dir() -> Path:
 def mappings_dir() -> Path:
     """YAML mappings for workbooks of other layouts; the project ships data/mappings."""
     return Path(os.environ.get(MAPPINGS) or "data/mappings").expanduser().resolve()
+
+
+def dashboard_dir() -> Path:
+    """Where the dashboard's JSON file is written for a web page or a BI tool to read."""
+    return home() / "dashboard"
+
+
+def history_start() -> str:
+    """First day of the daily partitions (YYYY-MM-DD): sales before it stay out of the marts."""
+    value = os.environ.get(HISTORY_START) or "2020-01-01"
+    try:
+        date.fromisoformat(value)
+    except ValueError as error:
+        raise ValueError(f"{HISTORY_START}={value!r} is not a date: use YYYY-MM-DD") from error
+    return value
 
 
 def pipeline_timezone() -> str:

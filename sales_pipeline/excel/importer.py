@@ -148,7 +148,8 @@ def import_workbook(
             results = tuple(s.result() for s in prepared)
             status, reason = _outcome(results)
             archived = archive / path.name
-            _finish_ledger_entry(cursor, import_id, status, reason, results, archived, feedback_path)
+            changed = _sales_changed(prepared)
+            _finish_ledger_entry(cursor, import_id, status, reason, results, archived, feedback_path, changed)
     except BaseException:
         if feedback_path:
             feedback_path.unlink(missing_ok=True)
@@ -158,6 +159,14 @@ def import_workbook(
         import_id, path.name, digest, status, reason, mapping.name, results, str(archived),
         str(feedback_path) if feedback_path else None,
     )  # fmt: skip
+
+
+def _sales_changed(prepared: list[PreparedSheet]) -> tuple[object, object]:
+    """The first and last sale instants this import inserted or changed (None, None if none)."""
+    spans = [s.counts.span for s in prepared if s.counts.span and s.counts.span[0] is not None]
+    if not spans:
+        return None, None
+    return min(first for first, _ in spans), max(last for _, last in spans)
 
 
 def _outcome(results: tuple[SheetResult, ...]) -> tuple[str, str | None]:
@@ -485,7 +494,7 @@ def _merge_sales(cursor: Cursor, frame: pd.DataFrame, import_id: int, timezone: 
     )
     return merge_staged(
         cursor, "core.sales", len(frame), select, [*columns, "sold_at", "sale_date", "revenue"], SALES.key,
-        params={"timezone": timezone}, bookkeeping=("import_id",),
+        params={"timezone": timezone}, bookkeeping=("import_id",), span="sold_at",
     )  # fmt: skip
 
 
@@ -582,11 +591,13 @@ def _finish_ledger_entry(
     results: Iterable[SheetResult],
     archived: Path,
     feedback: Path | None,
+    sales_changed: tuple[object, object],
 ) -> None:
     results = list(results)
     cursor.execute(
         "UPDATE ops.import_ledger SET status = %s, reason = %s, rows_read = %s, rows_loaded = %s, rows_rejected = %s,"
-        " rows_duplicate = %s, sheets = %s, archived_path = %s, feedback_path = %s, finished_at = now()"
+        " rows_duplicate = %s, sheets = %s, archived_path = %s, feedback_path = %s,"
+        " sales_changed_from = %s, sales_changed_to = %s, finished_at = now()"
         " WHERE import_id = %s",
         (
             status,
@@ -598,6 +609,7 @@ def _finish_ledger_entry(
             json.dumps([r.__dict__ for r in results]),
             str(archived),
             str(feedback) if feedback else None,
+            *sales_changed,
             import_id,
         ),
     )

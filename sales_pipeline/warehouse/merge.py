@@ -22,6 +22,8 @@ class MergeCounts:
     inserted: int
     updated: int
     unchanged: int
+    # The smallest and largest value of the merge's `span` column among the rows it wrote.
+    span: tuple[object, object] | None = None
 
 
 def stage_frame(
@@ -78,13 +80,15 @@ def merge_staged(
     key: Sequence[str],
     params: dict | None = None,
     bookkeeping: Sequence[str] = (),
+    span: str | None = None,
 ) -> MergeCounts:
     """Upsert the rows `select` yields into `target_table`, touching only rows that changed.
 
     `columns` are the target columns `select` produces, key included. Rows whose values are all
     equal to the stored ones are left alone (no new row version, `updated_at` kept), which is what
     makes re-running an import a no-op. `bookkeeping` columns (which import wrote a row) are written
-    with a change but do not count as one.
+    with a change but do not count as one. With `span`, the counts also carry the range of that
+    column over the rows written (e.g. the sale instants an import changed).
     """
     updatable = [c for c in columns if c not in key]
     compared = [c for c in updatable if c not in bookkeeping]
@@ -94,9 +98,11 @@ def merge_staged(
         " INSERT INTO {target_table} AS t ({columns}) {select}"
         " ON CONFLICT ({key}) DO UPDATE SET {assignments}, updated_at = now()"
         " WHERE ({current}) IS DISTINCT FROM ({incoming})"
-        " RETURNING (xmax = 0) AS inserted"
-        ") SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM merged"
+        " RETURNING (xmax = 0) AS inserted, {span} AS span"
+        ") SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted), min(span), max(span)"
+        " FROM merged"
     ).format(
+        span=sql.Identifier(span) if span else sql.NULL,
         target_table=_qualified(target_table),
         columns=sql.SQL(", ").join(map(sql.Identifier, columns)),
         select=select,
@@ -108,8 +114,8 @@ def merge_staged(
         incoming=sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(sql.Identifier(c)) for c in compared),
     )
     cursor.execute(query, params or {})
-    inserted, updated = cursor.fetchone()
-    return MergeCounts(inserted=inserted, updated=updated, unchanged=staged_rows - inserted - updated)
+    inserted, updated, first, last = cursor.fetchone()
+    return MergeCounts(inserted, updated, staged_rows - inserted - updated, (first, last) if span else None)
 
 
 def merge_frame(cursor: Cursor, target_table: str, frame: pd.DataFrame, key: Sequence[str]) -> MergeCounts:

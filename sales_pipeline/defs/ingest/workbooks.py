@@ -21,6 +21,10 @@ from sales_pipeline.warehouse.db import transaction
 OWNERS = ["team:data-engineering"]
 workbook_partitions = dg.DynamicPartitionsDefinition(name="workbooks")
 # Excel's lock files (~$name.xlsx) and half-written downloads are not workbooks to import.
+# eager() also waits until no dependency has a missing partition. Partitioned dependencies always
+# miss some (a workbook whose import failed, days before the first sale), so the assets after them
+# drop that clause: they refresh whenever any partition upstream was updated.
+AFTER_ANY_UPSTREAM_UPDATE = dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing())
 IMPORT_OP = "ingest__workbook_import"  # the op behind the asset, as run config names it
 _IGNORED_PREFIXES = ("~$", ".")
 _IGNORED_SUFFIXES = (".tmp", ".part", ".crdownload")

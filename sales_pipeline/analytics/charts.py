@@ -1,0 +1,42 @@
+"""Small charts for the Dagster UI: a matplotlib PNG embedded in markdown metadata."""
+
+import base64
+import io
+
+import pandas as pd
+from matplotlib.figure import Figure  # not pyplot: no global state, no display needed
+
+
+def line_chart_markdown(series: dict[str, pd.Series], title: str, y_label: str) -> str:
+    """A line chart of one or more series sharing an x axis, as a markdown image."""
+    figure = Figure(figsize=(8, 3), dpi=80)
+    axis = figure.subplots()
+    for label, values in series.items():
+        axis.plot(values.index, values.to_numpy(dtype=float), label=label, linewidth=1.4)
+    axis.set_title(title)
+    axis.set_ylabel(y_label)
+    axis.grid(alpha=0.3)
+    if len(series) > 1:
+        axis.legend(loc="upper left", fontsize="small")
+    figure.autofmt_xdate()
+    return _markdown_image(figure, title)
+
+
+def bar_chart_markdown(values: pd.Series, title: str, x_label: str) -> str:
+    """A horizontal bar chart (largest on top), as a markdown image."""
+    figure = Figure(figsize=(8, 0.4 * max(len(values), 3) + 1), dpi=80)
+    axis = figure.subplots()
+    ordered = values.iloc[::-1]
+    axis.barh([str(label) for label in ordered.index], ordered.to_numpy(dtype=float))
+    axis.set_title(title)
+    axis.set_xlabel(x_label)
+    axis.grid(axis="x", alpha=0.3)
+    return _markdown_image(figure, title)
+
+
+def _markdown_image(figure: Figure, title: str) -> str:
+    buffer = io.BytesIO()
+    figure.tight_layout()
+    figure.savefig(buffer, format="png")
+    encoded = base64.b64encode(buffer.getvalue()).decode()
+    return f"![{title}](data:image/png;base64,{encoded})"

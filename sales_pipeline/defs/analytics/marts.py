@@ -1,0 +1,259 @@
+"""The marts as assets: daily KPIs by day partition, the rest refreshed from them.
+
+`daily_kpis` is partitioned by day (in PIPELINE_TIMEZONE) and backfills in one run per range, so
+an import that changed three days recomputes three partitions; the inbox of sales triggers it
+through `sales_changed_sensor`, and the daily schedule recomputes yesterday. The other marts are
+small tables refreshed after it by declarative automation; `sales_trends` recomputes only from
+the first day whose KPIs changed since its last refresh.
+"""
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from sales_pipeline import settings
+from sales_pipeline.analytics import marts
+from sales_pipeline.analytics.charts import bar_chart_markdown, line_chart_markdown
+from sales_pipeline.defs.ingest.workbooks import AFTER_ANY_UPSTREAM_UPDATE, OWNERS
+from sales_pipeline.resources import AnalyticsResource, WarehouseResource
+from sales_pipeline.warehouse.db import engine, transaction
+from sales_pipeline.warehouse.quality import revenue_mismatches
+
+GROUP = "analytics"
+TAGS = {"domain": "analytics", "layer": "marts"}
+daily_partitions = dg.DailyPartitionsDefinition(
+    start_date=settings.history_start(), timezone=settings.pipeline_timezone()
+)
+
+
+def _mart(name: str, description: str, **kwargs) -> dict:
+    return {
+        "key": ["marts", name],
+        "group_name": GROUP,
+        "kinds": {"postgres", "table"},
+        "owners": OWNERS,
+        "tags": TAGS,
+        "description": description,
+        "metadata": {"dagster/table_name": f"marts.{name}"},
+        **kwargs,
+    }
+
+
+def _preview(url: str, statement: str, params: dict | None = None) -> pd.DataFrame:
+    return pd.read_sql_query(statement, engine(url), params=params)
+
+
+@dg.asset(
+    **_mart(
+        "daily_kpis",
+        "Per day (PIPELINE_TIMEZONE), overall and per store, category and product: revenue, units, orders, "
+        "distinct customers, average order value, gross margin and margin rate where cost is known, discount given.",
+        partitions_def=daily_partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        deps=[["core", "sales"], ["core", "products"]],
+        check_specs=[
+            dg.AssetCheckSpec(
+                "revenue_reconciles_with_core_sales",
+                asset=["marts", "daily_kpis"],
+                blocking=True,
+                description="For the days computed, revenue here equals revenue in core.sales, to the cent.",
+            )
+        ],
+    )
+)
+def daily_kpis(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, analytics: AnalyticsResource
+) -> dg.MaterializeResult:
+    window = context.partition_time_window
+    first_day, last_day = window.start.date(), window.end.date() - dt.timedelta(days=1)
+    url = warehouse.url()
+    with transaction(url) as cursor:
+        rows = marts.refresh_daily_kpis(cursor, first_day, last_day, analytics.timezone)
+    totals = _preview(
+        url,
+        "SELECT day, revenue, orders, units FROM marts.daily_kpis WHERE scope = 'all'"
+        " AND day BETWEEN %(first)s AND %(last)s ORDER BY day",
+        {"first": first_day, "last": last_day},
+    )
+    metadata = {
+        "rows_written": rows,
+        "days": f"{first_day} .. {last_day}",
+        "days_with_sales": len(totals),
+        "revenue": float(totals["revenue"].sum()) if len(totals) else 0.0,
+        "preview": dg.MetadataValue.md(totals.tail(10).to_markdown(index=False)),
+    }
+    if len(totals) > 1:
+        metadata["revenue_per_day"] = dg.MetadataValue.md(
+            line_chart_markdown({"revenue": totals.set_index("day")["revenue"]}, "Revenue per day", "revenue")
+        )
+    mismatches = revenue_mismatches(url, analytics.timezone, first_day, last_day)
+    reconciliation = dg.AssetCheckResult(
+        check_name="revenue_reconciles_with_core_sales",
+        passed=mismatches.passed,
+        metadata={"days_off": mismatches.failures, "sample": dg.MetadataValue.json(mismatches.sample)},
+    )
+    return dg.MaterializeResult(metadata=metadata, check_results=[reconciliation])
+
+
+@dg.asset(
+    **_mart(
+        "sales_trends",
+        "7- and 28-day moving averages, week-over-week, month-over-month and year-over-year growth and a trend "
+        "direction (rising, steady, falling, new), overall, per category and per product. Recomputed from the first "
+        "day whose KPIs changed since the last refresh: rolling windows that include a changed day, nothing more.",
+        deps=[daily_kpis],
+        automation_condition=AFTER_ANY_UPSTREAM_UPDATE,
+    )
+)
+def sales_trends(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    url = warehouse.url()
+    with transaction(url) as cursor:
+        cursor.execute(
+            "SELECT min(day) FROM marts.daily_kpis WHERE computed_at >"
+            " coalesce((SELECT max(computed_at) FROM marts.sales_trends), '-infinity')"
+        )
+        first_changed = cursor.fetchone()[0]
+        last_day = marts.last_complete_day(cursor)
+        rows = marts.refresh_sales_trends(cursor, first_changed, last_day) if first_changed and last_day else 0
+    overall = _preview(
+        url,
+        "SELECT day, revenue, ma_7, ma_28, direction FROM marts.sales_trends WHERE scope = 'all'"
+        " ORDER BY day DESC LIMIT 120",
+    ).sort_values("day")
+    metadata = {
+        "rows_written": rows,
+        "recomputed_from": str(first_changed or ""),
+        "preview": dg.MetadataValue.md(overall.tail(10).to_markdown(index=False)),
+    }
+    if len(overall) > 1:
+        frame = overall.set_index("day")
+        metadata["trend"] = dg.MetadataValue.md(
+            line_chart_markdown(
+                {"revenue": frame["revenue"], "7-day average": frame["ma_7"], "28-day average": frame["ma_28"]},
+                "Revenue and its moving averages (last 120 days)",
+                "revenue",
+            )
+        )
+    return dg.MaterializeResult(metadata=metadata)
+
+
+class StockHealthConfig(dg.Config):
+    overstock_days: float = Field(default=90.0, description="Days of cover above which stock counts as overstock.")
+
+
+@dg.asset(
+    **_mart(
+        "stock_health",
+        "Per product and store, at its latest count: on hand, average daily demand over 28 days, days of cover, "
+        "status (out_of_stock, below_reorder_point, healthy, overstock) and stock value at cost.",
+        deps=[["core", "stock"], ["core", "sales"], ["core", "products"]],
+        automation_condition=dg.AutomationCondition.eager(),
+    )
+)
+def stock_health(
+    config: StockHealthConfig, warehouse: WarehouseResource, analytics: AnalyticsResource
+) -> dg.MaterializeResult:
+    url = warehouse.url()
+    with transaction(url) as cursor:
+        rows = marts.refresh_stock_health(cursor, analytics.timezone, config.overstock_days)
+    counts = _preview(url, "SELECT status, count(*) AS items FROM marts.stock_health GROUP BY status ORDER BY 2 DESC")
+    riskiest = _preview(
+        url,
+        "SELECT product_id, store_id, on_hand, avg_daily_demand, days_of_cover, status FROM marts.stock_health"
+        " ORDER BY days_of_cover NULLS LAST LIMIT 10",
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": rows,
+            "status_counts": dg.MetadataValue.md(counts.to_markdown(index=False)),
+            "least_cover": dg.MetadataValue.md(riskiest.to_markdown(index=False)),
+        }
+    )
+
+
+class TopProductsConfig(dg.Config):
+    top_n: int = Field(default=5, ge=1, le=100, description="How many products per period (ties included).")
+
+
+@dg.asset(
+    **_mart(
+        "top_products",
+        "Top N products by revenue (ProductPerformance) for yesterday, the last 7 and 30 days and month to date, "
+        "with units, revenue, share of total and rank change against the previous period of the same length. "
+        "'Yesterday' is the last complete day with sales.",
+        deps=[daily_kpis],
+        automation_condition=AFTER_ANY_UPSTREAM_UPDATE,
+    )
+)
+def top_products(config: TopProductsConfig, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    url = warehouse.url()
+    with transaction(url) as cursor:
+        as_of = marts.last_complete_day(cursor)
+        rows = marts.refresh_top_products(cursor, as_of, config.top_n) if as_of else 0
+    week = _preview(
+        url,
+        "SELECT rank, product_id, product_name, revenue, share, rank_change FROM marts.top_products"
+        " WHERE as_of = %(as_of)s AND period = 'last_7_days' ORDER BY rank, product_id",
+        {"as_of": as_of},
+    )
+    metadata = {"as_of": str(as_of or ""), "rows_written": rows, "top_last_7_days": dg.MetadataValue.md(
+        week.to_markdown(index=False))}  # fmt: skip
+    if len(week):
+        metadata["chart"] = dg.MetadataValue.md(
+            bar_chart_markdown(week.set_index("product_name")["revenue"], "Top products, last 7 days", "revenue")
+        )
+    return dg.MaterializeResult(metadata=metadata)
+
+
+@dg.asset(
+    **_mart(
+        "dashboard",
+        "The Dashboard record a web page or BI tool reads: headline KPIs with their change, a 30-day revenue "
+        "series, stock health counts, top 5 products, open alerts. One row per refresh in marts.dashboard (jsonb) "
+        "and dashboard.json in the dashboard folder; the JSON shape is documented in the README.",
+        deps=[daily_kpis, sales_trends, stock_health, top_products],
+        automation_condition=AFTER_ANY_UPSTREAM_UPDATE,
+    )
+)
+def dashboard(warehouse: WarehouseResource, analytics: AnalyticsResource) -> dg.MaterializeResult:
+    url = warehouse.url()
+    with transaction(url) as cursor:
+        as_of = marts.last_complete_day(cursor)
+        document = marts.build_dashboard(cursor, as_of, timezone=analytics.timezone) if as_of else None
+    if document is None:
+        return dg.MaterializeResult(metadata={"as_of": "", "note": "no sales yet"})
+    path = Path(analytics.dashboard_dir) / "dashboard.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".json.tmp")
+    temporary.write_text(json.dumps(document, indent=2) + "\n")
+    temporary.replace(path)  # readers never see a half-written file
+    series = pd.DataFrame(document["revenue_30d"]).set_index("day")["revenue"]
+    return dg.MaterializeResult(
+        metadata={
+            "as_of": document["as_of"],
+            "file": dg.MetadataValue.path(str(path)),
+            "headline": dg.MetadataValue.json(document["headline"]),
+            "stock_health": dg.MetadataValue.json(document["stock_health"]),
+            "revenue_30d": dg.MetadataValue.md(line_chart_markdown({"revenue": series}, "Last 30 days", "revenue")),
+        }
+    )
+
+
+mart_assets = [daily_kpis, sales_trends, stock_health, top_products, dashboard]
+
+refresh_daily_kpis_job = dg.define_asset_job(
+    "refresh_daily_kpis",
+    selection=[daily_kpis.key],
+    partitions_def=daily_partitions,
+    description="Recompute the daily KPIs of a day or a range of days (one run per range).",
+)
+
+refresh_marts_job = dg.define_asset_job(
+    "refresh_marts",
+    selection=[sales_trends.key, stock_health.key, top_products.key, dashboard.key],
+    description="Refresh the marts that follow the daily KPIs (automation does it when the daemon runs).",
+)

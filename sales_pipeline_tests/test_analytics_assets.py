@@ -1,0 +1,134 @@
+"""The marts as Dagster runs them: the sales-changed sensor, a range run, the marts that follow."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from sales_pipeline.definitions import defs
+from sales_pipeline.defs.analytics.sensors import RANGE_END_TAG, RANGE_START_TAG, sales_changed_sensor
+from sales_pipeline.excel.importer import import_workbook
+from sales_pipeline.resources import AnalyticsResource, WarehouseResource
+from sales_pipeline_tests.conftest import query
+from sales_pipeline_tests.workbooks import SALES_HEADER, products, sales, write_workbook
+
+MARTS = ("daily_kpis", "sales_trends", "stock_health", "top_products", "dashboard")
+
+
+@pytest.fixture
+def resources(empty_warehouse: str, tmp_path: Path) -> dict:
+    return {
+        "warehouse": WarehouseResource(database_url=empty_warehouse),
+        "analytics": AnalyticsResource(timezone="UTC", dashboard_dir=str(tmp_path / "dashboard")),
+    }
+
+
+def tick(instance: dg.DagsterInstance, resources: dict, cursor: str | None):
+    context = dg.build_sensor_context(
+        instance=instance, instance_ref=instance.get_ref(), cursor=cursor, resources=resources, definitions=defs
+    )
+    return sales_changed_sensor.evaluate_tick(context)
+
+
+def test_an_import_triggers_one_run_for_exactly_the_days_it_changed(resources, import_settings, folders):
+    # 30 lines, 7 minutes apart from 2026-11-02 09:00: all on 2026-11-02; a second file adds 2026-11-05.
+    import_workbook(write_workbook(folders["inbox"] / "a.xlsx", {"Products": products(), "Sales": sales(30)}),
+                    import_settings)  # fmt: skip
+    later = sales(4)
+    for row in later[1:]:
+        row[0] = "L" + row[0]
+        row[SALES_HEADER.index("Sold At")] = row[SALES_HEADER.index("Sold At")].replace(day=5)
+    with dg.instance_for_test() as instance:
+        first = tick(instance, resources, None)
+        import_workbook(write_workbook(folders["inbox"] / "b.xlsx", {"Sales": later}), import_settings)
+        second = tick(instance, resources, first.cursor)
+        third = tick(instance, resources, second.cursor)
+
+    ((request,),) = [first.run_requests]
+    assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]) == ("2026-11-02", "2026-11-02")
+    assert (second.run_requests[0].tags[RANGE_START_TAG], second.run_requests[0].tags[RANGE_END_TAG]) == (
+        "2026-11-05", "2026-11-05",
+    )  # fmt: skip
+    assert third.run_requests == []
+
+
+def test_the_marts_follow_and_the_dashboard_file_is_written(resources, import_settings, folders, tmp_path):
+    import_workbook(write_workbook(folders["inbox"] / "a.xlsx", {"Products": products(), "Sales": sales(300)}),
+                    import_settings)  # fmt: skip
+    url = import_settings.database_url
+    with dg.instance_for_test() as instance:
+        (request,) = tick(instance, resources, None).run_requests
+        kpis = defs.resolve_job_def("refresh_daily_kpis").execute_in_process(
+            instance=instance, tags=request.tags, resources=resources
+        )
+        rest = defs.resolve_job_def("refresh_marts").execute_in_process(instance=instance, resources=resources)
+        checks = kpis.get_asset_check_evaluations()
+
+    assert kpis.success and rest.success
+    assert [(c.check_name, c.passed) for c in checks] == [("revenue_reconciles_with_core_sales", True)]
+    days = query(url, "SELECT count(*) FROM marts.daily_kpis WHERE scope = 'all'")[0][0]
+    assert days == len({row[2].date() for row in sales(300)[1:]})
+    document = json.loads((tmp_path / "dashboard" / "dashboard.json").read_text())
+    assert document["as_of"] == query(url, "SELECT max(day)::text FROM marts.daily_kpis")[0][0]
+    assert len(document["revenue_30d"]) == 30
+    assert document["top_products"] and document["alerts"] == []
+    assert query(url, "SELECT count(*) FROM marts.dashboard") == [(1,)]
+
+
+def test_the_reconciliation_check_fails_when_the_marts_are_wrong(resources, import_settings, folders):
+    import_workbook(write_workbook(folders["inbox"] / "a.xlsx", {"Products": products(), "Sales": sales(30)}),
+                    import_settings)  # fmt: skip
+    url = import_settings.database_url
+    with dg.instance_for_test() as instance:
+        (request,) = tick(instance, resources, None).run_requests
+        job = defs.resolve_job_def("refresh_daily_kpis")
+        job.execute_in_process(instance=instance, tags=request.tags, resources=resources)
+        # A sale changes behind the marts' back: the next check of that day must see it.
+        query(url, "UPDATE core.sales SET revenue = revenue + 0.01 WHERE order_id = 'O00000' AND line_number = 1"
+                   " RETURNING 1")  # fmt: skip
+        from sales_pipeline.warehouse.quality import revenue_mismatches
+
+        result = revenue_mismatches(url, "UTC", "2026-11-02", "2026-11-02")
+
+    assert not result.passed and result.failures == 1
+    assert result.sample[0]["day"] == "2026-11-02"
+
+
+@pytest.mark.parametrize(
+    ("rule", "breakage"),
+    [
+        ("every_sale_has_a_known_product", "UPDATE core.sales SET product_id = 'GHOST' WHERE line_number = 1"),
+        ("no_sale_in_the_future", "UPDATE core.sales SET sold_at = now() + interval '2 days' WHERE line_number = 1"),
+        ("quantities_and_prices_in_range", "UPDATE core.sales SET quantity = 50000 WHERE line_number = 1"),
+    ],
+)
+def test_core_checks_fail_on_broken_data(resources, import_settings, folders, rule, breakage):
+    import_workbook(write_workbook(folders["inbox"] / "a.xlsx", {"Products": products(), "Sales": sales(10)}),
+                    import_settings)  # fmt: skip
+    url = import_settings.database_url
+    from sales_pipeline.warehouse.quality import check_rule
+
+    assert check_rule(url, rule).passed
+    query(url, breakage + " RETURNING 1")
+    broken = check_rule(url, rule)
+    assert not broken.passed and broken.failures == 5 and len(broken.sample) == 5
+
+
+def test_automation_refreshes_the_marts_after_some_days_of_kpis(resources, import_settings, folders):
+    import_workbook(write_workbook(folders["inbox"] / "a.xlsx", {"Products": products(), "Sales": sales(30)}),
+                    import_settings)  # fmt: skip
+    with dg.instance_for_test() as instance:
+        before = dg.evaluate_automation_conditions(defs=defs, instance=instance)  # the daemon's first tick
+        (request,) = tick(instance, resources, None).run_requests
+        defs.resolve_job_def("refresh_daily_kpis").execute_in_process(
+            instance=instance, tags=request.tags, resources=resources
+        )
+        # One day of KPIs exists and every other day is missing: the marts after it still refresh.
+        after = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=before.cursor)
+        requested = {name for name in MARTS if after.get_num_requested(dg.AssetKey(["marts", name]))}
+
+    assert requested == {"sales_trends", "top_products", "dashboard"}  # stock did not change
+    # The sensor and the schedule own the partitions of the daily KPIs: automation requests none.
