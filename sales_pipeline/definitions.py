@@ -9,6 +9,16 @@ from sales_pipeline.defs.ingest import workbooks
 from sales_pipeline.defs.warehouse import checks, core_tables
 from sales_pipeline.resources import default_resources
 
+# Declarative automation (core tables after imports, marts after the daily KPIs) needs a sensor to
+# evaluate it; Dagster's default one starts stopped, this one runs as soon as the daemon does.
+automation_sensor = dg.AutomationConditionSensorDefinition(
+    "automation_sensor",
+    target=dg.AssetSelection.all(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description="Refreshes the core tables after imports and the marts after the daily KPIs.",
+)
+
 defs = dg.Definitions(
     assets=[workbooks.workbook_import, *core_tables.core_table_assets, *marts.mart_assets],
     asset_checks=checks.core_table_checks,
@@ -18,7 +28,7 @@ defs = dg.Definitions(
         marts.refresh_daily_kpis_job,
         marts.refresh_marts_job,
     ],
-    sensors=[workbooks.workbook_inbox_sensor, sensors.sales_changed_sensor],
+    sensors=[workbooks.workbook_inbox_sensor, sensors.sales_changed_sensor, automation_sensor],
     schedules=[sensors.daily_kpis_schedule],
     resources=default_resources(),
 )

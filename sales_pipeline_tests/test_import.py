@@ -91,6 +91,14 @@ def test_a_changed_row_in_a_re_export_updates_that_row_only(import_settings, fol
 
     sales_result = next(s for s in result.sheets if s.target == "Sales")
     assert (sales_result.inserted, sales_result.updated, sales_result.unchanged) == (0, 1, 39)
+    # The ledger says which sales changed, so the marts recompute that day only.
+    changed = query(
+        import_settings.database_url,
+        "SELECT sales_changed_from = sales_changed_to, sales_changed_from AT TIME ZONE 'UTC'"
+        " FROM ops.import_ledger WHERE import_id = %s",
+        (result.import_id,),
+    )
+    assert changed == [(True, rows[8][SALES_HEADER.index("Sold At")])]
     after = dict(
         query(import_settings.database_url, "SELECT order_id || '/' || line_number, updated_at FROM core.sales")
     )

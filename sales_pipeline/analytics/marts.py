@@ -178,17 +178,28 @@ def refresh_daily_kpis(cursor: Cursor, first_day: date, last_day: date, timezone
 _SALES_TRENDS_INSERT = """
 INSERT INTO marts.sales_trends (day, scope, scope_id, revenue, ma_7, ma_28, wow_growth, mom_growth, yoy_growth,
                                 direction)
-WITH first_sales AS (
-    -- A scope's trend starts at its first sale (ever, not only within the range).
-    SELECT scope, scope_id, min(day) AS first_sale
-    FROM marts.daily_kpis
-    WHERE scope IN ('all', 'category', 'product') AND day <= %(last_day)s
-    GROUP BY scope, scope_id
+WITH RECURSIVE first_sales AS (
+    -- A scope's trend starts at its first sale (ever, not only within the range). Each scope's first row
+    -- is found by skipping through the (scope, scope_id, day) index, one probe per scope, rather than
+    -- reading the whole history.
+    -- (Stores are skipped through too, and dropped below: a scope filter here would cost each probe its start key.)
+    (SELECT scope, scope_id, day AS first_sale FROM marts.daily_kpis ORDER BY scope, scope_id, day LIMIT 1)
+    UNION ALL
+    SELECT next.*
+    FROM first_sales AS f
+    CROSS JOIN LATERAL (
+        SELECT k.scope, k.scope_id, k.day
+        FROM marts.daily_kpis AS k
+        WHERE (k.scope, k.scope_id) > (f.scope, f.scope_id)
+        ORDER BY k.scope, k.scope_id, k.day
+        LIMIT 1
+    ) AS next
 ),
 output_days AS (
     SELECT f.scope, f.scope_id, f.first_sale, d::date AS day
     FROM first_sales AS f
     CROSS JOIN generate_series(greatest(%(first_day)s::date, f.first_sale), %(last_day)s::date, interval '1 day') AS d
+    WHERE f.scope IN ('all', 'category', 'product')
 ),
 history AS (
     -- The 56 days the weekly and monthly windows cover, and the 28 days a year earlier.
@@ -275,10 +286,23 @@ def refresh_sales_trends(cursor: Cursor, first_day: date, last_day: date) -> int
 _STOCK_HEALTH_INSERT = """
 INSERT INTO marts.stock_health (product_id, store_id, as_of, on_hand, on_order, reorder_point, avg_daily_demand,
                                 days_of_cover, status, stock_value_at_cost)
-WITH latest AS (
-    SELECT DISTINCT ON (product_id, store_id) product_id, store_id, as_of, on_hand, on_order
-    FROM core.stock
-    ORDER BY product_id, store_id, as_of DESC
+WITH RECURSIVE latest AS (
+    -- Each product and store's latest snapshot, found by walking the primary key backwards: every probe
+    -- lands on the next pair's newest row (one probe per pair), rather than reading every snapshot ever taken.
+    (SELECT product_id, store_id, as_of, on_hand, on_order
+     FROM core.stock
+     ORDER BY product_id DESC, store_id DESC, as_of DESC
+     LIMIT 1)
+    UNION ALL
+    SELECT previous.*
+    FROM latest AS l
+    CROSS JOIN LATERAL (
+        SELECT s.product_id, s.store_id, s.as_of, s.on_hand, s.on_order
+        FROM core.stock AS s
+        WHERE (s.product_id, s.store_id) < (l.product_id, l.store_id)
+        ORDER BY s.product_id DESC, s.store_id DESC, s.as_of DESC
+        LIMIT 1
+    ) AS previous
 ),
 daily_units AS (
     -- Units per product, store and day over the span every snapshot's window falls in (one index range).
@@ -350,11 +374,17 @@ windows AS (
     UNION ALL
     SELECT period, false, first_day - (%(as_of)s::date - first_day + 1), first_day - 1 FROM periods
 ),
+product_days AS (
+    -- Only the days some window covers (about two months), read once.
+    SELECT day, scope_id AS product_id, revenue, units
+    FROM marts.daily_kpis
+    WHERE scope = 'product' AND day BETWEEN (SELECT min(first_day) FROM windows) AND %(as_of)s
+),
 totals AS (
-    SELECT w.period, w.is_current, k.scope_id AS product_id, sum(k.revenue) AS revenue, sum(k.units) AS units
+    SELECT w.period, w.is_current, d.product_id, sum(d.revenue) AS revenue, sum(d.units) AS units
     FROM windows AS w
-    JOIN marts.daily_kpis AS k ON k.scope = 'product' AND k.day BETWEEN w.first_day AND w.last_day
-    GROUP BY w.period, w.is_current, k.scope_id
+    JOIN product_days AS d ON d.day BETWEEN w.first_day AND w.last_day
+    GROUP BY w.period, w.is_current, d.product_id
 ),
 ranked AS (
     SELECT *,

@@ -23,6 +23,8 @@ CREATE TABLE marts.daily_kpis (
     computed_at         timestamptz    NOT NULL DEFAULT now(),
     PRIMARY KEY (day, scope, scope_id)
 );
+-- Each scope's history in day order: the trends find every scope's first sale with one probe each.
+CREATE INDEX daily_kpis_scope ON marts.daily_kpis (scope, scope_id, day);
 
 -- Moving averages and growth per day for the whole business, each category and each product,
 -- from the scope's first sale on. Missing days count as zero revenue.
