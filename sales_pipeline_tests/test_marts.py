@@ -531,5 +531,17 @@ def test_dashboard_document(empty_warehouse: str) -> None:
     assert query(url, "SELECT count(*) FROM marts.dashboard")[0][0] == 2
 
 
-def test_last_complete_day_of_an_empty_mart(empty_warehouse: str) -> None:
-    assert run(empty_warehouse, marts.last_complete_day) is None
+def test_an_empty_warehouse(empty_warehouse: str) -> None:
+    url = empty_warehouse
+    with transaction(url) as cursor:
+        assert marts.refresh_daily_kpis(cursor, date(2026, 11, 1), date(2026, 11, 30), "UTC") == 0
+        assert marts.refresh_sales_trends(cursor, date(2026, 11, 1), date(2026, 11, 30)) == 0
+        assert marts.refresh_stock_health(cursor, "UTC") == 0
+        assert marts.refresh_top_products(cursor, date(2026, 11, 30)) == 0
+        assert marts.last_complete_day(cursor) is None
+        document = marts.build_dashboard(cursor, date(2026, 11, 30))
+    assert document["headline"]["revenue"] == {"value": 0.0, "previous": 0.0, "change": None}
+    assert document["headline"]["average_order_value"]["value"] is None
+    assert len(document["revenue_30d"]) == 30
+    assert document["stock_health"] == dict.fromkeys(marts.STOCK_STATUSES, 0)
+    assert document["top_products"] == []

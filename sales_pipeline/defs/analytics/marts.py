@@ -148,9 +148,11 @@ class StockHealthConfig(dg.Config):
 @dg.asset(
     **_mart(
         "stock_health",
-        "Per product and store, at its latest count: on hand, average daily demand over 28 days, days of cover, "
-        "status (out_of_stock, below_reorder_point, healthy, overstock) and stock value at cost.",
-        deps=[["core", "stock"], ["core", "sales"], ["core", "products"]],
+        "Per product and store, at its latest count: on hand, average daily demand over the 28 days ending at the "
+        "count, days of cover, status (out_of_stock, below_reorder_point, healthy, overstock) and stock value at "
+        "cost. It follows the stock counts (and product changes): a new day of sales after the latest count "
+        "changes nothing here, so new sales alone do not rebuild it.",
+        deps=[["core", "stock"], ["core", "products"]],
         automation_condition=dg.AutomationCondition.eager(),
     )
 )
