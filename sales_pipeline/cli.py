@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -75,7 +76,7 @@ def demo() -> None:
     click.echo(f"Dropped {len(samples)} sample workbooks into {inbox}")
     results = run_inbox_once()
     refresh_core_tables()
-    refresh_marts()
+    refresh_marts(results)
     print_summary(results, where)
 
 
@@ -145,23 +146,27 @@ def refresh_core_tables() -> None:
     defs.resolve_job_def("refresh_core_tables").execute_in_process(instance=dg.DagsterInstance.get(), run_config=QUIET)
 
 
-def refresh_marts() -> None:
-    """What the sales-changed sensor and automation do when the daemon runs: the marts, for every day of sales."""
+def refresh_marts(outcomes: list[dict]) -> None:
+    """What the sales-changed sensor and automation do under the daemon: the marts, for the days the imports
+    changed (nothing when they changed no sale)."""
     import dagster as dg
 
     from sales_pipeline.definitions import defs
     from sales_pipeline.defs.analytics.sensors import partition_range_tags
     from sales_pipeline.warehouse import db
 
+    import_ids = [outcome["import_id"] for outcome in outcomes if "import_id" in outcome]
     with db.transaction(os.environ[settings.DATABASE_URL]) as cursor:
         cursor.execute(
-            "SELECT min(sold_at AT TIME ZONE %(tz)s)::date, max(sold_at AT TIME ZONE %(tz)s)::date FROM core.sales",
-            {"tz": settings.pipeline_timezone()},
+            "SELECT (min(sales_changed_from) AT TIME ZONE %(tz)s)::date,"
+            " (max(sales_changed_to) AT TIME ZONE %(tz)s)::date FROM ops.import_ledger WHERE import_id = ANY(%(ids)s)",
+            {"tz": settings.pipeline_timezone(), "ids": import_ids},
         )
         first_day, last_day = cursor.fetchone()
     tags = partition_range_tags(first_day, last_day) if first_day else None
     if tags is None:
         return
+    click.echo(f"Refreshing the marts for {first_day} .. {last_day}")
     instance = dg.DagsterInstance.get()
     defs.resolve_job_def("refresh_daily_kpis").execute_in_process(instance=instance, tags=tags, run_config=QUIET)
     defs.resolve_job_def("refresh_marts").execute_in_process(instance=instance, run_config=QUIET)
@@ -207,7 +212,20 @@ def print_summary(results: list[dict], where: dict[str, str]) -> None:
     dashboard = settings.dashboard_dir() / "dashboard.json"
     if dashboard.exists():
         click.echo(f"  {'dashboard':<14} {dashboard}  (also marts.dashboard; KPIs in marts.daily_kpis)")
+        print_dashboard(json.loads(dashboard.read_text()))
     click.echo("\nNext: `sales-pipeline dev` opens the Dagster UI on http://127.0.0.1:3000")
+
+
+def print_dashboard(document: dict) -> None:
+    revenue = document["headline"]["revenue"]
+    change = f" ({revenue['change']:+.1%} on the week before)" if revenue["change"] is not None else ""
+    click.echo(f"\nLast 7 days to {document['as_of']}: revenue {revenue['value']:,.2f}{change}")
+    click.echo("Top products, last 7 days:")
+    for product in document["top_products"]:
+        name = product["name"] or product["product_id"]
+        click.echo(f"  {product['rank']:>2}. {name:<32} {product['revenue']:>12,.2f}")
+    health = ", ".join(f"{count} {status.replace('_', ' ')}" for status, count in document["stock_health"].items())
+    click.echo(f"Stock: {health}")
 
 
 @main.command()
@@ -257,13 +275,7 @@ def generate(scale: int, seed: int, days: int, out_dir: Path, split: str) -> Non
     paths = write_workbooks(retailer, out_dir, split=split)
     click.echo(f"{len(retailer.sales):,} order lines, {len(retailer.products)} products, "
                f"{len(retailer.customers):,} customers in {len(paths)} workbooks under {out_dir}")  # fmt: skip
-    (out_dir / "planted_anomalies.json").write_text(_json(retailer.planted.to_dict()))
-
-
-def _json(value: object) -> str:
-    import json
-
-    return json.dumps(value, indent=2, default=str) + "\n"
+    (out_dir / "planted_anomalies.json").write_text(json.dumps(retailer.planted.to_dict(), indent=2) + "\n")
 
 
 @main.command()
@@ -291,5 +303,5 @@ def import_command(path: Path, mapping: Path | None) -> None:
         shutil.copy2(path, inbox_copy)
     results = import_one(inbox_copy, mapping)
     refresh_core_tables()
-    refresh_marts()
+    refresh_marts(results)
     print_summary(results, where)
