@@ -25,8 +25,11 @@ days (computed, not written back); it is checked against the marts' row counts a
     .venv/bin/python benchmarks/bench_marts.py --quick    # 100,000 lines
 
 The loaded database is kept and reused by the next invocation when it holds the same data (same
-size, seed, chunking, time zone, generator and migrations); anything else is reloaded. The last
-line on stdout is one JSON object with the headline figures.
+size, seed, chunking, time zone, generator and migrations' text); anything else is reloaded into a
+database created afresh (an edited migration is not applied again to an existing one). Each run
+reports the hash of the marts module it ran, and a size whose runs disagree says so (others edit
+it). About 25 minutes for the default sizes, 3.4 GB of disk at 5M; --quick takes about 20 seconds.
+The last line on stdout is one JSON object with the headline figures.
 """
 
 from __future__ import annotations
@@ -66,8 +69,12 @@ STEPS_NEW_DAY = ("insert_day", *STEPS_FULL)
 # --- the database -----------------------------------------------------------------------------
 
 
-def bench_database() -> tuple[str, bool]:
-    """Create (if needed) and migrate the benchmark's own database; return its URL and whether it is embedded."""
+def bench_database(recreate: bool = False) -> tuple[str, bool]:
+    """Create (if needed, or afresh) and migrate the benchmark's own database; return its URL and whether embedded.
+
+    Afresh before every load: migrations apply once per database, so a database kept from before a
+    migration was edited would keep the old schema (indexes included).
+    """
     from sales_pipeline import settings
     from sales_pipeline.warehouse import embedded
 
@@ -84,6 +91,8 @@ def bench_database() -> tuple[str, bool]:
     connection.autocommit = True  # CREATE DATABASE cannot run in a transaction
     try:
         with connection.cursor() as cursor:
+            if recreate:
+                cursor.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
             cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (BENCH_DB,))
             if cursor.fetchone() is None:
                 cursor.execute(f"CREATE DATABASE {BENCH_DB}")
@@ -115,8 +124,9 @@ def fingerprint(rows: int, seed: int, chunk_scale: int, timezone: str) -> str:
     from sales_pipeline.synthetic import retailer
 
     code = hashlib.sha256(Path(retailer.__file__).read_bytes()).hexdigest()[:12]
-    versions = ",".join(str(m.version) for m in db.migrations())
-    return f"v{LOADER_VERSION} rows={rows} seed={seed} chunk={chunk_scale} tz={timezone} gen={code} mig={versions}"
+    # The migrations' text, not only their versions: an edited migration means a fresh database.
+    schema = hashlib.sha256("".join(f"{m.version}{m.sql}" for m in db.migrations()).encode()).hexdigest()[:12]
+    return f"v{LOADER_VERSION} rows={rows} seed={seed} chunk={chunk_scale} tz={timezone} gen={code} schema={schema}"
 
 
 def boundary(alias: str = "") -> str:
@@ -175,10 +185,7 @@ def load(url: str, rows: int, seed: int, chunk_scale: int, timezone: str, stamp:
 
     started = time.perf_counter()
     with db.transaction(url) as cursor:
-        cursor.execute(
-            "DROP SCHEMA IF EXISTS bench CASCADE; CREATE SCHEMA bench;"
-            f" TRUNCATE core.sales, core.stock, core.customers, core.stores, core.products, {', '.join(MART_TABLES)}"
-        )
+        cursor.execute("CREATE SCHEMA bench")  # on a fresh database: the caller recreated it
     remaining, chunk, stores, products, stock_rows = rows, 0, 0, 0, 0
     while remaining > 0:
         scale = min(chunk_scale, -(-remaining // LINES_PER_STORE))
@@ -298,6 +305,13 @@ class Steps:
         self.seconds[name] = time.perf_counter() - started
 
 
+def marts_code() -> str:
+    """A short hash of the marts module this process runs (others edit it: runs of one size should agree)."""
+    from sales_pipeline.analytics import marts
+
+    return hashlib.sha256(Path(marts.__file__).read_bytes()).hexdigest()[:12]
+
+
 def trends_as_the_asset_does(cursor: Cursor) -> tuple[str, int]:
     """The sales_trends asset: from the first day whose KPIs changed since the last refresh, to the last day."""
     from sales_pipeline.analytics import marts
@@ -339,7 +353,7 @@ def run_marts(kind: str, url: str, info: dict) -> dict:
            "dashboard": steps.results["dashboard"]}  # fmt: skip
     if got != expected:
         raise SystemExit(f"{kind}: refreshed {got}, expected {expected}")
-    return {"seconds": seconds, "steps": steps.seconds, "server_peak_mb": steps.server_peak_mb}
+    return {"seconds": seconds, "steps": steps.seconds, "server_peak_mb": steps.server_peak_mb, "code": marts_code()}
 
 
 def run_baseline(url: str, info: dict) -> dict:
@@ -465,6 +479,7 @@ def prepare(url: str, rows: int, seed: int, chunk_scale: int, timezone: str, ser
     else:
         print(f"loading {rows:,} order lines into {BENCH_DB} with COPY (chunks of {chunk_scale} stores) ...")
         spec = {"rows": rows, "seed": seed, "chunk_scale": chunk_scale, "timezone": timezone, "fingerprint": stamp}
+        bench_database(recreate=True)
         loaded = measure("load", url, spec)
         print(
             f"loaded in {loaded['load_s']:.0f} s (+{loaded['settle_s']:.0f} s vacuum/analyze), loader peak RSS"
@@ -540,6 +555,9 @@ def bench_size(url: str, rows: int, args: argparse.Namespace, timezone: str, ser
         )
         print(f"  {baseline_note}")
 
+    codes = sorted({r["code"] for kind in results for r in results[kind]})
+    if len(codes) > 1:
+        print(f"  WARNING: marts.py changed during the runs (versions {', '.join(codes)}): the medians mix them")
     full = statistics.median(r["seconds"] for r in results["full"])
     new_day = statistics.median(r["seconds"] for r in results["new_day"])
     peak = max(r["peak_rss_mb"] for kind in results for r in results[kind])
@@ -574,6 +592,7 @@ def bench_size(url: str, rows: int, args: argparse.Namespace, timezone: str, ser
         "baseline_peak_rss_mb": round(baseline["peak_rss_mb"]) if baseline else None,
         "ours_kpis_trends_s": round(kpis_trends, 3),
         "held_day_lines": info["held_rows"],
+        "marts_code": codes,
         "steps_full_s": {s: round(statistics.median(r["steps"][s] for r in results["full"]), 3) for s in STEPS_FULL},
         "steps_new_day_s": {
             s: round(statistics.median(r["steps"][s] for r in results["new_day"]), 3) for s in STEPS_NEW_DAY
@@ -608,7 +627,10 @@ def main() -> None:
     sizes = args.sizes or ([100_000] if args.quick else [1_000_000, 5_000_000])
     timezone = settings.pipeline_timezone()
     url, server_local = bench_database()
-    print(f"database {BENCH_DB} on the {'embedded' if server_local else 'configured'} server; {args.runs} run(s) each")
+    print(
+        f"database {BENCH_DB} on the {'embedded' if server_local else 'configured'} server; {args.runs} run(s) each;"
+        f" marts.py {marts_code()}"
+    )
     figures = {str(rows): bench_size(url, rows, args, timezone, server_local) for rows in sizes}
 
     print(f"\nsummary (target: one new day at most {TARGET_NEW_DAY_PCT}% of a full rebuild)")
