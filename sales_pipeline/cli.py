@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
+import datetime as dt
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -16,6 +19,9 @@ from sales_pipeline import settings
 
 PROJECT_ROOT = Path.cwd()
 SAMPLE_DIR = Path("data/sample")
+# The retailer data/sample was generated from, so that the API and the workbooks agree.
+SIMULATED_RETAILER = {"seed": 42, "scale": 2, "days": 730}
+DEMO_API_DAYS = 7  # the demo pulls the last week of sales from the back office, as a night would
 SUMMARY_TABLES = ("core.products", "core.stores", "core.customers", "core.sales", "core.stock", "ops.import_rejects")
 # Keep the terminal to the summary: each run's full log is in the Dagster UI.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -48,7 +54,23 @@ def prepare_environment() -> dict[str, str]:
         "warehouse": "embedded PostgreSQL in " + str(embedded.pgdata_dir()) if embedded_server else "external server",
         "dagster home": str(dagster_home),
         "inbox": str(settings.inbox_dir()),
+        "java api": start_simulator_unless_configured(),
     }
+
+
+def start_simulator_unless_configured() -> str:
+    """With JAVA_API_BASE_URL unset, serve the bundled simulator from this process while it runs."""
+    if os.environ.get(settings.JAVA_API_BASE_URL):
+        return "configured server (JAVA_API_BASE_URL)"
+    from sales_pipeline.javaapi.simulator import JavaApiSimulator
+
+    token = os.environ.get(settings.JAVA_API_TOKEN) or secrets.token_urlsafe(16)
+    simulator = JavaApiSimulator(token=token, **SIMULATED_RETAILER)
+    base_url = simulator.start()
+    atexit.register(simulator.stop)
+    os.environ[settings.JAVA_API_BASE_URL] = base_url
+    os.environ[settings.JAVA_API_TOKEN] = token
+    return f"simulator on {base_url} (the retailer of data/sample)"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -74,9 +96,11 @@ def demo() -> None:
     for sample in samples:
         shutil.copy2(sample, inbox / sample.name)  # copy2 keeps the mtime: the files are settled
     click.echo(f"Dropped {len(samples)} sample workbooks into {inbox}")
+    started = dt.datetime.now(dt.UTC)
     results = run_inbox_once()
+    pull_back_office()
     refresh_core_tables()
-    refresh_marts(results)
+    refresh_marts(started)
     print_summary(results, where)
 
 
@@ -146,21 +170,42 @@ def refresh_core_tables() -> None:
     defs.resolve_job_def("refresh_core_tables").execute_in_process(instance=dg.DagsterInstance.get(), run_config=QUIET)
 
 
-def refresh_marts(outcomes: list[dict]) -> None:
-    """What the sales-changed sensor and automation do under the daemon: the marts, for the days the imports
-    changed (nothing when they changed no sale)."""
+def pull_back_office() -> None:
+    """What the nightly jobs do: products and stock, then the last days of sales, from the Java API."""
+    import dagster as dg
+
+    from sales_pipeline.definitions import defs
+    from sales_pipeline.synthetic.retailer import DEFAULT_END
+
+    instance = dg.DagsterInstance.get()
+    click.echo(
+        f"Pulling products, stock and {DEMO_API_DAYS} days of sales from {os.environ[settings.JAVA_API_BASE_URL]}"
+    )
+    defs.resolve_job_def("pull_products_and_stock").execute_in_process(instance=instance, run_config=QUIET)
+    first = DEFAULT_END - dt.timedelta(days=DEMO_API_DAYS - 1)
+    tags = {
+        "dagster/asset_partition_range_start": first.isoformat(),
+        "dagster/asset_partition_range_end": DEFAULT_END.isoformat(),
+    }
+    defs.resolve_job_def("pull_sales").execute_in_process(instance=instance, tags=tags, run_config=QUIET)
+
+
+def refresh_marts(since: dt.datetime) -> None:
+    """What the sales-changed sensor and automation do under the daemon: the marts, for the days this command's
+    imports and pulls changed (nothing when they changed no sale)."""
     import dagster as dg
 
     from sales_pipeline.definitions import defs
     from sales_pipeline.defs.analytics.sensors import partition_range_tags
     from sales_pipeline.warehouse import db
 
-    import_ids = [outcome["import_id"] for outcome in outcomes if "import_id" in outcome]
     with db.transaction(os.environ[settings.DATABASE_URL]) as cursor:
         cursor.execute(
-            "SELECT (min(sales_changed_from) AT TIME ZONE %(tz)s)::date,"
-            " (max(sales_changed_to) AT TIME ZONE %(tz)s)::date FROM ops.import_ledger WHERE import_id = ANY(%(ids)s)",
-            {"tz": settings.pipeline_timezone(), "ids": import_ids},
+            "SELECT (min(changed_from) AT TIME ZONE %(tz)s)::date, (max(changed_to) AT TIME ZONE %(tz)s)::date FROM ("
+            " SELECT sales_changed_from AS changed_from, sales_changed_to AS changed_to FROM ops.import_ledger"
+            " WHERE started_at >= %(since)s UNION ALL SELECT sales_changed_from, sales_changed_to FROM ops.api_pulls"
+            " WHERE started_at >= %(since)s) changes",
+            {"tz": settings.pipeline_timezone(), "since": since},
         )
         first_day, last_day = cursor.fetchone()
     tags = partition_range_tags(first_day, last_day) if first_day else None
@@ -288,6 +333,19 @@ def template(out_path: Path) -> None:
     click.echo(f"Wrote {write_template(out_path)}")
 
 
+@main.command(
+    "simulate-api",
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []},
+    add_help_option=False,
+)
+@click.pass_context
+def simulate_api(context: click.Context) -> None:
+    """Serve the back office's API with the synthetic retailer, with fault injection (--help for the flags)."""
+    from sales_pipeline.javaapi import simulator
+
+    sys.exit(simulator.main(context.args))
+
+
 @main.command(name="import")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -301,7 +359,8 @@ def import_command(path: Path, mapping: Path | None) -> None:
     inbox_copy = settings.inbox_dir() / path.name
     if inbox_copy.resolve() != path.resolve():
         shutil.copy2(path, inbox_copy)
+    started = dt.datetime.now(dt.UTC)
     results = import_one(inbox_copy, mapping)
     refresh_core_tables()
-    refresh_marts(results)
+    refresh_marts(started)
     print_summary(results, where)

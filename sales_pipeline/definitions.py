@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from sales_pipeline.defs.analytics import marts, sensors
-from sales_pipeline.defs.ingest import workbooks
+from sales_pipeline.defs.ingest import java_api, workbooks
 from sales_pipeline.defs.warehouse import checks, core_tables
 from sales_pipeline.resources import default_resources
 
@@ -20,7 +20,7 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
 )
 
 defs = dg.Definitions(
-    assets=[workbooks.workbook_import, *core_tables.core_table_assets, *marts.mart_assets],
+    assets=[workbooks.workbook_import, *java_api.api_assets, *core_tables.core_table_assets, *marts.mart_assets],
     asset_checks=checks.core_table_checks,
     jobs=[
         workbooks.import_workbook_job,
@@ -29,6 +29,6 @@ defs = dg.Definitions(
         marts.refresh_marts_job,
     ],
     sensors=[workbooks.workbook_inbox_sensor, sensors.sales_changed_sensor, automation_sensor],
-    schedules=[sensors.daily_kpis_schedule],
+    schedules=[sensors.daily_kpis_schedule, java_api.pull_master_data_schedule, java_api.pull_sales_schedule],
     resources=default_resources(),
 )

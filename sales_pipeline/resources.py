@@ -16,6 +16,7 @@ from pydantic import Field
 from sales_pipeline import settings
 from sales_pipeline.excel.importer import ImportSettings
 from sales_pipeline.excel.mapping import TEMPLATE, Mapping, MappingError, load_mapping
+from sales_pipeline.javaapi.client import JavaApiClient
 from sales_pipeline.warehouse import db, embedded
 
 
@@ -81,6 +82,38 @@ class AnalyticsResource(dg.ConfigurableResource):
     dashboard_dir: str = Field(description="Folder of dashboard.json, the record a web page or BI tool reads.")
 
 
+class JavaApiResource(dg.ConfigurableResource):
+    """The back office's API (Spring Boot): where it is, the token, and how patiently to call it."""
+
+    base_url: str | None = Field(
+        default=None, description=f"Base URL ({settings.JAVA_API_BASE_URL}); `sales-pipeline dev` starts a simulator."
+    )
+    token: str | None = Field(default=None, description=f"Bearer token ({settings.JAVA_API_TOKEN}).")
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 30.0
+    page_size: int = Field(default=1000, ge=1, le=1000)
+    max_retries: int = Field(default=6, ge=0)
+    max_wait_s: float = Field(default=120.0, description="Longest total wait between retries of one pull.")
+
+    def client(self) -> JavaApiClient:
+        if not self.base_url:
+            raise ValueError(
+                f"{settings.JAVA_API_BASE_URL} is not set: set it to the back office's URL, or run "
+                "`sales-pipeline dev`, which starts the bundled simulator"
+            )
+        if not self.token:
+            raise ValueError(f"{settings.JAVA_API_TOKEN} is not set: the API needs a bearer token")
+        return JavaApiClient(
+            base_url=self.base_url,
+            token=self.token,
+            connect_timeout_s=self.connect_timeout_s,
+            read_timeout_s=self.read_timeout_s,
+            page_size=self.page_size,
+            max_retries=self.max_retries,
+            max_wait_s=self.max_wait_s,
+        )
+
+
 def default_resources() -> dict[str, dg.ConfigurableResource]:
     return {
         "warehouse": WarehouseResource(database_url=env_or_default(settings.DATABASE_URL)),
@@ -91,6 +124,9 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
             mappings_dir=str(settings.mappings_dir()),
             dayfirst=settings.dayfirst(),
             timezone=env_or_default(settings.PIPELINE_TIMEZONE, "UTC"),
+        ),
+        "java_api": JavaApiResource(
+            base_url=env_or_default(settings.JAVA_API_BASE_URL), token=env_or_default(settings.JAVA_API_TOKEN)
         ),
         "analytics": AnalyticsResource(
             timezone=env_or_default(settings.PIPELINE_TIMEZONE, "UTC"), dashboard_dir=str(settings.dashboard_dir())

@@ -71,7 +71,8 @@ def empty_warehouse(warehouse_url: str) -> str:
 
     with transaction(warehouse_url) as cursor:
         cursor.execute(
-            "TRUNCATE raw.excel_rows, ops.import_rejects, ops.import_ledger, core.sales, core.stock,"
+            "TRUNCATE raw.api_records, ops.api_pulls, ops.api_cursors, raw.excel_rows, ops.import_rejects,"
+            " ops.import_ledger, core.sales, core.stock,"
             " core.customers, core.stores, core.products, marts.daily_kpis, marts.sales_trends, marts.stock_health,"
             " marts.top_products, marts.dashboard RESTART IDENTITY CASCADE"
         )

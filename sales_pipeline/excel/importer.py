@@ -56,6 +56,9 @@ from sales_pipeline.warehouse.merge import MergeCounts, escape_copy_text, merge_
 log = logging.getLogger(__name__)
 
 SOURCE = "excel"
+# Sales and stock counts from the back office's API are the system of record: a workbook's copy of
+# the same line or count never overwrites them.
+API_OWNS_IT_NOT = sql.SQL("t.source <> 'api'")
 HEADER_SEARCH_ROWS = 20  # headers may sit below a title block, but not further down than this
 LINE_TOTAL_TOLERANCE = 0.015  # a cent of rounding either way, and float noise
 _BACKTICKED = re.compile(r"`([^`]+)`")
@@ -460,6 +463,7 @@ def _merge(cursor: Cursor, sheet: PreparedSheet, import_id: int, timezone: str) 
         return _merge_sales(cursor, frame, import_id, timezone)
     if target is STOCK:
         _add_missing_stores(cursor, frame["store_id"])
+        return merge_frame(cursor, target.table, frame, target.key, update_only_if=API_OWNS_IT_NOT)
     return merge_frame(cursor, target.table, frame, target.key)
 
 
@@ -495,6 +499,7 @@ def _merge_sales(cursor: Cursor, frame: pd.DataFrame, import_id: int, timezone: 
     return merge_staged(
         cursor, "core.sales", len(frame), select, [*columns, "sold_at", "sale_date", "revenue"], SALES.key,
         params={"timezone": timezone}, bookkeeping=("import_id",), span="sold_at",
+        update_only_if=API_OWNS_IT_NOT,
     )  # fmt: skip
 
 

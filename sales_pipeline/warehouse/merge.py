@@ -81,6 +81,7 @@ def merge_staged(
     params: dict | None = None,
     bookkeeping: Sequence[str] = (),
     span: str | None = None,
+    update_only_if: sql.Composable | None = None,
 ) -> MergeCounts:
     """Upsert the rows `select` yields into `target_table`, touching only rows that changed.
 
@@ -88,7 +89,8 @@ def merge_staged(
     equal to the stored ones are left alone (no new row version, `updated_at` kept), which is what
     makes re-running an import a no-op. `bookkeeping` columns (which import wrote a row) are written
     with a change but do not count as one. With `span`, the counts also carry the range of that
-    column over the rows written (e.g. the sale instants an import changed).
+    column over the rows written (e.g. the sale instants an import changed). `update_only_if`, a
+    condition on the stored row `t`, protects rows from this merge (e.g. lines the API owns).
     """
     updatable = [c for c in columns if c not in key]
     compared = [c for c in updatable if c not in bookkeeping]
@@ -97,12 +99,13 @@ def merge_staged(
         "WITH merged AS ("
         " INSERT INTO {target_table} AS t ({columns}) {select}"
         " ON CONFLICT ({key}) DO UPDATE SET {assignments}, updated_at = now()"
-        " WHERE ({current}) IS DISTINCT FROM ({incoming})"
+        " WHERE ({current}) IS DISTINCT FROM ({incoming}) AND {protect}"
         " RETURNING (xmax = 0) AS inserted, {span} AS span"
         ") SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted), min(span), max(span)"
         " FROM merged"
     ).format(
         span=sql.Identifier(span) if span else sql.NULL,
+        protect=update_only_if or sql.SQL("true"),
         target_table=_qualified(target_table),
         columns=sql.SQL(", ").join(map(sql.Identifier, columns)),
         select=select,
@@ -118,14 +121,22 @@ def merge_staged(
     return MergeCounts(inserted, updated, staged_rows - inserted - updated, (first, last) if span else None)
 
 
-def merge_frame(cursor: Cursor, target_table: str, frame: pd.DataFrame, key: Sequence[str]) -> MergeCounts:
+def merge_frame(
+    cursor: Cursor,
+    target_table: str,
+    frame: pd.DataFrame,
+    key: Sequence[str],
+    update_only_if: sql.Composable | None = None,
+) -> MergeCounts:
     """Stage `frame` (columns named like the target's) and merge it as it is."""
     staging = "stage_" + target_table.replace(".", "_")
     stage_frame(cursor, frame, target_table, staging)
     select = sql.SQL("SELECT {} FROM {}").format(
         sql.SQL(", ").join(map(sql.Identifier, frame.columns)), sql.Identifier(staging)
     )
-    return merge_staged(cursor, target_table, len(frame), select, list(frame.columns), key)
+    return merge_staged(
+        cursor, target_table, len(frame), select, list(frame.columns), key, update_only_if=update_only_if
+    )
 
 
 def _qualified(table: str) -> sql.Composable:

@@ -1,6 +1,7 @@
 """What keeps the marts current: new sales from imports, and the day that just ended."""
 
 import datetime as dt
+import json
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -28,31 +29,41 @@ def partition_range_tags(first_day: dt.date, last_day: dt.date) -> dict[str, str
     job=refresh_daily_kpis_job,
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="After imports, recomputes the daily KPIs of exactly the days whose sales they changed (one run).",
+    description="After imports and API pulls, recomputes the daily KPIs of exactly the days whose sales they changed "
+    "(one run).",
 )
 def sales_changed_sensor(
     context: dg.SensorEvaluationContext, warehouse: WarehouseResource, analytics: AnalyticsResource
 ) -> dg.SensorResult:
-    # Cursor: the last import on the ledger already looked at. Imports run one at a time, so they
-    # commit in the order of their ids.
-    last_seen = int(context.cursor or 0)
+    # Cursor: the last workbook import and the last API pull already looked at. Imports run one
+    # at a time, so they commit in the order of their ids; so do the pulls of the nightly jobs.
+    seen = json.loads(context.cursor) if context.cursor else {"imports": 0, "pulls": 0}
     with transaction(warehouse.url()) as cursor:
         cursor.execute(
             "SELECT max(import_id), min(sales_changed_from), max(sales_changed_to) FROM ops.import_ledger"
             " WHERE import_id > %s",
-            (last_seen,),
+            (seen["imports"],),
         )
-        newest, changed_from, changed_to = cursor.fetchone()
-    if newest is None:
-        return dg.SensorResult(skip_reason="No new import", cursor=str(last_seen))
-    if changed_from is None:
-        return dg.SensorResult(skip_reason="The new imports changed no sale", cursor=str(newest))
+        newest_import, import_from, import_to = cursor.fetchone()
+        cursor.execute(
+            "SELECT max(pull_id), min(sales_changed_from), max(sales_changed_to) FROM ops.api_pulls WHERE pull_id > %s",
+            (seen["pulls"],),
+        )
+        newest_pull, pull_from, pull_to = cursor.fetchone()
+    now_seen = {"imports": newest_import or seen["imports"], "pulls": newest_pull or seen["pulls"]}
+    cursor_text = json.dumps(now_seen)
+    if now_seen == seen:
+        return dg.SensorResult(skip_reason="No new import or pull", cursor=cursor_text)
+    starts = [instant for instant in (import_from, pull_from) if instant is not None]
+    ends = [instant for instant in (import_to, pull_to) if instant is not None]
+    if not starts:
+        return dg.SensorResult(skip_reason="The new imports and pulls changed no sale", cursor=cursor_text)
     zone = ZoneInfo(analytics.timezone)
-    tags = partition_range_tags(changed_from.astimezone(zone).date(), changed_to.astimezone(zone).date())
+    tags = partition_range_tags(min(starts).astimezone(zone).date(), max(ends).astimezone(zone).date())
     if tags is None:
-        return dg.SensorResult(skip_reason="The changed sales are outside the daily partitions", cursor=str(newest))
-    request = dg.RunRequest(run_key=f"imports-{last_seen + 1}-{newest}", tags=tags)
-    return dg.SensorResult(run_requests=[request], cursor=str(newest))
+        return dg.SensorResult(skip_reason="The changed sales are outside the daily partitions", cursor=cursor_text)
+    run_key = f"imports-{seen['imports'] + 1}-{now_seen['imports']}-pulls-{seen['pulls'] + 1}-{now_seen['pulls']}"
+    return dg.SensorResult(run_requests=[dg.RunRequest(run_key=run_key, tags=tags)], cursor=cursor_text)
 
 
 daily_kpis_schedule = dg.build_schedule_from_partitioned_job(

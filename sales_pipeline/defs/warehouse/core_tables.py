@@ -1,12 +1,13 @@
 """The core tables as assets: every source merges into them; these assets show what they hold.
 
-The merges themselves happen in the ingest assets, inside each import's transaction. These assets
+The merges themselves happen in the ingest assets (workbooks, the API), inside each one's transaction. These assets
 refresh after every import (declarative automation) and publish each table's row count, its most
 recently changed rows and its freshness, so the UI answers "what is in the warehouse now?".
 """
 
 import dagster as dg
 
+from sales_pipeline.defs.ingest.java_api import api_assets
 from sales_pipeline.defs.ingest.workbooks import AFTER_ANY_UPSTREAM_UPDATE, OWNERS, workbook_import
 from sales_pipeline.resources import WarehouseResource
 from sales_pipeline.warehouse.profile import profile_table
@@ -24,7 +25,7 @@ CORE_TABLES = {
 def build_core_table_asset(name: str, description: str) -> dg.AssetsDefinition:
     @dg.asset(
         key=["core", name],
-        deps=[workbook_import],
+        deps=[workbook_import, *api_assets],
         group_name="warehouse",
         kinds={"postgres", "table"},
         owners=OWNERS,

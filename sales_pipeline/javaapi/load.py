@@ -1,0 +1,118 @@
+"""Committing a complete pull: records land in raw.api_records and merge into the core tables.
+
+Everything a pull writes happens in one transaction. The API is the system of record: its lines
+win over the same lines imported from a workbook, and a pull of a day of sales replaces the API's
+lines of that day (a line deleted in the back office disappears here too).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+from psycopg2 import sql
+from psycopg2.extensions import cursor as Cursor
+
+from sales_pipeline.javaapi.client import PullStats
+from sales_pipeline.warehouse.merge import MergeCounts, escape_copy_text, merge_frame, merge_staged, stage_frame
+
+SOURCE = "api"
+
+
+@dataclass(frozen=True)
+class PullResult:
+    pull_id: int
+    endpoint: str
+    records: int
+    counts: MergeCounts
+    removed: int = 0
+
+
+def start_pull(cursor: Cursor, endpoint: str, window: tuple[object, object], run_id: str | None) -> int:
+    cursor.execute(
+        "INSERT INTO ops.api_pulls (endpoint, window_start, window_end, run_id, started_at)"
+        " VALUES (%s, %s, %s, %s, now()) RETURNING pull_id",
+        (endpoint, *window, run_id),
+    )
+    return cursor.fetchone()[0]
+
+
+def land_records(cursor: Cursor, pull_id: int, endpoint: str, records: Sequence) -> None:
+    prefix = f"{pull_id}\t{endpoint}\t"
+    lines = (prefix + escape_copy_text(record.model_dump_json(by_alias=True)) for record in records)
+    cursor.copy_expert(
+        "COPY raw.api_records (pull_id, endpoint, record) FROM STDIN", io.StringIO("\n".join(lines) + "\n")
+    )
+
+
+def finish_pull(cursor: Cursor, result: PullResult, stats: PullStats, sales_changed: tuple | None = None) -> None:
+    cursor.execute(
+        "UPDATE ops.api_pulls SET records = %s, pages = %s, retries = %s, inserted = %s, updated = %s,"
+        " removed = %s, sales_changed_from = %s, sales_changed_to = %s, finished_at = now() WHERE pull_id = %s",
+        (result.records, stats.pages, stats.retries, result.counts.inserted, result.counts.updated, result.removed,
+         *(sales_changed or (None, None)), result.pull_id),
+    )  # fmt: skip
+
+
+def merge_products(cursor: Cursor, records: Sequence) -> MergeCounts:
+    frame = _frame(records).drop(columns=["updated_at"])  # the API's updatedAt is the cursor, not our column
+    frame["source"] = SOURCE
+    return merge_frame(cursor, "core.products", frame, ("product_id",)) if len(frame) else MergeCounts(0, 0, 0)
+
+
+def merge_stock(cursor: Cursor, records: Sequence) -> MergeCounts:
+    frame = _frame(records)
+    if frame.empty:
+        return MergeCounts(0, 0, 0)
+    frame["source"] = SOURCE
+    _add_missing(cursor, "core.stores", "store_id", frame["store_id"])
+    return merge_frame(cursor, "core.stock", frame, ("product_id", "store_id", "as_of"))
+
+
+def merge_sales(cursor: Cursor, records: Sequence, window: tuple[dt.datetime, dt.datetime]) -> tuple[MergeCounts, int]:
+    """Merge a window's sale lines and remove the API's lines of that window the pull no longer has."""
+    frame = _frame(records).rename(columns={"line_total": "revenue"})
+    frame["source"] = SOURCE
+    if len(frame):
+        _add_missing(cursor, "core.stores", "store_id", frame["store_id"])
+        _add_missing(cursor, "core.customers", "customer_id", frame["customer_id"])
+        stage_frame(cursor, frame, "core.sales", "stage_api_sales")
+    else:
+        stage_frame(cursor, pd.DataFrame({"order_id": [], "line_number": []}), "core.sales", "stage_api_sales")
+    cursor.execute(
+        "DELETE FROM core.sales t WHERE t.source = %s AND t.sold_at >= %s AND t.sold_at < %s"
+        " AND NOT EXISTS (SELECT 1 FROM stage_api_sales s WHERE s.order_id = t.order_id"
+        " AND s.line_number = t.line_number)",
+        (SOURCE, *window),
+    )
+    removed = cursor.rowcount
+    if frame.empty:
+        return MergeCounts(0, 0, 0), removed
+    columns = list(frame.columns)
+    # sale_date is the store's local day; the API gives instants.
+    select = sql.SQL(
+        "SELECT {columns}, NULL::bigint, (s.sold_at AT TIME ZONE coalesce(st.timezone, 'UTC'))::date"
+        " FROM stage_api_sales s LEFT JOIN core.stores st USING (store_id)"
+    ).format(columns=sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in columns))
+    # import_id names the workbook that last wrote a line: none for the API's.
+    counts = merge_staged(
+        cursor, "core.sales", len(frame), select, [*columns, "import_id", "sale_date"], ("order_id", "line_number"),
+        span="sold_at",
+    )  # fmt: skip
+    return counts, removed
+
+
+def _frame(records: Sequence) -> pd.DataFrame:
+    return pd.DataFrame([record.model_dump() for record in records])
+
+
+def _add_missing(cursor: Cursor, table: str, key: str, values: pd.Series) -> None:
+    cursor.execute(
+        sql.SQL("INSERT INTO {} ({}, source) SELECT unnest(%s::text[]), %s ON CONFLICT DO NOTHING").format(
+            sql.SQL(".").join(map(sql.Identifier, table.split("."))), sql.Identifier(key)
+        ),
+        (list(values.dropna().unique()), SOURCE),
+    )

@@ -1,0 +1,280 @@
+"""The back office's records, as pydantic models: the single description of what a record holds.
+
+Field names are snake_case in Python and camelCase on the wire (as Spring/Jackson writes them), so
+`SaleLine.model_validate(payload)` reads a record and `record.model_dump_json(by_alias=True)` writes one.
+The client validates every page with `parse_page`; the simulator serialises its data through the same
+models, so the two cannot drift apart. `openapi.yaml` describes the same fields (a test keeps them equal).
+
+Validation is strict where a lax reading would hide a broken record: whole numbers must be JSON
+integers (not 2.0, "2" or true), text must be JSON strings, flags JSON booleans, instants ISO-8601 strings
+with an offset. Unknown fields are ignored, so the back office may add fields without breaking a pull.
+
+`parse_page` never lets a raw pydantic dump through: its `InvalidPage` names the endpoint, the page,
+the record (its 0-based index in `content`) and the field, e.g.
+``GET /api/v1/sales page 3, record 17: quantity: must be 1 or more (got 0)``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from typing import Annotated, Any, ClassVar
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    field_serializer,
+)
+from pydantic.alias_generators import to_camel
+from pydantic_core import ErrorDetails, PydanticCustomError
+
+API_PREFIX = "/api/v1/"
+_DATE_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _instant_text(value: Any) -> Any:
+    """Instants arrive as ISO-8601 text; a number (epoch seconds?) or a bare date is a broken record."""
+    if isinstance(value, dt.datetime) or (isinstance(value, str) and "T" in value):
+        return value
+    raise PydanticCustomError(
+        "instant_text",
+        "must be an ISO-8601 instant with an offset, e.g. 2026-11-02T10:15:00+01:00 (got {got})",
+        {"got": _show(value)},
+    )
+
+
+def _date_text(value: Any) -> Any:
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, str) and _DATE_TEXT.match(value):
+        return value
+    raise PydanticCustomError("date_text", "must be an ISO date, e.g. 2026-11-02 (got {got})", {"got": _show(value)})
+
+
+Text = Annotated[str, StringConstraints(strict=True, min_length=1)]
+Money = Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
+Count = Annotated[int, Field(strict=True, ge=0)]
+Instant = Annotated[AwareDatetime, BeforeValidator(_instant_text)]
+IsoDate = Annotated[dt.date, BeforeValidator(_date_text)]
+
+
+class ApiRecord(BaseModel):
+    """A record of the back office's API: camelCase on the wire, snake_case in Python, immutable."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, validate_by_name=True, validate_by_alias=True, frozen=True, extra="ignore"
+    )
+    KEY: ClassVar[tuple[str, ...]] = ()  # the natural key: one record per key in a full pull
+
+    @property
+    def key(self) -> tuple:
+        return tuple(getattr(self, name) for name in self.KEY)
+
+
+class Product(ApiRecord):
+    """A catalogue entry, as `GET /api/v1/products` serves it (ordered by productId)."""
+
+    KEY: ClassVar[tuple[str, ...]] = ("product_id",)
+
+    product_id: Text
+    sku: Text
+    name: Text
+    category: Text
+    unit_price: Money  # current selling price per unit
+    unit_cost: Money | None = None  # purchase cost per unit; null when unknown
+    reorder_point: Count
+    lead_time_days: Annotated[int, Field(strict=True, ge=0, le=365)]
+    supplier: Text
+    active: StrictBool  # still sold
+    updated_at: Instant  # last change in the back office: the cursor of incremental pulls
+
+    @field_serializer("updated_at", when_used="json")
+    def _instant_millis(self, value: dt.datetime) -> str:
+        """As java.time.Instant prints: UTC, milliseconds, 'Z'."""
+        return value.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class SaleLine(ApiRecord):
+    """One product in an order, as `GET /api/v1/sales` serves it (ordered by soldAt, orderId, lineNumber)."""
+
+    KEY: ClassVar[tuple[str, ...]] = ("order_id", "line_number")
+
+    order_id: Text
+    line_number: Annotated[int, Field(strict=True, ge=1)]
+    sold_at: Instant  # the instant of the sale, with the store's UTC offset at that moment
+    store_id: Text
+    customer_id: Text | None = None  # null (or absent) for anonymous sales
+    product_id: Text
+    quantity: Annotated[int, Field(strict=True, ge=1)]
+    unit_price: Money  # price per unit before discount
+    discount: Annotated[float, Field(strict=True, ge=0, le=1, allow_inf_nan=False)]  # share of the line, 0..1
+    promotion: StrictBool
+    line_total: Money  # net amount: quantity x unitPrice x (1 - discount), rounded half up to the cent
+
+
+class StockLevel(ApiRecord):
+    """The latest on-hand count of a product in a store (`GET /api/v1/stock`, ordered by storeId, productId)."""
+
+    KEY: ClassVar[tuple[str, ...]] = ("store_id", "product_id")
+
+    store_id: Text
+    product_id: Text
+    on_hand: Count
+    on_order: Count  # ordered from the supplier, not yet received
+    as_of: IsoDate  # the day of the count
+
+
+class PageInfo(BaseModel):
+    """The `page` object of a Spring `PagedModel`: 0-based page number, page size, totals."""
+
+    model_config = ConfigDict(alias_generator=to_camel, validate_by_name=True, validate_by_alias=True, frozen=True)
+
+    size: Annotated[int, Field(strict=True, ge=1)]
+    number: Count
+    total_elements: Count
+    total_pages: Count
+
+
+# endpoint name -> record model; the path is API_PREFIX + name.
+RECORD_MODELS: dict[str, type[ApiRecord]] = {"products": Product, "sales": SaleLine, "stock": StockLevel}
+_LIST_ADAPTERS = {name: TypeAdapter(list[model]) for name, model in RECORD_MODELS.items()}
+
+
+class InvalidPage(ValueError):
+    """A page that is not what the contract promises; the message says where and what, never a raw dump."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        endpoint: str | None = None,
+        page: int | None = None,
+        index: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.endpoint, self.page, self.index, self.field = endpoint, page, index, field
+
+
+def endpoint_name(endpoint: str) -> str:
+    """'sales', '/api/v1/sales' or 'GET /api/v1/sales' -> 'sales'."""
+    name = endpoint.removeprefix("GET ").strip().removeprefix(API_PREFIX).strip("/")
+    if name not in RECORD_MODELS:
+        raise ValueError(f"unknown endpoint {endpoint!r}; the API has {sorted(RECORD_MODELS)}")
+    return name
+
+
+def endpoint_path(endpoint: str) -> str:
+    """'sales' -> '/api/v1/sales'."""
+    return API_PREFIX + endpoint_name(endpoint)
+
+
+def parse_page(endpoint: str, page_number: int, payload: object) -> tuple[list[Any], PageInfo]:
+    """Validate one page's JSON (already decoded) -> (records, page info), or raise `InvalidPage`.
+
+    `endpoint` is 'sales', '/api/v1/sales' or 'GET /api/v1/sales'; `page_number` is the page asked for.
+    Records come back as `Product`, `SaleLine` or `StockLevel` models, in the order the page had them.
+    """
+    name = endpoint_name(endpoint)
+    where = f"GET {API_PREFIX}{name} page {page_number}"
+
+    def fail(problem: str, index: int | None = None, field: str | None = None) -> InvalidPage:
+        path = API_PREFIX + name
+        return InvalidPage(f"{where}: {problem}", endpoint=path, page=page_number, index=index, field=field)
+
+    if not isinstance(payload, dict):
+        raise fail(f"the body must be a Spring Page JSON object with content and page (got {_kind(payload)})")
+    if "content" not in payload:
+        raise fail("content: required but missing", field="content")
+    content = payload["content"]
+    if not isinstance(content, list):
+        raise fail(f"content: must be a JSON array (got {_kind(content)})", field="content")
+    if "page" not in payload:
+        raise fail("page: required but missing", field="page")
+    try:
+        info = PageInfo.model_validate(payload["page"], by_alias=True, by_name=False)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(["page", *(str(part) for part in first["loc"])])
+        raise fail(f"{field}: {describe_error(first)}", field=field) from None
+    if info.number != page_number:
+        raise fail(f"page.number is {info.number}, but page {page_number} was asked for", field="page.number")
+    if len(content) > info.size:
+        raise fail(f"content has {len(content)} records, more than page.size {info.size}", field="content")
+    try:
+        records = _LIST_ADAPTERS[name].validate_python(content, by_alias=True, by_name=False)
+    except ValidationError as error:
+        problems = error.errors()
+        first = problems[0]
+        index = first["loc"][0] if first["loc"] and isinstance(first["loc"][0], int) else None
+        field = ".".join(str(part) for part in first["loc"][1:]) or None
+        more = f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''} on this page)"
+        message = (f"{field}: " if field else "") + describe_error(first) + (more if len(problems) > 1 else "")
+        raise InvalidPage(
+            f"{where}, record {index}: {message}",
+            endpoint=API_PREFIX + name,
+            page=page_number,
+            index=index,
+            field=field,
+        ) from None
+    return records, info
+
+
+def describe_error(error: ErrorDetails) -> str:
+    """One pydantic error -> 'must be 1 or more (got 0)': what the value must be and what it was."""
+    kind, ctx = error["type"], error.get("ctx") or {}
+    got = f" (got {_show(error.get('input'))})"
+    if kind in ("instant_text", "date_text"):
+        return error["msg"]  # our own messages, already in these words
+    if kind == "missing":
+        return "required but missing"
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        bound = {"greater_than_equal": "ge", "greater_than": "gt", "less_than_equal": "le", "less_than": "lt"}[kind]
+        words = {"ge": "{} or more", "gt": "more than {}", "le": "{} or less", "lt": "less than {}"}[bound]
+        return "must be " + words.format(_show(ctx.get(bound))) + got
+    if kind in ("int_type", "int_parsing", "int_from_float", "int_parsing_size"):
+        return "must be a whole number" + got
+    if kind in ("float_type", "float_parsing", "finite_number"):
+        return "must be a finite number" + got
+    if kind == "string_type":
+        return "must be a string" + got
+    if kind == "string_too_short":
+        return "must not be empty"
+    if kind.startswith("bool"):
+        return "must be true or false" + got
+    if kind == "timezone_aware" or kind.startswith("datetime"):
+        return "must be an ISO-8601 instant with an offset, e.g. 2026-11-02T10:15:00+01:00" + got
+    if kind.startswith("date"):
+        return "must be an ISO date, e.g. 2026-11-02" + got
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return "must be a JSON object" + got
+    if kind == "list_type":
+        return "must be a JSON array" + got
+    return error["msg"][:1].lower() + error["msg"][1:] + got
+
+
+def _show(value: object, limit: int = 60) -> str:
+    """A value as the JSON it came in, cut short: 0, "abc", null, {...}."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    except ValueError:  # circular
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    return f"{type(value).__name__} {_show(value)}"

@@ -1,0 +1,227 @@
+"""Pulling the back office's API into the warehouse: real HTTP on loopback against the simulator."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+import pandas as pd
+import pytest
+import requests
+
+from sales_pipeline.definitions import defs
+from sales_pipeline.excel.importer import import_workbook
+from sales_pipeline.javaapi.client import JavaApiClient, JavaApiError
+from sales_pipeline.javaapi.records import InvalidPage
+from sales_pipeline.javaapi.simulator import JavaApiSimulator
+from sales_pipeline.resources import JavaApiResource, WarehouseResource
+from sales_pipeline.synthetic.retailer import generate_retailer, write_sheets_workbook
+from sales_pipeline_tests.conftest import query, table_counts
+
+SEED, SCALE, DAYS, END = 5, 1, 40, dt.date(2026, 11, 22)
+TOKEN = "test-token-s3cret"
+
+
+@pytest.fixture(scope="module")
+def retailer():
+    return generate_retailer(scale=SCALE, seed=SEED, days=DAYS, end=END)
+
+
+@pytest.fixture(scope="module")
+def simulator(retailer):
+    with JavaApiSimulator(seed=SEED, scale=SCALE, days=DAYS, end=END, token=TOKEN, retailer=retailer) as server:
+        yield server
+
+
+@pytest.fixture
+def api(simulator):
+    simulator.clear_faults()
+    simulator.reset_stats()
+    return simulator
+
+
+def resources(url: str, base_url: str, token: str = TOKEN, **client) -> dict:
+    settings = {"connect_timeout_s": 1.0, "read_timeout_s": 2.0, "max_wait_s": 20.0, "page_size": 200} | client
+    return {
+        "warehouse": WarehouseResource(database_url=url),
+        "java_api": JavaApiResource(base_url=base_url, token=token, **settings),
+    }
+
+
+def pull(url: str, base_url: str, partitions: tuple[str, str] | None = None, **client) -> dg.ExecuteInProcessResult:
+    """Products and stock, then the sales of a range of UTC days, as the nightly jobs do."""
+    with dg.instance_for_test() as instance:
+        master = defs.resolve_job_def("pull_products_and_stock").execute_in_process(
+            instance=instance, resources=resources(url, base_url, **client), raise_on_error=False
+        )
+        if not master.success or partitions is None:
+            return master
+        tags = {
+            "dagster/asset_partition_range_start": partitions[0],
+            "dagster/asset_partition_range_end": partitions[1],
+        }
+        return defs.resolve_job_def("pull_sales").execute_in_process(
+            instance=instance, tags=tags, resources=resources(url, base_url, **client), raise_on_error=False
+        )
+
+
+def utc_days(retailer) -> pd.Series:
+    """The simulator's sales per UTC day: revenue sums, as the API serves them."""
+    sales = retailer.sales.merge(retailer.stores[["store_id", "timezone"]], on="store_id")
+    instants = [
+        pd.Timestamp(local).tz_localize(zone).tz_convert("UTC")
+        for local, zone in zip(sales["sold_at"], sales["timezone"], strict=True)
+    ]
+    return sales.assign(day=[i.date() for i in instants]).groupby("day")["revenue"].sum().round(2)
+
+
+def test_a_full_pull_equals_what_the_simulator_serves(empty_warehouse, api, retailer):
+    days = utc_days(retailer)
+    first, last = str(days.index.min()), str(days.index.max())
+    result = pull(empty_warehouse, api.base_url, (first, last))
+
+    assert result.success
+    assert query(empty_warehouse, "SELECT count(*) FROM core.products")[0][0] == len(retailer.products)
+    assert query(empty_warehouse, "SELECT count(*) FROM core.sales WHERE source = 'api'")[0][0] == len(retailer.sales)
+    per_day = dict(query(empty_warehouse, "SELECT (sold_at AT TIME ZONE 'UTC')::date, sum(revenue)::float"
+                                          " FROM core.sales GROUP BY 1"))  # fmt: skip
+    assert {day: round(value, 2) for day, value in per_day.items()} == days.to_dict()
+    # A range of days is one pull: each day's materialization carries the pull's figures.
+    materialization = result.asset_materializations_for_node("ingest__api_sales")[0]
+    assert materialization.metadata["rows_pulled"].value == len(retailer.sales)
+    assert materialization.metadata["pages"].value == -(-len(retailer.sales) // 200)
+
+
+@pytest.mark.parametrize(
+    ("faults", "reason"),
+    [
+        ({"fail_next": {"count": 3, "status": 500}}, "500"),
+        ({"fail_next": {"count": 2, "status": 503}}, "503"),
+        ({"rate_limit_next": {"count": 2, "retry_after": 1}}, "429"),
+        ({"reset_next": 2}, "ConnectionError"),
+    ],
+)
+def test_transient_failures_are_retried_and_counted(empty_warehouse, api, faults, reason):
+    api.set_faults(faults)
+    result = pull(empty_warehouse, api.base_url)
+
+    assert result.success
+    products = next(m for m in result.get_asset_materialization_events() if m.asset_key.path[-1] == "api_products")
+    metadata = products.materialization.metadata
+    assert metadata["retries"].value >= 1
+    assert reason in metadata["retry_reasons"].value
+    assert query(empty_warehouse, "SELECT count(*) FROM core.products")[0][0] > 0
+
+
+def test_a_read_timeout_is_retried(empty_warehouse, api):
+    api.set_faults({"latency_ms": 1500})
+    client = JavaApiClient(api.base_url, TOKEN, read_timeout_s=1.0, max_retries=2, backoff_s=0.1, page_size=1000)
+    with pytest.raises(
+        JavaApiError, match=r"GET /api/v1/products page 0: gave up after 2 retries \(last: ReadTimeout\)"
+    ):
+        client.fetch_all("products")
+    api.set_faults({"latency_ms": 300})
+    records, stats = JavaApiClient(api.base_url, TOKEN, read_timeout_s=1.0).fetch_all("products")
+    assert records and stats.retries == 0
+
+
+@pytest.mark.parametrize(
+    ("faults", "message"),
+    [
+        (
+            {"truncate_page": {"endpoint": "sales", "page": 1}},
+            "GET /api/v1/sales page 1: the response is not valid JSON",
+        ),
+        ({"bad_record": {"endpoint": "sales", "page": 1}}, "GET /api/v1/sales page 1, record "),
+    ],
+)
+def test_a_broken_page_fails_the_pull_and_changes_nothing(empty_warehouse, api, retailer, faults, message):
+    days = utc_days(retailer)
+    pull(empty_warehouse, api.base_url)  # products and stock first
+    sales_pulls = "SELECT count(*) FROM ops.api_pulls WHERE endpoint = 'sales'"
+    before = table_counts(empty_warehouse) | {"sales pulls": query(empty_warehouse, sales_pulls)[0][0]}
+    api.set_faults(faults)
+
+    result = pull(empty_warehouse, api.base_url, (str(days.index.min()), str(days.index.max())))
+
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_failure).event_specific_data.error
+    assert message in failure.to_string()
+    after = table_counts(empty_warehouse) | {"sales pulls": query(empty_warehouse, sales_pulls)[0][0]}
+    assert after == before
+
+
+def test_a_wrong_token_names_the_setting_and_not_the_token(empty_warehouse, api, caplog):
+    result = pull(empty_warehouse, api.base_url, token="wrong-token-value")
+
+    assert not result.success
+    error = next(e for e in result.all_events if e.is_failure).event_specific_data.error
+    text = error.to_string()
+    assert "JAVA_API_TOKEN" in text and "401" in text
+    assert "wrong-token-value" not in text and TOKEN not in text
+    assert "wrong-token-value" not in caplog.text
+
+
+def test_a_total_that_changes_mid_pull_leaves_no_duplicate_and_no_gap(empty_warehouse, api, retailer):
+    days = utc_days(retailer)
+    pull(empty_warehouse, api.base_url)
+    api.set_faults({"shifting_total": {"endpoint": "sales", "after_page": 0}})
+
+    result = pull(empty_warehouse, api.base_url, (str(days.index.min()), str(days.index.max())))
+
+    assert result.success
+    served = requests.get(f"{api.base_url}/api/v1/sales", params={"from": str(days.index.min()),
+                          "to": str(days.index.max() + dt.timedelta(days=1)), "size": 1},
+                          headers={"Authorization": f"Bearer {TOKEN}"}).json()["page"]["totalElements"]  # fmt: skip
+    loaded = query(empty_warehouse, "SELECT count(*), count(DISTINCT (order_id, line_number)) FROM core.sales")[0]
+    assert loaded == (served, served) == (len(retailer.sales) + 1, len(retailer.sales) + 1)
+    materialization = result.asset_materializations_for_node("ingest__api_sales")[0]
+    assert materialization.metadata["restarts"].value >= 1
+
+
+def test_a_line_from_a_workbook_and_from_the_api_counts_once_and_the_api_wins(
+    empty_warehouse, api, retailer, import_settings, folders
+):
+    days = utc_days(retailer)
+    sales = retailer.sales.copy()
+    sales.loc[sales.index[0], "quantity"] = sales.loc[sales.index[0], "quantity"] + 5  # the workbook's typo
+    sales.loc[sales.index[0], "revenue"] = None
+    workbook = write_sheets_workbook(
+        folders["inbox"] / "shop.xlsx", {"Products": retailer.products, "Stores": retailer.stores, "Sales": sales}
+    )
+    import_workbook(workbook, import_settings)
+    first_line = sales.iloc[0]
+
+    pull(empty_warehouse, api.base_url, (str(days.index.min()), str(days.index.max())))
+    import_again = write_sheets_workbook(
+        folders["inbox"] / "shop again.xlsx", {"Products": retailer.products, "Stores": retailer.stores, "Sales": sales}
+    )
+    again = import_workbook(import_again, import_settings)
+
+    assert query(empty_warehouse, "SELECT count(*) FROM core.sales")[0][0] == len(retailer.sales)
+    stored = query(
+        empty_warehouse,
+        "SELECT source, quantity FROM core.sales WHERE order_id = %s AND line_number = %s",
+        (first_line["order_id"], int(first_line["line_number"])),
+    )
+    assert stored == [("api", int(retailer.sales.iloc[0]["quantity"]))]
+    sales_result = next(s for s in again.sheets if s.target == "Sales")
+    assert sales_result.updated == 0  # the workbook no longer overwrites the API's lines
+
+
+def test_products_pull_incrementally_from_a_cursor_kept_in_the_warehouse(empty_warehouse, api, retailer):
+    pull(empty_warehouse, api.base_url)
+    first_cursor = query(empty_warehouse, "SELECT cursor FROM ops.api_cursors WHERE endpoint = 'products'")[0][0]
+    product_id = retailer.products["product_id"].iloc[3]
+    api.touch_product(product_id)
+
+    result = pull(empty_warehouse, api.base_url)
+
+    products = next(m for m in result.get_asset_materialization_events() if m.asset_key.path[-1] == "api_products")
+    assert products.materialization.metadata["rows_pulled"].value <= 2  # the touched one (and the newest, inclusive)
+    assert products.materialization.metadata["updated"].value == 1
+    assert query(empty_warehouse, "SELECT cursor FROM ops.api_cursors WHERE endpoint = 'products'")[0][0] > first_cursor
+    with pytest.raises(InvalidPage):
+        from sales_pipeline.javaapi.records import parse_page
+
+        parse_page("products", 0, {"content": [{"productId": ""}], "page": {}})
