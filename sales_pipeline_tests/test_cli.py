@@ -18,7 +18,7 @@ import pytest
 from sales_pipeline_tests.conftest import PROJECT
 from sales_pipeline_tests.workbooks import products, sales, write_workbook
 
-COMMANDS = ["demo", "dev", "generate", "template", "import"]
+COMMANDS = ["demo", "dev", "generate", "template", "import", "simulate-api", "pull-sales"]
 # The console script pip installs next to this Python, as a user runs it.
 SALES_PIPELINE = str(Path(sys.executable).with_name("sales-pipeline"))
 
@@ -91,6 +91,7 @@ def test_demo_imports_the_samples_and_a_second_demo_loads_nothing_new(cli_home):
     assert first.returncode == 0, first.stderr
     assert "shop_S01_handwritten_week47.xlsx: loaded_with_rejects" in first.stdout
     assert "feedback workbook:" in first.stdout
+    assert "Pulling products, stock and 7 days of sales from http://127.0.0.1:" in first.stdout
     assert "Refreshing the marts for 2024-11-23 .. 2026-11-22" in first.stdout
     assert "Top products, last 7 days:\n   1. " in first.stdout
     assert (cli_home / "dashboard" / "dashboard.json").exists()
