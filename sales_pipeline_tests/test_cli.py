@@ -128,3 +128,15 @@ def test_two_imports_at_once_share_the_embedded_server(cli_home, tmp_path):
     assert [process.returncode for process in processes] == [0, 0], outputs
     assert warehouse_counts(cli_home)["core.sales"] == 100
     assert first.exists() and second.exists()  # the user's own files are left where they were
+
+
+def test_pull_sales_backfills_thirty_days_from_the_simulator_in_one_run(cli_home):
+    result = run("pull-sales", "--from", "2026-10-24", "--to", "2026-11-22", home=cli_home)
+
+    assert result.returncode == 0, result.stderr
+    assert "Java API: simulator on http://127.0.0.1:" in result.stdout
+    assert "Refreshing the marts for 2026-10-2" in result.stdout
+    pulled = next(line for line in result.stdout.splitlines() if line.startswith("Pulled "))
+    lines = int(pulled.split()[1].replace(",", ""))
+    assert lines > 1_000 and f"{lines:,} new" in pulled
+    assert warehouse_counts(cli_home)["core.sales"] == lines

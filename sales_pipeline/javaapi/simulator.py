@@ -420,6 +420,11 @@ class _Server(ThreadingHTTPServer):
             self.open_sockets.discard(request)
         super().shutdown_request(request)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], BrokenPipeError | ConnectionResetError):
+            return  # the client hung up (its read timed out): nothing to report
+        super().handle_error(request, client_address)
+
     def close_open_connections(self) -> None:
         with self.sockets_lock:
             sockets = list(self.open_sockets)
