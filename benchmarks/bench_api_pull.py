@@ -19,15 +19,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
-import re
 import resource
 import statistics
 import subprocess
 import sys
 import time
-
-import psycopg2
 
 from sales_pipeline.warehouse import db
 
@@ -38,29 +34,9 @@ TOKEN = "bench-token"
 
 def bench_database() -> str:
     """Create (if needed) and migrate the benchmark's own database on the warehouse's server; return its URL."""
-    from sales_pipeline import settings
     from sales_pipeline.warehouse import embedded
 
-    explicit = os.environ.get(settings.DATABASE_URL)
-    if explicit:
-        import sqlalchemy as sa
-
-        admin = explicit
-        url = sa.make_url(explicit).set(database=BENCH_DB).render_as_string(hide_password=False)
-    else:
-        admin = embedded.embedded_url("postgres")  # starts the server; this process keeps it up
-        url = embedded.embedded_url(BENCH_DB)
-    connection = psycopg2.connect(re.sub(r"^postgresql\+\w+://", "postgresql://", admin))
-    connection.autocommit = True  # CREATE DATABASE cannot run in a transaction
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (BENCH_DB,))
-            if cursor.fetchone() is None:
-                cursor.execute(f"CREATE DATABASE {BENCH_DB}")
-    finally:
-        connection.close()
-    db.migrate(url)
-    return url
+    return embedded.own_database(BENCH_DB)  # starts the embedded server if needed; this process keeps it up
 
 
 def reset_warehouse(url: str) -> None:

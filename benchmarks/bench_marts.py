@@ -78,32 +78,11 @@ def bench_database(recreate: bool = False) -> tuple[str, bool]:
     from sales_pipeline import settings
     from sales_pipeline.warehouse import embedded
 
-    explicit = os.environ.get(settings.DATABASE_URL)
-    if explicit:
-        import sqlalchemy as sa
-
-        admin = explicit
-        url = sa.make_url(explicit).set(database=BENCH_DB).render_as_string(hide_password=False)
-    else:
-        admin = embedded.embedded_url("postgres")  # starts the server; this process keeps it up
-        url = embedded.embedded_url(BENCH_DB)
-    connection = psycopg2.connect(re.sub(r"^postgresql\+\w+://", "postgresql://", admin))
-    connection.autocommit = True  # CREATE DATABASE cannot run in a transaction
-    try:
-        with connection.cursor() as cursor:
-            if recreate:
-                cursor.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (BENCH_DB,))
-            if cursor.fetchone() is None:
-                cursor.execute(f"CREATE DATABASE {BENCH_DB}")
-    finally:
-        connection.close()
-    db.migrate(url)
-    return url, not explicit
+    return embedded.own_database(BENCH_DB, recreate=recreate), not os.environ.get(settings.DATABASE_URL)
 
 
 def autocommit(url: str, *statements: str, tolerate: tuple[type[Exception], ...] = ()) -> None:
-    connection = psycopg2.connect(re.sub(r"^postgresql\+\w+://", "postgresql://", url))
+    connection = psycopg2.connect(db.libpq_url(url))
     connection.autocommit = True
     try:
         with connection.cursor() as cursor:

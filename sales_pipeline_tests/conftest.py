@@ -6,7 +6,6 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg2
 import pytest
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -45,23 +44,13 @@ def warehouse_url(pipeline_home: Path) -> Iterator[str]:
 
     Its own database, so that two test sessions at once do not empty each other's tables.
     """
-    from psycopg2 import sql
-
     from sales_pipeline.warehouse import db, embedded
 
     name = f"tests_{os.getpid()}"
-    admin = psycopg2.connect(embedded.embedded_url("postgres"))
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = embedded.embedded_url(name)
-    db.migrate(url)
+    url = embedded.own_database(name, recreate=True)
     yield url
     db.engine(url).dispose()
-    with admin.cursor() as cursor:
-        cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-    admin.close()
+    embedded.drop_own_database(name)
 
 
 @pytest.fixture

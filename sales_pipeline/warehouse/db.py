@@ -31,7 +31,7 @@ def _sqlalchemy_url(url: str) -> str:
 @contextmanager
 def transaction(url: str) -> Iterator[psycopg2.extensions.cursor]:
     """A cursor inside one transaction: committed when the block ends, rolled back if it raises."""
-    connection = psycopg2.connect(_libpq_url(url))
+    connection = psycopg2.connect(libpq_url(url))
     try:
         with connection.cursor() as cursor:
             yield cursor
@@ -44,7 +44,7 @@ def transaction(url: str) -> Iterator[psycopg2.extensions.cursor]:
         connection.close()
 
 
-def _libpq_url(url: str) -> str:
+def libpq_url(url: str) -> str:
     return re.sub(r"^postgresql\+\w+://", "postgresql://", url)
 
 

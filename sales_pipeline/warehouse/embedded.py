@@ -17,6 +17,7 @@ from pathlib import Path
 
 import platformdirs
 import psycopg2
+import sqlalchemy as sa
 from psycopg2 import sql
 
 from sales_pipeline import settings
@@ -59,6 +60,41 @@ def _create_database(admin_url: str, database: str) -> None:
                 cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
     finally:
         connection.close()  # which also releases the lock
+
+
+def _drop_database(admin_url: str, database: str) -> None:
+    connection = psycopg2.connect(admin_url)
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
+    finally:
+        connection.close()
+
+
+def own_database(name: str, recreate: bool = False) -> str:
+    """A database of its own (a test session's, a benchmark's) on the warehouse's server, migrated: its URL."""
+    from sales_pipeline.warehouse import db
+
+    explicit = os.environ.get(settings.DATABASE_URL)
+    admin = db.libpq_url(explicit) if explicit else embedded_url("postgres")
+    url = (
+        sa.make_url(db.libpq_url(explicit)).set(database=name).render_as_string(False)
+        if explicit
+        else embedded_url(name)
+    )
+    if recreate:
+        _drop_database(admin, name)
+    _create_database(admin, name)
+    db.migrate(url)
+    return url
+
+
+def drop_own_database(name: str) -> None:
+    from sales_pipeline.warehouse import db
+
+    explicit = os.environ.get(settings.DATABASE_URL)
+    _drop_database(db.libpq_url(explicit) if explicit else embedded_url("postgres"), name)
 
 
 def embedded_url(database: str = WAREHOUSE_DB) -> str:
