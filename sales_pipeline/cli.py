@@ -182,6 +182,7 @@ def pull_back_office() -> None:
     import dagster as dg
 
     from sales_pipeline.definitions import defs
+    from sales_pipeline.defs.analytics.sensors import RANGE_END_TAG, RANGE_START_TAG
     from sales_pipeline.synthetic.retailer import DEFAULT_END
 
     instance = dg.DagsterInstance.get()
@@ -191,8 +192,8 @@ def pull_back_office() -> None:
     defs.resolve_job_def("pull_products_and_stock").execute_in_process(instance=instance, run_config=QUIET)
     first = DEFAULT_END - dt.timedelta(days=DEMO_API_DAYS - 1)
     tags = {
-        "dagster/asset_partition_range_start": first.isoformat(),
-        "dagster/asset_partition_range_end": DEFAULT_END.isoformat(),
+        RANGE_START_TAG: first.isoformat(),
+        RANGE_END_TAG: DEFAULT_END.isoformat(),
     }
     defs.resolve_job_def("pull_sales").execute_in_process(instance=instance, tags=tags, run_config=QUIET)
 
@@ -362,6 +363,7 @@ def pull_sales(first_day: dt.datetime, last_day: dt.datetime) -> None:
     import dagster as dg
 
     from sales_pipeline.definitions import defs
+    from sales_pipeline.defs.analytics.sensors import RANGE_END_TAG, RANGE_START_TAG
 
     click.echo(f"Java API: {where['java api']}")
     started = dt.datetime.now(dt.UTC)
@@ -369,8 +371,8 @@ def pull_sales(first_day: dt.datetime, last_day: dt.datetime) -> None:
     # Products first, as the nightly jobs do: sales of a product the warehouse does not know fail a check.
     defs.resolve_job_def("pull_products_and_stock").execute_in_process(instance=instance, run_config=QUIET)
     tags = {
-        "dagster/asset_partition_range_start": f"{first_day:%Y-%m-%d}",
-        "dagster/asset_partition_range_end": f"{last_day:%Y-%m-%d}",
+        RANGE_START_TAG: f"{first_day:%Y-%m-%d}",
+        RANGE_END_TAG: f"{last_day:%Y-%m-%d}",
     }
     result = defs.resolve_job_def("pull_sales").execute_in_process(
         instance=instance, tags=tags, run_config=QUIET, raise_on_error=False

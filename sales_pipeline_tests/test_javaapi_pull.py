@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from sales_pipeline.definitions import defs
+from sales_pipeline.defs.analytics.sensors import RANGE_END_TAG, RANGE_START_TAG
 from sales_pipeline.excel.importer import import_workbook
 from sales_pipeline.javaapi.client import JavaApiClient, JavaApiError
 from sales_pipeline.javaapi.records import InvalidPage
@@ -58,8 +59,8 @@ def pull(url: str, base_url: str, partitions: tuple[str, str] | None = None, **c
         if not master.success or partitions is None:
             return master
         tags = {
-            "dagster/asset_partition_range_start": partitions[0],
-            "dagster/asset_partition_range_end": partitions[1],
+            RANGE_START_TAG: partitions[0],
+            RANGE_END_TAG: partitions[1],
         }
         return defs.resolve_job_def("pull_sales").execute_in_process(
             instance=instance, tags=tags, resources=resources(url, base_url, **client), raise_on_error=False
