@@ -125,7 +125,7 @@ def import_workbook(
     started_at = dt.datetime.now(dt.UTC)
     digest = content_hash(path)
     if not reimport:
-        earlier = _earlier_import(settings.database_url, digest)
+        earlier = earlier_imports(settings.database_url, [digest]).get(digest)
         if earlier is not None:
             reason = f"same content as import #{earlier[0]} ({earlier[1]}): nothing new to load"
             return _record_outcome(settings, path, digest, "duplicate", reason, mapping, run_id, started_at)
@@ -278,16 +278,18 @@ def _prepare(
         [h for h in sender_header if h and normalise_header(h) not in expected] if not sheet_mapping.source else []
     )
     where = f"sheet '{raw_sheet.name}'"
-    missing = [
-        c.header
+    provided = set(position) | set(sheet_mapping.constants) | set(sheet_mapping.computed)
+    missing_names = [
+        c.name
         for c in target.columns
-        if c.required and c.name not in position and c.name not in sheet_mapping.constants
-        and c.name not in sheet_mapping.computed and not (c.name == "line_number" and sheet_mapping.source)
-    ]  # fmt: skip
+        if c.required and c.name not in provided and not (c.name == "line_number" and sheet_mapping.source)
+    ]
     if sheet_mapping.source:  # a mapping names the source headers: report those
-        missing = [sheet_mapping.columns.get(c, c) for c in _names_of(target, missing)]
+        missing = [sheet_mapping.columns.get(name, name) for name in missing_names]
         missing += [h for h in _BACKTICKED.findall(" ".join(sheet_mapping.computed.values()))
                     if normalise_header(h) not in source_position]  # fmt: skip
+    else:
+        missing = [target.column_by_name[name].header for name in missing_names]
     if missing:
         found = ", ".join(repr(h) for h in sender_header if h) or "none"
         raise UnreadableWorkbook(
@@ -348,11 +350,6 @@ def _check_line_totals(prepared: PreparedSheet, typed: pd.DataFrame) -> None:
         expected = f"{computed[row_number]:.2f}"
         reason = f"does not match quantity x unit price x (1 - discount) = {expected}"
         prepared.reject(row_number, "revenue", prepared.raw.at[row_number, "revenue"], reason)
-
-
-def _names_of(target: Sheet, headers: list[str]) -> list[str]:
-    by_header = {c.header: c.name for c in target.columns}
-    return [by_header.get(h, h) for h in headers]
 
 
 def _header_row(rows: list[list[object]], expected: dict[str, str]) -> int:
@@ -646,14 +643,18 @@ def _record_outcome(
     return ImportResult(import_id, path.name, digest, status, reason, mapping.name, (), str(kept))
 
 
-def _earlier_import(database_url: str, digest: str) -> tuple[int, str] | None:
+def earlier_imports(database_url: str, digests: list[str]) -> dict[str, tuple[int, str]]:
+    """Content hash -> (import id, file name) of the first import that loaded those bytes."""
+    if not digests:
+        return {}
     with transaction(database_url) as cursor:
         cursor.execute(
-            "SELECT import_id, file_name FROM ops.import_ledger"
-            " WHERE content_hash = %s AND status IN ('loaded', 'loaded_with_rejects') ORDER BY import_id LIMIT 1",
-            (digest,),
+            "SELECT DISTINCT ON (content_hash) content_hash, import_id, file_name FROM ops.import_ledger"
+            " WHERE content_hash = ANY(%s) AND status IN ('loaded', 'loaded_with_rejects')"
+            " ORDER BY content_hash, import_id",
+            (digests,),
         )
-        return cursor.fetchone()
+        return {digest: (import_id, file_name) for digest, import_id, file_name in cursor.fetchall()}
 
 
 def _keep(path: Path, folder: Path) -> Path:

@@ -12,7 +12,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from sales_pipeline.excel.importer import import_workbook
+from sales_pipeline.excel.importer import earlier_imports, import_workbook
 from sales_pipeline.excel.read import content_hash
 from sales_pipeline.records import ImportResult
 from sales_pipeline.resources import WarehouseResource, WorkbookInboxResource
@@ -159,18 +159,6 @@ def _fingerprint(path: Path) -> str:
     return f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
 
 
-def already_imported(database_url: str, digests: list[str]) -> set[str]:
-    if not digests:
-        return set()
-    with transaction(database_url) as cursor:
-        cursor.execute(
-            "SELECT DISTINCT content_hash FROM ops.import_ledger"
-            " WHERE content_hash = ANY(%s) AND status IN ('loaded', 'loaded_with_rejects')",
-            (digests,),
-        )
-        return {row[0] for row in cursor.fetchall()}
-
-
 @dg.sensor(
     job_name="import_workbook",
     minimum_interval_seconds=15,
@@ -191,7 +179,7 @@ def workbook_inbox_sensor(
         fingerprint = _fingerprint(path)
         if fingerprint not in requested:
             new[fingerprint] = (path, content_hash(path))
-    imported = already_imported(warehouse.url(), [digest for _, digest in new.values()]) if new else set()
+    imported = earlier_imports(warehouse.url(), [digest for _, digest in new.values()])
 
     run_requests, partitions = [], []
     for fingerprint, (path, digest) in new.items():
