@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import date
 
 
 @dataclass(frozen=True)
@@ -58,3 +59,21 @@ class ImportResult:
             "rows_rejected": self.rows_rejected,
             "rows_duplicate": self.rows_duplicate,
         }
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One anomaly as recorded in ml.anomalies: what, how bad, about whom, and why in words.
+
+    `dedupe_key` stays the same while the situation lasts (a drop that goes on, the same stock
+    count running down, the same silent customer), so the alerts are sent once per situation.
+    """
+
+    kind: str  # sales_drop | stock_risk | customer_churn
+    severity: str  # info | warning | critical
+    entity_type: str  # total | store | category | product | product_store | customer
+    entity_id: str
+    detected_on: date  # the day of data the detection looked at
+    message: str  # one human sentence with the numbers
+    numbers: dict  # the figures that triggered it (JSON-serialisable)
+    dedupe_key: str

@@ -63,7 +63,8 @@ def empty_warehouse(warehouse_url: str) -> str:
             "TRUNCATE raw.api_records, ops.api_pulls, ops.api_cursors, raw.excel_rows, ops.import_rejects,"
             " ops.import_ledger, core.sales, core.stock,"
             " core.customers, core.stores, core.products, marts.daily_kpis, marts.sales_trends, marts.stock_health,"
-            " marts.top_products, marts.dashboard RESTART IDENTITY CASCADE"
+            " marts.top_products, marts.dashboard, ml.forecasts, ml.forecast_series, ml.backtest_forecasts,"
+            " ml.forecast_accuracy, ml.anomalies, ml.customer_churn, ml.churn_kpis RESTART IDENTITY CASCADE"
         )
     return warehouse_url
 

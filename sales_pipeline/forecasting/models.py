@@ -1,0 +1,408 @@
+"""One series, forecast: Prophet, the simple models it has to beat, and the rolling-origin backtest.
+
+How a series is forecast (`forecast_series`):
+
+1. Too little history (under `min_history_days`): not forecast, and the reason is recorded.
+2. Candidates: seasonal naive always (the same weekday last week); Prophet when the series sells on
+   most open days; the recent daily mean instead of Prophet for a sparse series (a product selling a
+   few days a month), where a Prophet fit has no weekly signal to find and its error only adds noise.
+3. Rolling-origin backtest: each candidate forecasts 7 days from each of the last `backtest_origins`
+   Sundays that have 7 days of actuals after them. Origins on a fixed weekday mean that from one day
+   to the next the folds are the same, so a fold is refit only when its own input changed (its hash).
+4. The candidate with the lower MASE publishes; when Prophet loses to seasonal naive the series
+   publishes seasonal naive and says so.
+5. Intervals: yhat ± z·σ, σ = the published model's backtest RMSE (out-of-sample errors, wider and
+   more honest than Prophet's in-sample noise), clipped at zero; forecasts are never negative.
+
+Closed days (a store with no sale at all that day) are not history to learn from: they are left
+out of fits and scores, and a weekday closed in each of the last four weeks is forecast closed (0).
+
+Prophet runs fast here: no uncertainty sampling (the intervals come from the backtest), L-BFGS
+without the Newton fallback (which can stall for minutes; a fit that fails falls back to seasonal
+naive and says so), yearly seasonality only with two years of history, and no daily seasonality.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+PROPHET = "prophet"
+SEASONAL_NAIVE = "seasonal_naive"
+RECENT_MEAN = "recent_mean"
+Z80, Z95 = 1.2816, 1.9600
+WEEK = 7
+
+
+@dataclass(frozen=True)
+class ForecastSettings:
+    """What decides a forecast; its fingerprint is part of every input hash (and the assets' code version)."""
+
+    horizon: int = 7
+    backtest_origins: int = 4
+    holiday_country: str | None = None  # ISO code for public holidays (the `holidays` package), None for none
+    min_history_days: int = 28  # shorter series are not forecast
+    prophet_min_days: int = 56  # history Prophet needs at every backtest origin
+    yearly_min_days: int = 730  # yearly seasonality only with two years or more
+    sparse_share: float = 0.5  # sold on fewer than this share of the last 8 weeks' open days: sparse
+    recent_days: int = 28  # the window of the recent mean
+    seasonality_mode: str = "multiplicative"  # retail's weekly pattern scales with its level
+
+    @cached_property
+    def fingerprint(self) -> str:
+        from prophet import __version__ as prophet_version
+
+        return digest(repr(self), prophet_version)[:16]
+
+
+@dataclass
+class Series:
+    """One daily series up to its origin (the last day of history), with its calendar.
+
+    `values` runs day by day from the first day with data to the origin; `closed` and `promotion`
+    run from the first day to the origin plus the horizon (the future part is what is known ahead).
+    """
+
+    target: str  # sales (revenue) | demand (units)
+    scope: str
+    scope_id: str
+    values: pd.Series  # float, DatetimeIndex of consecutive days
+    closed: pd.Series  # bool, same start, horizon days longer
+    promotion: pd.Series | None = None  # 0/1 known promotion days, same index as closed
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.target, self.scope, self.scope_id)
+
+    @property
+    def origin(self) -> date:
+        return self.values.index[-1].date()
+
+    def input_hash(self, settings: ForecastSettings) -> str:
+        """Changes when anything the published forecast depends on changes."""
+        return self._hash(settings, len(self.values), len(self.closed), "publish")
+
+    def fold_hash(self, settings: ForecastSettings, origin: date, model: str) -> str:
+        upto = (pd.Timestamp(origin) - self.values.index[0]).days + 1
+        return self._hash(settings, upto, upto + settings.horizon, model)
+
+    def _hash(self, settings: ForecastSettings, upto: int, known_upto: int, what: str) -> str:
+        parts = [settings.fingerprint, what, str(self.values.index[0].date())]
+        parts.append(self.values.to_numpy(dtype=float)[:upto].tobytes())
+        parts.append(self.closed.to_numpy(dtype=bool)[:known_upto].tobytes())
+        if self.promotion is not None:
+            parts.append(self.promotion.to_numpy(dtype=float)[:known_upto].tobytes())
+        return digest(*parts)
+
+
+@dataclass
+class Fold:
+    """One candidate's 7-day forecast from one backtest origin."""
+
+    origin: date
+    model: str
+    input_hash: str
+    yhat: np.ndarray
+    reused: bool = False
+
+
+@dataclass
+class ForecastResult:
+    """What forecasting one series produced: the published forecast, why that model, and its scores."""
+
+    target: str
+    scope: str
+    scope_id: str
+    origin: date
+    input_hash: str
+    status: str  # forecast | fallback (Prophet failed, a simple model published) | skipped
+    model: str | None
+    reason: str
+    history_days: int
+    fit_seconds: float = 0.0
+    prophet_fits: int = 0
+    sigma: float | None = None
+    forecast: pd.DataFrame | None = None  # day, yhat, yhat_lower_80, yhat_upper_80, yhat_lower_95, yhat_upper_95, closed
+    folds: list[Fold] = field(default_factory=list)
+    accuracy: list[dict] = field(default_factory=list)
+    error: str | None = None
+
+
+def forecast_series(
+    series: Series, settings: ForecastSettings, cached_folds: dict[tuple[date, str], tuple[str, np.ndarray]] | None = None
+) -> ForecastResult:
+    """Backtest the candidates, pick the better one, publish its next `horizon` days (see the module doc)."""
+    started = time.perf_counter()
+    cached_folds = cached_folds or {}
+    open_days = ~series.closed.iloc[: len(series.values)].to_numpy()
+    result = ForecastResult(
+        *series.key, series.origin, series.input_hash(settings), "skipped", None, "", int(open_days.sum())
+    )
+    if len(series.values) < settings.min_history_days:
+        result.reason = (
+            f"{len(series.values)} days of history: needs {settings.min_history_days} before it is forecast"
+        )
+        return result
+
+    origins = backtest_origins(series, settings)
+    sparse_share = _selling_share(series, open_days)
+    candidates = [SEASONAL_NAIVE]
+    if sparse_share < settings.sparse_share:
+        candidates.append(RECENT_MEAN)
+    elif origins and _history_at(series, origins[0]) >= settings.prophet_min_days:
+        candidates.append(PROPHET)
+
+    failures: list[str] = []
+    for origin in origins:
+        for model in candidates:
+            fold_hash = series.fold_hash(settings, origin, model)
+            cached = cached_folds.get((origin, model))
+            if cached is not None and cached[0] == fold_hash:
+                result.folds.append(Fold(origin, model, fold_hash, cached[1], reused=True))
+                continue
+            try:
+                yhat = _predict(model, series, origin, settings)
+            except Exception as error:  # a fit that cannot work must not stop the other series
+                failures.append(f"{model} at origin {origin}: {error}")
+                continue
+            result.prophet_fits += model == PROPHET
+            result.folds.append(Fold(origin, model, fold_hash, yhat))
+
+    result.accuracy = score_folds(series, result.folds, settings)
+    scores = {row["model"]: row for row in result.accuracy}
+    if PROPHET in candidates and PROPHET not in scores:
+        result.status, result.error = "fallback", failures[0] if failures else "Prophet produced no backtest"
+    # A sparse series publishes its recent daily rate: scored by absolute error a forecast of zero
+    # often wins there, and stock planning needs the rate, not the most likely day (nothing sold).
+    chosen = RECENT_MEAN if RECENT_MEAN in candidates else _choose(scores)
+    result.model = chosen
+    for row in result.accuracy:
+        row["chosen"] = row["model"] == chosen
+    result.reason = _reason(chosen, scores, candidates, sparse_share, result.error, len(origins), settings)
+
+    try:
+        yhat = _predict(chosen, series, series.origin, settings)
+        result.prophet_fits += chosen == PROPHET
+    except Exception as error:
+        result.status, result.error = "fallback", f"{chosen} at origin {series.origin}: {error}"
+        result.model = chosen = SEASONAL_NAIVE
+        result.reason = f"Prophet failed ({error}); seasonal naive published instead"
+        yhat = _predict(chosen, series, series.origin, settings)
+    if result.status != "fallback":
+        result.status = "forecast"
+    result.sigma = scores[chosen]["rmse"] if chosen in scores else _in_sample_sigma(series, open_days)
+    result.forecast = _with_intervals(series, yhat, result.sigma, settings)
+    result.fit_seconds = time.perf_counter() - started
+    return result
+
+
+def backtest_origins(series: Series, settings: ForecastSettings) -> list[date]:
+    """The last `backtest_origins` Sundays with a full horizon of actuals after them (oldest first)."""
+    last = series.origin - timedelta(days=settings.horizon)
+    latest_sunday = last - timedelta(days=(last.weekday() + 1) % WEEK)
+    first_allowed = series.values.index[0].date() + timedelta(days=settings.min_history_days - 1)
+    origins = [latest_sunday - timedelta(weeks=k) for k in range(settings.backtest_origins)]
+    return sorted(origin for origin in origins if origin >= first_allowed)
+
+
+def score_folds(series: Series, folds: list[Fold], settings: ForecastSettings) -> list[dict]:
+    """MASE, sMAPE, MAE and RMSE per model over its folds, open days only, against today's actuals.
+
+    MASE scales each fold's mean absolute error by the in-sample mean absolute week-on-week change
+    of the history up to that fold's origin, then averages the folds (as in the M4 competition).
+    """
+    values = series.values.to_numpy(dtype=float)
+    closed = series.closed.to_numpy(dtype=bool)
+    start = series.values.index[0]
+    rows = []
+    for model in dict.fromkeys(fold.model for fold in folds):
+        errors, actuals, predicted, scaled = [], [], [], []
+        model_folds = [fold for fold in folds if fold.model == model]
+        for fold in model_folds:
+            at = (pd.Timestamp(fold.origin) - start).days + 1
+            window = slice(at, at + settings.horizon)
+            open_ = ~closed[window]
+            actual, yhat = values[window][open_], fold.yhat[open_]
+            if not len(actual):
+                continue
+            errors.append(actual - yhat)
+            actuals.append(actual)
+            predicted.append(yhat)
+            scale = _naive_scale(values[:at], closed[:at])
+            if scale > 0:
+                scaled.append(np.abs(actual - yhat).mean() / scale)
+        if not errors:
+            continue
+        error, actual, yhat = np.concatenate(errors), np.concatenate(actuals), np.concatenate(predicted)
+        denominator = np.abs(actual) + np.abs(yhat)
+        ratios = np.divide(2 * np.abs(error), denominator, out=np.zeros_like(error), where=denominator > 0)
+        rows.append(
+            {
+                "model": model,
+                "origins": len(model_folds),
+                "first_origin": min(fold.origin for fold in model_folds),
+                "last_origin": max(fold.origin for fold in model_folds),
+                "mase": float(np.mean(scaled)) if len(scaled) == len(errors) else None,
+                "smape": float(100 * ratios.mean()),
+                "mae": float(np.abs(error).mean()),
+                "rmse": float(np.sqrt(np.mean(error**2))),
+                "chosen": False,
+            }
+        )
+    return rows
+
+
+def _naive_scale(values: np.ndarray, closed: np.ndarray) -> float:
+    pairs = ~closed[WEEK:] & ~closed[:-WEEK]
+    changes = np.abs(values[WEEK:] - values[:-WEEK])[pairs]
+    return float(changes.mean()) if len(changes) else 0.0
+
+
+def _choose(scores: dict[str, dict]) -> str:
+    """The model with the lowest MASE (MAE when the history has no week-on-week change); ties go to the simpler."""
+
+    def loss(model: str) -> tuple[float, int]:
+        row = scores[model]
+        simplicity = [SEASONAL_NAIVE, RECENT_MEAN, PROPHET].index(model)
+        return (row["mase"] if row["mase"] is not None else row["mae"], simplicity)
+
+    return min(scores, key=loss) if scores else SEASONAL_NAIVE
+
+
+def _reason(
+    chosen: str,
+    scores: dict[str, dict],
+    candidates: list[str],
+    sparse_share: float,
+    error: str | None,
+    origins: int,
+    settings: ForecastSettings,
+) -> str:
+    def mase(model: str) -> str:
+        value = scores.get(model, {}).get("mase")
+        return "n/a" if value is None else f"{value:.2f}"
+
+    if not origins:
+        return "too little history for a backtest: seasonal naive published"
+    if error and PROPHET in candidates:
+        return f"Prophet failed ({error}); seasonal naive published"
+    if RECENT_MEAN in candidates:
+        return (
+            f"sparse (sells on {sparse_share:.0%} of open days): its {settings.recent_days}-day daily mean instead of"
+            f" a Prophet fit (MASE {mase(RECENT_MEAN)}, seasonal naive {mase(SEASONAL_NAIVE)})"
+        )
+    if PROPHET not in candidates:
+        return f"under {settings.prophet_min_days} days of history at the first backtest origin: seasonal naive"
+    if chosen == PROPHET:
+        return f"Prophet beats seasonal naive: MASE {mase(PROPHET)} vs {mase(SEASONAL_NAIVE)} over {origins} origins"
+    return f"Prophet loses to seasonal naive: MASE {mase(PROPHET)} vs {mase(SEASONAL_NAIVE)}, seasonal naive published"
+
+
+def _predict(model: str, series: Series, origin: date, settings: ForecastSettings) -> np.ndarray:
+    """`model`'s forecast of the `horizon` days after `origin`, from the history up to `origin`; 0 on closed days."""
+    upto = (pd.Timestamp(origin) - series.values.index[0]).days + 1
+    values = series.values.to_numpy(dtype=float)[:upto]
+    closed = series.closed.to_numpy(dtype=bool)
+    future_closed = closed[upto : upto + settings.horizon]
+    if model == SEASONAL_NAIVE:
+        yhat = _seasonal_naive(values, closed[:upto], settings.horizon)
+    elif model == RECENT_MEAN:
+        recent = values[-settings.recent_days :][~closed[:upto][-settings.recent_days :]]
+        yhat = np.full(settings.horizon, recent.mean() if len(recent) else 0.0)
+    else:
+        yhat = _prophet(series, upto, settings)
+    return np.where(future_closed, 0.0, np.maximum(yhat, 0.0))
+
+
+def _seasonal_naive(values: np.ndarray, closed: np.ndarray, horizon: int) -> np.ndarray:
+    """The same weekday's value a week before; the latest open one when that day was closed."""
+    yhat = np.zeros(horizon)
+    for h in range(horizon):
+        at = len(values) - WEEK + (h % WEEK)
+        while at >= 0 and closed[at]:
+            at -= WEEK
+        yhat[h] = values[at] if at >= 0 else 0.0
+    return yhat
+
+
+def _prophet(series: Series, upto: int, settings: ForecastSettings) -> np.ndarray:
+    import cmdstanpy
+    from prophet import Prophet
+
+    # cmdstanpy logs two lines per fit and Prophet warns about yearly seasonality on folds a few days
+    # short of two years (on purpose: see above); a run makes thousands of fits.
+    cmdstanpy.disable_logging()
+    logging.getLogger("prophet").setLevel(logging.ERROR)
+
+    history = pd.DataFrame({"ds": series.values.index[:upto], "y": series.values.to_numpy(dtype=float)[:upto]})
+    open_ = ~series.closed.to_numpy(dtype=bool)[:upto]
+    future = pd.DataFrame({"ds": series.closed.index[upto : upto + settings.horizon]})
+    model = Prophet(
+        weekly_seasonality=True,
+        # Decided on the whole series, so the backtest folds judge the model that is published.
+        yearly_seasonality=len(series.values) >= settings.yearly_min_days,
+        daily_seasonality=False,
+        seasonality_mode=settings.seasonality_mode,
+        uncertainty_samples=0,
+    )
+    if settings.holiday_country:
+        model.add_country_holidays(country_name=settings.holiday_country)
+    if series.promotion is not None and series.promotion.iloc[:upto][open_].nunique() > 1:
+        model.add_regressor("promotion", mode="multiplicative")
+        history["promotion"] = series.promotion.to_numpy(dtype=float)[:upto]
+        future["promotion"] = series.promotion.to_numpy(dtype=float)[upto : upto + settings.horizon]
+    model.stan_backend.newton_fallback = False
+    model.fit(history[open_], algorithm="LBFGS")
+    return model.predict(future)["yhat"].to_numpy()
+
+
+def _with_intervals(series: Series, yhat: np.ndarray, sigma: float, settings: ForecastSettings) -> pd.DataFrame:
+    upto = len(series.values)
+    closed = series.closed.to_numpy(dtype=bool)[upto : upto + settings.horizon]
+    days = series.closed.index[upto : upto + settings.horizon]
+    band = np.where(closed, 0.0, sigma)
+    return pd.DataFrame(
+        {
+            "day": days.date,
+            "yhat": yhat,
+            "yhat_lower_80": np.maximum(yhat - Z80 * band, 0.0),
+            "yhat_upper_80": yhat + Z80 * band,
+            "yhat_lower_95": np.maximum(yhat - Z95 * band, 0.0),
+            "yhat_upper_95": yhat + Z95 * band,
+            "closed": closed,
+        }
+    )
+
+
+def _in_sample_sigma(series: Series, open_days: np.ndarray) -> float:
+    """Without a backtest: the spread of week-on-week changes, the seasonal naive's own error."""
+    values = series.values.to_numpy(dtype=float)
+    closed = ~open_days
+    pairs = ~closed[WEEK:] & ~closed[:-WEEK]
+    changes = (values[WEEK:] - values[:-WEEK])[pairs]
+    return float(np.sqrt(np.mean(changes**2))) if len(changes) else float(np.std(values))
+
+
+def _selling_share(series: Series, open_days: np.ndarray) -> float:
+    recent_open = open_days[-8 * WEEK :]
+    recent = series.values.to_numpy(dtype=float)[-8 * WEEK :][recent_open]
+    return float((recent > 0).mean()) if len(recent) else 0.0
+
+
+def _history_at(series: Series, origin: date) -> int:
+    return (origin - series.values.index[0].date()).days + 1
+
+
+def digest(*parts: str | bytes) -> str:
+    hasher = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        hasher.update(part.encode() if isinstance(part, str) else part)
+        hasher.update(b"\x1f")
+    return hasher.hexdigest()

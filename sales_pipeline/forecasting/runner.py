@@ -1,0 +1,285 @@
+"""Forecast every series of a target: read the history, refit only what changed, in parallel, write once.
+
+The sales series (revenue per day, from marts.daily_kpis) are the total, each store, each category
+and each product; the demand series (units per day, from core.sales) are each product in each store.
+Days are calendar days in PIPELINE_TIMEZONE, as in the marts. A day on which a store sold nothing
+at all is a closed day for that store; a day on which no store sold anything is closed for the
+chain (the total, categories and products).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import statistics
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+from psycopg2.extensions import cursor as Cursor
+from psycopg2.extras import execute_values
+
+from sales_pipeline.forecasting.models import ForecastResult, ForecastSettings, Series, digest, forecast_series
+from sales_pipeline.warehouse.db import engine, transaction
+
+CLOSED_WEEKS = 4  # a weekday closed in each of the last four weeks is expected closed ahead
+INLINE_BELOW = 8  # fewer series than this to refit: not worth starting worker processes
+
+
+@dataclass
+class ForecastRun:
+    """What one run of a target did: every series' result (refitted ones) and how many were reused."""
+
+    target: str
+    origin: date | None
+    series: int
+    results: list[ForecastResult]
+    reused: int
+    data_version: str
+
+    @property
+    def refitted(self) -> list[ForecastResult]:
+        return [result for result in self.results if result.status != "skipped"]
+
+    def summary(self) -> dict[str, float | int]:
+        seconds = sorted(result.fit_seconds for result in self.refitted)
+        return {
+            "series": self.series,
+            "fitted": len(self.refitted),
+            "reused": self.reused,
+            "failed": sum(result.status == "fallback" for result in self.results),
+            "skipped": sum(result.status == "skipped" for result in self.results),
+            "prophet_fits": sum(result.prophet_fits for result in self.results),
+            "median_fit_s": round(statistics.median(seconds), 3) if seconds else 0.0,
+            "p95_fit_s": round(seconds[int(0.95 * (len(seconds) - 1))], 3) if seconds else 0.0,
+        }
+
+
+def forecast_origin(url: str, target: str, timezone: str, today: date | None = None) -> date | None:
+    """The last day of history: the latest day with sales, but never today (a day still being sold)."""
+    today = today or datetime.now(ZoneInfo(timezone)).date()
+    statement = (
+        "SELECT max(day) FROM marts.daily_kpis WHERE scope = 'all'"
+        if target == "sales"
+        else "SELECT (max(sold_at) AT TIME ZONE %(tz)s)::date FROM core.sales"
+    )
+    with transaction(url) as cursor:
+        cursor.execute(statement, {"tz": timezone})
+        latest = cursor.fetchone()[0]
+    return min(latest, today - timedelta(days=1)) if latest else None
+
+
+def sales_series(url: str, origin: date, settings: ForecastSettings) -> list[Series]:
+    """Revenue per day for the total, each store, category and product, up to `origin`."""
+    rows = pd.read_sql_query(
+        "SELECT scope, scope_id, day, revenue::float8 AS y FROM marts.daily_kpis WHERE day <= %(origin)s",
+        engine(url),
+        params={"origin": origin},
+    )
+    rows["day"] = pd.to_datetime(rows["day"])
+    open_by_group = _open_days(rows, origin, settings.horizon)
+    series = []
+    for (scope, scope_id), frame in rows.groupby(["scope", "scope_id"], sort=True):
+        group = scope_id if scope == "store" else ""
+        series.append(_series("sales", scope, scope_id, frame, origin, open_by_group[group], settings))
+    return series
+
+
+def demand_series(url: str, origin: date, timezone: str, settings: ForecastSettings) -> list[Series]:
+    """Units per day for each product in each store that sold it, up to `origin`."""
+    stores = pd.read_sql_query(
+        "SELECT scope, scope_id, day FROM marts.daily_kpis WHERE scope IN ('all', 'store') AND day <= %(origin)s",
+        engine(url),
+        params={"origin": origin},
+    )
+    stores["day"] = pd.to_datetime(stores["day"])
+    open_by_group = _open_days(stores, origin, settings.horizon)
+    rows = pd.read_sql_query(
+        """
+        SELECT product_id, store_id, (sold_at AT TIME ZONE %(tz)s)::date AS day, sum(quantity)::float8 AS y
+        FROM core.sales
+        WHERE sold_at < (%(origin)s::date + 1)::timestamp AT TIME ZONE %(tz)s
+        GROUP BY 1, 2, 3
+        """,
+        engine(url),
+        params={"origin": origin, "tz": timezone},
+    )
+    rows["day"] = pd.to_datetime(rows["day"])
+    series = []
+    for (product_id, store_id), frame in rows.groupby(["product_id", "store_id"], sort=True):
+        open_days = open_by_group.get(store_id, open_by_group[""])
+        series.append(
+            _series("demand", "product_store", f"{product_id}@{store_id}", frame, origin, open_days, settings)
+        )
+    return series
+
+
+def _open_days(rows: pd.DataFrame, origin: date, horizon: int) -> dict[str, pd.Series]:
+    """Per store ('' = the chain): open (True) or closed per day, history then the days ahead."""
+    first = rows["day"].min()
+    days = pd.date_range(first, pd.Timestamp(origin) + pd.Timedelta(days=horizon), freq="D")
+    groups = {"": rows.loc[rows["scope"] == "all", "day"]}
+    for store_id, frame in rows[rows["scope"] == "store"].groupby("scope_id"):
+        groups[store_id] = frame["day"]
+    calendars = {}
+    for group, sold in groups.items():
+        open_ = pd.Series(days.isin(sold.to_numpy()), index=days)
+        history = open_.loc[: pd.Timestamp(origin)]
+        last_weeks = history.iloc[-CLOSED_WEEKS * 7 :]
+        shut_weekdays = {
+            weekday
+            for weekday in range(7)
+            if len(last_weeks[last_weeks.index.day_of_week == weekday]) == CLOSED_WEEKS
+            and not last_weeks[last_weeks.index.day_of_week == weekday].any()
+        }
+        ahead = open_.index > pd.Timestamp(origin)
+        open_[ahead] = ~open_.index[ahead].day_of_week.isin(list(shut_weekdays))
+        calendars[group] = open_
+    return calendars
+
+
+def _series(
+    target: str,
+    scope: str,
+    scope_id: str,
+    frame: pd.DataFrame,
+    origin: date,
+    open_days: pd.Series,
+    settings: ForecastSettings,
+) -> Series:
+    days = pd.date_range(frame["day"].min(), pd.Timestamp(origin), freq="D")
+    values = frame.set_index("day")["y"].reindex(days, fill_value=0.0)
+    calendar = open_days.loc[days[0] :].iloc[: len(days) + settings.horizon]
+    return Series(target, scope, scope_id, values, ~calendar)
+
+
+def run_forecasts(url: str, target: str, series: list[Series], settings: ForecastSettings, workers: int) -> ForecastRun:
+    """Refit the series whose input changed (in `workers` processes), reuse the others, write in one transaction."""
+    hashes = {item.key: item.input_hash(settings) for item in series}
+    known = _known_inputs(url, target)
+    todo = [item for item in series if known.get(item.key) != (item.origin, hashes[item.key])]
+    folds = _cached_folds(url, target)
+    jobs = [(item, settings, folds.get(item.key, {})) for item in todo]
+    results = _forecast_in_parallel(jobs, workers)
+    with transaction(url) as cursor:
+        write_results(cursor, target, results)
+    version = digest(*sorted(f"{key}:{value}" for key, value in hashes.items()))
+    origin = max((item.origin for item in series), default=None)
+    return ForecastRun(target, origin, len(series), results, len(series) - len(todo), version)
+
+
+def _forecast_job(job: tuple[Series, ForecastSettings, dict]) -> ForecastResult:
+    return forecast_series(*job)
+
+
+def _forecast_in_parallel(jobs: list[tuple[Series, ForecastSettings, dict]], workers: int) -> list[ForecastResult]:
+    if workers <= 1 or len(jobs) < INLINE_BELOW:
+        return [_forecast_job(job) for job in jobs]
+    # Spawned, not forked: the caller (a Dagster run) has threads and open connections a fork would copy.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        return list(pool.map(_forecast_job, jobs, chunksize=max(1, len(jobs) // (workers * 8))))
+
+
+def _known_inputs(url: str, target: str) -> dict[tuple[str, str, str], tuple[date, str]]:
+    with transaction(url) as cursor:
+        cursor.execute(
+            "SELECT scope, scope_id, origin, input_hash FROM ml.forecast_series WHERE target = %s", (target,)
+        )
+        return {(target, scope, scope_id): (origin, input_hash) for scope, scope_id, origin, input_hash in cursor.fetchall()}
+
+
+def _cached_folds(url: str, target: str) -> dict[tuple[str, str, str], dict[tuple[date, str], tuple[str, np.ndarray]]]:
+    rows = pd.read_sql_query(
+        "SELECT scope, scope_id, origin, model, input_hash, array_agg(yhat ORDER BY day) AS yhat"
+        " FROM ml.backtest_forecasts WHERE target = %(target)s GROUP BY 1, 2, 3, 4, 5",
+        engine(url),
+        params={"target": target},
+    )
+    folds: dict[tuple[str, str, str], dict] = {}
+    for row in rows.itertuples(index=False):
+        folds.setdefault((target, row.scope, row.scope_id), {})[(row.origin, row.model)] = (
+            row.input_hash,
+            np.asarray(row.yhat, dtype=float),
+        )
+    return folds
+
+
+def write_results(cursor: Cursor, target: str, results: list[ForecastResult]) -> None:
+    """Replace what the refitted series published, their folds and scores; earlier origins' forecasts stay."""
+    if not results:
+        return
+    scopes = [result.scope for result in results]
+    scope_ids = [result.scope_id for result in results]
+    keys = "(scope, scope_id) IN (SELECT unnest(%(scopes)s::text[]), unnest(%(ids)s::text[]))"
+    params = {"target": target, "scopes": scopes, "ids": scope_ids}
+    for table in ("ml.backtest_forecasts", "ml.forecast_accuracy"):
+        cursor.execute(f"DELETE FROM {table} WHERE target = %(target)s AND {keys}", params)
+    cursor.execute(
+        f"DELETE FROM ml.forecasts WHERE target = %(target)s AND origin = %(origin)s AND {keys}",
+        params | {"origin": results[0].origin},
+    )
+    execute_values(
+        cursor,
+        """
+        INSERT INTO ml.forecast_series AS s
+            (target, scope, scope_id, origin, input_hash, status, model, reason, history_days, fit_seconds, sigma)
+        VALUES %s
+        ON CONFLICT (target, scope, scope_id) DO UPDATE SET
+            origin = EXCLUDED.origin, input_hash = EXCLUDED.input_hash, status = EXCLUDED.status,
+            model = EXCLUDED.model, reason = EXCLUDED.reason, history_days = EXCLUDED.history_days,
+            fit_seconds = EXCLUDED.fit_seconds, sigma = EXCLUDED.sigma, updated_at = now()
+        """,
+        [
+            (target, r.scope, r.scope_id, r.origin, r.input_hash, r.status, r.model, r.reason, r.history_days,
+             r.fit_seconds, r.sigma)
+            for r in results
+        ],  # fmt: skip
+    )
+    _insert(cursor, "ml.forecasts", _forecast_rows(target, results))
+    _insert(cursor, "ml.backtest_forecasts", _fold_rows(target, results))
+    _insert(cursor, "ml.forecast_accuracy", _accuracy_rows(target, results))
+
+
+def _forecast_rows(target: str, results: list[ForecastResult]) -> tuple[list[str], Iterable[tuple]]:
+    columns = ["target", "scope", "scope_id", "origin", "day", "model", "yhat", "yhat_lower_80", "yhat_upper_80",
+               "yhat_lower_95", "yhat_upper_95", "closed"]  # fmt: skip
+    rows = (
+        (target, r.scope, r.scope_id, r.origin, day.day, r.model, float(day.yhat), float(day.yhat_lower_80),
+         float(day.yhat_upper_80), float(day.yhat_lower_95), float(day.yhat_upper_95), bool(day.closed))
+        for r in results
+        if r.forecast is not None
+        for day in r.forecast.itertuples(index=False)
+    )  # fmt: skip
+    return columns, rows
+
+
+def _fold_rows(target: str, results: list[ForecastResult]) -> tuple[list[str], Iterable[tuple]]:
+    columns = ["target", "scope", "scope_id", "origin", "model", "day", "yhat", "input_hash"]
+    rows = (
+        (target, r.scope, r.scope_id, fold.origin, fold.model, fold.origin + timedelta(days=h + 1), float(value),
+         fold.input_hash)
+        for r in results
+        for fold in r.folds
+        for h, value in enumerate(fold.yhat)
+    )  # fmt: skip
+    return columns, rows
+
+
+def _accuracy_rows(target: str, results: list[ForecastResult]) -> tuple[list[str], Iterable[tuple]]:
+    columns = ["target", "scope", "scope_id", "model", "origins", "first_origin", "last_origin", "mase", "smape",
+               "mae", "rmse", "chosen"]  # fmt: skip
+    rows = (
+        (target, r.scope, r.scope_id, *(row[name] for name in columns[3:]))
+        for r in results
+        for row in r.accuracy
+    )
+    return columns, rows
+
+
+def _insert(cursor: Cursor, table: str, columns_and_rows: tuple[list[str], Iterable[tuple]]) -> None:
+    columns, rows = columns_and_rows
+    execute_values(cursor, f"INSERT INTO {table} ({', '.join(columns)}) VALUES %s", rows, page_size=5000)
