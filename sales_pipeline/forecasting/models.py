@@ -129,14 +129,17 @@ class ForecastResult:
     fit_seconds: float = 0.0
     prophet_fits: int = 0
     sigma: float | None = None
-    forecast: pd.DataFrame | None = None  # day, yhat, yhat_lower_80, yhat_upper_80, yhat_lower_95, yhat_upper_95, closed
+    forecast: pd.DataFrame | None = None  # day, yhat, its 80% and 95% bounds, closed
     folds: list[Fold] = field(default_factory=list)
     accuracy: list[dict] = field(default_factory=list)
     error: str | None = None
 
 
+CachedFolds = dict[tuple[date, str], tuple[str, np.ndarray]]  # (origin, model) -> (input hash, yhat)
+
+
 def forecast_series(
-    series: Series, settings: ForecastSettings, cached_folds: dict[tuple[date, str], tuple[str, np.ndarray]] | None = None
+    series: Series, settings: ForecastSettings, cached_folds: CachedFolds | None = None
 ) -> ForecastResult:
     """Backtest the candidates, pick the better one, publish its next `horizon` days (see the module doc)."""
     started = time.perf_counter()
@@ -146,9 +149,7 @@ def forecast_series(
         *series.key, series.origin, series.input_hash(settings), "skipped", None, "", int(open_days.sum())
     )
     if len(series.values) < settings.min_history_days:
-        result.reason = (
-            f"{len(series.values)} days of history: needs {settings.min_history_days} before it is forecast"
-        )
+        result.reason = f"{len(series.values)} days of history: needs {settings.min_history_days} before it is forecast"
         return result
 
     origins = backtest_origins(series, settings)

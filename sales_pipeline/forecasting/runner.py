@@ -22,7 +22,14 @@ import pandas as pd
 from psycopg2.extensions import cursor as Cursor
 from psycopg2.extras import execute_values
 
-from sales_pipeline.forecasting.models import ForecastResult, ForecastSettings, Series, digest, forecast_series
+from sales_pipeline.forecasting.models import (
+    CachedFolds,
+    ForecastResult,
+    ForecastSettings,
+    Series,
+    digest,
+    forecast_series,
+)
 from sales_pipeline.warehouse.db import engine, transaction
 
 CLOSED_WEEKS = 4  # a weekday closed in each of the last four weeks is expected closed ahead
@@ -189,10 +196,10 @@ def _known_inputs(url: str, target: str) -> dict[tuple[str, str, str], tuple[dat
         cursor.execute(
             "SELECT scope, scope_id, origin, input_hash FROM ml.forecast_series WHERE target = %s", (target,)
         )
-        return {(target, scope, scope_id): (origin, input_hash) for scope, scope_id, origin, input_hash in cursor.fetchall()}
+        return {(target, scope, scope_id): (origin, digest_) for scope, scope_id, origin, digest_ in cursor.fetchall()}
 
 
-def _cached_folds(url: str, target: str) -> dict[tuple[str, str, str], dict[tuple[date, str], tuple[str, np.ndarray]]]:
+def _cached_folds(url: str, target: str) -> dict[tuple[str, str, str], CachedFolds]:
     rows = pd.read_sql_query(
         "SELECT scope, scope_id, origin, model, input_hash, array_agg(yhat ORDER BY day) AS yhat"
         " FROM ml.backtest_forecasts WHERE target = %(target)s GROUP BY 1, 2, 3, 4, 5",
@@ -222,6 +229,11 @@ def write_results(cursor: Cursor, target: str, results: list[ForecastResult]) ->
         f"DELETE FROM ml.forecasts WHERE target = %(target)s AND origin = %(origin)s AND {keys}",
         params | {"origin": results[0].origin},
     )
+    series_rows = [
+        (target, r.scope, r.scope_id, r.origin, r.input_hash, r.status, r.model, r.reason, r.history_days,
+         r.fit_seconds, r.sigma)
+        for r in results
+    ]  # fmt: skip
     execute_values(
         cursor,
         """
@@ -233,11 +245,7 @@ def write_results(cursor: Cursor, target: str, results: list[ForecastResult]) ->
             model = EXCLUDED.model, reason = EXCLUDED.reason, history_days = EXCLUDED.history_days,
             fit_seconds = EXCLUDED.fit_seconds, sigma = EXCLUDED.sigma, updated_at = now()
         """,
-        [
-            (target, r.scope, r.scope_id, r.origin, r.input_hash, r.status, r.model, r.reason, r.history_days,
-             r.fit_seconds, r.sigma)
-            for r in results
-        ],  # fmt: skip
+        series_rows,
     )
     _insert(cursor, "ml.forecasts", _forecast_rows(target, results))
     _insert(cursor, "ml.backtest_forecasts", _fold_rows(target, results))
@@ -272,11 +280,7 @@ def _fold_rows(target: str, results: list[ForecastResult]) -> tuple[list[str], I
 def _accuracy_rows(target: str, results: list[ForecastResult]) -> tuple[list[str], Iterable[tuple]]:
     columns = ["target", "scope", "scope_id", "model", "origins", "first_origin", "last_origin", "mase", "smape",
                "mae", "rmse", "chosen"]  # fmt: skip
-    rows = (
-        (target, r.scope, r.scope_id, *(row[name] for name in columns[3:]))
-        for r in results
-        for row in r.accuracy
-    )
+    rows = ((target, r.scope, r.scope_id, *(row[name] for name in columns[3:])) for r in results for row in r.accuracy)
     return columns, rows
 
 
