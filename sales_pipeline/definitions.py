@@ -5,6 +5,8 @@ from __future__ import annotations
 import dagster as dg
 
 from sales_pipeline.defs.analytics import marts, sensors
+from sales_pipeline.defs.anomalies.assets import anomaly_assets
+from sales_pipeline.defs.forecasting.assets import forecast_assets, forecast_checks
 from sales_pipeline.defs.ingest import java_api, workbooks
 from sales_pipeline.defs.warehouse import checks, core_tables
 from sales_pipeline.resources import default_resources
@@ -16,17 +18,31 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
     target=dg.AssetSelection.all(),
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
-    description="Refreshes the core tables after imports and the marts after the daily KPIs.",
+    description="Refreshes core tables after imports, marts after the daily KPIs, then forecasts and anomalies.",
+)
+
+refresh_forecasts_job = dg.define_asset_job(
+    "refresh_forecasts_and_anomalies",
+    selection=dg.AssetSelection.groups("forecasting", "anomalies"),
+    description="Forecast sales and demand (refitting only changed series), then detect drops, stock risks, churn.",
 )
 
 defs = dg.Definitions(
-    assets=[workbooks.workbook_import, *java_api.api_assets, *core_tables.core_table_assets, *marts.mart_assets],
-    asset_checks=checks.core_table_checks,
+    assets=[
+        workbooks.workbook_import,
+        *java_api.api_assets,
+        *core_tables.core_table_assets,
+        *marts.mart_assets,
+        *forecast_assets,
+        *anomaly_assets,
+    ],
+    asset_checks=[*checks.core_table_checks, *forecast_checks],
     jobs=[
         workbooks.import_workbook_job,
         core_tables.refresh_core_tables_job,
         marts.refresh_daily_kpis_job,
         marts.refresh_marts_job,
+        refresh_forecasts_job,
     ],
     sensors=[workbooks.workbook_inbox_sensor, sensors.sales_changed_sensor, automation_sensor],
     schedules=[sensors.daily_kpis_schedule, java_api.pull_master_data_schedule, java_api.pull_sales_schedule],

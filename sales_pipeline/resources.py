@@ -16,6 +16,7 @@ from pydantic import Field
 from sales_pipeline import settings
 from sales_pipeline.excel.importer import ImportSettings
 from sales_pipeline.excel.mapping import TEMPLATE, Mapping, MappingError, load_mapping
+from sales_pipeline.forecasting.models import ForecastSettings
 from sales_pipeline.javaapi.client import JavaApiClient
 from sales_pipeline.warehouse import db, embedded
 
@@ -82,6 +83,18 @@ class AnalyticsResource(dg.ConfigurableResource):
     dashboard_dir: str = Field(description="Folder of dashboard.json, the record a web page or BI tool reads.")
 
 
+class ForecastingResource(dg.ConfigurableResource):
+    """How forecasts are made: the country whose public holidays they know, and how many processes fit them."""
+
+    holiday_country: str | None = Field(
+        default=None, description=f"ISO country code ({settings.FORECAST_HOLIDAY_COUNTRY}); none by default."
+    )
+    workers: int = Field(default=1, ge=1, description=f"Processes fitting in parallel ({settings.FORECAST_WORKERS}).")
+
+    def settings(self) -> ForecastSettings:
+        return ForecastSettings(holiday_country=self.holiday_country)
+
+
 class JavaApiResource(dg.ConfigurableResource):
     """The back office's API (Spring Boot): where it is, the token, and how patiently to call it."""
 
@@ -130,5 +143,8 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
         ),
         "analytics": AnalyticsResource(
             timezone=env_or_default(settings.PIPELINE_TIMEZONE, "UTC"), dashboard_dir=str(settings.dashboard_dir())
+        ),
+        "forecasting": ForecastingResource(
+            holiday_country=settings.forecast_holiday_country(), workers=settings.forecast_workers()
         ),
     }

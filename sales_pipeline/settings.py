@@ -20,6 +20,8 @@ MAPPINGS = "SALES_PIPELINE_MAPPINGS"
 HISTORY_START = "SALES_PIPELINE_HISTORY_START"
 JAVA_API_BASE_URL = "JAVA_API_BASE_URL"
 JAVA_API_TOKEN = "JAVA_API_TOKEN"
+FORECAST_HOLIDAY_COUNTRY = "FORECAST_HOLIDAY_COUNTRY"
+FORECAST_WORKERS = "FORECAST_WORKERS"
 
 
 def home() -> Path:
@@ -72,3 +74,26 @@ def dayfirst() -> bool:
     if value not in {"true", "false", "1", "0", "yes", "no"}:
         raise ValueError(f"{DAYFIRST}={value!r} is not a boolean: use true or false")
     return value in {"true", "1", "yes"}
+
+
+def forecast_holiday_country() -> str | None:
+    """ISO country code whose public holidays the forecasts know (the `holidays` package); none by default."""
+    value = (os.environ.get(FORECAST_HOLIDAY_COUNTRY) or "").strip().upper()
+    if not value:
+        return None
+    import holidays
+
+    if value not in holidays.list_supported_countries():
+        raise ValueError(
+            f"{FORECAST_HOLIDAY_COUNTRY}={value!r} is not a country the holidays package knows:"
+            " use an ISO 3166 code such as US, GB, DE or FR"
+        )
+    return value
+
+
+def forecast_workers() -> int:
+    """Processes fitting forecasts in parallel; one per CPU by default."""
+    value = os.environ.get(FORECAST_WORKERS) or str(os.cpu_count() or 1)
+    if not value.strip().isdigit() or int(value) < 1:
+        raise ValueError(f"{FORECAST_WORKERS}={value!r} is not a whole number of processes (1 or more)")
+    return int(value)

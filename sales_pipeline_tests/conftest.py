@@ -53,12 +53,11 @@ def warehouse_url(pipeline_home: Path) -> Iterator[str]:
     embedded.drop_own_database(name)
 
 
-@pytest.fixture
-def empty_warehouse(warehouse_url: str) -> str:
-    """The warehouse with every table emptied, so each test starts from nothing."""
+def empty_tables(url: str) -> str:
+    """Empty every table of the warehouse at `url` (a test's or a test module's clean start)."""
     from sales_pipeline.warehouse.db import transaction
 
-    with transaction(warehouse_url) as cursor:
+    with transaction(url) as cursor:
         cursor.execute(
             "TRUNCATE raw.api_records, ops.api_pulls, ops.api_cursors, raw.excel_rows, ops.import_rejects,"
             " ops.import_ledger, core.sales, core.stock,"
@@ -66,7 +65,13 @@ def empty_warehouse(warehouse_url: str) -> str:
             " marts.top_products, marts.dashboard, ml.forecasts, ml.forecast_series, ml.backtest_forecasts,"
             " ml.forecast_accuracy, ml.anomalies, ml.customer_churn, ml.churn_kpis RESTART IDENTITY CASCADE"
         )
-    return warehouse_url
+    return url
+
+
+@pytest.fixture
+def empty_warehouse(warehouse_url: str) -> str:
+    """The warehouse with every table emptied, so each test starts from nothing."""
+    return empty_tables(warehouse_url)
 
 
 @pytest.fixture

@@ -34,6 +34,23 @@ def bar_chart_markdown(values: pd.Series, title: str, x_label: str) -> str:
     return _markdown_image(figure, title)
 
 
+def forecast_chart_markdown(history: pd.Series, forecast: pd.DataFrame, title: str, y_label: str) -> str:
+    """Recent actuals, then the forecast (day, yhat and its 80%/95% bounds) with shaded bands."""
+    figure = Figure(figsize=(8, 3), dpi=80)
+    axis = figure.subplots()
+    axis.plot(history.index, history.to_numpy(dtype=float), label="actual", linewidth=1.4)
+    days = pd.to_datetime(forecast["day"])
+    axis.fill_between(days, forecast["yhat_lower_95"], forecast["yhat_upper_95"], alpha=0.15, label="95%")
+    axis.fill_between(days, forecast["yhat_lower_80"], forecast["yhat_upper_80"], alpha=0.3, label="80%")
+    axis.plot(days, forecast["yhat"], label="forecast", linewidth=1.4, linestyle="--")
+    axis.set_title(title)
+    axis.set_ylabel(y_label)
+    axis.grid(alpha=0.3)
+    axis.legend(loc="upper left", fontsize="small")
+    figure.autofmt_xdate()
+    return _markdown_image(figure, title)
+
+
 def _markdown_image(figure: Figure, title: str) -> str:
     buffer = io.BytesIO()
     figure.tight_layout()

@@ -11,8 +11,8 @@ How a series is forecast (`forecast_series`):
    to the next the folds are the same, so a fold is refit only when its own input changed (its hash).
 4. The candidate with the lower MASE publishes; when Prophet loses to seasonal naive the series
    publishes seasonal naive and says so.
-5. Intervals: yhat ± z·σ, σ = the published model's backtest RMSE (out-of-sample errors, wider and
-   more honest than Prophet's in-sample noise), clipped at zero; forecasts are never negative.
+5. Intervals: yhat ± z·σ, σ = a robust scale of the published model's backtest errors (out of sample,
+   so wider and more honest than Prophet's in-sample noise), clipped at zero; never negative.
 
 Closed days (a store with no sale at all that day) are not history to learn from: they are left
 out of fits and scores, and a weekday closed in each of the last four weeks is forecast closed (0).
@@ -198,7 +198,7 @@ def forecast_series(
         yhat = _predict(chosen, series, series.origin, settings)
     if result.status != "fallback":
         result.status = "forecast"
-    result.sigma = scores[chosen]["rmse"] if chosen in scores else _in_sample_sigma(series, open_days)
+    result.sigma = scores[chosen]["sigma"] if chosen in scores else _in_sample_sigma(series, open_days)
     result.forecast = _with_intervals(series, yhat, result.sigma, settings)
     result.fit_seconds = time.perf_counter() - started
     return result
@@ -254,10 +254,21 @@ def score_folds(series: Series, folds: list[Fold], settings: ForecastSettings) -
                 "smape": float(100 * ratios.mean()),
                 "mae": float(np.abs(error).mean()),
                 "rmse": float(np.sqrt(np.mean(error**2))),
+                "sigma": _robust_scale(error),
                 "chosen": False,
             }
         )
     return rows
+
+
+def _robust_scale(errors: np.ndarray) -> float:
+    """The error scale behind the intervals: 1.4826 x the median absolute error (the normal's sigma).
+
+    Not the RMSE: one backtest week with an anomaly in it (the very drop the bands should expose)
+    would widen the RMSE for a month; the median shrugs off up to half the errors being odd.
+    """
+    robust = 1.4826 * float(np.median(np.abs(errors)))
+    return robust if robust > 0 else float(np.sqrt(np.mean(errors**2)))
 
 
 def _naive_scale(values: np.ndarray, closed: np.ndarray) -> float:

@@ -1,0 +1,333 @@
+"""Sales drops: revenue under the forecast's 95% lower bound, for the total, a store, a category or a product.
+
+Rules
+-----
+- A **series** is a target 'sales' series of ``ml.forecast_series`` that was not skipped: scope ``all``
+  (scope_id ``''``), ``store``, ``category`` or ``product``; its actual of a day is the revenue of
+  ``marts.daily_kpis`` for that (day, scope, scope_id), 0 when there is no row (nothing sold).
+- The **reference forecast** of day d is what was known before d: the ``ml.forecasts`` row with the
+  greatest origin < d; when no published forecast covers d (the first days after forecasting started),
+  the rolling-origin backtest of the series' chosen model (``ml.forecast_accuracy.chosen``), again
+  from the greatest origin < d, with the normal bands the published forecast uses (its error scale
+  ``ml.forecast_series.sigma``): ``yhat ± 1.2816·σ`` (80%) and ``yhat ± 1.96·σ`` (95%), clipped at 0.
+- A day is **closed** when its forecast says so, or when the store (scope ``store``) or the whole
+  chain (every other scope) sold nothing that day (no ``marts.daily_kpis`` row): a shut shop is not a
+  drop. Closed days are not anomalies, do not break a run and do not count in it.
+- A **run** is the streak of consecutive open days, ending at the series' latest open day with a
+  forecast (on or before as_of), on which actual revenue was below the forecast; an open day at or
+  above its forecast ends it, and so does an open day without a forecast (nothing to compare with).
+  Open days without a forecast after the latest are skipped: a forecast not published yet does not
+  end a drop.
+- The run is a **drop** when its revenue is under the 95% lower bound of its forecast summed over
+  its days: ``sum(actual) < sum(yhat) - 1.96·sqrt(sum(σ²))``, σ a day's error scale. For one day that
+  is the day's own 95% lower bound; over several days the bound tightens, so a store losing 45% of
+  its revenue is found within a few days even when one day's noise is as large as the drop. A run
+  that has ended is over, and ``record_anomalies`` resolves its alert.
+- **Severity** by the run's length in open days: 1 -> info, 2 -> warning, 3 or more -> critical.
+- One alert per run, keyed ``sales_drop:<scope>:<scope_id>:<first day of the run>``: the key stays the
+  same while the run goes on, so it is alerted once and its severity rises in place. The detection
+  widens its window until it sees where a run starts (up to ``MAX_WINDOW_DAYS``), so a run longer than
+  the window keeps its key and its true length.
+
+``numbers`` of an alert: first_day, last_day, days (open drop days), closed_days (closed days inside
+the run), actual, expected (sum of yhat), lower_95 (the run's cumulative bound), shortfall
+(expected - actual), shortfall_pct (shortfall as a percentage of expected, positive = below; null when
+nothing was expected), latest_day, latest_actual, latest_expected, latest_lower_95, and the forecast
+sources used (published and/or backtest). Money is rounded to the cent.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import pandas as pd
+from psycopg2.extensions import cursor as Cursor
+
+from sales_pipeline.anomalies.store import record_anomalies
+from sales_pipeline.records import Alert
+
+KIND = "sales_drop"
+Z_95 = 1.96
+DEFAULT_WINDOW_DAYS = 14
+MAX_WINDOW_DAYS = 366  # how far back the detection looks for the start of a long run
+SEVERITY_BY_DAYS = ((3, "critical"), (2, "warning"), (1, "info"))
+ENTITY_TYPES = {"all": "total", "store": "store", "category": "category", "product": "product"}
+
+DAY_COLUMNS = ["scope", "scope_id", "day", "actual", "yhat", "lower_95", "closed"]
+# optional: sigma, a day's error scale; without it, (yhat - lower_95) / 1.96
+
+
+@dataclass(frozen=True)
+class _Run:
+    scope: str
+    scope_id: str
+    name: str | None
+    drops: pd.DataFrame  # the run's drop days, oldest first
+    closed_days: int
+    bounded: bool  # an open day before the run ends it in the data: its start is known
+
+
+def severity_for(days: int) -> str:
+    """info for one drop day, warning for two in a row, critical for three or more."""
+    return next(severity for minimum, severity in SEVERITY_BY_DAYS if days >= minimum)
+
+
+def find_sales_drops(days: pd.DataFrame, as_of: date) -> list[Alert]:
+    """The drops still going on at `as_of`, one Alert per series.
+
+    `days` has one row per (scope, scope_id, day): actual, yhat, lower_95, optionally sigma (NaN without a
+    forecast) and closed (bool); an optional ``name`` column (a store's or product's name) is used in
+    the message. Rows after `as_of` are ignored.
+    """
+    return [_alert(run, as_of) for run in _ongoing_runs(days, as_of) if _under_bound(run.drops)]
+
+
+def _ongoing_runs(days: pd.DataFrame, as_of: date) -> list[_Run]:
+    missing = set(DAY_COLUMNS) - set(days.columns)
+    if missing:
+        raise ValueError(f"find_sales_drops: days lacks columns {sorted(missing)}")
+    if days.empty:
+        return []
+    frame = days.copy()
+    frame["day"] = pd.to_datetime(frame["day"]).dt.date
+    frame = frame[frame["day"] <= as_of]
+    if "name" not in frame.columns:
+        frame["name"] = None
+    for column in ("actual", "yhat", "lower_95"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    frame["actual"] = frame["actual"].fillna(0.0)
+    frame["closed"] = frame["closed"].fillna(False).astype(bool)
+    frame["forecast"] = frame["yhat"].notna() & frame["lower_95"].notna()
+    if "sigma" not in frame.columns:
+        frame["sigma"] = (frame["yhat"] - frame["lower_95"]) / Z_95
+    frame["sigma"] = pd.to_numeric(frame["sigma"], errors="coerce").astype(float).fillna(0.0)
+    frame["below"] = ~frame["closed"] & frame["forecast"] & (frame["actual"] < frame["yhat"])
+
+    runs = []
+    for (scope, scope_id), series in frame.sort_values("day").groupby(["scope", "scope_id"], sort=True):
+        run = _latest_run(series)
+        if run is not None:
+            drops, closed_days, bounded = run
+            name = series["name"].dropna()
+            runs.append(
+                _Run(str(scope), str(scope_id), str(name.iloc[-1]) if len(name) else None, drops, closed_days, bounded)
+            )
+    return runs
+
+
+def _cumulative_lower_95(days: pd.DataFrame) -> float:
+    return float(days["yhat"].sum() - Z_95 * math.sqrt(float((days["sigma"] ** 2).sum())))
+
+
+def _under_bound(days: pd.DataFrame) -> bool:
+    return float(days["actual"].sum()) < _cumulative_lower_95(days)
+
+
+def _latest_run(series: pd.DataFrame) -> tuple[pd.DataFrame, int, bool] | None:
+    """The days below forecast in a row ending at the series' latest open day with a forecast, if it is below."""
+    picked: list[int] = []
+    closed_inside = 0
+    closed_pending = 0  # closed days after the earliest drop found so far: inside the run if it goes back further
+    bounded = False
+    for position in range(len(series) - 1, -1, -1):
+        row = series.iloc[position]
+        if row["closed"]:
+            closed_pending += 1
+            continue
+        if not row["forecast"]:
+            if not picked:
+                continue  # no forecast yet for the latest days: the run is judged on the days before
+            bounded = True
+            break
+        if not row["below"]:
+            bounded = True
+            break
+        if picked:
+            closed_inside += closed_pending
+        closed_pending = 0
+        picked.append(position)
+    if not picked:
+        return None
+    return series.iloc[sorted(picked)], closed_inside, bounded
+
+
+def _alert(run: _Run, as_of: date) -> Alert:
+    drops = run.drops
+    first_day, last_day = drops["day"].iloc[0], drops["day"].iloc[-1]
+    latest = drops.iloc[-1]
+    actual, expected = float(drops["actual"].sum()), float(drops["yhat"].sum())
+    shortfall_pct = round(100 * (expected - actual) / expected, 1) if expected > 0 else None
+    count = len(drops)
+    numbers = {
+        "first_day": first_day.isoformat(),
+        "last_day": last_day.isoformat(),
+        "days": count,
+        "closed_days": run.closed_days,
+        "actual": _money(actual),
+        "expected": _money(expected),
+        "lower_95": _money(max(_cumulative_lower_95(drops), 0.0)),
+        "shortfall": _money(expected - actual),
+        "shortfall_pct": shortfall_pct,
+        "latest_day": last_day.isoformat(),
+        "latest_actual": _money(latest["actual"]),
+        "latest_expected": _money(latest["yhat"]),
+        "latest_lower_95": _money(latest["lower_95"]),
+    }
+    if "source" in drops.columns:
+        numbers["forecast_sources"] = sorted(str(s) for s in drops["source"].dropna().unique())
+    return Alert(
+        kind=KIND,
+        severity=severity_for(count),
+        entity_type=ENTITY_TYPES.get(run.scope, run.scope),
+        entity_id=run.scope_id if run.scope != "all" else "all",
+        detected_on=as_of,
+        message=_message(run, numbers, shortfall_pct),
+        numbers=numbers,
+        dedupe_key=f"{KIND}:{run.scope}:{run.scope_id}:{first_day.isoformat()}",
+    )
+
+
+def _subject(scope: str, scope_id: str, name: str | None) -> str:
+    named = f" ({name})" if name and name != scope_id else ""
+    if scope == "all":
+        return "Total revenue"
+    if scope == "category":
+        return "Revenue of products without a category" if scope_id == "" else f"Category {scope_id} revenue"
+    return f"{scope.capitalize()} {scope_id}{named} revenue"
+
+
+def _message(run: _Run, numbers: dict, shortfall_pct: float | None) -> str:
+    subject = _subject(run.scope, run.scope_id, run.name)
+    change = f" ({-shortfall_pct:+.0f}%)" if shortfall_pct is not None else ""
+    against = f"{numbers['actual']:,.2f} against {numbers['expected']:,.2f} expected{change}"
+    if numbers["days"] == 1:
+        return (
+            f"{subject} was below its forecast on {numbers['last_day']}: {against},"
+            f" under the 95% lower bound of {numbers['lower_95']:,.2f}."
+        )
+    open_days = " open" if run.closed_days else ""
+    return (
+        f"{subject} has been below its forecast for {numbers['days']}{open_days} days in a row"
+        f" ({numbers['first_day']} to {numbers['last_day']}): {against},"
+        f" under the 95% lower bound of {numbers['lower_95']:,.2f} for those days."
+    )
+
+
+def _money(value: float) -> float:
+    value = float(value)
+    return round(value, 2) if math.isfinite(value) else value
+
+
+# --- the warehouse -------------------------------------------------------------------------------
+
+_DAYS_QUERY = """
+WITH series AS (
+    SELECT scope, scope_id FROM ml.forecast_series WHERE target = 'sales' AND status <> 'skipped'
+),
+calendar AS (
+    SELECT s.scope, s.scope_id, d::date AS day
+    FROM series AS s
+    CROSS JOIN generate_series(%(first_day)s::date, %(last_day)s::date, interval '1 day') AS d
+),
+published AS (
+    -- The forecast issued last before each day.
+    SELECT DISTINCT ON (scope, scope_id, day) scope, scope_id, day, yhat, yhat_lower_95,
+           (yhat_upper_95 - yhat) / %(z_95)s AS sigma, closed
+    FROM ml.forecasts
+    WHERE target = 'sales' AND day BETWEEN %(first_day)s AND %(last_day)s AND origin < day
+    ORDER BY scope, scope_id, day, origin DESC
+),
+backtest AS (
+    -- Before the first published forecast: the chosen model's backtest, from the latest origin before the day.
+    SELECT DISTINCT ON (b.scope, b.scope_id, b.day) b.scope, b.scope_id, b.day, greatest(b.yhat, 0) AS yhat,
+           s.sigma AS sigma
+    FROM ml.backtest_forecasts AS b
+    JOIN ml.forecast_accuracy AS a
+        ON a.target = b.target AND a.scope = b.scope AND a.scope_id = b.scope_id AND a.model = b.model AND a.chosen
+    JOIN ml.forecast_series AS s ON s.target = b.target AND s.scope = b.scope AND s.scope_id = b.scope_id
+    WHERE b.target = 'sales' AND b.day BETWEEN %(first_day)s AND %(last_day)s AND b.origin < b.day
+    ORDER BY b.scope, b.scope_id, b.day, b.origin DESC
+)
+SELECT c.scope,
+       c.scope_id,
+       c.day,
+       coalesce(k.revenue, 0)::float8 AS actual,
+       coalesce(p.yhat, b.yhat) AS yhat,
+       coalesce(p.yhat_lower_95, greatest(b.yhat - %(z_95)s * b.sigma, 0)) AS lower_95,
+       coalesce(p.sigma, b.sigma) AS sigma,
+       coalesce(p.closed, false) OR o.day IS NULL AS closed,
+       CASE WHEN p.yhat IS NOT NULL THEN 'published' WHEN b.yhat IS NOT NULL THEN 'backtest' END AS source,
+       CASE c.scope WHEN 'store' THEN st.name WHEN 'product' THEN pr.name END AS name
+FROM calendar AS c
+LEFT JOIN published AS p ON p.scope = c.scope AND p.scope_id = c.scope_id AND p.day = c.day
+LEFT JOIN backtest AS b ON b.scope = c.scope AND b.scope_id = c.scope_id AND b.day = c.day
+LEFT JOIN marts.daily_kpis AS k ON k.day = c.day AND k.scope = c.scope AND k.scope_id = c.scope_id
+-- Open: the store (for a store) or the chain (for everything else) sold something that day.
+LEFT JOIN marts.daily_kpis AS o
+    ON o.day = c.day
+   AND o.scope = CASE WHEN c.scope = 'store' THEN 'store' ELSE 'all' END
+   AND o.scope_id = CASE WHEN c.scope = 'store' THEN c.scope_id ELSE '' END
+LEFT JOIN core.stores AS st ON c.scope = 'store' AND st.store_id = c.scope_id
+LEFT JOIN core.products AS pr ON c.scope = 'product' AND pr.product_id = c.scope_id
+ORDER BY c.scope, c.scope_id, c.day
+"""
+
+
+def latest_kpi_day(cursor: Cursor) -> date | None:
+    """The latest day in marts.daily_kpis (scope 'all'), or None when it is empty."""
+    cursor.execute("SELECT max(day) FROM marts.daily_kpis WHERE scope = 'all'")
+    return cursor.fetchone()[0]
+
+
+def load_days(cursor: Cursor, first_day: date, last_day: date) -> pd.DataFrame:
+    """Actual, reference forecast and closed flag of every sales series for each day first_day..last_day."""
+    cursor.execute(_DAYS_QUERY, {"first_day": first_day, "last_day": last_day, "z_95": Z_95})
+    columns = [column.name for column in cursor.description]
+    frame = pd.DataFrame(cursor.fetchall(), columns=columns)
+    for column in ("actual", "yhat", "lower_95", "sigma"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    frame["closed"] = frame["closed"].astype(bool)
+    return frame
+
+
+def detect_sales_drops(
+    cursor: Cursor, as_of: date | None = None, window_days: int = DEFAULT_WINDOW_DAYS
+) -> list[Alert]:
+    """The sales drops going on at `as_of` (default: the latest day of marts.daily_kpis), from the warehouse.
+
+    Reads `window_days` days ending at as_of; when a run reaches back to the start of that window, the
+    window is doubled (up to MAX_WINDOW_DAYS) so the run's first day, its key, is known.
+    """
+    if window_days < 1:
+        raise ValueError(f"window_days must be 1 or more, not {window_days}")
+    if as_of is None:
+        as_of = latest_kpi_day(cursor)
+        if as_of is None:
+            return []
+    window = window_days
+    while True:
+        days = load_days(cursor, as_of - timedelta(days=window - 1), as_of)
+        runs = _ongoing_runs(days, as_of)
+        # Widen for every streak cut off by the window, a drop or not yet: the whole streak decides.
+        if window >= MAX_WINDOW_DAYS or all(run.bounded for run in runs):
+            break
+        window = min(2 * window, MAX_WINDOW_DAYS)
+    return [_alert(run, as_of) for run in runs if _under_bound(run.drops)]
+
+
+def refresh_sales_drops(
+    cursor: Cursor, as_of: date | None = None, window_days: int = DEFAULT_WINDOW_DAYS
+) -> list[Alert]:
+    """Detect the sales drops at `as_of` and record them in ml.anomalies (ended runs are resolved).
+
+    With no KPIs at all there is nothing to judge, and ml.anomalies is left as it is.
+    """
+    if as_of is None:
+        as_of = latest_kpi_day(cursor)
+        if as_of is None:
+            return []
+    alerts = detect_sales_drops(cursor, as_of, window_days)
+    record_anomalies(cursor, KIND, alerts)
+    return alerts

@@ -1,0 +1,1 @@
+"""Anomaly assets: sales drops, stock-out risks, customer churn."""

@@ -1,0 +1,1 @@
+"""Forecast assets and their checks."""

@@ -1,0 +1,97 @@
+"""What the Dagster UI and the checks read back from the ml tables."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pandas as pd
+
+from sales_pipeline.warehouse.db import engine
+
+
+def published(url: str, target: str, scope: str, scope_id: str, origin: date) -> pd.DataFrame:
+    """The forecast published from `origin` for one series."""
+    return pd.read_sql_query(
+        "SELECT day, model, yhat, yhat_lower_80, yhat_upper_80, yhat_lower_95, yhat_upper_95, closed"
+        " FROM ml.forecasts WHERE (target, scope, scope_id, origin) = (%(target)s, %(scope)s, %(id)s, %(origin)s)"
+        " ORDER BY day",
+        engine(url),
+        params={"target": target, "scope": scope, "id": scope_id, "origin": origin},
+    )
+
+
+def recent_actuals(url: str, column: str, origin: date, days: int = 56) -> pd.Series:
+    """The chain's revenue or units per day over the `days` up to `origin` (0 on days without sales)."""
+    rows = pd.read_sql_query(
+        f"SELECT day, {column}::float8 AS value FROM marts.daily_kpis"
+        " WHERE scope = 'all' AND day BETWEEN %(first)s AND %(origin)s",
+        engine(url),
+        params={"first": origin - timedelta(days=days - 1), "origin": origin},
+    )
+    index = pd.date_range(origin - timedelta(days=days - 1), origin, freq="D")
+    return rows.assign(day=pd.to_datetime(rows["day"])).set_index("day")["value"].reindex(index, fill_value=0.0)
+
+
+def accuracy_summary(url: str, target: str) -> pd.DataFrame:
+    """Per scope: how many series publish which model, and the median backtest scores against seasonal naive."""
+    return pd.read_sql_query(
+        """
+        SELECT c.scope, count(*) AS series,
+               count(*) FILTER (WHERE c.model = 'prophet') AS prophet,
+               count(*) FILTER (WHERE c.model = 'seasonal_naive') AS seasonal_naive,
+               count(*) FILTER (WHERE c.model = 'recent_mean') AS recent_mean,
+               round(percentile_cont(0.5) WITHIN GROUP (ORDER BY c.mase)::numeric, 3) AS median_mase,
+               round(percentile_cont(0.5) WITHIN GROUP (ORDER BY n.mase)::numeric, 3) AS naive_median_mase,
+               round(percentile_cont(0.5) WITHIN GROUP (ORDER BY c.smape)::numeric, 1) AS median_smape
+        FROM ml.forecast_accuracy c
+        JOIN ml.forecast_accuracy n
+          ON (n.target, n.scope, n.scope_id, n.model) = (c.target, c.scope, c.scope_id, 'seasonal_naive')
+        WHERE c.target = %(target)s AND c.chosen
+        GROUP BY c.scope ORDER BY c.scope
+        """,
+        engine(url),
+        params={"target": target},
+    )
+
+
+def model_comparison(url: str, target: str, scope: str, scope_id: str) -> dict[str, float | None]:
+    """Backtest MASE per candidate model of one series."""
+    rows = pd.read_sql_query(
+        "SELECT model, mase FROM ml.forecast_accuracy WHERE (target, scope, scope_id) = (%(t)s, %(s)s, %(i)s)",
+        engine(url),
+        params={"t": target, "s": scope, "i": scope_id},
+    )
+    return {row.model: (None if pd.isna(row.mase) else float(row.mase)) for row in rows.itertuples()}
+
+
+def bad_bounds(url: str, target: str) -> pd.DataFrame:
+    """Latest published rows whose bounds are out of order (lower95 <= lower80 <= yhat <= upper80 <= upper95)."""
+    return pd.read_sql_query(
+        """
+        SELECT f.scope, f.scope_id, f.day, f.yhat, f.yhat_lower_95, f.yhat_lower_80, f.yhat_upper_80, f.yhat_upper_95
+        FROM ml.forecasts f
+        JOIN ml.forecast_series s USING (target, scope, scope_id, origin)
+        WHERE f.target = %(target)s AND NOT (
+            f.yhat_lower_95 <= f.yhat_lower_80 AND f.yhat_lower_80 <= f.yhat
+            AND f.yhat <= f.yhat_upper_80 AND f.yhat_upper_80 <= f.yhat_upper_95)
+        LIMIT 20
+        """,
+        engine(url),
+        params={"target": target},
+    )
+
+
+def incomplete_series(url: str, target: str, horizon: int) -> pd.DataFrame:
+    """Forecast series whose latest origin has not exactly `horizon` published days."""
+    return pd.read_sql_query(
+        """
+        SELECT s.scope, s.scope_id, s.origin, count(f.day) AS days
+        FROM ml.forecast_series s
+        LEFT JOIN ml.forecasts f USING (target, scope, scope_id, origin)
+        WHERE s.target = %(target)s AND s.status <> 'skipped'
+        GROUP BY 1, 2, 3 HAVING count(f.day) <> %(horizon)s
+        LIMIT 20
+        """,
+        engine(url),
+        params={"target": target, "horizon": horizon},
+    )
