@@ -101,7 +101,9 @@ def demo() -> None:
     pull_back_office()
     refresh_core_tables()
     refresh_marts(started)
+    refresh_forecasts_and_anomalies()
     print_summary(results, where)
+    print_forecast_and_anomalies(os.environ[settings.DATABASE_URL])
 
 
 def run_inbox_once() -> list[dict]:
@@ -223,6 +225,47 @@ def refresh_marts(since: dt.datetime) -> None:
     instance = dg.DagsterInstance.get()
     defs.resolve_job_def("refresh_daily_kpis").execute_in_process(instance=instance, tags=tags, run_config=QUIET)
     defs.resolve_job_def("refresh_marts").execute_in_process(instance=instance, run_config=QUIET)
+
+
+def refresh_forecasts_and_anomalies() -> None:
+    """What automation does after the marts: forecasts (refitting only changed series), then the anomalies."""
+    import dagster as dg
+
+    from sales_pipeline.definitions import defs
+
+    click.echo("Forecasting the next 7 days and looking for anomalies (unchanged series are reused)")
+    result = defs.resolve_job_def("refresh_forecasts_and_anomalies").execute_in_process(
+        instance=dg.DagsterInstance.get(), run_config=QUIET
+    )
+    for event in result.get_asset_materialization_events():
+        metadata = event.materialization.metadata
+        if "fitted" in metadata:
+            click.echo(f"  {event.asset_key.path[-1]}: {metadata['series'].value} series, "
+                       f"{metadata['fitted'].value} fitted, {metadata['reused'].value} reused")  # fmt: skip
+
+
+def print_forecast_and_anomalies(url: str) -> None:
+    from sales_pipeline.warehouse import db
+
+    with db.transaction(url) as cursor:
+        cursor.execute(
+            "SELECT f.day, f.yhat, f.yhat_lower_80, f.yhat_upper_80, s.model FROM ml.forecasts f"
+            " JOIN ml.forecast_series s USING (target, scope, scope_id, origin)"
+            " WHERE f.target = 'sales' AND f.scope = 'all' ORDER BY f.day"
+        )
+        forecast = cursor.fetchall()
+        cursor.execute(
+            "SELECT severity, message FROM ml.anomalies WHERE active"
+            " ORDER BY array_position(ARRAY['critical', 'warning', 'info'], severity), kind, entity_id"
+        )
+        anomalies = cursor.fetchall()
+    if forecast:
+        click.echo(f"\nRevenue forecast, next 7 days ({forecast[0][4]}; 80% interval):")
+        for day, yhat, lower, upper, _ in forecast:
+            click.echo(f"  {day:%a %d %b}  {yhat:>12,.2f}   [{lower:,.2f} .. {upper:,.2f}]")
+    click.echo(f"\nActive anomalies ({len(anomalies)}; all in ml.anomalies):")
+    for severity, message in anomalies[:12]:
+        click.echo(f"  {severity:<8} {message}")
 
 
 def _outcome(workbook: str, result) -> dict:

@@ -95,6 +95,8 @@ def test_demo_imports_the_samples_and_a_second_demo_loads_nothing_new(cli_home):
     assert "Refreshing the marts for 2024-11-23 .. 2026-11-22" in first.stdout
     assert "Top products, last 7 days:\n   1. " in first.stdout
     assert (cli_home / "dashboard" / "dashboard.json").exists()
+    assert "Revenue forecast, next 7 days" in first.stdout and "Active anomalies" in first.stdout
+    assert "sales_forecast: " in first.stdout and " 0 reused" in first.stdout
     counts = warehouse_counts(cli_home)
     assert counts["core.products"] == 80
     assert counts["core.sales"] > 40_000
@@ -104,6 +106,7 @@ def test_demo_imports_the_samples_and_a_second_demo_loads_nothing_new(cli_home):
     assert second.returncode == 0, second.stderr
     assert second.stdout.count(": duplicate (same content as import") == 28
     assert "Refreshing the marts" not in second.stdout  # nothing changed, nothing recomputed
+    assert " 0 fitted" in second.stdout  # the forecasts are reused
     again = warehouse_counts(cli_home)
     assert {k: v for k, v in again.items() if k != "ops.import_ledger"} == {
         k: v for k, v in counts.items() if k != "ops.import_ledger"
