@@ -19,7 +19,7 @@ from sales_pipeline.defs.anomalies.assets import anomaly_assets
 from sales_pipeline.defs.forecasting.assets import forecast_assets, forecast_checks
 from sales_pipeline.excel.importer import ImportSettings, import_workbook
 from sales_pipeline.forecasting.models import PROPHET, ForecastSettings, forecast_series
-from sales_pipeline.forecasting.runner import sales_series
+from sales_pipeline.forecasting.runner import sales_series, store_calendars
 from sales_pipeline.resources import AnalyticsResource, ForecastingResource, WarehouseResource
 from sales_pipeline.synthetic.retailer import generate_retailer, write_sheets_workbook
 from sales_pipeline.warehouse.db import transaction
@@ -199,7 +199,8 @@ def test_intervals_hold_their_share_of_held_out_actuals(retailer_warehouse):
     for weeks_back in (5, 6, 7):
         origin = END - timedelta(weeks=weeks_back)
         actual_end = origin + timedelta(days=7)
-        for series in sales_series(retailer_warehouse, actual_end, settings):
+        calendars = store_calendars(retailer_warehouse, actual_end, settings.horizon)
+        for series in sales_series(retailer_warehouse, actual_end, calendars, settings):
             if series.scope not in {"all", "store", "category"}:
                 continue
             held_out = series.values.iloc[-7:].to_numpy()

@@ -19,17 +19,19 @@ out of fits and scores, and a weekday closed in each of the last four weeks is f
 
 Prophet runs fast here: no uncertainty sampling (the intervals come from the backtest), L-BFGS
 without the Newton fallback (which can stall for minutes; a fit that fails falls back to seasonal
-naive and says so), yearly seasonality only with two years of history, and no daily seasonality.
+naive and says so), its input written with orjson, and no daily seasonality.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from functools import cached_property
+from functools import cache, cached_property
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -183,21 +185,20 @@ def forecast_series(
     # A sparse series publishes its recent daily rate: scored by absolute error a forecast of zero
     # often wins there, and stock planning needs the rate, not the most likely day (nothing sold).
     chosen = RECENT_MEAN if RECENT_MEAN in candidates else _choose(scores)
-    result.model = chosen
-    for row in result.accuracy:
-        row["chosen"] = row["model"] == chosen
     result.reason = _reason(chosen, scores, candidates, sparse_share, result.error, len(origins), settings)
-
     try:
         yhat = _predict(chosen, series, series.origin, settings)
         result.prophet_fits += chosen == PROPHET
     except Exception as error:
         result.status, result.error = "fallback", f"{chosen} at origin {series.origin}: {error}"
-        result.model = chosen = SEASONAL_NAIVE
         result.reason = f"Prophet failed ({error}); seasonal naive published instead"
+        chosen = SEASONAL_NAIVE
         yhat = _predict(chosen, series, series.origin, settings)
     if result.status != "fallback":
         result.status = "forecast"
+    result.model = chosen
+    for row in result.accuracy:
+        row["chosen"] = row["model"] == chosen
     result.sigma = scores[chosen]["sigma"] if chosen in scores else _in_sample_sigma(series, open_days)
     result.forecast = _with_intervals(series, yhat, result.sigma, settings)
     result.fit_seconds = time.perf_counter() - started
@@ -364,15 +365,45 @@ def _prophet(series: Series, upto: int, settings: ForecastSettings) -> np.ndarra
         seasonality_mode=settings.seasonality_mode,
         uncertainty_samples=0,
     )
+    model.stan_backend = _stan_backend()
     if settings.holiday_country:
         model.add_country_holidays(country_name=settings.holiday_country)
     if series.promotion is not None and series.promotion.iloc[:upto][open_].nunique() > 1:
         model.add_regressor("promotion", mode="multiplicative")
         history["promotion"] = series.promotion.to_numpy(dtype=float)[:upto]
         future["promotion"] = series.promotion.to_numpy(dtype=float)[upto : upto + settings.horizon]
-    model.stan_backend.newton_fallback = False
-    model.fit(history[open_], algorithm="LBFGS")
+    model.fit(history[open_])
     return model.predict(future)["yhat"].to_numpy()
+
+
+@cache
+def _stan_backend() -> object:
+    """Prophet's cmdstanpy backend, but writing the optimiser's input with orjson, and L-BFGS only.
+
+    cmdstanpy writes the design matrix through Python lists and the json module: on two years of
+    daily data that is a third of a fit (0.19 s -> 0.13 s a fit measured, same parameters to the
+    last bit). No Newton fallback: it can stall for minutes, and a failed fit has seasonal naive.
+    """
+    import orjson
+    from prophet.models import CmdStanPyBackend
+
+    def as_json_value(value: object) -> object:
+        value = value.to_numpy() if hasattr(value, "to_numpy") else value
+        return np.ascontiguousarray(value, dtype=float) if isinstance(value, np.ndarray) else value
+
+    class OrjsonBackend(CmdStanPyBackend):
+        def fit(self, stan_init: dict, stan_data: dict, **kwargs: object) -> dict[str, np.ndarray]:
+            with tempfile.TemporaryDirectory(prefix="prophet-") as folder:
+                paths = {}
+                for name, values in (("inits", stan_init), ("data", stan_data)):
+                    paths[name] = Path(folder) / f"{name}.json"
+                    encoded = {key: as_json_value(value) for key, value in values.items()}
+                    paths[name].write_bytes(orjson.dumps(encoded, option=orjson.OPT_SERIALIZE_NUMPY))
+                self.stan_fit = self.model.optimize(**paths, algorithm="LBFGS", iter=10_000, **kwargs)
+            params = self.stan_to_dict_numpy(self.stan_fit.column_names, self.stan_fit.optimized_params_np)
+            return {name: value.reshape((1, -1)) for name, value in params.items()}
+
+    return OrjsonBackend()
 
 
 def _with_intervals(series: Series, yhat: np.ndarray, sigma: float, settings: ForecastSettings) -> pd.DataFrame:

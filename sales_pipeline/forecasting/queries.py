@@ -20,6 +20,26 @@ def published(url: str, target: str, scope: str, scope_id: str, origin: date) ->
     )
 
 
+def rows_published(url: str, target: str, origin: date) -> int:
+    frame = pd.read_sql_query(
+        "SELECT count(*) AS n FROM ml.forecasts WHERE target = %(target)s AND origin = %(origin)s",
+        engine(url),
+        params={"target": target, "origin": origin},
+    )
+    return int(frame["n"].iloc[0])
+
+
+def demand_ahead(url: str, origin: date) -> pd.Series:
+    """The demand forecasts from `origin` summed over products and stores, per day."""
+    rows = pd.read_sql_query(
+        "SELECT day, sum(yhat) AS units FROM ml.forecasts WHERE target = 'demand' AND origin = %(origin)s"
+        " GROUP BY day ORDER BY day",
+        engine(url),
+        params={"origin": origin},
+    )
+    return rows.set_index(pd.to_datetime(rows["day"]))["units"]
+
+
 def recent_actuals(url: str, column: str, origin: date, days: int = 56) -> pd.Series:
     """The chain's revenue or units per day over the `days` up to `origin` (0 on days without sales)."""
     rows = pd.read_sql_query(

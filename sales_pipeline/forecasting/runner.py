@@ -79,7 +79,22 @@ def forecast_origin(url: str, target: str, timezone: str, today: date | None = N
     return min(latest, today - timedelta(days=1)) if latest else None
 
 
-def sales_series(url: str, origin: date, settings: ForecastSettings) -> list[Series]:
+def forecast_target(
+    url: str, target: str, timezone: str, settings: ForecastSettings, workers: int
+) -> ForecastRun | None:
+    """Forecast every series of `target` ('sales' or 'demand') from the latest complete day; None without data."""
+    origin = forecast_origin(url, target, timezone)
+    if origin is None:
+        return None
+    calendars = store_calendars(url, origin, settings.horizon)
+    if target == "sales":
+        series = sales_series(url, origin, calendars, settings)
+    else:
+        series = demand_series(url, origin, timezone, calendars, settings)
+    return run_forecasts(url, target, series, settings, workers)
+
+
+def sales_series(url: str, origin: date, calendars: dict[str, pd.Series], settings: ForecastSettings) -> list[Series]:
     """Revenue per day for the total, each store, category and product, up to `origin`."""
     rows = pd.read_sql_query(
         "SELECT scope, scope_id, day, revenue::float8 AS y FROM marts.daily_kpis WHERE day <= %(origin)s",
@@ -87,23 +102,17 @@ def sales_series(url: str, origin: date, settings: ForecastSettings) -> list[Ser
         params={"origin": origin},
     )
     rows["day"] = pd.to_datetime(rows["day"])
-    open_by_group = _open_days(rows, origin, settings.horizon)
     series = []
     for (scope, scope_id), frame in rows.groupby(["scope", "scope_id"], sort=True):
-        group = scope_id if scope == "store" else ""
-        series.append(_series("sales", scope, scope_id, frame, origin, open_by_group[group], settings))
+        calendar = calendars[scope_id if scope == "store" else ""]
+        series.append(_series("sales", scope, scope_id, frame, origin, calendar, settings))
     return series
 
 
-def demand_series(url: str, origin: date, timezone: str, settings: ForecastSettings) -> list[Series]:
+def demand_series(
+    url: str, origin: date, timezone: str, calendars: dict[str, pd.Series], settings: ForecastSettings
+) -> list[Series]:
     """Units per day for each product in each store that sold it, up to `origin`."""
-    stores = pd.read_sql_query(
-        "SELECT scope, scope_id, day FROM marts.daily_kpis WHERE scope IN ('all', 'store') AND day <= %(origin)s",
-        engine(url),
-        params={"origin": origin},
-    )
-    stores["day"] = pd.to_datetime(stores["day"])
-    open_by_group = _open_days(stores, origin, settings.horizon)
     rows = pd.read_sql_query(
         """
         SELECT product_id, store_id, (sold_at AT TIME ZONE %(tz)s)::date AS day, sum(quantity)::float8 AS y
@@ -117,15 +126,23 @@ def demand_series(url: str, origin: date, timezone: str, settings: ForecastSetti
     rows["day"] = pd.to_datetime(rows["day"])
     series = []
     for (product_id, store_id), frame in rows.groupby(["product_id", "store_id"], sort=True):
-        open_days = open_by_group.get(store_id, open_by_group[""])
-        series.append(
-            _series("demand", "product_store", f"{product_id}@{store_id}", frame, origin, open_days, settings)
-        )
+        calendar = calendars.get(store_id, calendars[""])
+        series.append(_series("demand", "product_store", f"{product_id}@{store_id}", frame, origin, calendar, settings))
     return series
 
 
-def _open_days(rows: pd.DataFrame, origin: date, horizon: int) -> dict[str, pd.Series]:
+def store_calendars(url: str, origin: date, horizon: int) -> dict[str, pd.Series]:
     """Per store ('' = the chain): open (True) or closed per day, history then the days ahead."""
+    rows = pd.read_sql_query(
+        "SELECT scope, scope_id, day FROM marts.daily_kpis WHERE scope IN ('all', 'store') AND day <= %(origin)s",
+        engine(url),
+        params={"origin": origin},
+    )
+    rows["day"] = pd.to_datetime(rows["day"])
+    return _open_days(rows, origin, horizon)
+
+
+def _open_days(rows: pd.DataFrame, origin: date, horizon: int) -> dict[str, pd.Series]:
     first = rows["day"].min()
     days = pd.date_range(first, pd.Timestamp(origin) + pd.Timedelta(days=horizon), freq="D")
     groups = {"": rows.loc[rows["scope"] == "all", "day"]}

@@ -6,25 +6,16 @@ The data version is the hash of all inputs: unchanged inputs give the same versi
 downstream counts as changed. The code version names the model code and Prophet's version.
 """
 
-import datetime as dt
 import importlib.metadata
 
 import dagster as dg
-import pandas as pd
 
 from sales_pipeline.analytics.charts import forecast_chart_markdown, line_chart_markdown
 from sales_pipeline.defs.ingest.workbooks import AFTER_ANY_UPSTREAM_UPDATE, OWNERS
 from sales_pipeline.forecasting import queries
 from sales_pipeline.forecasting.models import PROPHET, SEASONAL_NAIVE
-from sales_pipeline.forecasting.runner import (
-    ForecastRun,
-    demand_series,
-    forecast_origin,
-    run_forecasts,
-    sales_series,
-)
+from sales_pipeline.forecasting.runner import ForecastRun, forecast_target
 from sales_pipeline.resources import AnalyticsResource, ForecastingResource, WarehouseResource
-from sales_pipeline.warehouse.db import engine
 
 GROUP = "forecasting"
 TAGS = {"domain": "forecasting", "layer": "ml"}
@@ -57,6 +48,7 @@ def _run_metadata(run: ForecastRun, url: str) -> dict:
         **summary,
         "accuracy": dg.MetadataValue.md(accuracy.to_markdown(index=False) if len(accuracy) else "no backtest yet"),
         "fallbacks": dg.MetadataValue.md("\n".join(f"- {line}" for line in failures[:20]) or "none"),
+        "dagster/row_count": queries.rows_published(url, run.target, run.origin) if run.origin else 0,
     }
 
 
@@ -77,21 +69,19 @@ def sales_forecast(
     analytics: AnalyticsResource,
     forecasting: ForecastingResource,
 ) -> dg.MaterializeResult:
-    url, settings = warehouse.url(), forecasting.settings()
-    origin = forecast_origin(url, "sales", analytics.timezone)
-    if origin is None:
+    url = warehouse.url()
+    run = forecast_target(url, "sales", analytics.timezone, forecasting.settings(), forecasting.workers)
+    if run is None:
         return dg.MaterializeResult(metadata={"note": "no daily KPIs yet: nothing to forecast"})
-    run = run_forecasts(url, "sales", sales_series(url, origin, settings), settings, forecasting.workers)
-    context.log.info(f"sales forecast from {origin}: {run.summary()}")
+    context.log.info(f"sales forecast from {run.origin}: {run.summary()}")
     metadata = _run_metadata(run, url)
-    total = queries.published(url, "sales", "all", "", origin)
+    total = queries.published(url, "sales", "all", "", run.origin)
     if len(total):
-        history = queries.recent_actuals(url, "revenue", origin)
+        history = queries.recent_actuals(url, "revenue", run.origin)
         metadata["total_forecast"] = dg.MetadataValue.md(
             forecast_chart_markdown(history, total, "Revenue, last 8 weeks and the next 7 days", "revenue")
         )
         metadata["total_preview"] = dg.MetadataValue.md(total.round(2).to_markdown(index=False))
-    metadata["dagster/row_count"] = _rows_published(url, "sales", origin)
     return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(run.data_version))
 
 
@@ -110,39 +100,19 @@ def demand_forecast(
     analytics: AnalyticsResource,
     forecasting: ForecastingResource,
 ) -> dg.MaterializeResult:
-    url, settings = warehouse.url(), forecasting.settings()
-    origin = forecast_origin(url, "demand", analytics.timezone)
-    if origin is None:
+    url = warehouse.url()
+    run = forecast_target(url, "demand", analytics.timezone, forecasting.settings(), forecasting.workers)
+    if run is None:
         return dg.MaterializeResult(metadata={"note": "no sales yet: nothing to forecast"})
-    series = demand_series(url, origin, analytics.timezone, settings)
-    run = run_forecasts(url, "demand", series, settings, forecasting.workers)
-    context.log.info(f"demand forecast from {origin}: {run.summary()}")
+    context.log.info(f"demand forecast from {run.origin}: {run.summary()}")
     metadata = _run_metadata(run, url)
-    ahead = pd.read_sql_query(
-        "SELECT day, sum(yhat) AS units FROM ml.forecasts WHERE target = 'demand' AND origin = %(origin)s"
-        " GROUP BY day ORDER BY day",
-        engine(url),
-        params={"origin": origin},
-    )
+    ahead = queries.demand_ahead(url, run.origin)
     if len(ahead):
-        lines = {
-            "units sold": queries.recent_actuals(url, "units", origin),
-            "forecast (sum of products)": ahead.set_index(pd.to_datetime(ahead["day"]))["units"],
-        }
+        lines = {"units sold": queries.recent_actuals(url, "units", run.origin), "forecast (sum of products)": ahead}
         metadata["units_ahead"] = dg.MetadataValue.md(
             line_chart_markdown(lines, "Units, last 8 weeks and the next 7 days", "units")
         )
-    metadata["dagster/row_count"] = _rows_published(url, "demand", origin)
     return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(run.data_version))
-
-
-def _rows_published(url: str, target: str, origin: dt.date) -> int:
-    frame = pd.read_sql_query(
-        "SELECT count(*) AS n FROM ml.forecasts WHERE target = %(target)s AND origin = %(origin)s",
-        engine(url),
-        params={"target": target, "origin": origin},
-    )
-    return int(frame["n"].iloc[0])
 
 
 @dg.asset_check(

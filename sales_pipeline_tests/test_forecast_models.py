@@ -1,0 +1,110 @@
+"""One series at a time: which model publishes and why, the backtest origins, closed days, the fold cache."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+
+from sales_pipeline.forecasting.models import (
+    PROPHET,
+    RECENT_MEAN,
+    SEASONAL_NAIVE,
+    ForecastSettings,
+    Series,
+    backtest_origins,
+    forecast_series,
+)
+
+ORIGIN = date(2026, 11, 22)  # a Sunday
+WEEKLY = np.array([1.0, 1.1, 1.0, 1.2, 1.4, 1.7, 0.6])  # Monday .. Sunday
+
+
+def series(values: np.ndarray, closed_weekday: int | None = None, scope: str = "store") -> Series:
+    days = pd.date_range(end=pd.Timestamp(ORIGIN), periods=len(values), freq="D")
+    calendar = pd.date_range(days[0], periods=len(values) + 7, freq="D")
+    closed = pd.Series(calendar.day_of_week == closed_weekday, index=calendar)
+    values = np.where(closed.to_numpy()[: len(values)], 0.0, values)
+    return Series("sales", scope, "S01", pd.Series(values, index=days), closed)
+
+
+def retail(days: int, seed: int = 3, noise: float = 0.08) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    index = pd.date_range(end=pd.Timestamp(ORIGIN), periods=days, freq="D")
+    trend = np.linspace(900, 1100, days)
+    return trend * WEEKLY[index.day_of_week] * np.exp(rng.normal(0, noise, days))
+
+
+def test_backtest_origins_are_the_last_four_sundays_with_a_week_of_actuals_after_them():
+    origins = backtest_origins(series(retail(200)), ForecastSettings())
+    assert origins == [date(2026, 10, 25), date(2026, 11, 1), date(2026, 11, 8), date(2026, 11, 15)]
+    # One day later the folds are the same ones: they are reused, only the published fit is new.
+    longer = series(retail(201))
+    longer.values.index = longer.values.index + pd.Timedelta(days=1)
+    assert backtest_origins(longer, ForecastSettings()) == origins
+
+
+def test_a_regular_series_is_backtested_and_prophet_publishes_when_it_wins():
+    result = forecast_series(series(retail(400)), ForecastSettings())
+    scores = {row["model"]: row for row in result.accuracy}
+    assert set(scores) == {PROPHET, SEASONAL_NAIVE} and all(row["origins"] == 4 for row in scores.values())
+    assert scores[PROPHET]["mase"] < scores[SEASONAL_NAIVE]["mase"]  # weekly pattern + noise: Prophet averages
+    assert result.model == PROPHET and result.status == "forecast" and "Prophet beats seasonal naive" in result.reason
+    assert [row["chosen"] for row in result.accuracy if row["model"] == PROPHET] == [True]
+    forecast = result.forecast
+    assert list(forecast["day"]) == [ORIGIN + timedelta(days=h) for h in range(1, 8)]
+    assert (forecast["yhat_lower_95"] <= forecast["yhat_lower_80"]).all()
+    assert (forecast["yhat_lower_80"] <= forecast["yhat"]).all() and (
+        forecast["yhat"] <= forecast["yhat_upper_80"]
+    ).all()
+    # Saturday (the busiest weekday) is forecast above Monday.
+    by_weekday = dict(zip(pd.to_datetime(forecast["day"]).dt.day_of_week, forecast["yhat"], strict=True))
+    assert by_weekday[5] > 1.4 * by_weekday[0]
+
+
+def test_the_cache_reuses_unchanged_folds_and_refits_only_the_published_model():
+    data = series(retail(400))
+    first = forecast_series(data, ForecastSettings())
+    cached = {(fold.origin, fold.model): (fold.input_hash, fold.yhat) for fold in first.folds}
+    again = forecast_series(data, ForecastSettings(), cached)
+    assert all(fold.reused for fold in again.folds) and again.prophet_fits == 1
+    pd.testing.assert_frame_equal(again.forecast, first.forecast)
+    # A corrected day inside the last fold's history changes that fold only.
+    corrected = series(retail(400))
+    corrected.values.iloc[-10] += 500
+    third = forecast_series(corrected, ForecastSettings(), cached)
+    refitted = {fold.origin for fold in third.folds if not fold.reused}
+    assert refitted == {date(2026, 11, 15)}
+
+
+def test_a_closed_weekday_is_forecast_closed_and_left_out_of_the_scores():
+    result = forecast_series(series(retail(400), closed_weekday=6), ForecastSettings())
+    sunday = result.forecast[pd.to_datetime(result.forecast["day"]).dt.day_of_week == 6].iloc[0]
+    assert sunday["closed"] and sunday["yhat"] == 0 and sunday["yhat_upper_95"] == 0
+    assert result.history_days == 400 - 58  # 58 Sundays in the 400 days are not history
+    assert all(row["smape"] < 30 for row in result.accuracy)  # a closed day's 0 is not scored
+
+
+def test_a_sparse_series_publishes_its_recent_daily_mean_and_says_so():
+    rng = np.random.default_rng(5)
+    result = forecast_series(series(rng.poisson(0.3, 300).astype(float), scope="product"), ForecastSettings())
+    assert result.model == RECENT_MEAN and result.reason.startswith("sparse (sells on")
+    assert result.prophet_fits == 0
+    assert np.allclose(result.forecast["yhat"], result.forecast["yhat"].iloc[0]) and result.forecast["yhat"].iloc[0] > 0
+
+
+def test_a_short_series_is_not_forecast_and_a_failing_prophet_falls_back_to_seasonal_naive():
+    short = forecast_series(series(retail(20)), ForecastSettings())
+    assert short.status == "skipped" and short.forecast is None and "needs 28" in short.reason
+    broken = ForecastSettings(seasonality_mode="not-a-mode")  # Prophet refuses it: every fit fails
+    result = forecast_series(series(retail(200)), broken)
+    assert result.status == "fallback" and result.model == SEASONAL_NAIVE
+    assert "Prophet failed" in result.reason and "seasonality_mode must be" in result.error
+    assert (result.forecast["yhat"] >= 0).all()
+
+
+def test_a_collapsing_series_is_never_forecast_negative():
+    values = np.concatenate([retail(300), np.linspace(800, 5, 60)])
+    result = forecast_series(series(values), ForecastSettings())
+    assert (result.forecast[["yhat", "yhat_lower_80", "yhat_lower_95"]] >= 0).all().all()
