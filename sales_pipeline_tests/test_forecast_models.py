@@ -21,8 +21,8 @@ ORIGIN = date(2026, 11, 22)  # a Sunday
 WEEKLY = np.array([1.0, 1.1, 1.0, 1.2, 1.4, 1.7, 0.6])  # Monday .. Sunday
 
 
-def series(values: np.ndarray, closed_weekday: int | None = None, scope: str = "store") -> Series:
-    days = pd.date_range(end=pd.Timestamp(ORIGIN), periods=len(values), freq="D")
+def series(values: np.ndarray, closed_weekday: int | None = None, scope: str = "store", end: date = ORIGIN) -> Series:
+    days = pd.date_range(end=pd.Timestamp(end), periods=len(values), freq="D")
     calendar = pd.date_range(days[0], periods=len(values) + 7, freq="D")
     closed = pd.Series(calendar.day_of_week == closed_weekday, index=calendar)
     values = np.where(closed.to_numpy()[: len(values)], 0.0, values)
@@ -108,3 +108,13 @@ def test_a_collapsing_series_is_never_forecast_negative():
     values = np.concatenate([retail(300), np.linspace(800, 5, 60)])
     result = forecast_series(series(values), ForecastSettings())
     assert (result.forecast[["yhat", "yhat_lower_80", "yhat_lower_95"]] >= 0).all().all()
+
+
+def test_folds_are_refitted_when_a_series_reaches_two_years_and_gains_yearly_seasonality():
+    values = retail(730)
+    day_before = forecast_series(series(values[:-1], end=ORIGIN - timedelta(days=1)), ForecastSettings())
+    cached = {(fold.origin, fold.model): (fold.input_hash, fold.yhat) for fold in day_before.folds}
+    two_years = forecast_series(series(values), ForecastSettings(), cached)
+    shared = {fold.origin for fold in day_before.folds} & {fold.origin for fold in two_years.folds}
+    assert len(shared) == 3  # the same Sundays, but another model now: nothing reused
+    assert not any(fold.reused for fold in two_years.folds)

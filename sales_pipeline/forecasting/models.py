@@ -11,8 +11,9 @@ How a series is forecast (`forecast_series`):
    to the next the folds are the same, so a fold is refit only when its own input changed (its hash).
 4. The candidate with the lower MASE publishes; when Prophet loses to seasonal naive the series
    publishes seasonal naive and says so.
-5. Intervals: yhat ± z·σ, σ = a robust scale of the published model's backtest errors (out of sample,
-   so wider and more honest than Prophet's in-sample noise), clipped at zero; never negative.
+5. Intervals: yhat ± z·σ, σ = the RMSE of the published model's backtest errors (out of sample, so
+   wider and more honest than Prophet's in-sample noise), clipped at zero; never negative. On the
+   Rossmann stores they hold 82% and 93% of held-out days (benchmarks/bench_accuracy.py).
 
 Closed days (a store with no sale at all that day) are not history to learn from: they are left
 out of fits and scores, and a weekday closed in each of the last four weeks is forecast closed (0).
@@ -95,8 +96,15 @@ class Series:
         upto = (pd.Timestamp(origin) - self.values.index[0]).days + 1
         return self._hash(settings, upto, upto + settings.horizon, model)
 
+    def uses_yearly_seasonality(self, settings: ForecastSettings) -> bool:
+        """Decided on the whole series, so that the backtest folds judge the model that is published."""
+        return len(self.values) >= settings.yearly_min_days
+
     def _hash(self, settings: ForecastSettings, upto: int, known_upto: int, what: str) -> str:
-        parts = [settings.fingerprint, what, str(self.values.index[0].date())]
+        # The yearly switch is decided on the whole series: a fold of a series that just reached two
+        # years is another model than the same fold a day before.
+        yearly = str(self.uses_yearly_seasonality(settings))
+        parts = [settings.fingerprint, what, yearly, str(self.values.index[0].date())]
         parts.append(self.values.to_numpy(dtype=float)[:upto].tobytes())
         parts.append(self.closed.to_numpy(dtype=bool)[:known_upto].tobytes())
         if self.promotion is not None:
@@ -155,7 +163,7 @@ def forecast_series(
         return result
 
     origins = backtest_origins(series, settings)
-    sparse_share = _selling_share(series, open_days)
+    sparse_share = _selling_share(series, open_days, origins[-1] if origins else series.origin)
     candidates = [SEASONAL_NAIVE]
     if sparse_share < settings.sparse_share:
         candidates.append(RECENT_MEAN)
@@ -199,7 +207,7 @@ def forecast_series(
     result.model = chosen
     for row in result.accuracy:
         row["chosen"] = row["model"] == chosen
-    result.sigma = scores[chosen]["sigma"] if chosen in scores else _in_sample_sigma(series, open_days)
+    result.sigma = scores[chosen]["rmse"] if chosen in scores else _in_sample_sigma(series, open_days)
     result.forecast = _with_intervals(series, yhat, result.sigma, settings)
     result.fit_seconds = time.perf_counter() - started
     return result
@@ -255,21 +263,10 @@ def score_folds(series: Series, folds: list[Fold], settings: ForecastSettings) -
                 "smape": float(100 * ratios.mean()),
                 "mae": float(np.abs(error).mean()),
                 "rmse": float(np.sqrt(np.mean(error**2))),
-                "sigma": _robust_scale(error),
                 "chosen": False,
             }
         )
     return rows
-
-
-def _robust_scale(errors: np.ndarray) -> float:
-    """The error scale behind the intervals: 1.4826 x the median absolute error (the normal's sigma).
-
-    Not the RMSE: one backtest week with an anomaly in it (the very drop the bands should expose)
-    would widen the RMSE for a month; the median shrugs off up to half the errors being odd.
-    """
-    robust = 1.4826 * float(np.median(np.abs(errors)))
-    return robust if robust > 0 else float(np.sqrt(np.mean(errors**2)))
 
 
 def _naive_scale(values: np.ndarray, closed: np.ndarray) -> float:
@@ -359,8 +356,7 @@ def _prophet(series: Series, upto: int, settings: ForecastSettings) -> np.ndarra
     future = pd.DataFrame({"ds": series.closed.index[upto : upto + settings.horizon]})
     model = Prophet(
         weekly_seasonality=True,
-        # Decided on the whole series, so the backtest folds judge the model that is published.
-        yearly_seasonality=len(series.values) >= settings.yearly_min_days,
+        yearly_seasonality=series.uses_yearly_seasonality(settings),
         daily_seasonality=False,
         seasonality_mode=settings.seasonality_mode,
         uncertainty_samples=0,
@@ -433,9 +429,15 @@ def _in_sample_sigma(series: Series, open_days: np.ndarray) -> float:
     return float(np.sqrt(np.mean(changes**2))) if len(changes) else float(np.std(values))
 
 
-def _selling_share(series: Series, open_days: np.ndarray) -> float:
-    recent_open = open_days[-8 * WEEK :]
-    recent = series.values.to_numpy(dtype=float)[-8 * WEEK :][recent_open]
+def _selling_share(series: Series, open_days: np.ndarray, until: date) -> float:
+    """Share of the open days of the 8 weeks up to `until` with a sale.
+
+    Measured up to the latest backtest origin, not the latest day, so that a series near the sparse
+    threshold does not switch candidates (and refit its folds) from one day to the next.
+    """
+    upto = _history_at(series, until)
+    recent_open = open_days[:upto][-8 * WEEK :]
+    recent = series.values.to_numpy(dtype=float)[:upto][-8 * WEEK :][recent_open]
     return float((recent > 0).mean()) if len(recent) else 0.0
 
 
