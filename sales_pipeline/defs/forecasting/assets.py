@@ -60,7 +60,9 @@ def _run_metadata(run: ForecastRun, url: str) -> dict:
         "yearly with two years of history, public holidays of FORECAST_HOLIDAY_COUNTRY) against seasonal naive in "
         "a rolling-origin backtest (4 weekly origins); the better model publishes and ml.forecast_series says why. "
         "Sparse products publish their recent daily mean. Refit only where the input changed.",
-        deps=[["marts", "daily_kpis"]],
+        # core/sales too: Dagster leaves daily-partitioned parents out of staleness, so without an
+        # unpartitioned parent the UI could never show the forecast stale after new sales.
+        deps=[["marts", "daily_kpis"], ["core", "sales"]],
     )
 )
 def sales_forecast(
