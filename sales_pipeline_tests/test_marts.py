@@ -6,6 +6,7 @@ Money is numeric in the warehouse, so expected values are Decimals written as th
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from datetime import date, timedelta
 from decimal import Decimal as D
@@ -462,6 +463,28 @@ def test_top_products_by_hand(rankings: str) -> None:
 
 
 # --- dashboard -------------------------------------------------------------------------------
+
+
+def test_two_refreshes_at_once_take_turns(rankings: str) -> None:
+    """Two imports finishing together each refresh the marts: the second waits, then replaces the rows."""
+    alone = run(rankings, marts.refresh_top_products, AS_OF, 5)
+    outcomes: list[object] = []
+
+    def second_refresh() -> None:
+        try:
+            outcomes.append(run(rankings, marts.refresh_top_products, AS_OF, 5))
+        except Exception as error:  # the thread's error must reach the test
+            outcomes.append(error)
+
+    with transaction(rankings) as first:
+        marts.refresh_top_products(first, AS_OF, 5)
+        second = threading.Thread(target=second_refresh)
+        second.start()
+        second.join(timeout=1.0)
+        assert second.is_alive()  # waiting for the first transaction
+    second.join(timeout=30)
+    assert outcomes == [alone]
+    assert query(rankings, "SELECT count(*) FROM marts.top_products")[0][0] == alone
 
 
 def test_dashboard_document(empty_warehouse: str) -> None:

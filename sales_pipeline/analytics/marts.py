@@ -83,6 +83,8 @@ from psycopg2 import sql
 from psycopg2.extensions import cursor as Cursor
 from psycopg2.extras import Json
 
+from sales_pipeline.warehouse.db import refresh_in_turn
+
 DIRECTION_THRESHOLD = 0.05  # |growth| below 5% reads as steady
 NEW_SCOPE_DAYS = 28  # a scope younger than this is 'new': it has no previous month to compare with
 DEMAND_DAYS = 28  # stock health: average daily demand over this many days
@@ -96,6 +98,7 @@ SALES_TRENDS = sql.Identifier("marts", "sales_trends")
 
 
 def _delete_days(cursor: Cursor, table: sql.Identifier, first_day: date, last_day: date) -> None:
+    refresh_in_turn(cursor, ".".join(table.strings))
     cursor.execute(
         sql.SQL("DELETE FROM {} WHERE day BETWEEN %(first_day)s AND %(last_day)s").format(table),
         {"first_day": first_day, "last_day": last_day},
@@ -349,6 +352,7 @@ FROM measured
 
 def refresh_stock_health(cursor: Cursor, timezone: str, overstock_days: float = 90.0) -> int:
     """Replace marts.stock_health from each product and store's latest stock snapshot; return the rows written."""
+    refresh_in_turn(cursor, "marts.stock_health")
     cursor.execute("DELETE FROM marts.stock_health")  # not TRUNCATE: readers keep seeing the old rows until commit
     cursor.execute(
         _STOCK_HEALTH_INSERT,
@@ -405,6 +409,7 @@ def refresh_top_products(cursor: Cursor, as_of: date, top_n: int = 5) -> int:
     """Replace the top products of as_of for every period from marts.daily_kpis; return the rows written."""
     if top_n < 1:
         raise ValueError(f"top_n must be 1 or more, not {top_n}")
+    refresh_in_turn(cursor, "marts.top_products")
     cursor.execute("DELETE FROM marts.top_products WHERE as_of = %(as_of)s", {"as_of": as_of})
     cursor.execute(_TOP_PRODUCTS_INSERT, {"as_of": as_of, "top_n": top_n})
     return cursor.rowcount

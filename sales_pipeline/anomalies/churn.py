@@ -67,6 +67,7 @@ from psycopg2.extras import execute_values
 
 from sales_pipeline.anomalies.store import record_anomalies
 from sales_pipeline.records import Alert
+from sales_pipeline.warehouse.db import refresh_in_turn
 
 KIND = "customer_churn"
 CHURNED_P = 0.005
@@ -275,6 +276,7 @@ def refresh_churn(cursor: Cursor, as_of: date | None = None) -> tuple[dict, list
     kpis = churn_kpis(customers, as_of)
     alerts = churn_alerts(customers)
 
+    refresh_in_turn(cursor, "ml.customer_churn")
     cursor.execute("DELETE FROM ml.customer_churn")
     rows = [
         (

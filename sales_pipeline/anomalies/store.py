@@ -7,6 +7,7 @@ import json
 from psycopg2.extensions import cursor as Cursor
 
 from sales_pipeline.records import Alert
+from sales_pipeline.warehouse.db import refresh_in_turn
 
 SEVERITIES = ("info", "warning", "critical")
 
@@ -19,6 +20,7 @@ def record_anomalies(cursor: Cursor, kind: str, alerts: list[Alert]) -> dict[str
     """
     if any(alert.kind != kind for alert in alerts):
         raise ValueError(f"record_anomalies({kind!r}) was given alerts of another kind")
+    refresh_in_turn(cursor, f"ml.anomalies:{kind}")
     keys = [alert.dedupe_key for alert in alerts]
     cursor.execute(
         "SELECT dedupe_key FROM ml.anomalies WHERE kind = %s AND active AND NOT (dedupe_key = ANY(%s))",

@@ -30,7 +30,7 @@ from sales_pipeline.forecasting.models import (
     digest,
     forecast_series,
 )
-from sales_pipeline.warehouse.db import engine, transaction
+from sales_pipeline.warehouse.db import engine, refresh_in_turn, transaction
 
 CLOSED_WEEKS = 4  # a weekday closed in each of the last four weeks is expected closed ahead
 INLINE_BELOW = 8  # fewer series than this to refit: not worth starting worker processes
@@ -236,6 +236,7 @@ def write_results(cursor: Cursor, target: str, results: list[ForecastResult]) ->
     """Replace what the refitted series published, their folds and scores; earlier origins' forecasts stay."""
     if not results:
         return
+    refresh_in_turn(cursor, f"ml.forecasts:{target}")
     scopes = [result.scope for result in results]
     scope_ids = [result.scope_id for result in results]
     keys = "(scope, scope_id) IN (SELECT unnest(%(scopes)s::text[]), unnest(%(ids)s::text[]))"

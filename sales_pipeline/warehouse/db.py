@@ -44,6 +44,16 @@ def transaction(url: str) -> Iterator[psycopg2.extensions.cursor]:
         connection.close()
 
 
+def refresh_in_turn(cursor: psycopg2.extensions.cursor, what: str) -> None:
+    """Make refreshes of the same table (or rows) take turns, until this transaction ends.
+
+    Refreshes delete their rows and insert them again; two at once (two imports each refreshing the
+    marts) would both insert and collide on the key. The second waits for the first to commit, then
+    replaces what it wrote.
+    """
+    cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (what,))
+
+
 def libpq_url(url: str) -> str:
     return re.sub(r"^postgresql\+\w+://", "postgresql://", url)
 
