@@ -54,7 +54,7 @@ def drop_days(*rows: tuple, scope: str = "store", scope_id: str = "S02", name: s
 
 
 FINE = (100.0, 100.0, 80.0, False)  # actual, yhat, lower_95, closed: on its forecast, not below it
-LOW = (50.0, 100.0, 80.0, False)  # sigma 20 / 1.96: n LOW days sum 50n, under their bound 100n - 20 sqrt(n)
+LOW = (50.0, 100.0, 80.0, False)  # sigma 20 / 1.96 = 10.2: n days sum 50n < 100n - 3.0902 x 10.2 x sqrt(n)
 CLOSED = (0.0, 0.0, 0.0, True)
 NO_FORECAST = (50.0, None, None, False)
 
@@ -84,7 +84,8 @@ def test_numbers_and_message_of_a_run() -> None:
     )
     [alert] = find_sales_drops(days, AS_OF)
     # The 18th (300 over 250) ends the run. actual 40 + 60 = 100; expected 100 + 110 = 210; shortfall 110 = 52.4%.
-    # sigma 30 / 1.96 and 35 / 1.96: bound 210 - 1.96 x sqrt((30 / 1.96)^2 + (35 / 1.96)^2) = 210 - sqrt(2125) = 163.90.
+    # sigma 30 / 1.96 and 35 / 1.96: sqrt(sum sigma^2) = sqrt(30^2 + 35^2) / 1.96 = sqrt(2125) / 1.96 = 23.519;
+    # a store's run of 2 days is judged at 99%: bound 210 - 2.5758 x 23.519 = 210 - 60.58 = 149.42 (> 100: a drop).
     assert alert.numbers == {
         "first_day": "2026-11-19",
         "last_day": "2026-11-20",
@@ -92,7 +93,8 @@ def test_numbers_and_message_of_a_run() -> None:
         "closed_days": 0,
         "actual": 100.0,
         "expected": 210.0,
-        "lower_95": 163.9,
+        "lower_bound": 149.42,
+        "confidence": 0.99,
         "shortfall": 110.0,
         "shortfall_pct": 52.4,
         "latest_day": "2026-11-20",
@@ -102,7 +104,7 @@ def test_numbers_and_message_of_a_run() -> None:
     }
     assert alert.message == (
         "Store S02 (Riverside) revenue has been below its forecast for 2 days in a row (2026-11-19 to 2026-11-20):"
-        " 100.00 against 210.00 expected (-52%), under the 95% lower bound of 163.90 for those days."
+        " 100.00 against 210.00 expected (-52%), under the 99.0% lower bound of 149.42 for those days."
     )
     json.dumps(alert.numbers)  # plain JSON, no numpy types
 
@@ -162,34 +164,40 @@ def test_a_run_that_ended_raises_nothing() -> None:
 
 
 def test_days_within_their_own_bound_add_up_to_a_drop() -> None:
-    # yhat 100, lower_95 80: sigma 20 / 1.96 a day, so n days are bounded by 100n - 1.96 x sqrt(n) x 20 / 1.96
-    # = 100n - 20 sqrt(n).
-    near = (85.0, 100.0, 80.0, False)  # below its forecast, above its own bound of 80
+    # yhat 100, lower_95 80: sigma 20 / 1.96 = 10.204 a day. One day is bounded by its own 80; a run of n >= 2
+    # days of a store at 99% by 100n - 2.5758 x sqrt(n) x 10.204 = 100n - 26.284 sqrt(n).
+    near = (81.0, 100.0, 80.0, False)  # below its forecast, above its own bound of 80
     days = series(FINE, near, near, near)
-    assert find_sales_drops(days, back(2)) == []  # one day: 85 >= 80
-    [two] = find_sales_drops(days, back(1))  # 170 < 200 - 20 sqrt(2) = 171.72
-    [three] = find_sales_drops(days, AS_OF)  # 255 < 300 - 20 sqrt(3) = 265.36
+    assert find_sales_drops(days, back(2)) == []  # one day: 81 >= 80
+    [two] = find_sales_drops(days, back(1))  # 162 < 200 - 26.284 x 1.4142 = 200 - 37.17 = 162.83
+    [three] = find_sales_drops(days, AS_OF)  # 243 < 300 - 26.284 x 1.7321 = 300 - 45.52 = 254.48
     assert (two.severity, three.severity) == ("warning", "critical")
     assert two.dedupe_key == three.dedupe_key == f"sales_drop:store:S02:{back(2).isoformat()}"
-    assert {k: three.numbers[k] for k in ("days", "actual", "expected", "lower_95", "shortfall", "shortfall_pct")} == {
+    keys = ("days", "actual", "expected", "lower_bound", "confidence", "shortfall", "shortfall_pct")
+    assert {k: three.numbers[k] for k in keys} == {
         "days": 3,
-        "actual": 255.0,
+        "actual": 243.0,
         "expected": 300.0,
-        "lower_95": 265.36,
-        "shortfall": 45.0,
-        "shortfall_pct": 15.0,
+        "lower_bound": 254.48,  # 254.475 before rounding
+        "confidence": 0.99,
+        "shortfall": 57.0,
+        "shortfall_pct": 19.0,
     }
     assert three.numbers["latest_lower_95"] == 80.0
     assert three.message == (
         "Store S02 revenue has been below its forecast for 3 days in a row (2026-11-18 to 2026-11-20):"
-        " 255.00 against 300.00 expected (-15%), under the 95% lower bound of 265.36 for those days."
+        " 243.00 against 300.00 expected (-19%), under the 99.0% lower bound of 254.48 for those days."
     )
-    # Below the forecast every day, but 3 x 90 = 270 is within the bound of 265.36: no drop.
+    # A product's run is judged at 99.9%: the same two days, 162 >= 200 - 3.0902 x 10.204 x 1.4142 = 200 - 44.59
+    # = 155.41, are no drop (a 2-day product run needs 3.0902 / 1.4142 = 2.19 sigma a day, more than a day's 1.96).
+    assert find_sales_drops(days.assign(scope="product", scope_id="P7"), back(1)) == []
+    # Below the forecast every day, but 3 x 90 = 270 is within the bound of 254.48: no drop.
     within = series(FINE, *[(90.0, 100.0, 80.0, False)] * 3)
     assert find_sales_drops(within, AS_OF) == []
-    # A sigma column is the error scale when given: 5 a day, bound 300 - 1.96 x 5 x sqrt(3) = 283.03 > 270.
+    # A sigma column is the error scale when given: 5 a day, bound 300 - 2.5758 x 5 x sqrt(3) = 300 - 22.31 = 277.69
+    # > 270.
     [alert] = find_sales_drops(within.assign(sigma=5.0), AS_OF)
-    assert (alert.numbers["lower_95"], alert.severity) == (283.03, "critical")
+    assert (alert.numbers["lower_bound"], alert.numbers["confidence"], alert.severity) == (277.69, 0.99, "critical")
 
 
 def test_the_dedupe_key_stays_while_the_run_extends() -> None:
@@ -565,7 +573,8 @@ def test_sales_drops_in_the_warehouse(chain: str) -> None:
         True,
     )
     # 200 + 3 x 150 = 650 against 400 + 3 x 390 = 1570 (the 18th on from the later origin); 920 short = 58.6%.
-    # Bound: 1570 - 1.96 x sqrt(4 x (100 / 1.96)^2) = 1570 - 2 x 100 = 1370.
+    # A store's run of 4 days, at 99%: 1570 - 2.5758 x sqrt(4 x (100 / 1.96)^2) = 1570 - 2.5758 x 2 x 51.020
+    # = 1570 - 262.84 = 1307.16.
     assert s02["numbers"] == {
         "first_day": "2026-11-16",
         "last_day": "2026-11-20",
@@ -573,7 +582,8 @@ def test_sales_drops_in_the_warehouse(chain: str) -> None:
         "closed_days": 1,
         "actual": 650.0,
         "expected": 1570.0,
-        "lower_95": 1370.0,
+        "lower_bound": 1307.16,
+        "confidence": 0.99,
         "shortfall": 920.0,
         "shortfall_pct": 58.6,
         "latest_day": "2026-11-20",
@@ -584,8 +594,8 @@ def test_sales_drops_in_the_warehouse(chain: str) -> None:
     }
     assert s02["message"] == (
         "Store S02 (Riverside) revenue has been below its forecast for 4 open days in a row"
-        " (2026-11-16 to 2026-11-20): 650.00 against 1,570.00 expected (-59%), under the 95% lower bound of 1,370.00"
-        " for those days."
+        " (2026-11-16 to 2026-11-20): 650.00 against 1,570.00 expected (-59%), under the 99.0% lower bound of"
+        " 1,307.16 for those days."
     )
 
 
@@ -594,7 +604,8 @@ def test_a_series_without_published_forecast_falls_back_to_its_backtest(chain: s
     toys = anomalies(chain, "sales_drop")["sales_drop:category:Toys:2026-11-19"]
     assert (toys["severity"], toys["entity_type"], toys["entity_id"]) == ("warning", "category", "Toys")
     # seasonal_naive from the 16th: 500 a day with the series' sigma 50, a day's bound 500 - 1.96 x 50 = 402;
-    # the run's: 1000 - 1.96 x sqrt(2 x 50^2) = 1000 - 138.59 = 861.41. 770 is 230 short = 23.0%.
+    # the run's, a category's 2 days at 99%: 1000 - 2.5758 x sqrt(2 x 50^2) = 1000 - 2.5758 x 70.711 = 1000 - 182.14
+    # = 817.86 (> 770: a drop). 770 is 230 short = 23.0%.
     assert toys["numbers"] == {
         "first_day": "2026-11-19",
         "last_day": "2026-11-20",
@@ -602,7 +613,8 @@ def test_a_series_without_published_forecast_falls_back_to_its_backtest(chain: s
         "closed_days": 0,
         "actual": 770.0,
         "expected": 1000.0,
-        "lower_95": 861.41,
+        "lower_bound": 817.86,
+        "confidence": 0.99,
         "shortfall": 230.0,
         "shortfall_pct": 23.0,
         "latest_day": "2026-11-20",
@@ -640,8 +652,9 @@ def test_rerunning_keeps_one_row_per_situation_and_closes_what_is_over(chain: st
     s02 = later["sales_drop:store:S02:2026-11-16"]
     assert (s02["active"], s02["numbers"]["days"], s02["detected_on"], s02["resolved_at"]) == (True, 5, NOV[21], None)
     assert s02["first_seen_at"] == first["sales_drop:store:S02:2026-11-16"]["first_seen_at"]
-    # 650 + 100 = 750 against 1570 + 390 = 1960, bound 1960 - 1.96 x sqrt(5 x (100 / 1.96)^2) = 1960 - 100 sqrt(5).
-    assert [s02["numbers"][k] for k in ("actual", "expected", "lower_95")] == [750.0, 1960.0, 1736.39]
+    # 650 + 100 = 750 against 1570 + 390 = 1960, bound at 99%: 1960 - 2.5758 x sqrt(5 x (100 / 1.96)^2)
+    # = 1960 - 2.5758 x 51.020 x 2.2361 = 1960 - 293.86 = 1666.14.
+    assert [s02["numbers"][k] for k in ("actual", "expected", "lower_bound")] == [750.0, 1960.0, 1666.14]
     toys = later["sales_drop:category:Toys:2026-11-19"]
     assert toys["active"] is False and toys["resolved_at"] is not None
     assert toys["numbers"] == first["sales_drop:category:Toys:2026-11-19"]["numbers"]  # as it was when it ended

@@ -237,7 +237,7 @@ def test_a_calm_period_raises_no_alarm(warehouse_url, tmp_path, forecast_run):
     }
     drops = [(entity_type, numbers) for kind, _, entity_type, _, numbers in active if kind == "sales_drop"]
     assert all(entity_type == "product" for entity_type, _ in drops), drops
-    assert all(numbers["actual"] <= 0.2 * numbers["expected"] for _, numbers in drops), drops  # collapses only
+    assert all(numbers["actual"] <= 0.2 * numbers["expected"] for _, numbers in drops), drops
     [(customers,)] = query(warehouse_url, "SELECT repeat_customers FROM ml.churn_kpis")
     churned = [row for row in active if row[0] == "customer_churn"]
     assert len(churned) <= 0.01 * customers
