@@ -27,6 +27,9 @@ SUMMARY_TABLES = ("core.products", "core.stores", "core.customers", "core.sales"
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
+NEXT_STEP = "\nNext: `sales-pipeline dev` opens the Dagster UI on http://127.0.0.1:3000"
+
+
 def prepare_environment() -> dict[str, str]:
     """Start (or reuse) the embedded PostgreSQL unless a server is configured, and point Dagster at it.
 
@@ -104,6 +107,7 @@ def demo() -> None:
     refresh_forecasts_and_anomalies()
     print_summary(results, where)
     print_forecast_and_anomalies(os.environ[settings.DATABASE_URL])
+    click.echo(NEXT_STEP)
 
 
 def run_inbox_once() -> list[dict]:
@@ -309,7 +313,6 @@ def print_summary(results: list[dict], where: dict[str, str]) -> None:
     if dashboard.exists():
         click.echo(f"  {'dashboard':<14} {dashboard}  (also marts.dashboard; KPIs in marts.daily_kpis)")
         print_dashboard(json.loads(dashboard.read_text()))
-    click.echo("\nNext: `sales-pipeline dev` opens the Dagster UI on http://127.0.0.1:3000")
 
 
 def print_dashboard(document: dict) -> None:
@@ -448,3 +451,4 @@ def import_command(path: Path, mapping: Path | None) -> None:
     refresh_core_tables()
     refresh_marts(started)
     print_summary(results, where)
+    click.echo(NEXT_STEP)
