@@ -26,6 +26,7 @@ naive and says so), its input written with orjson, and no daily seasonality.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import logging
 import tempfile
 import time
@@ -60,9 +61,8 @@ class ForecastSettings:
 
     @cached_property
     def fingerprint(self) -> str:
-        from prophet import __version__ as prophet_version
-
-        return digest(repr(self), prophet_version)[:16]
+        # The installed version, read without importing Prophet (seconds) into the process that hashes.
+        return digest(repr(self), importlib.metadata.version("prophet"))[:16]
 
 
 @dataclass

@@ -185,7 +185,7 @@ def run_forecasts(url: str, target: str, series: list[Series], settings: Forecas
     hashes = {item.key: item.input_hash(settings) for item in series}
     known = _known_inputs(url, target)
     todo = [item for item in series if known.get(item.key) != (item.origin, hashes[item.key])]
-    folds = _cached_folds(url, target)
+    folds = _cached_folds(url, target) if todo else {}
     jobs = [(item, settings, folds.get(item.key, {})) for item in todo]
     results = _forecast_in_parallel(jobs, workers)
     with transaction(url) as cursor:
