@@ -51,10 +51,10 @@ import pandas as pd
 from psycopg2.extensions import cursor as Cursor
 
 from sales_pipeline.anomalies.store import record_anomalies
+from sales_pipeline.forecasting.models import Z95 as Z_95  # the z the published bands were built with
 from sales_pipeline.records import Alert
 
 KIND = "sales_drop"
-Z_95 = 1.96
 # The confidence of the bound a run of two days or more is judged against, by scope (see Rules).
 RUN_CONFIDENCE = {"product": (0.999, 3.0902)}
 CHAIN_RUN_CONFIDENCE = (0.99, 2.5758)

@@ -39,16 +39,28 @@ def _forecast(key: dg.AssetKey, description: str, deps: list) -> dict:
     }
 
 
-def _run_metadata(run: ForecastRun, url: str) -> dict:
+def _forecast_and_describe(
+    context: dg.AssetExecutionContext,
+    target: str,
+    warehouse: WarehouseResource,
+    analytics: AnalyticsResource,
+    forecasting: ForecastingResource,
+) -> tuple[ForecastRun | None, dict]:
+    """Run the target's forecasts; the metadata both forecast assets show (the caller adds its chart)."""
+    url = warehouse.url()
+    run = forecast_target(url, target, analytics.timezone, forecasting.settings(), forecasting.workers)
+    if run is None:
+        return None, {"note": f"no {'daily KPIs' if target == 'sales' else 'sales'} yet: nothing to forecast"}
     summary = run.summary()
-    accuracy = queries.accuracy_summary(url, run.target)
+    context.log.info(f"{target} forecast from {run.origin}: {summary}")
+    accuracy = queries.accuracy_summary(url, target)
     failures = [f"{r.scope} {r.scope_id}: {r.error}" for r in run.results if r.status == "fallback"]
-    return {
-        "origin": str(run.origin or ""),
+    return run, {
+        "origin": str(run.origin),
         **summary,
         "accuracy": dg.MetadataValue.md(accuracy.to_markdown(index=False) if len(accuracy) else "no backtest yet"),
         "fallbacks": dg.MetadataValue.md("\n".join(f"- {line}" for line in failures[:20]) or "none"),
-        "dagster/row_count": queries.rows_published(url, run.target, run.origin) if run.origin else 0,
+        "dagster/row_count": queries.rows_published(url, target, run.origin),
     }
 
 
@@ -71,12 +83,10 @@ def sales_forecast(
     analytics: AnalyticsResource,
     forecasting: ForecastingResource,
 ) -> dg.MaterializeResult:
-    url = warehouse.url()
-    run = forecast_target(url, "sales", analytics.timezone, forecasting.settings(), forecasting.workers)
+    run, metadata = _forecast_and_describe(context, "sales", warehouse, analytics, forecasting)
     if run is None:
-        return dg.MaterializeResult(metadata={"note": "no daily KPIs yet: nothing to forecast"})
-    context.log.info(f"sales forecast from {run.origin}: {run.summary()}")
-    metadata = _run_metadata(run, url)
+        return dg.MaterializeResult(metadata=metadata)
+    url = warehouse.url()
     total = queries.published(url, "sales", "all", "", run.origin)
     if len(total):
         history = queries.recent_actuals(url, "revenue", run.origin)
@@ -102,12 +112,10 @@ def demand_forecast(
     analytics: AnalyticsResource,
     forecasting: ForecastingResource,
 ) -> dg.MaterializeResult:
-    url = warehouse.url()
-    run = forecast_target(url, "demand", analytics.timezone, forecasting.settings(), forecasting.workers)
+    run, metadata = _forecast_and_describe(context, "demand", warehouse, analytics, forecasting)
     if run is None:
-        return dg.MaterializeResult(metadata={"note": "no sales yet: nothing to forecast"})
-    context.log.info(f"demand forecast from {run.origin}: {run.summary()}")
-    metadata = _run_metadata(run, url)
+        return dg.MaterializeResult(metadata=metadata)
+    url = warehouse.url()
     ahead = queries.demand_ahead(url, run.origin)
     if len(ahead):
         lines = {"units sold": queries.recent_actuals(url, "units", run.origin), "forecast (sum of products)": ahead}
