@@ -16,7 +16,7 @@ from sales_pipeline.anomalies.churn import assess_customers, churn_alerts, churn
 from sales_pipeline.excel.importer import ImportSettings, import_workbook
 from sales_pipeline.synthetic.retailer import DEFAULT_END, generate_retailer, write_sheets_workbook
 from sales_pipeline.warehouse.db import transaction
-from sales_pipeline_tests.conftest import query
+from sales_pipeline_tests.conftest import empty_tables, query
 
 AS_OF = date(2026, 5, 8)
 PRIOR = (1.0, 10.0)  # r, α: a fixed population prior, so every p_silence below is worked by hand
@@ -236,12 +236,7 @@ def retailer_warehouse(warehouse_url, retailer_workbook, tmp_path) -> str:
     """
     ledger = query(warehouse_url, "SELECT count(*) FROM ops.import_ledger WHERE file_name = 'retailer.xlsx'")[0][0]
     if not ledger:
-        with transaction(warehouse_url) as cursor:  # what another module left behind must not mix in
-            cursor.execute(
-                "TRUNCATE raw.api_records, ops.api_pulls, ops.api_cursors, raw.excel_rows, ops.import_rejects,"
-                " ops.import_ledger, core.sales, core.stock, core.customers, core.stores, core.products"
-                " RESTART IDENTITY CASCADE"
-            )
+        empty_tables(warehouse_url)  # what another module left behind must not mix in
         inbox = tmp_path / "inbox"
         inbox.mkdir()
         path = Path(shutil.copy(retailer_workbook, inbox / retailer_workbook.name))
