@@ -9,6 +9,7 @@ the first day whose KPIs changed since its last refresh.
 
 import datetime as dt
 import json
+import tempfile
 from pathlib import Path
 
 import dagster as dg
@@ -230,9 +231,12 @@ def dashboard(warehouse: WarehouseResource, analytics: AnalyticsResource) -> dg.
         return dg.MaterializeResult(metadata={"as_of": "", "note": "no sales yet"})
     path = Path(analytics.dashboard_dir) / "dashboard.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(document, indent=2) + "\n")
-    temporary.replace(path)  # readers never see a half-written file
+    # A temporary file of this writer's own (two runs may write at once), then an atomic rename:
+    # readers never see a half-written file.
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix="dashboard.", suffix=".tmp", delete=False) as out:
+        out.write(json.dumps(document, indent=2) + "\n")
+    Path(out.name).chmod(0o644)  # readable by a web server or BI tool, as a plainly written file would be
+    Path(out.name).replace(path)
     series = pd.DataFrame(document["revenue_30d"]).set_index("day")["revenue"]
     return dg.MaterializeResult(
         metadata={
