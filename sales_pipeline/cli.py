@@ -99,12 +99,9 @@ def demo() -> None:
     for sample in samples:
         shutil.copy2(sample, inbox / sample.name)  # copy2 keeps the mtime: the files are settled
     click.echo(f"Dropped {len(samples)} sample workbooks into {inbox}")
-    started = dt.datetime.now(dt.UTC)
     results = run_inbox_once()
     pull_back_office()
-    refresh_core_tables()
-    refresh_marts(started)
-    refresh_forecasts_and_anomalies()
+    refresh_downstream()
     print_summary(results, where)
     print_forecast_and_anomalies(os.environ[settings.DATABASE_URL])
     click.echo(NEXT_STEP)
@@ -204,31 +201,32 @@ def pull_back_office() -> None:
     defs.resolve_job_def("pull_sales").execute_in_process(instance=instance, tags=tags, run_config=QUIET)
 
 
-def refresh_marts(since: dt.datetime) -> None:
-    """What the sales-changed sensor and automation do under the daemon: the marts, for the days this command's
-    imports and pulls changed (nothing when they changed no sale)."""
+def refresh_marts() -> None:
+    """What the sales-changed sensor and automation do under the daemon: the daily KPIs for every import and pull
+    they have not absorbed yet (one range), then the marts that follow them."""
     import dagster as dg
 
     from sales_pipeline.definitions import defs
-    from sales_pipeline.defs.analytics.sensors import partition_range_tags
-    from sales_pipeline.warehouse import db
+    from sales_pipeline.defs.analytics.sensors import plan_pending_refresh, range_tags
 
-    with db.transaction(os.environ[settings.DATABASE_URL]) as cursor:
-        cursor.execute(
-            "SELECT (min(changed_from) AT TIME ZONE %(tz)s)::date, (max(changed_to) AT TIME ZONE %(tz)s)::date FROM ("
-            " SELECT sales_changed_from AS changed_from, sales_changed_to AS changed_to FROM ops.import_ledger"
-            " WHERE started_at >= %(since)s UNION ALL SELECT sales_changed_from, sales_changed_to FROM ops.api_pulls"
-            " WHERE started_at >= %(since)s) changes",
-            {"tz": settings.pipeline_timezone(), "since": since},
-        )
-        first_day, last_day = cursor.fetchone()
-    tags = partition_range_tags(first_day, last_day) if first_day else None
-    if tags is None:
-        return
-    click.echo(f"Refreshing the marts for {first_day} .. {last_day}")
+    plan = plan_pending_refresh(os.environ[settings.DATABASE_URL], settings.pipeline_timezone())
+    if plan.explanation:
+        click.echo(f"Not in the marts: {plan.explanation}")
     instance = dg.DagsterInstance.get()
-    defs.resolve_job_def("refresh_daily_kpis").execute_in_process(instance=instance, tags=tags, run_config=QUIET)
+    if plan.first_day:
+        click.echo(f"Refreshing the daily KPIs for {plan.first_day} .. {plan.last_day} "
+                   f"({len(plan.changes)} imports and pulls)")  # fmt: skip
+        tags = range_tags(plan.first_day, plan.last_day)
+        defs.resolve_job_def("refresh_daily_kpis").execute_in_process(instance=instance, tags=tags, run_config=QUIET)
+    click.echo("Refreshing sales trends, stock health, top products and the dashboard")
     defs.resolve_job_def("refresh_marts").execute_in_process(instance=instance, run_config=QUIET)
+
+
+def refresh_downstream() -> None:
+    """Bring everything after the sources up to date, in the order the daemon's sensors and automation would."""
+    refresh_core_tables()
+    refresh_marts()
+    refresh_forecasts_and_anomalies()
 
 
 def refresh_forecasts_and_anomalies() -> None:
@@ -280,8 +278,10 @@ def _outcome(workbook: str, result) -> dict:
             error = error.cause  # the user's exception, not Dagster's wrapper
         message = error.message.strip() if error else "the run failed"
         return {"workbook": workbook, "status": "failed", "reason": message.splitlines()[0]}
-    materialization = result.asset_materializations_for_node("ingest__workbook_import")[0]
-    metadata = {key: value.value for key, value in materialization.metadata.items()}
+    # A loaded workbook materializes the asset; a re-drop of imported bytes is an observation.
+    node = "ingest__workbook_import"
+    (event,) = result.asset_materializations_for_node(node) or result.asset_observations_for_node(node)
+    metadata = {key: value.value for key, value in event.metadata.items()}
     return {"workbook": workbook, **metadata}
 
 
@@ -412,7 +412,6 @@ def pull_sales(first_day: dt.datetime, last_day: dt.datetime) -> None:
     from sales_pipeline.defs.analytics.sensors import RANGE_END_TAG, RANGE_START_TAG
 
     click.echo(f"Java API: {where['java api']}")
-    started = dt.datetime.now(dt.UTC)
     instance = dg.DagsterInstance.get()
     # Products first, as the nightly jobs do: sales of a product the warehouse does not know fail a check.
     defs.resolve_job_def("pull_products_and_stock").execute_in_process(instance=instance, run_config=QUIET)
@@ -429,8 +428,7 @@ def pull_sales(first_day: dt.datetime, last_day: dt.datetime) -> None:
     click.echo(f"Pulled {metadata['rows_pulled'].value:,} sales lines in {metadata['pages'].value} pages "
                f"({metadata['retries'].value} retries): {metadata['inserted'].value:,} new, "
                f"{metadata['updated'].value:,} changed, {metadata['removed'].value:,} removed")  # fmt: skip
-    refresh_core_tables()
-    refresh_marts(started)
+    refresh_downstream()
 
 
 @main.command(name="import")
@@ -446,9 +444,19 @@ def import_command(path: Path, mapping: Path | None) -> None:
     inbox_copy = settings.inbox_dir() / path.name
     if inbox_copy.resolve() != path.resolve():
         shutil.copy2(path, inbox_copy)
-    started = dt.datetime.now(dt.UTC)
     results = import_one(inbox_copy, mapping)
-    refresh_core_tables()
-    refresh_marts(started)
+    refresh_downstream()
     print_summary(results, where)
     click.echo(NEXT_STEP)
+
+
+@main.command()
+def refresh() -> None:
+    """Bring every asset after the sources up to date for the current warehouse, as the daemon would.
+
+    Core tables, the daily KPIs of every import and pull not yet in them, the marts, forecasts (only
+    changed series are refitted) and anomalies; prints what it ran.
+    """
+    prepare_environment()
+    refresh_downstream()
+    click.echo("Up to date.")

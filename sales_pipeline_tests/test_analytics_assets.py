@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -33,8 +34,9 @@ def tick(instance: dg.DagsterInstance, resources: dict, cursor: str | None):
     return sales_changed_sensor.evaluate_tick(context)
 
 
-def test_an_import_triggers_one_run_for_exactly_the_days_it_changed(resources, import_settings, folders):
+def test_an_import_triggers_one_run_for_the_days_it_changed(resources, import_settings, folders):
     # 30 lines, 7 minutes apart from 2026-11-02 09:00: all on 2026-11-02; a second file adds 2026-11-05.
+    # Each span gets a day either side (a date without a time may fall on the neighbouring day).
     import_workbook(write_workbook(folders["inbox"] / "a.xlsx", {"Products": products(), "Sales": sales(30)}),
                     import_settings)  # fmt: skip
     later = sales(4)
@@ -48,9 +50,9 @@ def test_an_import_triggers_one_run_for_exactly_the_days_it_changed(resources, i
         third = tick(instance, resources, second.cursor)
 
     ((request,),) = [first.run_requests]
-    assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]) == ("2026-11-02", "2026-11-02")
+    assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]) == ("2026-11-01", "2026-11-03")
     assert (second.run_requests[0].tags[RANGE_START_TAG], second.run_requests[0].tags[RANGE_END_TAG]) == (
-        "2026-11-05", "2026-11-05",
+        "2026-11-04", "2026-11-06",
     )  # fmt: skip
     assert third.run_requests == []
 
@@ -132,3 +134,86 @@ def test_automation_refreshes_the_marts_after_some_days_of_kpis(resources, impor
 
     assert requested == {"sales_trends", "top_products", "dashboard"}  # stock did not change
     # The sensor and the schedule own the partitions of the daily KPIs: automation requests none.
+
+
+def _ledger_row(cursor, day: str) -> int:
+    cursor.execute(
+        "INSERT INTO ops.import_ledger (content_hash, file_name, status, started_at, sales_changed_from,"
+        " sales_changed_to) VALUES ('h' || %(day)s, %(day)s || '.xlsx', 'loaded', now(), (%(day)s || ' 12:00Z')::timestamptz,"
+        " (%(day)s || ' 13:00Z')::timestamptz) RETURNING import_id",
+        {"day": day},
+    )
+    return cursor.fetchone()[0]
+
+
+def test_imports_committing_out_of_id_order_are_each_refreshed(resources, empty_warehouse):
+    # Two imports at once: the one with the lower id commits last. A cursor of "highest id seen"
+    # would skip it for good; the pending changes in the warehouse do not.
+    import psycopg2
+
+    from sales_pipeline.warehouse.db import libpq_url
+
+    slow, fast = psycopg2.connect(libpq_url(empty_warehouse)), psycopg2.connect(libpq_url(empty_warehouse))
+    try:
+        with slow.cursor() as cursor:
+            slow_id = _ledger_row(cursor, "2026-10-10")
+        with fast.cursor() as cursor:
+            fast_id = _ledger_row(cursor, "2026-10-20")
+        fast.commit()
+        with dg.instance_for_test() as instance:
+            first = tick(instance, resources, None)
+            slow.commit()
+            second = tick(instance, resources, first.cursor)
+            third = tick(instance, resources, second.cursor)
+    finally:
+        slow.close()
+        fast.close()
+
+    assert slow_id < fast_id
+    assert [(r.tags[RANGE_START_TAG], r.tags[RANGE_END_TAG]) for r in first.run_requests] == [
+        ("2026-10-19", "2026-10-21")
+    ]
+    assert [(r.tags[RANGE_START_TAG], r.tags[RANGE_END_TAG]) for r in second.run_requests] == [
+        ("2026-10-09", "2026-10-11")
+    ]
+    assert third.run_requests == []
+
+
+def test_a_refresh_absorbs_the_changes_so_a_new_daemon_has_nothing_to_redo(resources, import_settings, folders):
+    # What `sales-pipeline demo` leaves for `dev`: the KPIs absorbed the imports, so a sensor starting
+    # from no cursor (a new daemon) requests nothing; an import that came after is still requested.
+    import_workbook(write_workbook(folders["inbox"] / "a.xlsx", {"Products": products(), "Sales": sales(30)}),
+                    import_settings)  # fmt: skip
+    url = import_settings.database_url
+    with dg.instance_for_test() as instance:
+        (request,) = tick(instance, resources, None).run_requests
+        kpis = defs.resolve_job_def("refresh_daily_kpis").execute_in_process(
+            instance=instance, tags=request.tags, resources=resources
+        )
+        after_refresh = tick(instance, resources, None)
+        later = sales(4, start=dt.datetime(2026, 11, 9, 10))
+        for row in later[1:]:
+            row[0] = "L" + row[0]
+        import_workbook(write_workbook(folders["inbox"] / "b.xlsx", {"Sales": later}), import_settings)
+        after_import = tick(instance, resources, None)
+
+    assert kpis.success
+    assert query(url, "SELECT count(*) FROM ops.import_ledger WHERE marts_absorbed_at IS NOT NULL") == [(1,)]
+    assert after_refresh.run_requests == []
+    assert [(r.tags[RANGE_START_TAG], r.tags[RANGE_END_TAG]) for r in after_import.run_requests] == [
+        ("2026-11-08", "2026-11-10")
+    ]
+
+
+def test_sales_before_the_first_partition_are_explained(resources, import_settings, folders):
+    old = sales(10, start=dt.datetime(2014, 1, 3, 9))
+    import_workbook(write_workbook(folders["inbox"] / "old.xlsx", {"Products": products(), "Sales": old}),
+                    import_settings)  # fmt: skip
+    with dg.instance_for_test() as instance:
+        result = tick(instance, resources, None)
+
+    assert result.run_requests == []
+    assert result.skip_message == (
+        "sales from 2014-01-03 to 2014-01-03 are before the first day of the marts: set "
+        "SALES_PIPELINE_HISTORY_START=2014-01-03 (or earlier) and run `sales-pipeline refresh` to include them"
+    )

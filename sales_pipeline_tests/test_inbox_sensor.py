@@ -71,13 +71,18 @@ def test_the_requested_run_imports_the_workbook_and_a_redrop_is_recorded_as_dupl
     job = defs.resolve_job_def("import_workbook")
 
     with dg.instance_for_test() as instance:
+        start = dg.evaluate_automation_conditions(defs=defs, instance=instance)  # the daemon's first tick
         first = tick(instance, resources, None)
         _run(instance, job, first, resources)
+        before = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=start.cursor)
         shutil.copy(spare, folders["inbox"] / "week again.xlsx")
         second = tick(instance, resources, first.cursor)
         _run(instance, job, second, resources)
-        materializations = instance.fetch_materializations(dg.AssetKey(["ingest", "workbook_import"]), limit=10).records
+        key = dg.AssetKey(["ingest", "workbook_import"])
+        materializations = instance.fetch_materializations(key, limit=10).records
+        observations = instance.fetch_observations(key, limit=10).records
         partitions = instance.get_dynamic_partitions(workbook_partitions.name)
+        automation = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=before.cursor)
 
     url = resources["warehouse"].database_url
     assert query(url, "SELECT count(*) FROM core.sales") == [(30,)]
@@ -87,8 +92,11 @@ def test_the_requested_run_imports_the_workbook_and_a_redrop_is_recorded_as_dupl
     ]
     assert second.run_requests[0].run_key != first.run_requests[0].run_key  # the re-drop gets its own run
     assert len(partitions) == 1  # same bytes, same partition
-    statuses = sorted(r.asset_materialization.metadata["status"].value for r in materializations)
-    assert statuses == ["duplicate", "loaded"]
+    # The re-drop is observed, not materialized: the partition's latest record is still the original
+    # import, and nothing downstream (core tables, marts) is asked to refresh.
+    assert [r.asset_materialization.metadata["status"].value for r in materializations] == ["loaded"]
+    assert [r.asset_observation.metadata["status"].value for r in observations] == ["duplicate"]
+    assert before.total_requested > 0 and automation.total_requested == 0
     assert list(folders["inbox"].iterdir()) == []  # everything was put away
 
 

@@ -18,6 +18,7 @@ from pydantic import Field
 
 from sales_pipeline import settings
 from sales_pipeline.analytics import marts
+from sales_pipeline.analytics.changes import absorb_sales_changes
 from sales_pipeline.analytics.charts import bar_chart_markdown, line_chart_markdown
 from sales_pipeline.defs.ingest.workbooks import AFTER_ANY_UPSTREAM_UPDATE, OWNERS
 from sales_pipeline.resources import AnalyticsResource, WarehouseResource
@@ -29,6 +30,13 @@ TAGS = {"domain": "analytics", "layer": "marts"}
 daily_partitions = dg.DailyPartitionsDefinition(
     start_date=settings.history_start(), timezone=settings.pipeline_timezone()
 )
+
+
+def partition_bounds() -> tuple[dt.date, dt.date]:
+    """The first and last day the daily KPIs have a partition for (the last is yesterday)."""
+    first = dt.date.fromisoformat(daily_partitions.get_first_partition_key() or settings.history_start())
+    last = daily_partitions.get_last_partition_key()
+    return first, dt.date.fromisoformat(last) if last else first - dt.timedelta(days=1)
 
 
 def _mart(name: str, description: str, **kwargs) -> dict:
@@ -73,6 +81,7 @@ def daily_kpis(
     first_day, last_day = window.start.date(), window.end.date() - dt.timedelta(days=1)
     url = warehouse.url()
     with transaction(url) as cursor:
+        absorbed = absorb_sales_changes(cursor, first_day, last_day, analytics.timezone, partition_bounds())
         rows = marts.refresh_daily_kpis(cursor, first_day, last_day, analytics.timezone)
     totals = _preview(
         url,
@@ -83,6 +92,7 @@ def daily_kpis(
     metadata = {
         "rows_written": rows,
         "days": f"{first_day} .. {last_day}",
+        "imports_and_pulls_absorbed": absorbed,
         "days_with_sales": len(totals),
         "revenue": float(totals["revenue"].sum()) if len(totals) else 0.0,
         "preview": dg.MetadataValue.md(totals.tail(10).to_markdown(index=False)),

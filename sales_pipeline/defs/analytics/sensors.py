@@ -1,69 +1,67 @@
-"""What keeps the marts current: new sales from imports, and the day that just ended."""
+"""What keeps the marts current: new sales from imports and pulls, and the day that just ended."""
 
 import datetime as dt
+import hashlib
 import json
-from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from sales_pipeline.defs.analytics.marts import daily_partitions, refresh_daily_kpis_job
+from sales_pipeline.analytics.changes import KpiRefreshPlan, pending_sales_changes, plan_kpi_refresh
+from sales_pipeline.defs.analytics.marts import partition_bounds, refresh_daily_kpis_job
 from sales_pipeline.resources import AnalyticsResource, WarehouseResource
 from sales_pipeline.warehouse.db import transaction
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
+# A change still pending this long after its refresh was requested (the run failed or was deleted)
+# is requested again.
+REQUEST_AGAIN_AFTER = dt.timedelta(hours=1)
 
 
-def partition_range_tags(first_day: dt.date, last_day: dt.date) -> dict[str, str] | None:
-    """Tags that make one run cover days first..last, clipped to the partitions that exist."""
-    keys = daily_partitions.get_partition_keys()
-    if not keys:
-        return None
-    first, last = max(first_day.isoformat(), keys[0]), min(last_day.isoformat(), keys[-1])
-    if first > last:
-        return None
-    return {RANGE_START_TAG: first, RANGE_END_TAG: last}
+def range_tags(first_day: dt.date, last_day: dt.date) -> dict[str, str]:
+    """Tags that make one run cover the daily partitions first..last."""
+    return {RANGE_START_TAG: first_day.isoformat(), RANGE_END_TAG: last_day.isoformat()}
+
+
+def plan_pending_refresh(url: str, timezone: str) -> KpiRefreshPlan:
+    """The KPI range that absorbs every pending import and pull (see analytics/changes.py)."""
+    with transaction(url) as cursor:
+        changes = pending_sales_changes(cursor, timezone)
+    return plan_kpi_refresh(changes, *partition_bounds())
 
 
 @dg.sensor(
     job=refresh_daily_kpis_job,
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="After imports and API pulls, recomputes the daily KPIs of exactly the days whose sales they changed "
-    "(one run).",
+    description="After imports and API pulls, recomputes the daily KPIs of the days whose sales they changed "
+    "(one run for all of them).",
 )
 def sales_changed_sensor(
     context: dg.SensorEvaluationContext, warehouse: WarehouseResource, analytics: AnalyticsResource
 ) -> dg.SensorResult:
-    # Cursor: the last workbook import and the last API pull already looked at. Imports run one
-    # at a time, so they commit in the order of their ids; so do the pulls of the nightly jobs.
-    seen = json.loads(context.cursor) if context.cursor else {"imports": 0, "pulls": 0}
-    with transaction(warehouse.url()) as cursor:
-        cursor.execute(
-            "SELECT max(import_id), min(sales_changed_from), max(sales_changed_to) FROM ops.import_ledger"
-            " WHERE import_id > %s",
-            (seen["imports"],),
-        )
-        newest_import, import_from, import_to = cursor.fetchone()
-        cursor.execute(
-            "SELECT max(pull_id), min(sales_changed_from), max(sales_changed_to) FROM ops.api_pulls WHERE pull_id > %s",
-            (seen["pulls"],),
-        )
-        newest_pull, pull_from, pull_to = cursor.fetchone()
-    now_seen = {"imports": newest_import or seen["imports"], "pulls": newest_pull or seen["pulls"]}
-    cursor_text = json.dumps(now_seen)
-    if now_seen == seen:
-        return dg.SensorResult(skip_reason="No new import or pull", cursor=cursor_text)
-    starts = [instant for instant in (import_from, pull_from) if instant is not None]
-    ends = [instant for instant in (import_to, pull_to) if instant is not None]
-    if not starts:
-        return dg.SensorResult(skip_reason="The new imports and pulls changed no sale", cursor=cursor_text)
-    zone = ZoneInfo(analytics.timezone)
-    tags = partition_range_tags(min(starts).astimezone(zone).date(), max(ends).astimezone(zone).date())
-    if tags is None:
-        return dg.SensorResult(skip_reason="The changed sales are outside the daily partitions", cursor=cursor_text)
-    run_key = f"imports-{seen['imports'] + 1}-{now_seen['imports']}-pulls-{seen['pulls'] + 1}-{now_seen['pulls']}"
-    return dg.SensorResult(run_requests=[dg.RunRequest(run_key=run_key, tags=tags)], cursor=cursor_text)
+    # The warehouse knows which changes the KPIs have not absorbed yet (whatever order they committed
+    # in); the cursor only remembers which of those a run was already requested for, and when.
+    requested: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+    plan = plan_pending_refresh(warehouse.url(), analytics.timezone)
+    now = dt.datetime.now(dt.UTC)
+    pending = {f"{c.source}:{c.change_id}": c for c in plan.changes}
+    still_requested = {
+        key: at
+        for key, at in requested.items()
+        if key in pending and now - dt.datetime.fromisoformat(at) < REQUEST_AGAIN_AFTER
+    }
+    new = [change for key, change in pending.items() if key not in still_requested]
+    if not new:
+        reason = plan.explanation or "No import or pull waiting for the daily KPIs"
+        return dg.SensorResult(skip_reason=reason, cursor=json.dumps(still_requested))
+    first = max(min(c.first_day for c in new), plan.first_day)
+    last = min(max(c.last_day for c in new), plan.last_day)
+    tags = range_tags(first, last)
+    keys = ",".join(sorted(f"{c.source}:{c.change_id}" for c in new))
+    run_key = f"sales-changes-{hashlib.sha1(keys.encode()).hexdigest()[:12]}-{now:%Y%m%dT%H%M%S}"
+    still_requested.update({f"{c.source}:{c.change_id}": now.isoformat() for c in new})
+    return dg.SensorResult(run_requests=[dg.RunRequest(run_key=run_key, tags=tags)], cursor=json.dumps(still_requested))
 
 
 daily_kpis_schedule = dg.build_schedule_from_partitioned_job(

@@ -6,6 +6,7 @@ the same bytes under another name are the same partition, and the UI lists every
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -36,22 +37,33 @@ class WorkbookImportConfig(dg.Config):
     reimport: bool = Field(default=False, description="Load again even if these bytes were imported before.")
 
 
-@dg.asset(
-    key=["ingest", "workbook_import"],
-    partitions_def=workbook_partitions,
-    group_name="ingest",
-    kinds={"excel", "postgres"},
-    owners=OWNERS,
-    tags={"domain": "ingest", "source": "excel"},
-    description=(
-        "One dropped workbook imported into the warehouse: rows land in raw.excel_rows, good rows merge into "
-        "core.products, core.stores, core.customers, core.sales and core.stock, bad cells go to "
-        "ops.import_rejects and a feedback workbook, and ops.import_ledger records the outcome."
-    ),
+# A multi-asset of one, because only a subsettable op may skip its outputs: a re-drop of imported bytes
+# yields no materialization and no check result, so the original import's stay the latest.
+@dg.multi_asset(
+    name=IMPORT_OP,
+    specs=[
+        dg.AssetSpec(
+            ["ingest", "workbook_import"],
+            partitions_def=workbook_partitions,
+            group_name="ingest",
+            kinds={"excel", "postgres"},
+            owners=OWNERS,
+            tags={"domain": "ingest", "source": "excel"},
+            description=(
+                "One dropped workbook imported into the warehouse: rows land in raw.excel_rows, good rows merge into "
+                "core.products, core.stores, core.customers, core.sales and core.stock, bad cells go to "
+                "ops.import_rejects and a feedback workbook, and ops.import_ledger records the outcome. A re-drop "
+                "of bytes already imported is recorded as an observation, not a materialization: it changes "
+                "nothing downstream and leaves the original import's record as the latest."
+            ),
+            skippable=True,
+        )
+    ],
+    can_subset=True,
     check_specs=[
         dg.AssetCheckSpec("workbook_loaded", asset=["ingest", "workbook_import"],
                           description="The file is a workbook with the template's (or the mapping's) sheets, and "
-                                      "rows of it loaded (a re-drop of loaded bytes passes)."),
+                                      "rows of it loaded."),
         dg.AssetCheckSpec("no_rejected_rows", asset=["ingest", "workbook_import"],
                           description="Every row of the workbook loaded; rejects are listed in its feedback file."),
     ],
@@ -61,7 +73,7 @@ def workbook_import(
     config: WorkbookImportConfig,
     warehouse: WarehouseResource,
     inbox: WorkbookInboxResource,
-) -> dg.MaterializeResult:
+) -> Iterator[dg.MaterializeResult]:
     path = locate_workbook(context.partition_key, config.path, inbox)
     mapping = inbox.mapping_for(config.mapping)
     context.log.info(f"Importing {path} with the {mapping.name} layout")
@@ -69,7 +81,16 @@ def workbook_import(
         path, inbox.import_settings(warehouse.url()), mapping, run_id=context.run_id, reimport=config.reimport
     )
     context.log.info(f"{result.file_name}: {result.status}, {result.rows_loaded} of {result.rows_read} rows loaded")
-    return dg.MaterializeResult(
+    if result.status == "duplicate":
+        context.log_event(
+            dg.AssetObservation(
+                asset_key=context.asset_key,
+                partition=context.partition_key,
+                metadata=import_metadata(result, warehouse.url()),
+            )
+        )
+        return
+    yield dg.MaterializeResult(
         metadata=import_metadata(result, warehouse.url()),
         check_results=[
             dg.AssetCheckResult(
