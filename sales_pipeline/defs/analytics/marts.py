@@ -59,7 +59,8 @@ def _preview(url: str, statement: str, params: dict | None = None) -> pd.DataFra
 @dg.asset(
     **_mart(
         "daily_kpis",
-        "Per day (PIPELINE_TIMEZONE), overall and per store, category and product: revenue, units, orders, "
+        f"Per day in {settings.pipeline_timezone()}, overall and per store, category and product: revenue, units, "
+        "orders, "
         "distinct customers, average order value, gross margin and margin rate where cost is known, discount given.",
         partitions_def=daily_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
@@ -195,7 +196,7 @@ class TopProductsConfig(dg.Config):
 @dg.asset(
     **_mart(
         "top_products",
-        "Top N products by revenue (ProductPerformance) for yesterday, the last 7 and 30 days and month to date, "
+        "Top N products by revenue for yesterday, the last 7 and 30 days and month to date, "
         "with units, revenue, share of total and rank change against the previous period of the same length. "
         "'Yesterday' is the last complete day with sales.",
         deps=[daily_kpis],

@@ -10,6 +10,7 @@ import importlib.metadata
 
 import dagster as dg
 
+from sales_pipeline import settings
 from sales_pipeline.analytics.charts import forecast_chart_markdown, line_chart_markdown
 from sales_pipeline.defs.ingest.workbooks import AFTER_ANY_UPSTREAM_UPDATE, OWNERS
 from sales_pipeline.forecasting import queries
@@ -22,6 +23,11 @@ TAGS = {"domain": "forecasting", "layer": "ml"}
 CODE_VERSION = f"forecast-v1-prophet-{importlib.metadata.version('prophet')}"
 SALES_KEY = dg.AssetKey(["forecasting", "sales_forecast"])
 DEMAND_KEY = dg.AssetKey(["forecasting", "demand_forecast"])
+
+
+def _holidays_known() -> str:
+    country = settings.forecast_holiday_country()
+    return f"the public holidays of {country}" if country else "no public holidays"
 
 
 def _forecast(key: dg.AssetKey, description: str, deps: list) -> dict:
@@ -67,9 +73,9 @@ def _forecast_and_describe(
 @dg.asset(
     **_forecast(
         SALES_KEY,
-        "ForecastResult per series: the next 7 days of revenue for the total, each store, each category and each "
+        "The next 7 days of revenue for the total, each store, each category and each "
         "product with enough history, with 80% and 95% intervals, never negative. Prophet (weekly seasonality, "
-        "yearly with two years of history, public holidays of FORECAST_HOLIDAY_COUNTRY) against seasonal naive in "
+        f"yearly with two years of history, {_holidays_known()}) against seasonal naive in "
         "a rolling-origin backtest (4 weekly origins); the better model publishes and ml.forecast_series says why. "
         "Sparse products publish their recent daily mean. Refit only where the input changed.",
         # core/sales too: Dagster leaves daily-partitioned parents out of staleness, so without an
