@@ -59,12 +59,10 @@ def empty_tables(url: str) -> str:
 
     with transaction(url) as cursor:
         cursor.execute(
-            "TRUNCATE raw.api_records, ops.api_pulls, ops.api_cursors, raw.excel_rows, ops.import_rejects,"
-            " ops.import_ledger, core.sales, core.stock,"
-            " core.customers, core.stores, core.products, marts.daily_kpis, marts.sales_trends, marts.stock_health,"
-            " marts.top_products, marts.dashboard, ml.forecasts, ml.forecast_series, ml.backtest_forecasts,"
-            " ml.forecast_accuracy, ml.anomalies, ml.customer_churn, ml.churn_kpis RESTART IDENTITY CASCADE"
+            "SELECT string_agg(format('%%I.%%I', schemaname, tablename), ', ') FROM pg_tables"
+            " WHERE schemaname IN ('raw', 'core', 'marts', 'ml', 'ops') AND tablename <> 'schema_migrations'"
         )
+        cursor.execute(f"TRUNCATE {cursor.fetchone()[0]} RESTART IDENTITY CASCADE")
     return url
 
 

@@ -96,7 +96,7 @@ def test_demo_imports_the_samples_and_a_second_demo_loads_nothing_new(cli_home):
     assert "shop_S01_handwritten_week47.xlsx: loaded_with_rejects" in first.stdout
     assert "feedback workbook:" in first.stdout
     assert "Pulling products, stock and 7 days of sales from http://127.0.0.1:" in first.stdout
-    assert "Refreshing the daily KPIs for 2024-11-22 .. 2026-11-23 (29 imports and pulls)" in first.stdout
+    assert "Refreshing the daily KPIs for 2024-11-22 .. 2026-11-23 (" in first.stdout
     assert "Top products, last 7 days:\n   1. " in first.stdout
     assert (cli_home / "dashboard" / "dashboard.json").exists()
     assert "Revenue forecast, next 7 days" in first.stdout and "Active anomalies" in first.stdout
