@@ -7,11 +7,13 @@ The dataset tests skip when the file is absent; the mapping error tests need no 
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 import zipfile
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import python_calamine
 
@@ -169,6 +171,28 @@ def test_importing_superstore_again_loads_nothing_new(import_settings, folders, 
     assert Path(again.archived_path).read_bytes() == SUPERSTORE_XLSX.read_bytes()  # the duplicate is kept too
 
 
+@pytest.fixture(scope="module")
+def workbook_orders() -> pd.DataFrame:
+    """The Orders sheet read by pandas: the expectations below are computed from it independently."""
+    frame = pd.read_excel(SUPERSTORE_XLSX, sheet_name="Orders", engine="calamine")
+    frame["Product Name"] = frame["Product Name"].str.split().str.join(" ")  # the importer folds inner spaces
+    return frame
+
+
+@needs_xlsx
+def test_superstore_products_carry_the_name_of_their_latest_dated_line(import_settings, folders, mapping,
+                                                                       workbook_orders):  # fmt: skip
+    url = import_settings.database_url
+    import_workbook(drop(SUPERSTORE_XLSX, folders["inbox"]), import_settings, mapping)
+
+    # A product's latest Orders row by Order Date (on the same date, the later row in the sheet).
+    latest = workbook_orders.sort_values("Order Date", kind="stable").drop_duplicates("Product ID", keep="last")
+    expected = dict(zip(latest["Product ID"], latest["Product Name"], strict=True))
+    assert dict(query(url, "SELECT product_id, name FROM core.products")) == expected
+    # What used to go wrong: the last row in sheet order carried an older name.
+    assert expected["OFF-BI-10004632"] == "GBC Binding covers"
+
+
 # --- superstore.xls ----------------------------------------------------------------------------
 
 
@@ -304,7 +328,60 @@ def test_a_malformed_mapping_is_refused_naming_the_file_and_entry(tmp_path, text
 def test_the_shipped_superstore_mapping_reads():
     mapping = load_mapping(MAPPING)
     assert mapping.name == "superstore" and mapping.dayfirst is False
-    assert [(s.source, s.target.name, s.repeated_keys) for s in mapping.sheets] == [
-        ("Orders", "Products", "last"), ("Orders", "Stores", "last"), ("Orders", "Customers", "last"),
-        ("Orders", "Sales", "reject"),
+    assert [(s.source, s.target.name, s.repeated_keys, s.latest_by) for s in mapping.sheets] == [
+        ("Orders", "Products", "last", "Order Date"), ("Orders", "Stores", "last", "Order Date"),
+        ("Orders", "Customers", "last", "Order Date"), ("Orders", "Sales", "reject", None),
     ]  # fmt: skip
+
+
+# --- repeated master data ---------------------------------------------------------------------
+
+ORDERS_HEADER = ["Order ID", "Order Date", "Region", "Product ID", "Product Name", "Category", "Quantity", "Price"]
+PRODUCTS_ENTRY = """
+  - sheet: Orders
+    target: products
+    repeated_keys: last
+    columns:
+      product_id: Product ID
+      name: Product Name
+      category: Category
+"""
+SALES_ENTRY = "  - sheet: Orders\n    target: sales" + SALES_COLUMNS + "    constants:\n      discount: 0\n"
+
+
+@pytest.mark.parametrize(
+    ("entries", "expected"),
+    [
+        # The Sales entry dates the sheet's rows by Order Date: P1's latest row is the one dated March.
+        pytest.param(PRODUCTS_ENTRY + SALES_ENTRY, "Binding covers", id="dated by the sales entry"),
+        pytest.param(PRODUCTS_ENTRY + "    latest_by: Order Date\n", "Binding covers", id="dated by latest_by"),
+        # Nothing dates the rows: the last row in the sheet wins.
+        pytest.param(PRODUCTS_ENTRY, "Binding system", id="undated: sheet order"),
+    ],
+)
+def test_repeated_master_data_takes_the_latest_dated_row(import_settings, folders, tmp_path, entries, expected):
+    mapping_file = tmp_path / "orders.yaml"
+    mapping_file.write_text("name: orders\nsheets:" + entries)
+    path = write_workbook(folders["inbox"] / "orders.xlsx", {"Orders": [
+        ORDERS_HEADER,
+        ["O-3", dt.datetime(2017, 3, 5), "West", "P1", "Binding covers", "Office", 1, 4.0],
+        ["O-2", dt.datetime(2017, 2, 1), "West", "P2", "Stapler", "Office", 1, 9.0],
+        ["O-2", dt.datetime(2017, 2, 1), "West", "P2", "Stapler, black", "Office", 2, 9.0],  # same day: later row
+        ["O-1", dt.datetime(2016, 12, 30), "East", "P1", "Binding system", "Office", 1, 60.0],
+    ]})  # fmt: skip
+
+    result = import_workbook(path, import_settings, load_mapping(mapping_file))
+
+    assert result.status == "loaded"
+    assert query(import_settings.database_url, "SELECT product_id, name FROM core.products ORDER BY 1") == [
+        ("P1", expected), ("P2", "Stapler, black"),
+    ]  # fmt: skip
+    assert by_target(result)["Products"].rows_duplicate == 2
+
+
+def test_latest_by_without_repeated_keys_last_is_refused(tmp_path):
+    path = tmp_path / "orders.yaml"
+    path.write_text("sheets:" + PRODUCTS_ENTRY.replace("repeated_keys: last", "latest_by: Order Date"))
+
+    with pytest.raises(MappingError, match=r"sheets\[1\]: latest_by only applies with repeated_keys: last"):
+        load_mapping(path)
