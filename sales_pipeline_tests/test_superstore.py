@@ -17,9 +17,11 @@ import pandas as pd
 import pytest
 import python_calamine
 
+from sales_pipeline.analytics.marts import refresh_daily_kpis
 from sales_pipeline.excel.importer import import_workbook
 from sales_pipeline.excel.mapping import MappingError, load_mapping
 from sales_pipeline.excel.read import content_hash
+from sales_pipeline.warehouse.db import transaction
 from sales_pipeline_tests.conftest import DATASETS, PROJECT, query, table_counts
 from sales_pipeline_tests.workbooks import write_workbook
 
@@ -180,17 +182,40 @@ def workbook_orders() -> pd.DataFrame:
 
 
 @needs_xlsx
-def test_superstore_products_carry_the_name_of_their_latest_dated_line(import_settings, folders, mapping,
-                                                                       workbook_orders):  # fmt: skip
+def test_superstore_products_carry_the_name_and_cost_of_their_latest_dated_line(import_settings, folders, mapping,
+                                                                                workbook_orders):  # fmt: skip
     url = import_settings.database_url
     import_workbook(drop(SUPERSTORE_XLSX, folders["inbox"]), import_settings, mapping)
 
     # A product's latest Orders row by Order Date (on the same date, the later row in the sheet).
     latest = workbook_orders.sort_values("Order Date", kind="stable").drop_duplicates("Product ID", keep="last")
-    expected = dict(zip(latest["Product ID"], latest["Product Name"], strict=True))
-    assert dict(query(url, "SELECT product_id, name FROM core.products")) == expected
+    unit_cost = ((latest["Sales"] - latest["Profit"]) / latest["Quantity"]).round(4)
+    expected = dict(zip(latest["Product ID"], zip(latest["Product Name"], unit_cost, strict=True), strict=True))
+    loaded = {pid: (name, float(cost)) for pid, name, cost in query(url, "SELECT product_id, name, unit_cost"
+                                                                         " FROM core.products")}  # fmt: skip
+    assert loaded == expected
     # What used to go wrong: the last row in sheet order carried an older name.
-    assert expected["OFF-BI-10004632"] == "GBC Binding covers"
+    assert expected["OFF-BI-10004632"][0] == "GBC Binding covers"
+
+
+@needs_xlsx
+def test_superstore_gross_margin_is_the_profit_column(import_settings, folders, mapping, workbook_orders):
+    url = import_settings.database_url
+    import_workbook(drop(SUPERSTORE_XLSX, folders["inbox"]), import_settings, mapping)
+    with transaction(url) as cursor:
+        refresh_daily_kpis(cursor, dt.date(2014, 1, 1), dt.date(2017, 12, 31), "UTC")
+
+    # Each line keeps its own cost per unit, (Sales - Profit) / Quantity.
+    line_cost = (workbook_orders["Sales"] - workbook_orders["Profit"]) / workbook_orders["Quantity"]
+    expected = dict(zip(workbook_orders["Row ID"], line_cost.round(4), strict=True))
+    assert {row: float(cost) for row, cost in query(url, "SELECT line_number, unit_cost FROM core.sales")} == expected
+    # Summed over every day, the margin is the sheet's Profit but for rounding to the cent (of each line
+    # total and each day's margin: half a cent at most each, about 0.1 in all).
+    margin, revenue, revenue_with_cost = query(
+        url, "SELECT sum(gross_margin), sum(revenue), sum(revenue_with_cost) FROM marts.daily_kpis WHERE scope = 'all'"
+    )[0]
+    assert revenue_with_cost == revenue  # every line has a cost
+    assert float(margin) == pytest.approx(workbook_orders["Profit"].sum(), abs=0.5)
 
 
 # --- superstore.xls ----------------------------------------------------------------------------
