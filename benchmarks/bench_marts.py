@@ -344,7 +344,7 @@ def run_baseline(url: str, info: dict) -> dict:
     started = time.perf_counter()
     lines = pd.read_sql(
         "SELECT s.sold_at, s.order_id, s.store_id, s.customer_id, s.product_id, coalesce(p.category, '') AS category,"
-        " s.quantity, s.unit_price, s.revenue, p.unit_cost"
+        " s.quantity, s.unit_price, s.revenue, coalesce(s.unit_cost, p.unit_cost) AS unit_cost"
         " FROM core.sales AS s LEFT JOIN core.products AS p USING (product_id)",
         db.engine(url),
     )

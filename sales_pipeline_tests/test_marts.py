@@ -173,6 +173,28 @@ def test_daily_kpis_by_hand(shop: str) -> None:
     )  # fmt: skip
 
 
+def test_a_lines_own_cost_comes_before_its_products(shop: str) -> None:
+    # O1's A line was bought at 3 (the product's current cost is 4); O2's C line at 2 (C has no cost).
+    with transaction(shop) as cursor:
+        cursor.execute("UPDATE core.sales SET unit_cost = 3 WHERE (order_id, line_number) = ('O1', 1)")
+        cursor.execute("UPDATE core.sales SET unit_cost = 2 WHERE order_id = 'O2'")
+    run(shop, marts.refresh_daily_kpis, date(2026, 11, 2), date(2026, 11, 4), "UTC")
+    found = kpis(shop)
+    nov2 = date(2026, 11, 2)
+
+    # revenue_with_cost, gross_margin, margin_rate
+    margins = {key[1:]: values[5:8] for key, values in found.items() if key[0] == nov2}
+    # all: with cost A's 29 + C's 15 = 44; cost 2 x 3 (own) + 1 x 4 (A's) + 3 x 2 (own) = 16; 28 / 44.
+    assert margins["all", ""] == (D("44.00"), D("28.00"), D("0.6364"))
+    # A: 29, cost 6 + 4 = 10, margin 19, 19 / 29 = 0.65517.
+    assert margins["product", "A"] == (D("29.00"), D("19.00"), D("0.6552"))
+    # C: its line cost makes its margin known: 15 - 6 = 9, 0.6. B has neither cost: still unknown.
+    assert margins["product", "C"] == margins["category", "tea"] == (D("15.00"), D("9.00"), D("0.6000"))
+    assert margins["product", "B"] == (D("0.00"), None, None)
+    # 4 November has no line cost: the products' costs, as before.
+    assert found[date(2026, 11, 4), "all", ""][5:8] == (D("10.00"), D("4.00"), D("0.4000"))
+
+
 def test_daily_kpis_replace_only_their_range(shop: str) -> None:
     run(shop, marts.refresh_daily_kpis, date(2026, 11, 2), date(2026, 11, 4), "UTC")
     # A late correction of 4 November: refreshing that day alone leaves 2 November as it was.

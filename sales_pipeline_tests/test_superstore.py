@@ -7,17 +7,21 @@ The dataset tests skip when the file is absent; the mapping error tests need no 
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 import zipfile
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import python_calamine
 
+from sales_pipeline.analytics.marts import refresh_daily_kpis
 from sales_pipeline.excel.importer import import_workbook
 from sales_pipeline.excel.mapping import MappingError, load_mapping
 from sales_pipeline.excel.read import content_hash
+from sales_pipeline.warehouse.db import transaction
 from sales_pipeline_tests.conftest import DATASETS, PROJECT, query, table_counts
 from sales_pipeline_tests.workbooks import write_workbook
 
@@ -169,6 +173,51 @@ def test_importing_superstore_again_loads_nothing_new(import_settings, folders, 
     assert Path(again.archived_path).read_bytes() == SUPERSTORE_XLSX.read_bytes()  # the duplicate is kept too
 
 
+@pytest.fixture(scope="module")
+def workbook_orders() -> pd.DataFrame:
+    """The Orders sheet read by pandas: the expectations below are computed from it independently."""
+    frame = pd.read_excel(SUPERSTORE_XLSX, sheet_name="Orders", engine="calamine")
+    frame["Product Name"] = frame["Product Name"].str.split().str.join(" ")  # the importer folds inner spaces
+    return frame
+
+
+@needs_xlsx
+def test_superstore_products_carry_the_name_and_cost_of_their_latest_dated_line(import_settings, folders, mapping,
+                                                                                workbook_orders):  # fmt: skip
+    url = import_settings.database_url
+    import_workbook(drop(SUPERSTORE_XLSX, folders["inbox"]), import_settings, mapping)
+
+    # A product's latest Orders row by Order Date (on the same date, the later row in the sheet).
+    latest = workbook_orders.sort_values("Order Date", kind="stable").drop_duplicates("Product ID", keep="last")
+    unit_cost = ((latest["Sales"] - latest["Profit"]) / latest["Quantity"]).round(4)
+    expected = dict(zip(latest["Product ID"], zip(latest["Product Name"], unit_cost, strict=True), strict=True))
+    loaded = {pid: (name, float(cost)) for pid, name, cost in query(url, "SELECT product_id, name, unit_cost"
+                                                                         " FROM core.products")}  # fmt: skip
+    assert loaded == expected
+    # What used to go wrong: the last row in sheet order carried an older name.
+    assert expected["OFF-BI-10004632"][0] == "GBC Binding covers"
+
+
+@needs_xlsx
+def test_superstore_gross_margin_is_the_profit_column(import_settings, folders, mapping, workbook_orders):
+    url = import_settings.database_url
+    import_workbook(drop(SUPERSTORE_XLSX, folders["inbox"]), import_settings, mapping)
+    with transaction(url) as cursor:
+        refresh_daily_kpis(cursor, dt.date(2014, 1, 1), dt.date(2017, 12, 31), "UTC")
+
+    # Each line keeps its own cost per unit, (Sales - Profit) / Quantity.
+    line_cost = (workbook_orders["Sales"] - workbook_orders["Profit"]) / workbook_orders["Quantity"]
+    expected = dict(zip(workbook_orders["Row ID"], line_cost.round(4), strict=True))
+    assert {row: float(cost) for row, cost in query(url, "SELECT line_number, unit_cost FROM core.sales")} == expected
+    # Summed over every day, the margin is the sheet's Profit but for rounding to the cent (of each line
+    # total and each day's margin: half a cent at most each, about 0.1 in all).
+    margin, revenue, revenue_with_cost = query(
+        url, "SELECT sum(gross_margin), sum(revenue), sum(revenue_with_cost) FROM marts.daily_kpis WHERE scope = 'all'"
+    )[0]
+    assert revenue_with_cost == revenue  # every line has a cost
+    assert float(margin) == pytest.approx(workbook_orders["Profit"].sum(), abs=0.5)
+
+
 # --- superstore.xls ----------------------------------------------------------------------------
 
 
@@ -304,7 +353,60 @@ def test_a_malformed_mapping_is_refused_naming_the_file_and_entry(tmp_path, text
 def test_the_shipped_superstore_mapping_reads():
     mapping = load_mapping(MAPPING)
     assert mapping.name == "superstore" and mapping.dayfirst is False
-    assert [(s.source, s.target.name, s.repeated_keys) for s in mapping.sheets] == [
-        ("Orders", "Products", "last"), ("Orders", "Stores", "last"), ("Orders", "Customers", "last"),
-        ("Orders", "Sales", "reject"),
+    assert [(s.source, s.target.name, s.repeated_keys, s.latest_by) for s in mapping.sheets] == [
+        ("Orders", "Products", "last", "Order Date"), ("Orders", "Stores", "last", "Order Date"),
+        ("Orders", "Customers", "last", "Order Date"), ("Orders", "Sales", "reject", None),
     ]  # fmt: skip
+
+
+# --- repeated master data ---------------------------------------------------------------------
+
+ORDERS_HEADER = ["Order ID", "Order Date", "Region", "Product ID", "Product Name", "Category", "Quantity", "Price"]
+PRODUCTS_ENTRY = """
+  - sheet: Orders
+    target: products
+    repeated_keys: last
+    columns:
+      product_id: Product ID
+      name: Product Name
+      category: Category
+"""
+SALES_ENTRY = "  - sheet: Orders\n    target: sales" + SALES_COLUMNS + "    constants:\n      discount: 0\n"
+
+
+@pytest.mark.parametrize(
+    ("entries", "expected"),
+    [
+        # The Sales entry dates the sheet's rows by Order Date: P1's latest row is the one dated March.
+        pytest.param(PRODUCTS_ENTRY + SALES_ENTRY, "Binding covers", id="dated by the sales entry"),
+        pytest.param(PRODUCTS_ENTRY + "    latest_by: Order Date\n", "Binding covers", id="dated by latest_by"),
+        # Nothing dates the rows: the last row in the sheet wins.
+        pytest.param(PRODUCTS_ENTRY, "Binding system", id="undated: sheet order"),
+    ],
+)
+def test_repeated_master_data_takes_the_latest_dated_row(import_settings, folders, tmp_path, entries, expected):
+    mapping_file = tmp_path / "orders.yaml"
+    mapping_file.write_text("name: orders\nsheets:" + entries)
+    path = write_workbook(folders["inbox"] / "orders.xlsx", {"Orders": [
+        ORDERS_HEADER,
+        ["O-3", dt.datetime(2017, 3, 5), "West", "P1", "Binding covers", "Office", 1, 4.0],
+        ["O-2", dt.datetime(2017, 2, 1), "West", "P2", "Stapler", "Office", 1, 9.0],
+        ["O-2", dt.datetime(2017, 2, 1), "West", "P2", "Stapler, black", "Office", 2, 9.0],  # same day: later row
+        ["O-1", dt.datetime(2016, 12, 30), "East", "P1", "Binding system", "Office", 1, 60.0],
+    ]})  # fmt: skip
+
+    result = import_workbook(path, import_settings, load_mapping(mapping_file))
+
+    assert result.status == "loaded"
+    assert query(import_settings.database_url, "SELECT product_id, name FROM core.products ORDER BY 1") == [
+        ("P1", expected), ("P2", "Stapler, black"),
+    ]  # fmt: skip
+    assert by_target(result)["Products"].rows_duplicate == 2
+
+
+def test_latest_by_without_repeated_keys_last_is_refused(tmp_path):
+    path = tmp_path / "orders.yaml"
+    path.write_text("sheets:" + PRODUCTS_ENTRY.replace("repeated_keys: last", "latest_by: Order Date"))
+
+    with pytest.raises(MappingError, match=r"sheets\[1\]: latest_by only applies with repeated_keys: last"):
+        load_mapping(path)

@@ -11,10 +11,12 @@ Definitions
   it as zero revenue.
 - **Daily KPIs** (``marts.daily_kpis``) per day for ``all`` (scope_id ``''``), each ``store``,
   ``category`` (scope_id ``''`` for products without one) and ``product``. ``orders`` counts distinct
-  order ids, ``customers`` distinct known customer ids. Cost is the product's current ``unit_cost``
-  (the warehouse keeps no cost history): ``revenue_with_cost`` is the revenue of the lines whose cost
-  is known, ``gross_margin = revenue_with_cost - sum(quantity * unit_cost)`` over those lines (NULL when
-  none), ``margin_rate = gross_margin / revenue_with_cost`` (NULL when that revenue is not positive).
+  order ids, ``customers`` distinct known customer ids. A line's cost per unit is its own
+  ``core.sales.unit_cost`` when the source gave one (e.g. Superstore's Sales - Profit), else the
+  product's current ``unit_cost`` (the warehouse keeps no cost history): ``revenue_with_cost`` is the
+  revenue of the lines whose cost is known, ``gross_margin = revenue_with_cost - sum(quantity * cost
+  per unit)`` over those lines (NULL when none), ``margin_rate = gross_margin / revenue_with_cost``
+  (NULL when that revenue is not positive).
   ``discount_given = sum(quantity * unit_price) - revenue``.
 - **Sales trends** (``marts.sales_trends``) per day for ``all``, ``category`` and ``product``, from
   the scope's first sale on: ``ma_7``/``ma_28`` = revenue of the 7/28 days ending at the day divided by
@@ -120,7 +122,7 @@ WITH lines AS (
            s.quantity,
            s.revenue,
            s.quantity * s.unit_price AS list_amount,
-           s.quantity * p.unit_cost AS cost  -- NULL when the product's cost is unknown
+           s.quantity * coalesce(s.unit_cost, p.unit_cost) AS cost  -- NULL when neither cost is known
     FROM core.sales AS s
     LEFT JOIN core.products AS p USING (product_id)  -- a sale of an unknown product still counts
     -- A range on the instant (indexed), from local midnight to local midnight: DST-safe.

@@ -39,6 +39,7 @@ from sales_pipeline.excel.parse import (
     blank_mask,
     cell_text,
     is_blank,
+    parse_column,
     parse_sheet,
 )
 from sales_pipeline.excel.read import (
@@ -87,6 +88,7 @@ class PreparedSheet:
     rejects: list[RejectedCell] = field(default_factory=list)
     rejected_rows: set[int] = field(default_factory=set)
     duplicate_rows: int = 0
+    dated: pd.Series | None = None  # with repeated_keys "last": each row's date, to find a key's latest row
     ignored_columns: tuple[str, ...] = ()
     counts: MergeCounts = field(default_factory=lambda: MergeCounts(0, 0, 0))
 
@@ -225,9 +227,14 @@ def _expected_headers(sheet_mapping: SheetMapping) -> set[str]:
     if sheet_mapping.source is None:
         return set(header_aliases(sheet_mapping.target))
     expected = {normalise_header(header) for header in sheet_mapping.columns.values()}
-    for expression in sheet_mapping.computed.values():
-        expected.update(normalise_header(header) for header in _BACKTICKED.findall(expression))
+    expected.update(normalise_header(header) for header in _other_headers(sheet_mapping))
     return expected
+
+
+def _other_headers(sheet_mapping: SheetMapping) -> list[str]:
+    """The source headers a mapping reads besides its columns: computed operands, the date of repeated keys."""
+    headers = _BACKTICKED.findall(" ".join(sheet_mapping.computed.values()))
+    return headers + ([sheet_mapping.latest_by] if sheet_mapping.latest_by else [])
 
 
 def _sender_frame(
@@ -286,8 +293,7 @@ def _prepare(
     ]
     if sheet_mapping.source:  # a mapping names the source headers: report those
         missing = [sheet_mapping.columns.get(name, name) for name in missing_names]
-        missing += [h for h in _BACKTICKED.findall(" ".join(sheet_mapping.computed.values()))
-                    if normalise_header(h) not in source_position]  # fmt: skip
+        missing += [h for h in _other_headers(sheet_mapping) if normalise_header(h) not in source_position]
     else:
         missing = [target.column_by_name[name].header for name in missing_names]
     if missing:
@@ -315,6 +321,7 @@ def _prepare(
     problems = _flag_uncalculated_formulas(problems, raw_sheet, position, path)
     prepared = PreparedSheet(sheet_mapping, raw_sheet.name, headers, sender_header, sender, raw)
     prepared.ignored_columns = tuple(ignored)
+    prepared.dated = _row_dates(sender, source_position, sheet_mapping.latest_by, options)
     for problem in problems:
         prepared.reject(problem.row_number, problem.column, problem.value, problem.reason)
     if target is SALES and "revenue" in typed.columns:
@@ -375,6 +382,26 @@ def _compute(expression: str, sender: pd.DataFrame, positions: dict[str, int]) -
     return result.astype(object).where(result.notna(), None)
 
 
+def _row_dates(
+    sender: pd.DataFrame, positions: dict[str, int], header: str | None, options: ParseOptions
+) -> pd.Series | None:
+    """The sender's `header` column read as sale dates (NaT where unreadable); None without a header."""
+    if header is None:
+        return None
+    dates, _ = parse_column(sender.iloc[:, positions[normalise_header(header)]], SALES.column_by_name["sold_at"],
+                            options)  # fmt: skip
+    return dates
+
+
+def _superseded(good: pd.DataFrame, key_columns: list[str], dated: pd.Series | None) -> pd.Series:
+    """Rows of a repeated key that are not its latest (mapping module doc): by date, then sheet order."""
+    if dated is None:
+        return good.duplicated(key_columns, keep="last")
+    # A stable sort keeps sheet order among equal dates; undated rows (NaT) go first, as the oldest.
+    order = dated.reindex(good.index).sort_values(kind="stable", na_position="first").index
+    return good.loc[order].duplicated(key_columns, keep="last").reindex(good.index)
+
+
 def _mark_duplicate_keys(prepared: list[PreparedSheet]) -> None:
     """Within a workbook, a key appears once: exact repeats are counted, conflicting ones rejected.
 
@@ -388,7 +415,7 @@ def _mark_duplicate_keys(prepared: list[PreparedSheet]) -> None:
         key_columns = list(sheet.target.key)
         good = sheet.good
         if sheet.mapping.repeated_keys == "last" and not good.empty:
-            repeated = good.duplicated(key_columns, keep="last")
+            repeated = _superseded(good, key_columns, sheet.dated)
             sheet.duplicate_rows += int(repeated.sum())
             good = sheet.good = good[~repeated]
         if good.empty:

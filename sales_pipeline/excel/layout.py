@@ -174,6 +174,14 @@ SALES = Sheet(
             33.3,
             minimum=0,
         ),
+        Column(
+            "unit_cost",
+            "Unit Cost",
+            "decimal",
+            "Purchase cost per unit of this line, when known; blank: the product's Unit Cost.",
+            9.75,
+            minimum=0,
+        ),
     ),
 )
 

@@ -3,11 +3,23 @@
 The template itself is the default mapping: a sheet named like a template sheet, whose headers
 are the template's headers (case, spacing and punctuation do not matter). A YAML mapping file
 describes any other layout; see data/mappings/superstore.yaml and the README.
+
+Repeated keys
+-------------
+A sheet of order lines repeats its products, customers and stores on every line. With
+``repeated_keys: last`` each key loads once, from its latest row: the row with the latest date in the
+sheet's date column, ties (and rows without a readable date, which count as the oldest) going to the
+later row in sheet order. The date column is ``latest_by`` (a header of that sheet) when the entry
+names one, else the header the mapping reads a sale's ``sold_at`` (or a stock count's ``as_of``) from
+in the same sheet. A sheet with neither has no dates: the last row in sheet order wins. (Sheet order
+alone is not enough: exports are often sorted by region or id, not by date, and the last row would
+then carry a stale name.) ``repeated_keys: reject`` (the default) rejects a key seen twice with other
+values, as a catalogue sheet should.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -30,8 +42,9 @@ class SheetMapping:
     constants: dict[str, object] = field(default_factory=dict)  # canonical column -> value
     computed: dict[str, str] = field(default_factory=dict)  # canonical column -> pandas expression
     # "reject": a key seen twice with other values is an error (a catalogue sheet);
-    # "last": the sheet repeats master data on every order line, the last row of a key wins.
+    # "last": the sheet repeats master data on every order line, a key's latest row wins (module doc).
     repeated_keys: str = "reject"
+    latest_by: str | None = None  # with "last": the source header that dates a row; None: sheet order
 
 
 @dataclass(frozen=True)
@@ -63,6 +76,25 @@ def header_aliases(sheet: Sheet) -> dict[str, str]:
         aliases[normalise_header(column.header)] = column.name
         aliases[column.name] = column.name
     return aliases
+
+
+# The template columns that date an order line or a stock count: what "latest" means in a sheet.
+_ROW_DATES = {"sales": "sold_at", "stock": "as_of"}
+
+
+def _date_repeated_keys(sheets: list[SheetMapping]) -> list[SheetMapping]:
+    """Give each `repeated_keys: last` entry without `latest_by` its sheet's date column, if any."""
+    dates: dict[str, str] = {}  # source sheet -> the header its lines are dated by
+    for sheet in sheets:
+        column = _ROW_DATES.get(sheet.target.target)
+        if column in sheet.columns:
+            dates.setdefault(normalise_header(sheet.source), sheet.columns[column])
+    return [
+        replace(s, latest_by=dates.get(normalise_header(s.source)))
+        if s.repeated_keys == "last" and s.latest_by is None
+        else s
+        for s in sheets
+    ]
 
 
 def load_mapping(path: Path) -> Mapping:
@@ -98,7 +130,16 @@ def load_mapping(path: Path) -> Mapping:
         repeated_keys = str(entry.get("repeated_keys", "reject"))
         if repeated_keys not in ("reject", "last"):
             raise MappingError(f"{where}: repeated_keys must be 'reject' or 'last', not {repeated_keys!r}")
-        sheets.append(SheetMapping(str(entry["sheet"]), target, columns, constants, computed, repeated_keys))
+        latest_by = entry.get("latest_by")
+        if latest_by is not None and repeated_keys != "last":
+            raise MappingError(f"{where}: latest_by only applies with repeated_keys: last")
+        sheets.append(
+            SheetMapping(
+                str(entry["sheet"]), target, columns, constants, computed, repeated_keys,
+                None if latest_by is None else str(latest_by),
+            )
+        )  # fmt: skip
+    sheets = _date_repeated_keys(sheets)
     dayfirst = document.get("dayfirst")
     if dayfirst is not None and not isinstance(dayfirst, bool):
         raise MappingError(f"{path}: dayfirst must be true or false")

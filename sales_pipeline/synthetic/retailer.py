@@ -732,6 +732,7 @@ def generate_retailer(scale: int = 1, seed: int = 42, days: int = 730, end: date
             "promotion": promotion,
             # Half a cent rounds up, as the till does (the epsilon undoes binary float error).
             "revenue": np.floor(l_qty * prod["unit_price"][l_product] * (1 - l_discount) * 100 + 0.5 + 1e-9) / 100,
+            "unit_cost": None,  # blank: the lines cost what their product costs (Products sheet)
         }
     )
 
