@@ -87,6 +87,8 @@ def forecast_target(
     if origin is None:
         return None
     calendars = store_calendars(url, origin, settings.horizon)
+    if not calendars:  # no daily KPIs yet (e.g. every sale before the marts' first day): no calendar of open days
+        return None
     if target == "sales":
         series = sales_series(url, origin, calendars, settings)
     else:
@@ -143,6 +145,8 @@ def store_calendars(url: str, origin: date, horizon: int) -> dict[str, pd.Series
 
 
 def _open_days(rows: pd.DataFrame, origin: date, horizon: int) -> dict[str, pd.Series]:
+    if rows.empty:
+        return {}
     first = rows["day"].min()
     days = pd.date_range(first, pd.Timestamp(origin) + pd.Timedelta(days=horizon), freq="D")
     groups = {"": rows.loc[rows["scope"] == "all", "day"]}
