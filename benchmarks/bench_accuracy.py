@@ -79,13 +79,10 @@ LABELS = {
 
 
 def engine_version() -> str:
-    """The hash of the forecasting code measured (others edit it)."""
-    import hashlib
+    """The hash of the forecasting engine's code measured, as in the forecasts' cache keys (others edit it)."""
+    from sales_pipeline.forecasting.models import engine_code_hash
 
-    from sales_pipeline.forecasting import models
-
-    code = b"".join(path.read_bytes() for path in sorted(Path(models.__file__).parent.glob("*.py")))
-    return hashlib.sha256(code).hexdigest()[:12]
+    return engine_code_hash()
 
 
 def read_stores(path: Path, limit: int | None) -> dict[int, pd.DataFrame]:

@@ -36,7 +36,8 @@ least 90% of open days over the last year), each fitted at the engine's 4 backte
 history and horizon), (d) the engine's own Prophet fold (`_predict`: today (c) plus multiplicative
 seasonality, closed days left out, its input written with orjson, only the 7 days predicted), and
 seasonal naive for reference: seconds per fit+predict, Newton fallbacks and failed fits, MASE and sMAPE
-scored by the engine's `score_folds`. Every run reports the hash of the forecasting code it measured.
+scored by the engine's `score_folds`. Every run reports the hash of the engine code it measured
+(`engine_code_hash`, as in the forecasts' cache keys).
 
     .venv/bin/python benchmarks/bench_forecast.py            # 1,000 series, 1 round, 3 daily runs (about 8 min)
     .venv/bin/python benchmarks/bench_forecast.py --quick    # 100 series, baseline sample 20 (about 45 s)
@@ -245,15 +246,10 @@ def product_series(url: str, origin: date, settings) -> list:
 
 
 def engine_version() -> str:
-    """The hash of the forecasting code a run measured (others edit it: runs that disagree are flagged)."""
-    import hashlib
-    from pathlib import Path
+    """The hash of the forecasting engine's code measured, as in the forecasts' cache keys (others edit it)."""
+    from sales_pipeline.forecasting.models import engine_code_hash
 
-    from sales_pipeline.forecasting import models
-
-    folder = Path(models.__file__).parent
-    code = b"".join(path.read_bytes() for path in sorted(folder.glob("*.py")))
-    return hashlib.sha256(code).hexdigest()[:12]
+    return engine_code_hash()
 
 
 def quiet_prophet() -> None:

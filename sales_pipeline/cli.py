@@ -129,15 +129,22 @@ def import_one(path: Path, mapping: Path | None) -> list[dict]:
     """Request the import of one file the way the sensor would, and run it in this process."""
     import dagster as dg
 
-    from sales_pipeline.defs.ingest.workbooks import IMPORT_OP, WorkbookImportConfig, workbook_partitions
+    from sales_pipeline.defs.ingest.workbooks import (
+        IMPORT_OP,
+        WorkbookImportConfig,
+        partition_key_for,
+        workbook_partitions,
+    )
+    from sales_pipeline.excel.importer import earlier_imports
     from sales_pipeline.excel.read import content_hash
 
     instance = dg.DagsterInstance.get()
     digest = content_hash(path)
-    instance.add_dynamic_partitions(workbook_partitions.name, [digest[:16]])
+    partition = partition_key_for(path, digest, earlier_imports(os.environ[settings.DATABASE_URL], [digest]))
+    instance.add_dynamic_partitions(workbook_partitions.name, [partition])
     config = WorkbookImportConfig(path=str(path), mapping=str(mapping.resolve()) if mapping else "", reimport=False)
     request = dg.RunRequest(
-        partition_key=digest[:16],
+        partition_key=partition,
         run_config=dg.RunConfig({IMPORT_OP: config}),
         tags={"workbook": path.name, "content_hash": digest},
     )
@@ -214,8 +221,8 @@ def refresh_marts() -> None:
         click.echo(f"Not in the marts: {plan.explanation}")
     instance = dg.DagsterInstance.get()
     if plan.first_day:
-        click.echo(f"Refreshing the daily KPIs for {plan.first_day} .. {plan.last_day} "
-                   f"({len(plan.changes)} imports and pulls)")  # fmt: skip
+        changes = "1 import or pull" if len(plan.changes) == 1 else f"{len(plan.changes)} imports and pulls"
+        click.echo(f"Refreshing the daily KPIs for {plan.first_day} .. {plan.last_day} ({changes})")
         tags = range_tags(plan.first_day, plan.last_day)
         defs.resolve_job_def("refresh_daily_kpis").execute_in_process(instance=instance, tags=tags, run_config=QUIET)
     click.echo("Refreshing sales trends, stock health, top products and the dashboard")

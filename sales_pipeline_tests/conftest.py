@@ -59,7 +59,7 @@ def empty_tables(url: str) -> str:
 
     with transaction(url) as cursor:
         cursor.execute(
-            "SELECT string_agg(format('%%I.%%I', schemaname, tablename), ', ') FROM pg_tables"
+            "SELECT string_agg(format('%I.%I', schemaname, tablename), ', ') FROM pg_tables"
             " WHERE schemaname IN ('raw', 'core', 'marts', 'ml', 'ops') AND tablename <> 'schema_migrations'"
         )
         cursor.execute(f"TRUNCATE {cursor.fetchone()[0]} RESTART IDENTITY CASCADE")

@@ -41,8 +41,10 @@ def describe_graph(definitions: dg.Definitions) -> dict:
 
 def test_asset_graph_matches_the_snapshot():
     current = describe_graph(defs)
-    if os.environ.get("UPDATE_SNAPSHOTS") or not SNAPSHOT.exists():
+    if os.environ.get("UPDATE_SNAPSHOTS"):
         SNAPSHOT.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
+    # A missing snapshot fails: written here, it would pass whatever the graph had become.
+    assert SNAPSHOT.exists(), f"no snapshot at {SNAPSHOT}: create it with UPDATE_SNAPSHOTS=1 pytest {__file__}"
     assert current == json.loads(SNAPSHOT.read_text()), "asset graph changed: see the module docstring"
 
 

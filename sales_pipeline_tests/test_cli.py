@@ -162,7 +162,7 @@ def test_refresh_catches_up_marts_a_crash_left_behind(cli_home, tmp_path):
     second = run("refresh", home=cli_home)
 
     assert first.returncode == 0, first.stderr
-    assert "Refreshing the daily KPIs for 2026-11-01 .. 2026-11-03 (1 imports and pulls)" in first.stdout
+    assert "Refreshing the daily KPIs for 2026-11-01 .. 2026-11-03 (1 import or pull)" in first.stdout
     assert built and home_query(cli_home, kpis) == built
     assert second.returncode == 0, second.stderr
     assert "Refreshing the daily KPIs" not in second.stdout and "Up to date." in second.stdout

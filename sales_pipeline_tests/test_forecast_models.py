@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import date, timedelta
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from sales_pipeline.forecasting.models import (
+    ENGINE_CODE,
+    ENGINE_SOURCES,
     PROPHET,
     RECENT_MEAN,
     SEASONAL_NAIVE,
     ForecastSettings,
     Series,
     backtest_origins,
+    engine_code_hash,
     forecast_series,
 )
 
@@ -118,3 +123,36 @@ def test_folds_are_refitted_when_a_series_reaches_two_years_and_gains_yearly_sea
     shared = {fold.origin for fold in day_before.folds} & {fold.origin for fold in two_years.folds}
     assert len(shared) == 3  # the same Sundays, but another model now: nothing reused
     assert not any(fold.reused for fold in two_years.folds)
+
+
+def test_an_edit_of_the_engine_code_changes_every_cache_key_and_nothing_else_does(tmp_path: Path):
+    copies = [Path(shutil.copy(source, tmp_path / source.name)) for source in ENGINE_SOURCES]
+    assert engine_code_hash(copies) == ENGINE_CODE  # the bytes decide, not where the file is
+    edited = copies[0].read_bytes().replace(b"WEEK = 7", b"WEEK = 7 ", 1)  # one byte more
+    assert edited != copies[0].read_bytes()
+    copies[0].write_bytes(edited)
+    new_code = engine_code_hash(copies)
+
+    data = series(retail(200))
+    current, changed = ForecastSettings(), ForecastSettings(engine_code=new_code)
+    assert new_code != ENGINE_CODE
+    assert ForecastSettings().fingerprint == current.fingerprint  # stable from one run to the next
+    assert changed.fingerprint != current.fingerprint
+    assert data.input_hash(changed) != data.input_hash(current)
+    origin = backtest_origins(data, current)[0]
+    assert data.fold_hash(changed, origin, PROPHET) != data.fold_hash(current, origin, PROPHET)
+
+    # Under 56 days: seasonal naive only, no Prophet fit. Folds of the old code are not reused.
+    short = series(retail(50))
+    first = forecast_series(short, current)
+    cached = {(fold.origin, fold.model): (fold.input_hash, fold.yhat) for fold in first.folds}
+    assert first.folds and all(fold.reused for fold in forecast_series(short, current, cached).folds)
+    assert not any(fold.reused for fold in forecast_series(short, changed, cached).folds)
+
+
+def test_the_forecast_assets_code_version_names_the_engine_code():
+    from sales_pipeline.definitions import defs
+    from sales_pipeline.defs.forecasting.assets import DEMAND_KEY, SALES_KEY
+
+    for key in (SALES_KEY, DEMAND_KEY):
+        assert ENGINE_CODE in defs.resolve_assets_def(key).code_versions_by_key[key]  # the UI shows it stale

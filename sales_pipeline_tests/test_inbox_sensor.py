@@ -9,10 +9,17 @@ import dagster as dg
 import pytest
 
 from sales_pipeline.definitions import defs
-from sales_pipeline.defs.ingest.workbooks import workbook_inbox_sensor, workbook_partitions
+from sales_pipeline.defs.ingest.workbooks import (
+    locate_workbook,
+    workbook_inbox_sensor,
+    workbook_partition_key,
+    workbook_partitions,
+)
 from sales_pipeline.resources import WarehouseResource, WorkbookInboxResource
 from sales_pipeline_tests.conftest import query
-from sales_pipeline_tests.workbooks import products, sales, write_workbook
+from sales_pipeline_tests.workbooks import SALES_HEADER, products, sales, write_workbook
+
+IMPORT_KEY = dg.AssetKey(["ingest", "workbook_import"])
 
 
 @pytest.fixture
@@ -98,6 +105,60 @@ def test_the_requested_run_imports_the_workbook_and_a_redrop_is_recorded_as_dupl
     assert [r.asset_observation.metadata["status"].value for r in observations] == ["duplicate"]
     assert before.total_requested > 0 and automation.total_requested == 0
     assert list(folders["inbox"].iterdir()) == []  # everything was put away
+
+
+def test_a_workbook_partition_is_named_after_its_file(resources, folders):
+    write_workbook(folders["inbox"] / "week-47.xlsx", {"Products": products(), "Sales": sales(10)})
+
+    with dg.instance_for_test() as instance:
+        (request,) = tick(instance, resources, None).run_requests
+
+    assert request.partition_key.startswith("week-47-")
+    assert request.partition_key == f"week-47-{request.tags['content_hash'][:8]}"
+    # Any name gives a short key of letters, digits, _ and -; the hash keeps two contents apart.
+    long_name = workbook_partition_key("Ventes été (Lyon) #2 " + "x" * 100 + ".xlsx", "0123456789abcdef")
+    assert long_name == "Ventes-ete-Lyon-2-" + "x" * 22 + "-01234567"
+    assert workbook_partition_key("~~~.xlsx", "0123456789abcdef") == "workbook-01234567"
+
+
+def test_a_workbook_with_rejects_keeps_its_warning_after_others_import(resources, folders):
+    rows = sales(20)
+    rows[5][SALES_HEADER.index("Quantity")] = "abc"
+    week_47 = write_workbook(folders["inbox"] / "week-47.xlsx", {"Products": products(), "Sales": rows})
+    spare = shutil.copy(week_47, folders["inbox"].parent / "spare.xlsx")
+    job = defs.resolve_job_def("import_workbook")
+
+    with dg.instance_for_test() as instance:
+        first = tick(instance, resources, None)
+        _run(instance, job, first, resources)
+        write_workbook(folders["inbox"] / "week-48.xlsx", {"Products": products(), "Sales": sales(20)})
+        second = tick(instance, resources, first.cursor)
+        _run(instance, job, second, resources)
+        shutil.copy(spare, folders["inbox"] / "week-47 resent.xlsx")  # the same bytes again: a duplicate
+        _run(instance, job, tick(instance, resources, second.cursor), resources)
+        week_47_key, week_48_key = first.run_requests[0].partition_key, second.run_requests[0].partition_key
+        checks = {key: _latest_checks(instance, key) for key in (week_47_key, week_48_key)}
+
+    assert checks[week_47_key] == {"workbook_loaded": (True, "ERROR"), "no_rejected_rows": (False, "WARN")}
+    assert checks[week_48_key] == {"workbook_loaded": (True, "ERROR"), "no_rejected_rows": (True, "WARN")}
+    # A re-run from the UI (no path in its config) finds the archived file, by a named or an older bare-hash key.
+    old_key = first.run_requests[0].tags["content_hash"][:16]
+    for key in (week_47_key, old_key):
+        assert locate_workbook(key, "", resources["inbox"]).read_bytes() == Path(spare).read_bytes()
+
+
+def _latest_checks(instance: dg.DagsterInstance, partition: str) -> dict[str, tuple[bool, str]]:
+    """Each check's latest result on one partition, as the UI's check history of that partition shows it."""
+    from dagster._core.event_api import PartitionKeyFilter
+
+    latest = {}
+    for name in ("workbook_loaded", "no_rejected_rows"):
+        (record,) = instance.event_log_storage.get_asset_check_execution_history(
+            dg.AssetCheckKey(IMPORT_KEY, name), limit=1, partition_filter=PartitionKeyFilter(key=partition)
+        )
+        evaluation = record.event.asset_check_evaluation
+        latest[name] = (evaluation.passed, evaluation.severity.value)
+    return latest
 
 
 def _run(instance, job, sensor_result, resources) -> None:

@@ -30,6 +30,7 @@ import importlib.metadata
 import logging
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import cache, cached_property
@@ -43,11 +44,35 @@ SEASONAL_NAIVE = "seasonal_naive"
 RECENT_MEAN = "recent_mean"
 Z80, Z95 = 1.2816, 1.9600
 WEEK = 7
+# The code that turns a series into its forecast: this module. The runner builds the series (their
+# values and calendars are in the input hash already) and stores results, so editing it refits nothing.
+ENGINE_SOURCES = (Path(__file__),)
+
+
+def digest(*parts: str | bytes) -> str:
+    hasher = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        hasher.update(part.encode() if isinstance(part, str) else part)
+        hasher.update(b"\x1f")
+    return hasher.hexdigest()
+
+
+def code_hash(sources: Iterable[bytes]) -> str:
+    """A short hash of source texts: the engine's, in every forecast's cache key and in the benchmarks' reports."""
+    return digest(*sources)[:12]
+
+
+def engine_code_hash(paths: Iterable[Path] = ENGINE_SOURCES) -> str:
+    """The hash of the engine's source as it is on disk now (a benchmark checks it did not change as it ran)."""
+    return code_hash(path.read_bytes() for path in paths)
+
+
+ENGINE_CODE = engine_code_hash()  # the engine this process imported
 
 
 @dataclass(frozen=True)
 class ForecastSettings:
-    """What decides a forecast; its fingerprint is part of every input hash (and the assets' code version)."""
+    """What decides a forecast; its fingerprint (these, the engine's code, Prophet's version) is in every input hash."""
 
     horizon: int = 7
     backtest_origins: int = 4
@@ -58,6 +83,7 @@ class ForecastSettings:
     sparse_share: float = 0.5  # sold on fewer than this share of the last 8 weeks' open days: sparse
     recent_days: int = 28  # the window of the recent mean
     seasonality_mode: str = "multiplicative"  # retail's weekly pattern scales with its level
+    engine_code: str = ENGINE_CODE  # changed model code: every series and fold is refit, none reused stale
 
     @cached_property
     def fingerprint(self) -> str:
@@ -443,11 +469,3 @@ def _selling_share(series: Series, open_days: np.ndarray, until: date) -> float:
 
 def _history_at(series: Series, origin: date) -> int:
     return (origin - series.values.index[0].date()).days + 1
-
-
-def digest(*parts: str | bytes) -> str:
-    hasher = hashlib.blake2b(digest_size=16)
-    for part in parts:
-        hasher.update(part.encode() if isinstance(part, str) else part)
-        hasher.update(b"\x1f")
-    return hasher.hexdigest()

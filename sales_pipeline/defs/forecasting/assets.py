@@ -3,7 +3,8 @@
 Each run reads every series, refits only those whose input hash changed (history, calendar, model
 settings) and reuses the stored forecast of the others, so a re-run on unchanged data fits nothing.
 The data version is the hash of all inputs: unchanged inputs give the same version, and nothing
-downstream counts as changed. The code version names the model code and Prophet's version.
+downstream counts as changed. The code version is the hash of the engine's source and Prophet's version,
+so an edit of the model code shows the forecasts stale in the UI (and refits them: the hash is in the cache key).
 """
 
 import importlib.metadata
@@ -14,13 +15,13 @@ from sales_pipeline import settings
 from sales_pipeline.analytics.charts import forecast_chart_markdown, line_chart_markdown
 from sales_pipeline.defs.ingest.workbooks import AFTER_ANY_UPSTREAM_UPDATE, OWNERS
 from sales_pipeline.forecasting import queries
-from sales_pipeline.forecasting.models import PROPHET, SEASONAL_NAIVE
+from sales_pipeline.forecasting.models import ENGINE_CODE, PROPHET, SEASONAL_NAIVE
 from sales_pipeline.forecasting.runner import ForecastRun, forecast_target
 from sales_pipeline.resources import AnalyticsResource, ForecastingResource, WarehouseResource
 
 GROUP = "forecasting"
 TAGS = {"domain": "forecasting", "layer": "ml"}
-CODE_VERSION = f"forecast-v1-prophet-{importlib.metadata.version('prophet')}"
+CODE_VERSION = f"forecast-{ENGINE_CODE}-prophet-{importlib.metadata.version('prophet')}"
 SALES_KEY = dg.AssetKey(["forecasting", "sales_forecast"])
 DEMAND_KEY = dg.AssetKey(["forecasting", "demand_forecast"])
 

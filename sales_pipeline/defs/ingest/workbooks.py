@@ -1,11 +1,15 @@
 """The workbook inbox: a sensor that sees new files and an asset that imports each one.
 
-Each workbook is one dynamic partition, keyed by the first 16 hex digits of its content hash, so
-the same bytes under another name are the same partition, and the UI lists every import by file.
+Each workbook is one dynamic partition named after its file and content, `week-47-1a2b3c4d` for
+week-47.xlsx (see `workbook_partition_key`), so the UI lists every import by a name a person knows.
+The same bytes dropped again under another name run on the partition of the file that loaded them.
+The checks are partitioned too: each workbook keeps its own outcome, whatever imports after it.
 """
 
 import json
+import re
 import time
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +33,28 @@ AFTER_ANY_UPSTREAM_UPDATE = dg.AutomationCondition.eager().without(~dg.Automatio
 IMPORT_OP = "ingest__workbook_import"  # the op behind the asset, as run config names it
 _IGNORED_PREFIXES = ("~$", ".")
 _IGNORED_SUFFIXES = (".tmp", ".part", ".crdownload")
+STEM_CHARS = 40  # of the file name in a partition key: long enough to recognise, short enough for the UI
+HASH_CHARS = 8  # of the content hash in a partition key: two contents under one name stay apart
+
+
+def workbook_partition_key(file_name: str, digest: str) -> str:
+    """`week 47 (Lyon).xlsx` -> `week-47-Lyon-1a2b3c4d`: the file stem in letters, digits, `_` and `-`, and
+    the start of the content hash. Stable: the same name and bytes always give the same key."""
+    ascii_stem = unicodedata.normalize("NFKD", Path(file_name).stem).encode("ascii", "ignore").decode()
+    stem = re.sub(r"[^A-Za-z0-9_]+", "-", ascii_stem).strip("-")[:STEM_CHARS].rstrip("-")
+    return f"{stem or 'workbook'}-{digest[:HASH_CHARS]}"
+
+
+def partition_key_for(path: Path, digest: str, imported: dict[str, tuple[int, str]]) -> str:
+    """The partition of a dropped file: that of the file that loaded these bytes first, if any
+    (`imported` as `earlier_imports` gives it), so a renamed re-drop adds no partition of its own."""
+    first_name = imported[digest][1] if digest in imported else path.name
+    return workbook_partition_key(first_name, digest)
+
+
+def _content_prefix(partition_key: str) -> str:
+    """The content hash's start in a key (a whole key made before keys had names: 16 hex digits)."""
+    return partition_key.rsplit("-", 1)[-1]
 
 
 class WorkbookImportConfig(dg.Config):
@@ -37,8 +63,8 @@ class WorkbookImportConfig(dg.Config):
     reimport: bool = Field(default=False, description="Load again even if these bytes were imported before.")
 
 
-# A multi-asset of one, because only a subsettable op may skip its outputs: a re-drop of imported bytes
-# yields no materialization and no check result, so the original import's stay the latest.
+# A multi-asset of one, because only a subsettable op may skip its output: a re-drop of imported bytes
+# yields no materialization (nothing downstream refreshes), only the checks of the import it repeats.
 @dg.multi_asset(
     name=IMPORT_OP,
     specs=[
@@ -60,11 +86,12 @@ class WorkbookImportConfig(dg.Config):
         )
     ],
     can_subset=True,
+    # Partitioned checks: each workbook's outcome stays on its own partition in the UI.
     check_specs=[
-        dg.AssetCheckSpec("workbook_loaded", asset=["ingest", "workbook_import"],
+        dg.AssetCheckSpec("workbook_loaded", asset=["ingest", "workbook_import"], partitions_def=workbook_partitions,
                           description="The file is a workbook with the template's (or the mapping's) sheets, and "
                                       "rows of it loaded."),
-        dg.AssetCheckSpec("no_rejected_rows", asset=["ingest", "workbook_import"],
+        dg.AssetCheckSpec("no_rejected_rows", asset=["ingest", "workbook_import"], partitions_def=workbook_partitions,
                           description="Every row of the workbook loaded; rejects are listed in its feedback file."),
     ],
 )  # fmt: skip
@@ -73,7 +100,7 @@ def workbook_import(
     config: WorkbookImportConfig,
     warehouse: WarehouseResource,
     inbox: WorkbookInboxResource,
-) -> Iterator[dg.MaterializeResult]:
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     path = locate_workbook(context.partition_key, config.path, inbox)
     mapping = inbox.mapping_for(config.mapping)
     context.log.info(f"Importing {path} with the {mapping.name} layout")
@@ -89,35 +116,53 @@ def workbook_import(
                 metadata=import_metadata(result, warehouse.url()),
             )
         )
+        yield from import_check_results(result, warehouse.url())
         return
     yield dg.MaterializeResult(
         metadata=import_metadata(result, warehouse.url()),
-        check_results=[
-            dg.AssetCheckResult(
-                check_name="workbook_loaded",
-                passed=result.status != "rejected",
-                metadata={"reason": result.reason or ""},
-            ),
-            dg.AssetCheckResult(
-                check_name="no_rejected_rows",
-                passed=result.rows_rejected == 0,
-                severity=dg.AssetCheckSeverity.WARN,
-                metadata={"rows_rejected": result.rows_rejected, "feedback": result.feedback_path or ""},
-            ),
-        ],
+        check_results=import_check_results(result, warehouse.url()),
     )
 
 
+def import_check_results(result: ImportResult, database_url: str) -> list[dg.AssetCheckResult]:
+    """The checks of one import. A duplicate loaded nothing and runs on the partition of the import that
+    loaded its bytes: it reports that import's rejects, so that a re-drop does not hide them."""
+    rejected, feedback = result.rows_rejected, result.feedback_path
+    earlier = earlier_imports(database_url, [result.content_hash]) if result.status == "duplicate" else {}
+    if result.content_hash in earlier:
+        with transaction(database_url) as cursor:
+            cursor.execute(
+                "SELECT rows_rejected, feedback_path FROM ops.import_ledger WHERE import_id = %s",
+                (earlier[result.content_hash][0],),
+            )
+            rejected, feedback = cursor.fetchone()
+    return [
+        dg.AssetCheckResult(
+            check_name="workbook_loaded",
+            passed=result.status != "rejected",
+            metadata={"file_name": result.file_name, "reason": result.reason or ""},
+        ),
+        dg.AssetCheckResult(
+            check_name="no_rejected_rows",
+            passed=rejected == 0,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"rows_rejected": rejected, "feedback": feedback or ""},
+        ),
+    ]
+
+
 def locate_workbook(partition_key: str, configured_path: str, inbox: WorkbookInboxResource) -> Path:
-    """The file for a partition: the sensor's path, else a file with that hash in the inbox or archive."""
+    """The file for a partition: the sensor's path, else a file with the key's content in the archive
+    (folders named by the first 16 hex digits of the hash), the rejected folder or the inbox."""
     if configured_path and Path(configured_path).exists():
         return Path(configured_path)
-    for folder in (Path(inbox.archive_dir) / partition_key, Path(inbox.rejected_dir) / partition_key):
-        originals = [p for p in sorted(folder.glob("*")) if not p.name.endswith(".feedback.xlsx")]
+    prefix = _content_prefix(partition_key)
+    for kept in (Path(inbox.archive_dir), Path(inbox.rejected_dir)):
+        originals = [p for p in sorted(kept.glob(f"{prefix}*/*")) if not p.name.endswith(".feedback.xlsx")]
         if originals:
             return originals[0]
     for candidate in inbox_files(Path(inbox.inbox_dir)):
-        if content_hash(candidate)[:16] == partition_key:
+        if content_hash(candidate).startswith(prefix):
             return candidate
     raise FileNotFoundError(
         f"workbook {partition_key}: {configured_path or 'no path given'} is gone and no file with this content "
@@ -204,7 +249,7 @@ def workbook_inbox_sensor(
 
     run_requests, partitions = [], []
     for fingerprint, (path, digest) in new.items():
-        partition = digest[:16]
+        partition = partition_key_for(path, digest, imported)
         if (
             not context.instance.has_dynamic_partition(workbook_partitions.name, partition)
             and partition not in partitions
