@@ -269,6 +269,16 @@ def _datetime(cells: pd.Series, options: ParseOptions) -> tuple[pd.Series, pd.Se
     return _timestamps(cells, options)
 
 
+def gives_time_of_day(values: pd.Series) -> pd.Series:
+    """Whether each parsed date-and-time carries a time of day (False for a bare date).
+
+    A date cell or a date written without a time parses to midnight; a time of exactly 00:00:00 counts
+    as none too, since that is how most tools (pandas, CSV conversions) write a bare date as a datetime.
+    Taking a real midnight sale for a date costs nothing: it counts on the day the sender wrote.
+    """
+    return values.ne(values.dt.normalize()).astype(bool)
+
+
 def _date(cells: pd.Series, options: ParseOptions) -> tuple[pd.Series, pd.Series]:
     values, reasons = _timestamps(cells, options)
     return values.dt.normalize(), reasons
