@@ -55,6 +55,16 @@ def test_numbers_stored_as_text_are_read(cell, expected):
     assert one(SALES, "unit_price", cell) == (pytest.approx(expected), None)
 
 
+@pytest.mark.parametrize(
+    ("cell", "shown"),
+    [(22.368000000000002, "22.368"), (731.9399999999999, "731.94"), (0.1 + 0.2, "0.3"), (957.5775, "957.5775")],
+)
+def test_an_amount_reads_as_excel_shows_it(cell, shown):
+    # The double a cell stores can read back with binary noise; the warehouse keeps amounts exactly, so
+    # they are read to Excel's 15 significant digits, as the sender sees them.
+    assert repr(one(SALES, "revenue", cell)[0]) == shown
+
+
 @pytest.mark.parametrize(("cell", "expected"), [("15%", 0.15), ("15 %", 0.15), ("12,5%", 0.125), (0.2, 0.2)])
 def test_a_percentage_is_a_rate(cell, expected):
     assert one(SALES, "discount", cell) == (pytest.approx(expected), None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import zipfile
+from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
@@ -17,11 +18,12 @@ import pandas as pd
 import pytest
 import python_calamine
 
-from sales_pipeline.analytics.marts import refresh_daily_kpis
+from sales_pipeline.analytics import marts
 from sales_pipeline.excel.importer import import_workbook
 from sales_pipeline.excel.mapping import MappingError, load_mapping
 from sales_pipeline.excel.read import content_hash
 from sales_pipeline.warehouse.db import transaction
+from sales_pipeline.warehouse.quality import revenue_mismatches
 from sales_pipeline_tests.conftest import DATASETS, PROJECT, query, table_counts
 from sales_pipeline_tests.workbooks import write_workbook
 
@@ -29,6 +31,8 @@ SUPERSTORE_XLSX = DATASETS / "superstore.xlsx"
 SUPERSTORE_XLS = DATASETS / "superstore.xls"
 MAPPING = PROJECT / "data" / "mappings" / "superstore.yaml"
 LINES, STORES, CUSTOMERS, PRODUCTS = 9_994, ["Central", "East", "South", "West"], 793, 1_862
+FIRST_ORDER, LAST_ORDER = date(2014, 1, 3), date(2017, 12, 30)
+CENT = Decimal("0.01")
 CORE = ("core.products", "core.stores", "core.customers", "core.sales", "core.stock")
 
 needs_xlsx = pytest.mark.skipif(not SUPERSTORE_XLSX.is_file(), reason=f"{SUPERSTORE_XLSX} is absent")
@@ -132,17 +136,72 @@ def test_superstore_revenue_is_the_sales_column(import_settings, folders, mappin
     import_workbook(drop(SUPERSTORE_XLSX, folders["inbox"]), import_settings, mapping)
     revenue = {row[0]: row[1] for row in query(url, "SELECT line_number, revenue FROM core.sales")}
 
-    # Line by line: revenue is the line's Sales (the mapping's line total) rounded to the cent, half
-    # a cent up as Excel's ROUND does; so the totals agree to the cent too.
-    amounts = {
-        int(line["Row ID"]): Decimal(repr(line["Sales"])).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-        for line in source
-    }
+    # Line by line: revenue is the line's Sales (the mapping's line total) as Excel shows it, 3 or 4
+    # decimals included, so the warehouse adds up to what the workbook adds up to.
+    amounts = {int(line["Row ID"]): as_shown(line["Sales"]) for line in source}
     assert revenue == amounts
-    total = query(url, "SELECT sum(revenue) FROM core.sales")[0][0]
-    assert total == sum(amounts.values())
-    # Against the raw sum the difference is only the rounding of 4,001 sub-cent amounts.
-    assert float(total) == pytest.approx(sum(line["Sales"] for line in source), abs=0.5)
+    assert sum(amount != amount.quantize(CENT) for amount in amounts.values()) == 4_001  # sub-cent amounts kept
+    # Without the double's binary noise: 731.94 is stored as 731.94, not 731.9399999999999.
+    assert repr(next(line["Sales"] for line in source if line["Row ID"] == 2)) == "731.9399999999999"
+    assert str(revenue[2]) == "731.94"
+
+
+def as_shown(number: object) -> Decimal:
+    """A number cell as Excel shows it: 15 significant digits."""
+    return Decimal(format(number, ".15g"))
+
+
+def workbook_sums(source: list[dict[str, object]], header: str | None) -> dict[object, Decimal]:
+    """The workbook's Sales summed per value of `header` (one total for None), exactly and then to the cent."""
+    sums: dict[object, Decimal] = {}
+    for line in source:
+        key = line[header] if header else None
+        sums[key] = sums.get(key, Decimal(0)) + as_shown(line["Sales"])
+    return {key: total.quantize(CENT, rounding=ROUND_HALF_UP) for key, total in sums.items()}
+
+
+def to_the_cent(rows: list[tuple]) -> dict[object, Decimal]:
+    return {key: total.quantize(CENT, rounding=ROUND_HALF_UP) for key, total in rows}
+
+
+@needs_xlsx
+def test_superstore_reconciles_to_the_cent_in_total_per_category_and_region(import_settings, folders, mapping,
+                                                                            source):  # fmt: skip
+    url = import_settings.database_url
+    import_workbook(drop(SUPERSTORE_XLSX, folders["inbox"]), import_settings, mapping)
+    with transaction(url) as cursor:
+        marts.refresh_daily_kpis(cursor, FIRST_ORDER, LAST_ORDER, "UTC")
+    total, by_category, by_region = (workbook_sums(source, h) for h in (None, "Category", "Region"))
+    assert total == {None: Decimal("2297200.86")}  # the figure a user sums in Excel
+
+    assert to_the_cent(query(url, "SELECT NULL, sum(revenue) FROM core.sales")) == total
+    assert to_the_cent(query(url, "SELECT store_id, sum(revenue) FROM core.sales GROUP BY 1")) == by_region
+    assert (to_the_cent(query(url, "SELECT p.category, sum(s.revenue) FROM core.sales s JOIN core.products p"
+                                   " USING (product_id) GROUP BY 1")) == by_category)  # fmt: skip
+    # The marts' days add up to the same, scope by scope: no day was rounded on the way.
+    marts_sums = "SELECT {key}, sum(revenue) FROM marts.daily_kpis WHERE scope = '{scope}' GROUP BY 1"
+    assert to_the_cent(query(url, marts_sums.format(key="NULL", scope="all"))) == total
+    assert to_the_cent(query(url, marts_sums.format(key="scope_id", scope="store"))) == by_region
+    assert to_the_cent(query(url, marts_sums.format(key="scope_id", scope="category"))) == by_category
+
+
+@needs_xlsx
+def test_superstore_days_are_its_order_dates_in_los_angeles(import_settings, folders, mapping, source):
+    """Order Date is a date in a Chicago store; reported in Los Angeles, each line stays on its date."""
+    url = import_settings.database_url
+    import_workbook(drop(SUPERSTORE_XLSX, folders["inbox"]), import_settings, mapping)
+    with transaction(url) as cursor:
+        marts.refresh_daily_kpis(cursor, FIRST_ORDER - timedelta(days=1), LAST_ORDER + timedelta(days=1),
+                                 "America/Los_Angeles")  # fmt: skip
+
+    per_day: dict[date, tuple[Decimal, int]] = {}
+    for line in source:
+        revenue, units = per_day.get(line["Order Date"], (Decimal(0), 0))
+        per_day[line["Order Date"]] = (revenue + as_shown(line["Sales"]), units + int(line["Quantity"]))
+    found = query(url, "SELECT day, revenue, units FROM marts.daily_kpis WHERE scope = 'all'")
+    assert {day: (revenue, units) for day, revenue, units in found} == per_day
+    assert (min(per_day), max(per_day)) == (FIRST_ORDER, LAST_ORDER)
+    assert revenue_mismatches(url, "America/Los_Angeles", FIRST_ORDER, LAST_ORDER).passed
 
 
 @needs_xlsx
@@ -203,7 +262,7 @@ def test_superstore_gross_margin_is_the_profit_column(import_settings, folders, 
     url = import_settings.database_url
     import_workbook(drop(SUPERSTORE_XLSX, folders["inbox"]), import_settings, mapping)
     with transaction(url) as cursor:
-        refresh_daily_kpis(cursor, dt.date(2014, 1, 1), dt.date(2017, 12, 31), "UTC")
+        marts.refresh_daily_kpis(cursor, dt.date(2014, 1, 1), dt.date(2017, 12, 31), "UTC")
 
     # Each line keeps its own cost per unit, (Sales - Profit) / Quantity.
     line_cost = (workbook_orders["Sales"] - workbook_orders["Profit"]) / workbook_orders["Quantity"]
@@ -240,7 +299,7 @@ def test_the_legacy_xls_imports_the_same_rows(import_settings, folders, mapping,
     expected = {
         int(line["Row ID"]): (line["Region"], line["Customer ID"], line["Product ID"], int(line["Quantity"]),
                               Decimal(repr(line["Discount"])),
-                              Decimal(repr(line["Sales"])).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+                              as_shown(line["Sales"]))
         for line in source
     }  # fmt: skip
     loaded = {row: (*values[:4], values[5], values[6]) for row, values in xls_lines.items()}

@@ -6,9 +6,12 @@ range writes the same rows, and a refresh that fails leaves the marts as they we
 
 Definitions
 -----------
-- **Day**: a calendar day in the pipeline time zone, ``(sold_at AT TIME ZONE tz)::date`` (not
-  ``sale_date``, which is each store's local day). A day without sales has no KPI rows; trends count
-  it as zero revenue.
+- **Day**: a sale's reporting day, ``core.reporting_day(sold_at, sale_date, time_given, tz)``
+  (migration 0006): the calendar day of its instant in the pipeline time zone when the sender gave a
+  time, else the day the sender wrote (``sale_date``), whatever the time zone. A day without sales has
+  no KPI rows; trends count it as zero revenue.
+- **Money** sums keep the lines' precision (``numeric``): the days of a span add up to its lines'
+  total; only averages, rates and the dashboard round.
 - **Daily KPIs** (``marts.daily_kpis``) per day for ``all`` (scope_id ``''``), each ``store``,
   ``category`` (scope_id ``''`` for products without one) and ``product``. ``orders`` counts distinct
   order ids, ``customers`` distinct known customer ids. A line's cost per unit is its own
@@ -113,7 +116,7 @@ _DAILY_KPIS_INSERT = """
 INSERT INTO marts.daily_kpis (day, scope, scope_id, revenue, units, orders, customers, average_order_value,
                               revenue_with_cost, gross_margin, margin_rate, discount_given)
 WITH lines AS (
-    SELECT (s.sold_at AT TIME ZONE %(timezone)s)::date AS day,
+    SELECT core.reporting_day(s.sold_at, s.sale_date, s.time_given, %(timezone)s) AS day,
            s.order_id,
            s.store_id,
            s.customer_id,
@@ -125,9 +128,8 @@ WITH lines AS (
            s.quantity * coalesce(s.unit_cost, p.unit_cost) AS cost  -- NULL when neither cost is known
     FROM core.sales AS s
     LEFT JOIN core.products AS p USING (product_id)  -- a sale of an unknown product still counts
-    -- A range on the instant (indexed), from local midnight to local midnight: DST-safe.
-    WHERE s.sold_at >= (%(first_day)s::date::timestamp AT TIME ZONE %(timezone)s)
-      AND s.sold_at < ((%(last_day)s::date + 1)::timestamp AT TIME ZONE %(timezone)s)
+    -- Inlined: a sale_date range (indexed), then the exact day.
+    WHERE core.reported_between(s.sold_at, s.sale_date, s.time_given, %(timezone)s, %(first_day)s, %(last_day)s)
 ),
 grouped AS (
     SELECT day,
@@ -159,11 +161,11 @@ SELECT day,
        customers,
        round(revenue / orders, 2),
        coalesce(revenue_with_cost, 0),
-       round(revenue_with_cost - cost, 2),
+       revenue_with_cost - cost,
        -- A rate needs positive revenue; below -999 (cost 1000 times revenue) it no longer means anything.
        CASE WHEN revenue_with_cost > 0 AND cost < 1000 * revenue_with_cost
             THEN round((revenue_with_cost - cost) / revenue_with_cost, 4) END,
-       round(list_amount - revenue, 2)
+       list_amount - revenue
 FROM grouped
 """
 
@@ -309,12 +311,17 @@ WITH RECURSIVE latest AS (
         LIMIT 1
     ) AS previous
 ),
+span AS (
+    SELECT min(as_of) - %(demand_days)s + 1 AS first_day, max(as_of) AS last_day FROM latest
+),
 daily_units AS (
-    -- Units per product, store and day over the span every snapshot's window falls in (one index range).
-    SELECT product_id, store_id, (sold_at AT TIME ZONE %(timezone)s)::date AS day, sum(quantity) AS units
-    FROM core.sales
-    WHERE sold_at >= (((SELECT min(as_of) FROM latest) - %(demand_days)s + 1)::timestamp AT TIME ZONE %(timezone)s)
-      AND sold_at < (((SELECT max(as_of) FROM latest) + 1)::timestamp AT TIME ZONE %(timezone)s)
+    -- Units per product, store and day over the span every snapshot's window falls in (one index range:
+    -- the span's days are columns of a one-row join, not subqueries, so that the function is inlined).
+    SELECT s.product_id, s.store_id, core.reporting_day(s.sold_at, s.sale_date, s.time_given, %(timezone)s) AS day,
+           sum(s.quantity) AS units
+    FROM span
+    JOIN core.sales AS s
+      ON core.reported_between(s.sold_at, s.sale_date, s.time_given, %(timezone)s, span.first_day, span.last_day)
     GROUP BY 1, 2, 3
 ),
 demand AS (
@@ -429,8 +436,8 @@ def last_complete_day(cursor: Cursor) -> date | None:
 def build_dashboard(cursor: Cursor, as_of: date, top_n: int = 5, timezone: str = "UTC") -> dict[str, Any]:
     """Build the Dashboard document for as_of (shape in this module's docstring) and store it in marts.dashboard.
 
-    Reads the marts (refresh them first) and, for distinct customers over a week, core.sales with the
-    day boundaries of `timezone`, which must be the pipeline time zone the KPIs were built with.
+    Reads the marts (refresh them first) and, for distinct customers over a week, core.sales by reporting
+    day in `timezone`, which must be the pipeline time zone the KPIs were built with.
     """
     cursor.execute("SELECT clock_timestamp()")  # each refresh its own key, even twice in one transaction
     refreshed_at: datetime = cursor.fetchone()[0]
@@ -468,11 +475,12 @@ def _headline(cursor: Cursor, as_of: date, timezone: str) -> dict[str, dict[str,
     weeks = {current: values for current, *values in cursor.fetchall()}
     cursor.execute(
         """
-        SELECT (sold_at AT TIME ZONE %(timezone)s)::date > %(as_of)s::date - %(days)s AS is_current,
+        SELECT core.reporting_day(sold_at, sale_date, time_given, %(timezone)s) > %(as_of)s::date - %(days)s
+                   AS is_current,
                count(DISTINCT customer_id)
         FROM core.sales
-        WHERE sold_at >= ((%(as_of)s::date - 2 * %(days)s + 1)::timestamp AT TIME ZONE %(timezone)s)
-          AND sold_at < ((%(as_of)s::date + 1)::timestamp AT TIME ZONE %(timezone)s)
+        WHERE core.reported_between(sold_at, sale_date, time_given, %(timezone)s,
+                                    %(as_of)s::date - 2 * %(days)s + 1, %(as_of)s)
         GROUP BY 1
         """,
         params,

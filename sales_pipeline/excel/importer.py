@@ -38,6 +38,7 @@ from sales_pipeline.excel.parse import (
     ParseOptions,
     blank_mask,
     cell_text,
+    gives_time_of_day,
     is_blank,
     parse_column,
     parse_sheet,
@@ -492,7 +493,10 @@ def _merge(cursor: Cursor, sheet: PreparedSheet, import_id: int, timezone: str) 
 
 
 def _merge_sales(cursor: Cursor, frame: pd.DataFrame, import_id: int, timezone: str) -> MergeCounts:
-    """Sales carry the store's local wall time; the merge turns it into an instant and a business day."""
+    """Sales carry the store's local wall time; the merge turns it into an instant and a business day.
+
+    A line without a time of day keeps that day as its reporting day in any zone (time_given false).
+    """
     _add_missing_stores(cursor, frame["store_id"])
     if "customer_id" in frame:
         customers = frame["customer_id"].dropna().unique()
@@ -502,12 +506,14 @@ def _merge_sales(cursor: Cursor, frame: pd.DataFrame, import_id: int, timezone: 
                 (list(customers), SOURCE),
             )
     frame["import_id"] = import_id
+    frame["time_given"] = gives_time_of_day(frame["sold_at"])
     frame = frame.rename(columns={"sold_at": "sold_local"})
     stage_frame(cursor, frame, "core.sales", "stage_sales", extra_columns={"sold_local": "timestamp"})
     columns = [c for c in frame.columns if c != "sold_local"]
     zone = sql.SQL("coalesce(st.timezone, %(timezone)s)")
-    # The sender's line total when given, else computed in numeric arithmetic: PostgreSQL rounds half a
-    # cent up, as Excel's ROUND and the till do.
+    # The sender's line total when given, kept as sent (3 or 4 decimals too: the warehouse then adds up
+    # to the sender's own totals), else computed in numeric arithmetic: PostgreSQL rounds half a cent
+    # up, as Excel's ROUND and the till do.
     revenue = sql.SQL("round(s.quantity * s.unit_price * (1 - s.discount), 2)")
     if "revenue" in columns:
         columns.remove("revenue")

@@ -35,6 +35,9 @@ _RELATIVE_DAYS = {"now", "today", "tomorrow", "yesterday"}
 # The warehouse's limits: integer columns, and numeric(12, 4) for prices and costs.
 LARGEST_WHOLE = 2_147_483_647
 LARGEST_DECIMAL = 99_999_999.9999
+# Excel shows and computes with 15 significant digits; the double a cell stores may read back longer
+# (22.368 as 22.368000000000002, 731.94 as 731.9399999999999).
+EXCEL_DIGITS = 15
 
 
 @dataclass(frozen=True)
@@ -190,7 +193,22 @@ def _whole(cells: pd.Series, options: ParseOptions) -> tuple[pd.Series, pd.Serie
 
 
 def _decimal(cells: pd.Series, options: ParseOptions) -> tuple[pd.Series, pd.Series]:
-    return _within(*_numbers(cells, "decimal"), LARGEST_DECIMAL)
+    values, reasons = _within(*_numbers(cells, "decimal"), LARGEST_DECIMAL)
+    return excel_precision(values), reasons
+
+
+def excel_precision(values: pd.Series) -> pd.Series:
+    """Each number to the 15 significant digits Excel shows: the amount the sender sees, without the
+    binary noise of its double (the warehouse keeps amounts exactly, noise included, if given any)."""
+    array = values.to_numpy(dtype=float, copy=True)
+    rounded = np.isfinite(array) & (np.abs(array) > 1e-300)  # not 0, nor so small that 10**places overflows
+    places = EXCEL_DIGITS - 1 - np.floor(np.log10(np.abs(array[rounded]))).astype(int)
+    numbers = array[rounded]
+    for count in np.unique(places):  # np.round takes one count of places: one pass per magnitude
+        same = places == count
+        numbers[same] = np.round(numbers[same], count)
+    array[rounded] = numbers
+    return pd.Series(array, index=values.index)
 
 
 def _rate(cells: pd.Series, options: ParseOptions) -> tuple[pd.Series, pd.Series]:
@@ -267,6 +285,16 @@ def _timestamps(cells: pd.Series, options: ParseOptions) -> tuple[pd.Series, pd.
 
 def _datetime(cells: pd.Series, options: ParseOptions) -> tuple[pd.Series, pd.Series]:
     return _timestamps(cells, options)
+
+
+def gives_time_of_day(values: pd.Series) -> pd.Series:
+    """Whether each parsed date-and-time carries a time of day (False for a bare date).
+
+    A date cell or a date written without a time parses to midnight; a time of exactly 00:00:00 counts
+    as none too, since that is how most tools (pandas, CSV conversions) write a bare date as a datetime.
+    Taking a real midnight sale for a date costs nothing: it counts on the day the sender wrote.
+    """
+    return values.ne(values.dt.normalize()).astype(bool)
 
 
 def _date(cells: pd.Series, options: ParseOptions) -> tuple[pd.Series, pd.Series]:

@@ -71,7 +71,7 @@ def forecast_origin(url: str, target: str, timezone: str, today: date | None = N
     statement = (
         "SELECT max(day) FROM marts.daily_kpis WHERE scope = 'all'"
         if target == "sales"
-        else "SELECT (max(sold_at) AT TIME ZONE %(tz)s)::date FROM core.sales"
+        else "SELECT max(core.reporting_day(sold_at, sale_date, time_given, %(tz)s)) FROM core.sales"
     )
     with transaction(url) as cursor:
         cursor.execute(statement, {"tz": timezone})
@@ -117,9 +117,10 @@ def demand_series(
     """Units per day for each product in each store that sold it, up to `origin`."""
     rows = pd.read_sql_query(
         """
-        SELECT product_id, store_id, (sold_at AT TIME ZONE %(tz)s)::date AS day, sum(quantity)::float8 AS y
+        SELECT product_id, store_id, core.reporting_day(sold_at, sale_date, time_given, %(tz)s) AS day,
+               sum(quantity)::float8 AS y
         FROM core.sales
-        WHERE sold_at < (%(origin)s::date + 1)::timestamp AT TIME ZONE %(tz)s
+        WHERE core.reporting_day(sold_at, sale_date, time_given, %(tz)s) <= %(origin)s
         GROUP BY 1, 2, 3
         """,
         engine(url),

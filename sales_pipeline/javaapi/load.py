@@ -92,15 +92,15 @@ def merge_sales(cursor: Cursor, records: Sequence, window: tuple[dt.datetime, dt
     if frame.empty:
         return MergeCounts(0, 0, 0), removed
     columns = list(frame.columns)
-    # sale_date is the store's local day; the API gives instants.
+    # sale_date is the store's local day; the API gives instants, always with a time (time_given).
     select = sql.SQL(
-        "SELECT {columns}, NULL::bigint, (s.sold_at AT TIME ZONE coalesce(st.timezone, 'UTC'))::date"
+        "SELECT {columns}, NULL::bigint, (s.sold_at AT TIME ZONE coalesce(st.timezone, 'UTC'))::date, true"
         " FROM stage_api_sales s LEFT JOIN core.stores st USING (store_id)"
     ).format(columns=sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in columns))
     # import_id names the workbook that last wrote a line: none for the API's.
     counts = merge_staged(
-        cursor, "core.sales", len(frame), select, [*columns, "import_id", "sale_date"], ("order_id", "line_number"),
-        span="sold_at",
+        cursor, "core.sales", len(frame), select, [*columns, "import_id", "sale_date", "time_given"],
+        ("order_id", "line_number"), span="sold_at",
     )  # fmt: skip
     return counts, removed
 

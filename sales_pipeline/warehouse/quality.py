@@ -62,13 +62,13 @@ def check_rule(url: str, rule: str) -> RuleResult:
 
 
 def revenue_mismatches(url: str, timezone: str, first_day: object, last_day: object) -> RuleResult:
-    """Days whose revenue in marts.daily_kpis (overall) differs from core.sales, to the cent."""
+    """Days whose revenue in marts.daily_kpis (overall) differs from core.sales: exact sums, not rounded."""
     with transaction(url) as cursor:
         cursor.execute(
             "WITH core AS ("
-            "  SELECT (sold_at AT TIME ZONE %(tz)s)::date AS day, sum(revenue) AS revenue FROM core.sales"
-            "  WHERE sold_at >= (%(first)s::date)::timestamp AT TIME ZONE %(tz)s"
-            "    AND sold_at < ((%(last)s::date + 1)::timestamp AT TIME ZONE %(tz)s) GROUP BY 1),"
+            "  SELECT core.reporting_day(sold_at, sale_date, time_given, %(tz)s) AS day, sum(revenue) AS revenue"
+            "  FROM core.sales WHERE core.reported_between(sold_at, sale_date, time_given, %(tz)s,"
+            "    %(first)s::date, %(last)s::date) GROUP BY 1),"
             " mart AS (SELECT day, revenue FROM marts.daily_kpis WHERE scope = 'all'"
             "  AND day BETWEEN %(first)s AND %(last)s)"
             " SELECT coalesce(core.day, mart.day)::text, core.revenue::text, mart.revenue::text"
