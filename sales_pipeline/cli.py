@@ -42,9 +42,11 @@ def prepare_environment() -> dict[str, str]:
     for folder in (home, settings.inbox_dir(), settings.archive_dir(), settings.rejected_dir()):
         folder.mkdir(parents=True, exist_ok=True)
     embedded_server = not os.environ.get(settings.DATABASE_URL)
+    # Dagster's storage first: once the embedded warehouse's URL is in the environment, it reads
+    # as an external warehouse, and Dagster's tables would land in the warehouse's `public` schema.
+    os.environ[settings.DAGSTER_DATABASE_URL] = embedded.dagster_storage_url()
     warehouse_url = embedded.warehouse_url()
     os.environ[settings.DATABASE_URL] = warehouse_url
-    os.environ[settings.DAGSTER_DATABASE_URL] = embedded.dagster_storage_url()
     dagster_home = home / "dagster"
     dagster_home.mkdir(exist_ok=True)
     instance_settings = PROJECT_ROOT / "dagster.yaml"
