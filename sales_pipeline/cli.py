@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import datetime as dt
 import json
 import os
@@ -11,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -28,13 +30,22 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 NEXT_STEP = "\nNext: `sales-pipeline dev` opens the Dagster UI on http://127.0.0.1:3000"
+SIMULATOR_OPTION = click.option(
+    "--simulator",
+    is_flag=True,
+    help=f"With {settings.JAVA_API_BASE_URL} unset, serve the bundled Java API simulator (made-up sales of the"
+    " sample retailer) and pull from it.",
+)
+# How long `dev` waits for dagster dev's processes to stop before killing them.
+DEV_STOP_TIMEOUT_S = 30
 
 
-def prepare_environment() -> dict[str, str]:
+def prepare_environment(simulator: bool = False) -> dict[str, str]:
     """Start (or reuse) the embedded PostgreSQL unless a server is configured, and point Dagster at it.
 
     Returns what was set, for the message. The URLs go into this process's environment, so that
     Dagster processes started from here connect to the same server without starting their own.
+    `simulator`: serve the bundled Java API simulator when JAVA_API_BASE_URL is unset.
     """
     from sales_pipeline.warehouse import db, embedded
 
@@ -42,9 +53,11 @@ def prepare_environment() -> dict[str, str]:
     for folder in (home, settings.inbox_dir(), settings.archive_dir(), settings.rejected_dir()):
         folder.mkdir(parents=True, exist_ok=True)
     embedded_server = not os.environ.get(settings.DATABASE_URL)
+    # Dagster's storage first: once the embedded warehouse's URL is in the environment, it reads
+    # as an external warehouse, and Dagster's tables would land in the warehouse's `public` schema.
+    os.environ[settings.DAGSTER_DATABASE_URL] = embedded.dagster_storage_url()
     warehouse_url = embedded.warehouse_url()
     os.environ[settings.DATABASE_URL] = warehouse_url
-    os.environ[settings.DAGSTER_DATABASE_URL] = embedded.dagster_storage_url()
     dagster_home = home / "dagster"
     dagster_home.mkdir(exist_ok=True)
     instance_settings = PROJECT_ROOT / "dagster.yaml"
@@ -57,14 +70,19 @@ def prepare_environment() -> dict[str, str]:
         "warehouse": "embedded PostgreSQL in " + str(embedded.pgdata_dir()) if embedded_server else "external server",
         "dagster home": str(dagster_home),
         "inbox": str(settings.inbox_dir()),
-        "java api": start_simulator_unless_configured(),
-    }
+    } | java_api(simulator)
 
 
-def start_simulator_unless_configured() -> str:
-    """With JAVA_API_BASE_URL unset, serve the bundled simulator from this process while it runs."""
+def java_api(simulator: bool) -> dict[str, str]:
+    """Where the Java API is, for the message: none when JAVA_API_BASE_URL is unset, unless `simulator`
+    asks for the bundled one (never by omission: its made-up sales must not reach a real warehouse)."""
     if os.environ.get(settings.JAVA_API_BASE_URL):
-        return "configured server (JAVA_API_BASE_URL)"
+        return {"java api": "configured server (JAVA_API_BASE_URL)"}
+    return {"java api": start_simulator()} if simulator else {}
+
+
+def start_simulator() -> str:
+    """Serve the bundled simulator from this process while it runs, and point the pulls at it."""
     from sales_pipeline.javaapi.simulator import JavaApiSimulator
 
     token = os.environ.get(settings.JAVA_API_TOKEN) or secrets.token_urlsafe(16)
@@ -91,7 +109,7 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 @main.command()
 def demo() -> None:
     """Import the bundled sample workbooks through the Dagster assets and print what was built."""
-    where = prepare_environment()
+    where = prepare_environment(simulator=True)
     samples = sorted(SAMPLE_DIR.glob("*.xlsx"))
     if not samples:
         raise click.ClickException(f"no sample workbooks in {SAMPLE_DIR.resolve()}")
@@ -337,32 +355,81 @@ def print_dashboard(document: dict) -> None:
 @main.command()
 @click.option("--port", default=3000, show_default=True, help="Port of the Dagster UI.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address the UI listens on.")
-def dev(port: int, host: str) -> None:
+@SIMULATOR_OPTION
+def dev(port: int, host: str, simulator: bool) -> None:
     """Start the embedded services and the Dagster UI with its daemon (sensors and schedules run)."""
-    where = prepare_environment()
+    where = prepare_environment(simulator)
     for label, value in where.items():
         click.echo(f"{label:<14} {value}")
+    if "java api" not in where:
+        click.echo(f"{'java api':<14} not configured: the API schedules' runs fail until {settings.JAVA_API_BASE_URL}"
+                   " is set (`sales-pipeline dev --simulator` serves the bundled simulator)")  # fmt: skip
     click.echo(f"Drop workbooks into {settings.inbox_dir()}; the UI is on http://{host}:{port}")
-    command = [
-        sys.executable,
-        "-m",
-        "dagster",
-        "dev",
-        "-w",
-        str(PROJECT_ROOT / "workspace.yaml"),
-        "-h",
-        host,
-        "-p",
-        str(port),
-    ]
-    process = subprocess.Popen(command)
+    # `dagster dev` is superseded by `dg dev` (not installed here): a warning the user cannot act on.
+    command = [sys.executable, "-W", "ignore:Function `dev_command` is superseded", "-m", "dagster", "dev",
+               "-w", str(PROJECT_ROOT / "workspace.yaml"), "-h", host, "-p", str(port)]  # fmt: skip
+    # A background job inherits SIGINT ignored, and dagster dev stops on SIGTERM and stops its webserver
+    # and daemon through SIGINT's handler: with a handler here, the child starts with the default one.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    # Its own session, so that stopping it reaches its webserver, daemon, code server and runs. It runs in
+    # DAGSTER_HOME, next to the dagster.yaml copied there (in the project folder it warns that the project's
+    # is not used), with the folders the code location reads made absolute.
+    process = subprocess.Popen(command, cwd=os.environ["DAGSTER_HOME"], env=_absolute_folders(),
+                               start_new_session=True)  # fmt: skip
     try:
         code = process.wait()
-    except (KeyboardInterrupt, SystemExit):
-        process.send_signal(signal.SIGINT)  # dagster dev stops its webserver, daemon and code server
-        process.wait(timeout=60)
-        raise
+    finally:  # Ctrl-C, SIGTERM or dagster dev's own exit: before the embedded PostgreSQL stops (atexit)
+        stop_process_group(process)
     sys.exit(code)
+
+
+def _absolute_folders() -> dict[str, str]:
+    """This environment, with the pipeline's folders as absolute paths, for a process running elsewhere."""
+    return {
+        **os.environ,
+        settings.HOME: str(settings.home()),
+        settings.INBOX: str(settings.inbox_dir()),
+        settings.MAPPINGS: str(settings.mappings_dir()),
+    }
+
+
+def stop_process_group(process: subprocess.Popen, timeout_s: float = DEV_STOP_TIMEOUT_S) -> None:
+    """Stop a process started in a session of its own, and every process it started: SIGTERM to its
+    group, then SIGKILL to what still runs after `timeout_s` (or at a second Ctrl-C)."""
+    group = process.pid  # a session's first process leads its group
+    deadline = time.monotonic() + timeout_s
+    _signal_group(group, signal.SIGTERM)
+    try:
+        while time.monotonic() < deadline and (process.poll() is None or _group_runs(group)):
+            time.sleep(0.2)
+    finally:
+        _signal_group(group, signal.SIGKILL)
+        process.wait()
+
+
+def _signal_group(group: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):  # nobody left in the group
+        os.killpg(group, signum)
+
+
+def _group_runs(group: int) -> bool:
+    """Whether a process of the group still runs. Zombies do not count: a container's first process
+    may never reap the orphans it inherits."""
+    proc = Path("/proc")
+    if not proc.is_dir():  # macOS: zombies are reaped there
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            state, _, process_group = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        if state != "Z" and int(process_group) == group:
+            return True
+    return False
 
 
 @main.command()
@@ -410,9 +477,15 @@ def simulate_api(context: click.Context) -> None:
 @main.command("pull-sales")
 @click.option("--from", "first_day", required=True, type=click.DateTime(["%Y-%m-%d"]), help="First UTC day.")
 @click.option("--to", "last_day", required=True, type=click.DateTime(["%Y-%m-%d"]), help="Last UTC day (included).")
-def pull_sales(first_day: dt.datetime, last_day: dt.datetime) -> None:
+@SIMULATOR_OPTION
+def pull_sales(first_day: dt.datetime, last_day: dt.datetime, simulator: bool) -> None:
     """Backfill: pull these days of sales from the Java API in one run, as the UI's backfill of api_sales does."""
-    where = prepare_environment()  # before the definitions load: they read the settings it sets
+    if not simulator and not os.environ.get(settings.JAVA_API_BASE_URL):
+        raise click.ClickException(
+            f"{settings.JAVA_API_BASE_URL} is not set: set it to the back office's API, or pass --simulator"
+            " to pull the bundled simulator's made-up sales"
+        )
+    where = prepare_environment(simulator)  # before the definitions load: they read the settings it sets
     import dagster as dg
 
     from sales_pipeline.definitions import defs

