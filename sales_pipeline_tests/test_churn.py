@@ -257,6 +257,7 @@ def churn_table(url: str) -> list[tuple]:
     )
 
 
+@pytest.mark.slow
 def test_planted_churners_are_found_on_a_generated_retailer(retailer_warehouse, retailer):
     url = retailer_warehouse
     planted = set(retailer.planted.churned_customer_ids)

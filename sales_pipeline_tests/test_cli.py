@@ -115,6 +115,7 @@ def test_template_writes_the_import_template(tmp_path):
     assert "Products" in openpyxl.load_workbook(tmp_path / "template.xlsx").sheetnames
 
 
+@pytest.mark.slow
 def test_demo_imports_the_samples_and_a_second_demo_loads_nothing_new(cli_home):
     first = run("demo", home=cli_home)
     assert first.returncode == 0, first.stderr
@@ -144,6 +145,7 @@ def test_demo_imports_the_samples_and_a_second_demo_loads_nothing_new(cli_home):
     }
 
 
+@pytest.mark.slow
 def test_two_imports_at_once_share_the_embedded_server(cli_home, tmp_path):
     first = write_workbook(tmp_path / "one.xlsx", {"Products": products(), "Sales": sales(40)})
     rows = sales(60)
@@ -162,6 +164,7 @@ def test_two_imports_at_once_share_the_embedded_server(cli_home, tmp_path):
     assert first.exists() and second.exists()  # the user's own files are left where they were
 
 
+@pytest.mark.slow
 def test_import_keeps_dagster_runs_in_the_dagster_database_and_starts_no_simulator(cli_home, tmp_path):
     workbook = write_workbook(tmp_path / "one.xlsx", {"Products": products(), "Sales": sales(10)})
     result = run("import", str(workbook), home=cli_home)
@@ -187,6 +190,7 @@ def test_pull_sales_without_a_java_api_names_the_setting_and_starts_nothing(cli_
     assert not (cli_home / "pgdata").exists()  # no server started, no simulated data anywhere
 
 
+@pytest.mark.slow
 def test_pull_sales_backfills_thirty_days_from_the_simulator_in_one_run(cli_home):
     result = run("pull-sales", "--from", "2026-10-24", "--to", "2026-11-22", "--simulator", home=cli_home)
 
@@ -199,6 +203,7 @@ def test_pull_sales_backfills_thirty_days_from_the_simulator_in_one_run(cli_home
     assert warehouse_counts(cli_home)["core.sales"] == lines
 
 
+@pytest.mark.slow
 def test_refresh_catches_up_marts_a_crash_left_behind(cli_home, tmp_path):
     # A command killed after its import committed and before the marts refreshed: the import is
     # pending in the ledger, and `refresh` brings the marts back; a second refresh has nothing to do.

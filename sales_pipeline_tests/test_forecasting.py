@@ -25,6 +25,8 @@ from sales_pipeline.synthetic.retailer import generate_retailer, write_sheets_wo
 from sales_pipeline.warehouse.db import transaction
 from sales_pipeline_tests.conftest import empty_tables, query
 
+pytestmark = pytest.mark.slow  # a generated retailer imported and forecast once per module
+
 RETAILER = generate_retailer(scale=2, seed=42)
 END = date(2026, 11, 22)
 CALM_END = END - timedelta(days=60)  # before the planted drop and stock-out; the churners silent a month
