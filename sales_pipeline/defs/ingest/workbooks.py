@@ -25,12 +25,12 @@ from sales_pipeline.warehouse.db import transaction
 
 OWNERS = ["team:data-engineering"]
 workbook_partitions = dg.DynamicPartitionsDefinition(name="workbooks")
-# Excel's lock files (~$name.xlsx) and half-written downloads are not workbooks to import.
 # eager() also waits until no dependency has a missing partition. Partitioned dependencies always
 # miss some (a workbook whose import failed, days before the first sale), so the assets after them
 # drop that clause: they refresh whenever any partition upstream was updated.
 AFTER_ANY_UPSTREAM_UPDATE = dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing())
 IMPORT_OP = "ingest__workbook_import"  # the op behind the asset, as run config names it
+# Excel's lock files (~$name.xlsx) and half-written downloads are not workbooks to import.
 _IGNORED_PREFIXES = ("~$", ".")
 _IGNORED_SUFFIXES = (".tmp", ".part", ".crdownload")
 STEM_CHARS = 40  # of the file name in a partition key: long enough to recognise, short enough for the UI
