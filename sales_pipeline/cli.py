@@ -210,7 +210,7 @@ def pull_back_office() -> None:
     import dagster as dg
 
     from sales_pipeline.definitions import defs
-    from sales_pipeline.defs.analytics.sensors import RANGE_END_TAG, RANGE_START_TAG
+    from sales_pipeline.defs.analytics.sensors import range_tags
     from sales_pipeline.synthetic.retailer import DEFAULT_END
 
     instance = dg.DagsterInstance.get()
@@ -219,10 +219,7 @@ def pull_back_office() -> None:
     )
     defs.resolve_job_def("pull_products_and_stock").execute_in_process(instance=instance, run_config=QUIET)
     first = DEFAULT_END - dt.timedelta(days=DEMO_API_DAYS - 1)
-    tags = {
-        RANGE_START_TAG: first.isoformat(),
-        RANGE_END_TAG: DEFAULT_END.isoformat(),
-    }
+    tags = range_tags(first, DEFAULT_END)
     defs.resolve_job_def("pull_sales").execute_in_process(instance=instance, tags=tags, run_config=QUIET)
 
 
@@ -489,16 +486,13 @@ def pull_sales(first_day: dt.datetime, last_day: dt.datetime, simulator: bool) -
     import dagster as dg
 
     from sales_pipeline.definitions import defs
-    from sales_pipeline.defs.analytics.sensors import RANGE_END_TAG, RANGE_START_TAG
+    from sales_pipeline.defs.analytics.sensors import range_tags
 
     click.echo(f"Java API: {where['java api']}")
     instance = dg.DagsterInstance.get()
     # Products first, as the nightly jobs do: sales of a product the warehouse does not know fail a check.
     defs.resolve_job_def("pull_products_and_stock").execute_in_process(instance=instance, run_config=QUIET)
-    tags = {
-        RANGE_START_TAG: f"{first_day:%Y-%m-%d}",
-        RANGE_END_TAG: f"{last_day:%Y-%m-%d}",
-    }
+    tags = range_tags(first_day.date(), last_day.date())
     result = defs.resolve_job_def("pull_sales").execute_in_process(
         instance=instance, tags=tags, run_config=QUIET, raise_on_error=False
     )

@@ -16,7 +16,7 @@ and no word why.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from psycopg2.extensions import cursor as Cursor
 
@@ -34,6 +34,10 @@ class SalesChange:
     first_sale: dt.date  # the days of its first and last sale instant
     last_sale: dt.date
 
+    @property
+    def key(self) -> str:
+        return f"{self.source}:{self.change_id}"
+
 
 @dataclass(frozen=True)
 class KpiRefreshPlan:
@@ -42,8 +46,7 @@ class KpiRefreshPlan:
     first_day: dt.date | None = None
     last_day: dt.date | None = None
     changes: tuple[SalesChange, ...] = ()  # the changes the range covers
-    before_history: tuple[SalesChange, ...] = field(default=())  # wholly before the first partition
-    not_yet: tuple[SalesChange, ...] = field(default=())  # wholly after the last one: today's sales
+    before_history: tuple[SalesChange, ...] = ()  # wholly before the first partition
 
     @property
     def explanation(self) -> str | None:
@@ -68,18 +71,19 @@ def pending_sales_changes(cursor: Cursor, timezone: str) -> list[SalesChange]:
 
 
 def plan_kpi_refresh(changes: list[SalesChange], first_partition: dt.date, last_partition: dt.date) -> KpiRefreshPlan:
-    """One range covering every change that touches a day the KPIs have, clipped to those days."""
+    """One range covering every change that touches a day the KPIs have, clipped to those days.
+
+    A change wholly after the last partition (today's sales) waits for the nightly refresh of its day.
+    """
     covered = [c for c in changes if c.last_day >= first_partition and c.first_day <= last_partition]
     before = tuple(c for c in changes if c.last_day < first_partition)
-    after = tuple(c for c in changes if c.first_day > last_partition)
     if not covered:
-        return KpiRefreshPlan(before_history=before, not_yet=after)
+        return KpiRefreshPlan(before_history=before)
     return KpiRefreshPlan(
         first_day=max(min(c.first_day for c in covered), first_partition),
         last_day=min(max(c.last_day for c in covered), last_partition),
         changes=tuple(covered),
         before_history=before,
-        not_yet=after,
     )
 
 

@@ -45,7 +45,7 @@ def sales_changed_sensor(
     requested: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
     plan = plan_pending_refresh(warehouse.url(), analytics.timezone)
     now = dt.datetime.now(dt.UTC)
-    pending = {f"{c.source}:{c.change_id}": c for c in plan.changes}
+    pending = {change.key: change for change in plan.changes}
     still_requested = {
         key: at
         for key, at in requested.items()
@@ -58,9 +58,9 @@ def sales_changed_sensor(
     first = max(min(c.first_day for c in new), plan.first_day)
     last = min(max(c.last_day for c in new), plan.last_day)
     tags = range_tags(first, last)
-    keys = ",".join(sorted(f"{c.source}:{c.change_id}" for c in new))
+    keys = ",".join(sorted(change.key for change in new))
     run_key = f"sales-changes-{hashlib.sha1(keys.encode()).hexdigest()[:12]}-{now:%Y%m%dT%H%M%S}"
-    still_requested.update({f"{c.source}:{c.change_id}": now.isoformat() for c in new})
+    still_requested.update({change.key: now.isoformat() for change in new})
     return dg.SensorResult(run_requests=[dg.RunRequest(run_key=run_key, tags=tags)], cursor=json.dumps(still_requested))
 
 
