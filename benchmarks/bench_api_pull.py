@@ -120,7 +120,7 @@ def main() -> None:
         worker(args.base_url, args.url, args.worker, *args.window)
         return
 
-    from sales_pipeline.javaapi.simulator import JavaApiSimulator
+    from sales_pipeline.demo.simulator import JavaApiSimulator
 
     scale, days = (1, 120) if args.quick else (8, 730)
     rows = args.rows or (None if args.quick else 200_000)

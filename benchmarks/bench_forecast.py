@@ -107,7 +107,7 @@ def load(url: str, n_series: int) -> dict:
     import numpy as np
     import pandas as pd
 
-    from sales_pipeline.synthetic.retailer import generate_retailer
+    from sales_pipeline.demo.retailer import generate_retailer
 
     retailer = generate_retailer(SCALE, SEED, days=DAYS, end=END)
     products = retailer.products

@@ -34,9 +34,9 @@ BENCH_DIR = Path(".sales_pipeline/bench")
 
 def build_workbook(rows: int, seed: int) -> Path:
     """A template workbook with the products and the first `rows` order lines of a synthetic retailer."""
+    from sales_pipeline.demo import retailer as synthetic
+    from sales_pipeline.demo.retailer import generate_retailer, write_sheets_workbook
     from sales_pipeline.excel import layout
-    from sales_pipeline.synthetic import retailer as synthetic
-    from sales_pipeline.synthetic.retailer import generate_retailer, write_sheets_workbook
 
     # Cached by what makes its bytes: the size, the seed and the generator's and template's code.
     code = hashlib.sha256(Path(synthetic.__file__).read_bytes() + Path(layout.__file__).read_bytes()).hexdigest()

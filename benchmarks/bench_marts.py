@@ -100,7 +100,7 @@ def settle(url: str) -> None:
 
 
 def fingerprint(rows: int, seed: int, chunk_scale: int, timezone: str) -> str:
-    from sales_pipeline.synthetic import retailer
+    from sales_pipeline.demo import retailer
 
     code = hashlib.sha256(Path(retailer.__file__).read_bytes()).hexdigest()[:12]
     # The migrations' text, not only their versions: an edited migration means a fresh database.
@@ -160,7 +160,7 @@ def load(url: str, rows: int, seed: int, chunk_scale: int, timezone: str, stamp:
     import numpy as np
     import pandas as pd
 
-    from sales_pipeline.synthetic.retailer import generate_retailer
+    from sales_pipeline.demo.retailer import generate_retailer
 
     started = time.perf_counter()
     with db.transaction(url) as cursor:

@@ -83,7 +83,7 @@ def java_api(simulator: bool) -> dict[str, str]:
 
 def start_simulator() -> str:
     """Serve the bundled simulator from this process while it runs, and point the pulls at it."""
-    from sales_pipeline.javaapi.simulator import JavaApiSimulator
+    from sales_pipeline.demo.simulator import JavaApiSimulator
 
     token = os.environ.get(settings.JAVA_API_TOKEN) or secrets.token_urlsafe(16)
     simulator = JavaApiSimulator(token=token, **SIMULATED_RETAILER)
@@ -211,7 +211,7 @@ def pull_back_office() -> None:
 
     from sales_pipeline.definitions import defs
     from sales_pipeline.defs.analytics.sensors import range_tags
-    from sales_pipeline.synthetic.retailer import DEFAULT_END
+    from sales_pipeline.demo.retailer import DEFAULT_END
 
     instance = dg.DagsterInstance.get()
     click.echo(
@@ -438,7 +438,7 @@ def _group_runs(group: int) -> bool:
               help="One workbook, or master data + one sales workbook per month + stock.")  # fmt: skip
 def generate(scale: int, seed: int, days: int, out_dir: Path, split: str) -> None:
     """Write a synthetic retailer's workbooks (deterministic by seed)."""
-    from sales_pipeline.synthetic.retailer import generate_retailer, write_workbooks
+    from sales_pipeline.demo.retailer import generate_retailer, write_workbooks
 
     click.echo(f"Generating {scale} stores, {days} days (seed {seed})...")
     retailer = generate_retailer(scale=scale, seed=seed, days=days)
@@ -466,7 +466,7 @@ def template(out_path: Path) -> None:
 @click.pass_context
 def simulate_api(context: click.Context) -> None:
     """Serve the back office's API with the synthetic retailer, with fault injection (--help for the flags)."""
-    from sales_pipeline.javaapi import simulator
+    from sales_pipeline.demo import simulator
 
     sys.exit(simulator.main(context.args))
 

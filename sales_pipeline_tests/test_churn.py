@@ -13,8 +13,8 @@ import pytest
 
 from sales_pipeline.anomalies import churn
 from sales_pipeline.anomalies.churn import assess_customers, churn_alerts, churn_kpis, fit_prior, refresh_churn
+from sales_pipeline.demo.retailer import DEFAULT_END, generate_retailer, write_sheets_workbook
 from sales_pipeline.excel.importer import ImportSettings, import_workbook
-from sales_pipeline.synthetic.retailer import DEFAULT_END, generate_retailer, write_sheets_workbook
 from sales_pipeline.warehouse.db import transaction
 from sales_pipeline_tests.conftest import empty_tables, query
 

@@ -17,11 +17,11 @@ import pytest
 from sales_pipeline.analytics import marts
 from sales_pipeline.defs.anomalies.assets import anomaly_assets
 from sales_pipeline.defs.forecasting.assets import forecast_assets, forecast_checks
+from sales_pipeline.demo.retailer import generate_retailer, write_sheets_workbook
 from sales_pipeline.excel.importer import ImportSettings, import_workbook
 from sales_pipeline.forecasting.models import PROPHET, ForecastSettings, forecast_series
 from sales_pipeline.forecasting.runner import sales_series, store_calendars
 from sales_pipeline.resources import AnalyticsResource, ForecastingResource, WarehouseResource
-from sales_pipeline.synthetic.retailer import generate_retailer, write_sheets_workbook
 from sales_pipeline.warehouse.db import transaction
 from sales_pipeline_tests.conftest import empty_tables, query
 

@@ -12,12 +12,12 @@ import requests
 
 from sales_pipeline.definitions import defs
 from sales_pipeline.defs.analytics.sensors import RANGE_END_TAG, RANGE_START_TAG
+from sales_pipeline.demo.retailer import generate_retailer, write_sheets_workbook
+from sales_pipeline.demo.simulator import JavaApiSimulator
 from sales_pipeline.excel.importer import import_workbook
 from sales_pipeline.javaapi.client import JavaApiClient, JavaApiError
 from sales_pipeline.javaapi.records import InvalidPage
-from sales_pipeline.javaapi.simulator import JavaApiSimulator
 from sales_pipeline.resources import JavaApiResource, WarehouseResource
-from sales_pipeline.synthetic.retailer import generate_retailer, write_sheets_workbook
 from sales_pipeline_tests.conftest import query, table_counts
 
 SEED, SCALE, DAYS, END = 5, 1, 40, dt.date(2026, 11, 22)

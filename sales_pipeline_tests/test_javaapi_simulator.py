@@ -18,9 +18,9 @@ import pytest
 import requests
 import yaml
 
+from sales_pipeline.demo.retailer import DEFAULT_END, generate_retailer
+from sales_pipeline.demo.simulator import JavaApiSimulator
 from sales_pipeline.javaapi.records import RECORD_MODELS, InvalidPage, SaleLine, parse_page
-from sales_pipeline.javaapi.simulator import JavaApiSimulator
-from sales_pipeline.synthetic.retailer import DEFAULT_END, generate_retailer
 
 SEED, SCALE, DAYS = 11, 1, 60
 TOKEN = "test-token-0123"
@@ -576,7 +576,7 @@ def _conforms(value: object, schema: dict) -> bool:
 
 
 def test_main_serves_with_fault_flags_until_terminated():
-    command = [sys.executable, "-m", "sales_pipeline.javaapi.simulator", "--port", "0", "--seed", str(SEED)]
+    command = [sys.executable, "-m", "sales_pipeline.demo.simulator", "--port", "0", "--seed", str(SEED)]
     command += ["--scale", "1", "--days", str(DAYS), "--token", "cli-token", "--fail-next", "1", "--retry-after", "0"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -10,8 +10,7 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from sales_pipeline.excel import layout
-from sales_pipeline.synthetic.retailer import (
+from sales_pipeline.demo.retailer import (
     DEFAULT_END,
     EXCEL_MAX_ROWS,
     Retailer,
@@ -19,6 +18,7 @@ from sales_pipeline.synthetic.retailer import (
     write_sheets_workbook,
     write_workbooks,
 )
+from sales_pipeline.excel import layout
 
 SCALE, DAYS, SEED = 2, 400, 7
 END = pd.Timestamp(DEFAULT_END)

@@ -57,6 +57,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
+from sales_pipeline.demo.retailer import DEFAULT_END, Retailer, generate_retailer
 from sales_pipeline.javaapi.records import (
     API_PREFIX,
     RECORD_MODELS,
@@ -65,7 +66,6 @@ from sales_pipeline.javaapi.records import (
     StockLevel,
     describe_error,
 )
-from sales_pipeline.synthetic.retailer import DEFAULT_END, Retailer, generate_retailer
 
 DEFAULT_TOKEN = "simulator-token"  # not a secret: what the simulator accepts when no token is given
 DEFAULT_PORT = 8080

@@ -1,1 +1,0 @@
-"""A deterministic synthetic retailer, with anomalies planted where forecasting and alerting can find them."""
