@@ -7,10 +7,13 @@ and falls back to the embedded default when it is not (see settings.py and the R
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
 import dagster as dg
+import psycopg2.extensions
 from pydantic import Field
 
 from sales_pipeline import settings
@@ -42,6 +45,12 @@ class WarehouseResource(dg.ConfigurableResource):
 
     def url(self) -> str:
         return _migrated_url(self.database_url or embedded.warehouse_url())
+
+    @contextmanager
+    def transaction(self) -> Iterator[psycopg2.extensions.cursor]:
+        """A cursor inside one transaction: committed when the block ends, rolled back if it raises."""
+        with db.transaction(self.url()) as cursor:
+            yield cursor
 
 
 class WorkbookInboxResource(dg.ConfigurableResource):

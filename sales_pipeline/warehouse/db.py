@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
+import pandas as pd
 import psycopg2
 import psycopg2.extensions
 import sqlalchemy as sa
@@ -42,6 +43,12 @@ def transaction(url: str) -> Iterator[psycopg2.extensions.cursor]:
         raise
     finally:
         connection.close()
+
+
+def read_frame(cursor: psycopg2.extensions.cursor, statement: str, params: object = None) -> pd.DataFrame:
+    """The rows of a query as a DataFrame, columns named as the query names them."""
+    cursor.execute(statement, params)
+    return pd.DataFrame(cursor.fetchall(), columns=[column.name for column in cursor.description])
 
 
 def refresh_in_turn(cursor: psycopg2.extensions.cursor, what: str) -> None:
