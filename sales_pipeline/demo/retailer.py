@@ -17,7 +17,7 @@ and headers from `sales_pipeline.excel.layout`), byte-for-byte reproducible for 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -545,10 +545,50 @@ def _simulate_stock(
     return hand_out, order_out
 
 
+@dataclass(frozen=True)
+class _Planted:
+    """Where the anomalies go, chosen before the demand model because it has to know about them."""
+
+    drop_store: int
+    stock_store: int
+    stock_product: int
+
+
+class _Columns:
+    """Parallel arrays, one entry per row, that are filtered together."""
+
+    def take(self, keep: np.ndarray) -> Any:
+        """The rows selected (or reordered) by `keep`; columns not filled in yet stay None."""
+        return replace(self, **{f.name: v[keep] for f in fields(self) if (v := getattr(self, f.name)) is not None})  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class _Orders(_Columns):
+    """One row per order (till receipt); indexes into the store, day and customer tables."""
+
+    store: np.ndarray
+    day: np.ndarray
+    customer: np.ndarray  # -1: an anonymous walk-in
+    minute: np.ndarray | None = None  # minutes after midnight, once the orders are given a time of day
+
+
+@dataclass(frozen=True)
+class _Lines(_Columns):
+    """One row per order line; `order` indexes into `_Orders`."""
+
+    order: np.ndarray
+    product: np.ndarray
+    quantity: np.ndarray
+    line_number: np.ndarray | None = None  # 1..k within the order, once repeated products are merged
+    discount: np.ndarray | None = None
+    promotion: np.ndarray | None = None
+
+
 def generate_retailer(scale: int = 1, seed: int = 42, days: int = 730, end: date = DEFAULT_END) -> Retailer:
     """Build a synthetic retailer with `scale` stores and `days` days of sales ending at `end` (inclusive).
 
     Everything comes from `numpy.random.default_rng(seed)`, so the same arguments give identical frames.
+    Each step below draws from the generator in turn: their order is part of the output.
     """
     if scale < 1:
         raise ValueError(f"scale must be at least 1 (the number of stores), got {scale}")
@@ -556,14 +596,41 @@ def generate_retailer(scale: int = 1, seed: int = 42, days: int = 730, end: date
         raise ValueError(f"days must be at least {MIN_DAYS} so the planted anomalies have a history")
     rng = np.random.default_rng(seed)
     cal = _calendar(end, days)
-    start = cal.dates[0]
     n_stores, n_products, n_customers = scale, 40 + 20 * scale, 250 * scale
 
     prod = _make_products(rng, n_products)
-    stores = _make_stores(rng, n_stores, start)
-    cust = _make_customers(rng, n_customers, stores, start, days)
+    stores = _make_stores(rng, n_stores, cal.dates[0])
+    cust = _make_customers(rng, n_customers, stores, cal.dates[0], days)
+    planted = _plant_choices(rng, prod, n_stores)
+    active_days = _discontinue_tail_products(rng, prod, days)
+    prod["active"] = active_days[-1].copy()
 
-    # Planted choices come first: the demand model needs to know about them.
+    traffic = _store_traffic(rng, cal, n_stores)
+    promo_discount, mix = _product_mix(rng, cal, prod, active_days)
+    orders = _customer_visits(rng, cust, stores, traffic)
+    orders, churned = _churn_regulars(rng, orders, n_customers, days)
+    orders, basket_size = _time_orders(rng, orders)
+    lines, availability = _fill_baskets(rng, orders, basket_size, mix, cust, planted, n_stores)
+    lines = _one_line_per_product(rng, lines)
+    lines = _apply_discounts(rng, orders, lines, promo_discount)
+    orders, lines = _plant_sales_drop(rng, orders, lines, prod["unit_price"], planted.drop_store, days)
+
+    units = _units_sold(orders, lines, n_stores, days, n_products)
+    stock = _stock_counts(rng, cal, units, prod, stores["store_id"], active_days, availability, planted)
+    planted_anomalies = PlantedAnomalies(
+        sales_drop_store_id=str(stores["store_id"][planted.drop_store]),
+        sales_drop_start=end - timedelta(days=_DROP_DAYS - 1),
+        stockout_product_id=str(prod["product_id"][planted.stock_product]),
+        stockout_store_id=str(stores["store_id"][planted.stock_store]),
+        churned_customer_ids=tuple(str(c) for c in cust["customer_id"][churned]),
+    )
+    sales = _sales_frame(cal, orders, lines, prod, stores, cust)
+    frames = _products_frame(prod, units), _stores_frame(stores), _customers_frame(cust)
+    return Retailer(*frames, sales, stock, planted_anomalies)
+
+
+def _plant_choices(rng: np.random.Generator, prod: dict[str, np.ndarray], n_stores: int) -> _Planted:
+    """Pick the store whose sales drop, and the fast seller that runs short in another store."""
     drop_store = int(rng.integers(n_stores))
     stock_store = int((drop_store + 1 + rng.integers(n_stores - 1)) % n_stores) if n_stores > 1 else 0
     top = np.argsort(prod["rank"])[:6]  # top 6 by popularity: comfortably inside the realised top 10
@@ -571,39 +638,63 @@ def generate_retailer(scale: int = 1, seed: int = 42, days: int = 730, end: date
     stock_product = int(rng.choice(long_lead if len(long_lead) else top))
     if prod["lead_time_days"][stock_product] < 7:  # a short lead time would make the shortage harmless
         prod["lead_time_days"][stock_product] = int(rng.integers(7, 12))
-    sunday_closed = 1 if n_stores > 1 else 0
+    return _Planted(drop_store, stock_store, stock_product)
 
-    # Discontinued products: a few from the long tail stop selling part-way through.
+
+def _discontinue_tail_products(rng: np.random.Generator, prod: dict[str, np.ndarray], days: int) -> np.ndarray:
+    """(days, products) mask of listed days: a few products from the long tail stop selling part-way through."""
+    n_products = len(prod["rank"])
     n_inactive = max(2, round(0.04 * n_products))
     tail = np.flatnonzero(prod["rank"] >= n_products // 2)
     inactive = np.sort(rng.choice(tail, size=n_inactive, replace=False))
     active_days = np.ones((days, n_products), dtype=bool)
     for p in inactive:
         active_days[int(rng.integers(int(0.3 * days), int(0.85 * days))) :, p] = False
-    prod["active"] = active_days[-1].copy()
+    return active_days
 
-    # Traffic multiplier per store and day (1 = an average weekday in mid-window).
+
+def _store_traffic(rng: np.random.Generator, cal: _Calendar, n_stores: int) -> np.ndarray:
+    """Traffic multiplier per store and day (1 = an average weekday in mid-window)."""
+    days = len(cal.dates)
     t = np.arange(days)
     yearly = 1.0 + 0.35 * _bump(cal.doy, 352, 11) - 0.22 * _bump(cal.doy, 222, 13)  # Dec peak, Aug dip
     trend = _TREND_PER_YEAR ** ((t - (days - 1) / 2) / 365.25)
     base = trend * _WEEKDAY_FACTOR[cal.weekday] * yearly * ~cal.holiday
     traffic = base[None, :] * np.exp(rng.normal(0.0, 0.07, (n_stores, days)))
+    sunday_closed = 1 if n_stores > 1 else 0
     traffic[sunday_closed, cal.weekday == 6] = 0.0
+    return traffic
 
-    # Product mix per day, before store-level stock-outs: popularity x category season x promotions.
-    discount, lift = _promotions(rng, cal, n_products)
-    season = np.ones((days, n_products))
+
+def _product_mix(
+    rng: np.random.Generator, cal: _Calendar, prod: dict[str, np.ndarray], active_days: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Promotion discounts and product mix per day, before store-level stock-outs.
+
+    The mix is popularity x category season x promotion lift, zero once a product is discontinued.
+    """
+    discount, lift = _promotions(rng, cal, len(prod["rank"]))
+    season = np.ones(active_days.shape)
     for c, spec in _CATALOGUE.items():
         amp, peak = spec["season"]
         if amp:
             cols = prod["category"] == c
             season[:, cols] = (1 + amp * np.cos(2 * np.pi * (cal.doy - peak) / 365.25))[:, None]
-    mix = prod["weight"][None, :] * season * lift * active_days
+    return discount, prod["weight"][None, :] * season * lift * active_days
 
-    # Orders: customers visit their home store at their own rhythm; anonymous walk-ins top up traffic
-    # to the base rate. Mean lines per order is ~2.3, a little less after merging repeated products.
+
+def _customer_visits(
+    rng: np.random.Generator, cust: dict[str, np.ndarray], stores: dict[str, np.ndarray], traffic: np.ndarray
+) -> _Orders:
+    """Customers visit their home store at their own rhythm; anonymous walk-ins top up its traffic.
+
+    Walk-ins bring each store to the base rate of lines a day, and are at least _ANONYMOUS_SHARE of it.
+    Mean lines per order is ~2.3, a little less after merging repeated products.
+    """
+    n_stores, days = traffic.shape
+    t = np.arange(days)
     lines_per_order = float((_ORDER_SIZE_P * np.arange(1, 6)).sum()) * 0.958
-    order_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for s in range(n_stores):
         members = np.flatnonzero(cust["home"] == s)
         joined = cust["joined_day"][members]
@@ -611,23 +702,25 @@ def generate_retailer(scale: int = 1, seed: int = 42, days: int = 730, end: date
         active_frac = (days - joined) / days
         target = _BASE_LINES_PER_STORE_DAY * stores["size"][s] / lines_per_order
         anonymous = max(target - float((rate * active_frac).sum()), _ANONYMOUS_SHARE * target)
-        lam = rate[:, None] * traffic[s][None, :] * (t[None, :] >= joined[:, None])
-        visits = rng.poisson(lam)
+        visits = rng.poisson(rate[:, None] * traffic[s][None, :] * (t[None, :] >= joined[:, None]))
         who, when = np.nonzero(visits)
         reps = visits[who, when]
         walk_in = rng.poisson(anonymous * traffic[s])
-        order_parts.append(
+        parts.append(
             (
                 np.full(int(reps.sum() + walk_in.sum()), s),
                 np.concatenate([np.repeat(when, reps), np.repeat(t, walk_in)]),
                 np.concatenate([np.repeat(members[who], reps), np.full(int(walk_in.sum()), -1)]),
             )
         )
-    o_store = np.concatenate([p[0] for p in order_parts])
-    o_day = np.concatenate([p[1] for p in order_parts])
-    o_cust = np.concatenate([p[2] for p in order_parts])
+    return _Orders(*(np.concatenate([p[k] for p in parts]) for k in range(3)))
 
-    # Churn: regulars who were still buying lose interest ~90 days before the end.
+
+def _churn_regulars(
+    rng: np.random.Generator, orders: _Orders, n_customers: int, days: int
+) -> tuple[_Orders, np.ndarray]:
+    """Regulars who were still buying lose interest ~90 days before the end; returns their indexes too."""
+    o_cust, o_day = orders.customer, orders.day
     known = o_cust >= 0
     early = np.bincount(o_cust[known & (o_day < days - _CHURN_DAYS[1])], minlength=n_customers)
     lately = np.bincount(
@@ -641,25 +734,42 @@ def generate_retailer(scale: int = 1, seed: int = 42, days: int = 730, end: date
     churned = np.sort(rng.choice(candidates, size=n_churn, replace=False))
     last_day = np.full(n_customers, days, dtype=np.int64)
     last_day[churned] = days - rng.integers(*_CHURN_DAYS, n_churn)
-    keep = ~known | (o_day < last_day[np.maximum(o_cust, 0)])
-    o_store, o_day, o_cust = o_store[keep], o_day[keep], o_cust[keep]
+    return orders.take(~known | (o_day < last_day[np.maximum(o_cust, 0)])), churned
 
-    # Time of day, then number orders chronologically.
-    n_orders = len(o_day)
+
+def _time_orders(rng: np.random.Generator, orders: _Orders) -> tuple[_Orders, np.ndarray]:
+    """Give each order a time within opening hours and sort them chronologically; returns lines per order too."""
+    n_orders = len(orders.day)
     hour = 8 + rng.choice(12, size=n_orders, p=_HOUR_WEIGHTS / _HOUR_WEIGHTS.sum())
     minute = hour * 60 + rng.integers(0, 60, n_orders)
-    order = np.lexsort((rng.random(n_orders), o_store, minute, o_day))
-    o_store, o_day, o_cust, minute = o_store[order], o_day[order], o_cust[order], minute[order]
-    size = 1 + rng.choice(5, size=n_orders, p=_ORDER_SIZE_P)
+    chronological = np.lexsort((rng.random(n_orders), orders.store, minute, orders.day))
+    basket_size = 1 + rng.choice(5, size=n_orders, p=_ORDER_SIZE_P)
+    return replace(orders, minute=minute).take(chronological), basket_size
 
-    # Lines: each line picks a product from its store's mix of the day (inverse CDF, all rows at once).
-    l_order = np.repeat(np.arange(n_orders), size)
-    l_store, l_day = o_store[l_order], o_day[l_order]
+
+def _fill_baskets(
+    rng: np.random.Generator,
+    orders: _Orders,
+    basket_size: np.ndarray,
+    mix: np.ndarray,
+    cust: dict[str, np.ndarray],
+    planted: _Planted,
+    n_stores: int,
+) -> tuple[_Lines, list[np.ndarray]]:
+    """Each line picks a product from its store's mix of the day, less that store's stock-outs, and a quantity.
+
+    Products by inverse CDF, all of a store's lines at once. Returns the lines and, per store, the
+    (days, products) mask of the days each product was on the shelf.
+    """
+    days, n_products = mix.shape
+    t = np.arange(days)
+    l_order = np.repeat(np.arange(len(orders.day)), basket_size)
+    l_store, l_day = orders.store[l_order], orders.day[l_order]
     l_product = np.empty(len(l_order), dtype=np.int64)
     u = rng.random(len(l_order)) * (1 - 1e-9)
     availability: list[np.ndarray] = []
     for s in range(n_stores):
-        gaps = _stockout_days(rng, days, n_products, stock_product if s == stock_store else None)
+        gaps = _stockout_days(rng, days, n_products, planted.stock_product if s == planted.stock_store else None)
         availability.append(~gaps)
         cdf = np.cumsum(mix * ~gaps, axis=1)
         cdf = cdf / cdf[:, -1:] + t[:, None]  # row d spans [d, d + 1]
@@ -667,107 +777,150 @@ def generate_retailer(scale: int = 1, seed: int = 42, days: int = 730, end: date
         found = np.searchsorted(cdf.ravel(), l_day[sel] + u[sel], side="right")
         l_product[sel] = np.minimum(found - l_day[sel] * n_products, n_products - 1)
     corporate = np.zeros(len(l_order), dtype=bool)
-    l_cust = o_cust[l_order]
+    l_cust = orders.customer[l_order]
     corporate[l_cust >= 0] = cust["segment"][l_cust[l_cust >= 0]] == "Corporate"
     l_qty = 1 + rng.choice(len(_QUANTITY_P), size=len(l_order), p=_QUANTITY_P)
     l_qty += np.where(corporate, rng.poisson(1.0, len(l_order)), 0)  # offices buy for the team
+    return _Lines(l_order, l_product, l_qty), availability
 
-    # The same product twice in one order becomes one line with the summed quantity.
-    by = np.lexsort((l_product, l_order))
-    l_order, l_product, l_qty = l_order[by], l_product[by], l_qty[by]
-    first = np.ones(len(l_order), dtype=bool)
-    first[1:] = (l_order[1:] != l_order[:-1]) | (l_product[1:] != l_product[:-1])
+
+def _one_line_per_product(rng: np.random.Generator, lines: _Lines) -> _Lines:
+    """The same product twice in one order becomes one line with the summed quantity.
+
+    The lines are then shuffled within each order and numbered 1..k.
+    """
+    lines = lines.take(np.lexsort((lines.product, lines.order)))
+    first = np.ones(len(lines.order), dtype=bool)
+    first[1:] = (lines.order[1:] != lines.order[:-1]) | (lines.product[1:] != lines.product[:-1])
     starts = np.flatnonzero(first)
-    l_qty = np.add.reduceat(l_qty, starts)
-    l_order, l_product = l_order[starts], l_product[starts]
-    # Shuffle lines within each order, then number them 1..k.
-    by = np.lexsort((rng.random(len(l_order)), l_order))
-    l_order, l_product, l_qty = l_order[by], l_product[by], l_qty[by]
-    new_order = np.ones(len(l_order), dtype=bool)
-    new_order[1:] = l_order[1:] != l_order[:-1]
+    merged = _Lines(lines.order[starts], lines.product[starts], np.add.reduceat(lines.quantity, starts))
+    merged = merged.take(np.lexsort((rng.random(len(merged.order)), merged.order)))
+    new_order = np.ones(len(merged.order), dtype=bool)
+    new_order[1:] = merged.order[1:] != merged.order[:-1]
     order_start = np.flatnonzero(new_order)
-    line_number = np.arange(len(l_order)) - np.repeat(order_start, np.diff(np.append(order_start, len(l_order))))
-    line_number += 1
+    n_lines = len(merged.order)
+    line_number = np.arange(n_lines) - np.repeat(order_start, np.diff(np.append(order_start, n_lines)))
+    return replace(merged, line_number=line_number + 1)
 
-    l_store, l_day, l_cust = o_store[l_order], o_day[l_order], o_cust[l_order]
-    l_discount = discount[l_day, l_product]
+
+def _apply_discounts(rng: np.random.Generator, orders: _Orders, lines: _Lines, promo_discount: np.ndarray) -> _Lines:
+    """The day's promotion discount, else now and then a 5% loyalty discount for a known customer."""
+    l_discount = promo_discount[orders.day[lines.order], lines.product]
     promotion = l_discount > 0
-    loyalty = (l_cust >= 0) & ~promotion & (rng.random(len(l_order)) < 0.03)
-    l_discount = np.where(loyalty, 0.05, l_discount)
+    loyalty = (orders.customer[lines.order] >= 0) & ~promotion & (rng.random(len(lines.order)) < 0.03)
+    return replace(lines, discount=np.where(loyalty, 0.05, l_discount), promotion=promotion)
 
-    # The sales drop: lose whole orders, picked at random, from the drop store's last 10 days until their
-    # revenue is _DROP_RATIO of the 28 days before. Thinning to a revenue target (rather than scaling the
-    # traffic) makes the size of the drop exact instead of at the mercy of ~10% Poisson noise.
-    revenue = np.bincount(l_order, weights=l_qty * prod["unit_price"][l_product] * (1 - l_discount))
-    in_store = o_store == drop_store
-    tail_days = o_day >= days - _DROP_DAYS
-    before = in_store & ~tail_days & (o_day >= days - _DROP_DAYS - 28)
+
+def _plant_sales_drop(
+    rng: np.random.Generator, orders: _Orders, lines: _Lines, unit_price: np.ndarray, drop_store: int, days: int
+) -> tuple[_Orders, _Lines]:
+    """Lose whole orders, picked at random, from the drop store's last 10 days.
+
+    Orders go until that revenue is _DROP_RATIO of the 28 days before. Thinning to a revenue target
+    (rather than scaling the traffic) makes the size of the drop exact instead of at the mercy of ~10%
+    Poisson noise.
+    """
+    revenue = np.bincount(lines.order, weights=lines.quantity * unit_price[lines.product] * (1 - lines.discount))
+    in_store = orders.store == drop_store
+    tail_days = orders.day >= days - _DROP_DAYS
+    before = in_store & ~tail_days & (orders.day >= days - _DROP_DAYS - 28)
     n_before = min(28, days - _DROP_DAYS)
     budget = _DROP_RATIO * revenue[before].sum() / n_before * _DROP_DAYS
-    candidates_drop = rng.permutation(np.flatnonzero(in_store & tail_days))
-    keep_order = np.ones(n_orders, dtype=bool)
-    keep_order[candidates_drop[np.cumsum(revenue[candidates_drop]) > budget]] = False
+    candidates = rng.permutation(np.flatnonzero(in_store & tail_days))
+    keep_order = np.ones(len(orders.day), dtype=bool)
+    keep_order[candidates[np.cumsum(revenue[candidates]) > budget]] = False
     renumber = np.cumsum(keep_order) - 1
-    kept_line = keep_order[l_order]
-    l_order, l_product, l_qty = renumber[l_order[kept_line]], l_product[kept_line], l_qty[kept_line]
-    line_number, l_discount, promotion = line_number[kept_line], l_discount[kept_line], promotion[kept_line]
-    o_store, o_day, o_cust, minute = o_store[keep_order], o_day[keep_order], o_cust[keep_order], minute[keep_order]
-    n_orders = len(o_store)
-    l_store, l_day, l_cust = o_store[l_order], o_day[l_order], o_cust[l_order]
+    kept = lines.take(keep_order[lines.order])
+    return orders.take(keep_order), replace(kept, order=renumber[kept.order])
 
-    order_ids = _ids("O-", n_orders, 7)
-    customer_ids = np.append(cust["customer_id"], None)  # index -1 -> anonymous
-    sold_at = (cal.dates[l_day].astype("datetime64[m]") + minute[l_order]).astype("datetime64[us]")
-    sales = pd.DataFrame(
-        {
-            "order_id": order_ids[l_order],
-            "line_number": line_number.astype(np.int64),
-            "sold_at": sold_at,
-            "store_id": stores["store_id"][l_store],
-            "customer_id": customer_ids[l_cust],
-            "product_id": prod["product_id"][l_product],
-            "quantity": l_qty.astype(np.int64),
-            "unit_price": prod["unit_price"][l_product],
-            "discount": l_discount,
-            "promotion": promotion,
-            # Half a cent rounds up, as the till does (the epsilon undoes binary float error).
-            "revenue": np.floor(l_qty * prod["unit_price"][l_product] * (1 - l_discount) * 100 + 0.5 + 1e-9) / 100,
-            "unit_cost": None,  # blank: the lines cost what their product costs (Products sheet)
-        }
+
+def _units_sold(orders: _Orders, lines: _Lines, n_stores: int, days: int, n_products: int) -> np.ndarray:
+    """Units sold per (store, day, product)."""
+    cell = (orders.store[lines.order] * days + orders.day[lines.order]) * n_products + lines.product
+    return np.bincount(cell, weights=lines.quantity, minlength=n_stores * days * n_products).reshape(
+        n_stores, days, n_products
     )
 
-    # Stock: weekly counts from the first day, plus the last day; replayed from the sales above.
-    units = np.bincount(
-        (l_store * days + l_day) * n_products + l_product, weights=l_qty, minlength=n_stores * days * n_products
-    ).reshape(n_stores, days, n_products)
+
+def _stock_counts(
+    rng: np.random.Generator,
+    cal: _Calendar,
+    units: np.ndarray,
+    prod: dict[str, np.ndarray],
+    store_ids: np.ndarray,
+    active_days: np.ndarray,
+    availability: list[np.ndarray],
+    planted: _Planted,
+) -> pd.DataFrame:
+    """Weekly stock counts from the first day, plus the last day, replayed from the sales.
+
+    The planted product ends its store with 2-3 days of its recent demand on hand and nothing on order.
+    """
+    n_stores, days, n_products = units.shape
     snapshot_days = np.unique(np.append(np.arange(0, days, 7), days - 1))
-    recent = units[stock_store, -28:, stock_product].mean()
+    recent = units[planted.stock_store, -28:, planted.stock_product].mean()
     final_on_hand = max(1, round(float(rng.uniform(2.0, 3.0)) * recent))
-    stock_parts = []
+    parts = []
     for s in range(n_stores):
-        planted = (stock_product, final_on_hand) if s == stock_store else None
-        hand, on_order = _simulate_stock(units[s], prod["lead_time_days"], active_days, snapshot_days, planted)
+        short = (planted.stock_product, final_on_hand) if s == planted.stock_store else None
+        hand, on_order = _simulate_stock(units[s], prod["lead_time_days"], active_days, snapshot_days, short)
         gone = ~active_days[snapshot_days]  # delisted products are cleared from the shelves
         hand[gone | ~availability[s][snapshot_days]] = 0  # a count on a stock-out day finds nothing
         on_order[gone] = 0
-        stock_parts.append(
+        parts.append(
             pd.DataFrame(
                 {
                     "product_id": np.tile(prod["product_id"], len(snapshot_days)),
-                    "store_id": stores["store_id"][s],
+                    "store_id": store_ids[s],
                     "as_of": np.repeat(cal.dates[snapshot_days], n_products).astype("datetime64[us]"),
                     "on_hand": hand.ravel(),
                     "on_order": on_order.ravel(),
                 }
             )
         )
-    stock = pd.concat(stock_parts, ignore_index=True).sort_values(
+    return pd.concat(parts, ignore_index=True).sort_values(
         ["as_of", "store_id", "product_id"], ignore_index=True, kind="stable"
     )
 
-    # Reorder point per product: a lead time plus three days of an average store's demand.
+
+def _sales_frame(
+    cal: _Calendar,
+    orders: _Orders,
+    lines: _Lines,
+    prod: dict[str, np.ndarray],
+    stores: dict[str, np.ndarray],
+    cust: dict[str, np.ndarray],
+) -> pd.DataFrame:
+    """The Sales table: one row per order line."""
+    order_ids = _ids("O-", len(orders.day), 7)
+    customer_ids = np.append(cust["customer_id"], None)  # index -1 -> anonymous
+    l_store, l_day, l_cust = orders.store[lines.order], orders.day[lines.order], orders.customer[lines.order]
+    sold_at = (cal.dates[l_day].astype("datetime64[m]") + orders.minute[lines.order]).astype("datetime64[us]")
+    unit_price = prod["unit_price"][lines.product]
+    return pd.DataFrame(
+        {
+            "order_id": order_ids[lines.order],
+            "line_number": lines.line_number.astype(np.int64),
+            "sold_at": sold_at,
+            "store_id": stores["store_id"][l_store],
+            "customer_id": customer_ids[l_cust],
+            "product_id": prod["product_id"][lines.product],
+            "quantity": lines.quantity.astype(np.int64),
+            "unit_price": unit_price,
+            "discount": lines.discount,
+            "promotion": lines.promotion,
+            # Half a cent rounds up, as the till does (the epsilon undoes binary float error).
+            "revenue": np.floor(lines.quantity * unit_price * (1 - lines.discount) * 100 + 0.5 + 1e-9) / 100,
+            "unit_cost": None,  # blank: the lines cost what their product costs (Products sheet)
+        }
+    )
+
+
+def _products_frame(prod: dict[str, np.ndarray], units: np.ndarray) -> pd.DataFrame:
+    """The Products table; the reorder point is a lead time plus three days of an average store's demand."""
+    n_stores, days, _ = units.shape
     daily = units.sum(axis=(0, 1)) / (n_stores * days)
-    products = pd.DataFrame(
+    return pd.DataFrame(
         {
             "product_id": prod["product_id"],
             "sku": prod["sku"],
@@ -781,33 +934,16 @@ def generate_retailer(scale: int = 1, seed: int = 42, days: int = 730, end: date
             "active": prod["active"],
         }
     )
-    stores_df = pd.DataFrame(
-        {
-            "store_id": stores["store_id"],
-            "name": stores["name"],
-            "city": stores["city"],
-            "region": stores["region"],
-            "timezone": stores["timezone"],
-            "opened_on": stores["opened_on"].astype("datetime64[us]"),
-        }
-    )
-    customers = pd.DataFrame(
-        {
-            "customer_id": cust["customer_id"],
-            "name": cust["name"],
-            "segment": cust["segment"],
-            "city": cust["city"],
-            "joined_on": cust["joined_on"].astype("datetime64[us]"),
-        }
-    )
-    planted_anomalies = PlantedAnomalies(
-        sales_drop_store_id=str(stores["store_id"][drop_store]),
-        sales_drop_start=end - timedelta(days=_DROP_DAYS - 1),
-        stockout_product_id=str(prod["product_id"][stock_product]),
-        stockout_store_id=str(stores["store_id"][stock_store]),
-        churned_customer_ids=tuple(str(c) for c in cust["customer_id"][churned]),
-    )
-    return Retailer(products, stores_df, customers, sales, stock, planted_anomalies)
+
+
+def _stores_frame(stores: dict[str, np.ndarray]) -> pd.DataFrame:
+    columns = ("store_id", "name", "city", "region", "timezone")
+    return pd.DataFrame({**{c: stores[c] for c in columns}, "opened_on": stores["opened_on"].astype("datetime64[us]")})
+
+
+def _customers_frame(cust: dict[str, np.ndarray]) -> pd.DataFrame:
+    columns = ("customer_id", "name", "segment", "city")
+    return pd.DataFrame({**{c: cust[c] for c in columns}, "joined_on": cust["joined_on"].astype("datetime64[us]")})
 
 
 # ------------------------------------------------------------------------------------------------
