@@ -63,57 +63,12 @@ def project_stockouts(positions: pd.DataFrame, demand: pd.DataFrame, as_of: date
         missing = set(needed) - set(frame.columns)
         if missing:
             raise ValueError(f"project_stockouts: {what} lacks columns {sorted(missing)}")
-    out = positions.reset_index(drop=True).copy()
-    if "product_name" not in out.columns:
-        out["product_name"] = None
-    out["as_of"] = as_of
-    out["counted_on"] = pd.to_datetime(out["counted_on"]).dt.date
-    for column in ("on_hand", "on_order", "sold_since_count"):
-        out[column] = pd.to_numeric(out[column], errors="coerce").fillna(0).astype("int64")
-    out["projected_on_hand"] = (out["on_hand"] - out["sold_since_count"]).clip(lower=0)
-    lead = pd.to_numeric(out["lead_time_days"], errors="coerce")
-    out["lead_time_known"] = lead.notna()
-    out["lead_time_days"] = lead.fillna(DEFAULT_LEAD_TIME_DAYS).astype("int64")
-
-    # Forecast days after as_of as a matrix: one row per position, one column per day ahead (1..horizon).
-    ahead = demand.loc[:, DEMAND_COLUMNS].copy()
-    ahead["k"] = (pd.to_datetime(ahead["day"]) - pd.Timestamp(as_of)).dt.days
-    ahead = ahead[ahead["k"] >= 1]
-    ahead["yhat"] = pd.to_numeric(ahead["yhat"], errors="coerce").fillna(0.0).clip(lower=0.0)
-    index = pd.MultiIndex.from_frame(out[["product_id", "store_id"]])
-    horizon = int(ahead["k"].max()) if len(ahead) else 0
-    wide = (
-        ahead.pivot_table(index=["product_id", "store_id"], columns="k", values="yhat", aggfunc="sum").reindex(
-            index=index, columns=range(1, horizon + 1)
-        )
-        if horizon
-        else pd.DataFrame(index=index)
-    )
-    has_day = wide.notna().to_numpy()
-    yhat = wide.fillna(0.0).to_numpy(dtype=float)
-    # A pair's own horizon: its last forecast day (days missing before it count as no demand).
-    own_horizon = np.where(has_day.any(axis=1), horizon - np.argmax(has_day[:, ::-1], axis=1), 0) if horizon else 0
-    own_horizon = np.broadcast_to(own_horizon, (len(out),)).astype(float)
-    total = yhat.sum(axis=1) if horizon else np.zeros(len(out))
+    out = _positions_on(positions, as_of)
+    yhat, own_horizon = _demand_ahead(demand, out[["product_id", "store_id"]], as_of)
     assessed = own_horizon > 0
-    daily = np.divide(total, own_horizon, out=np.zeros(len(out)), where=assessed)
-
+    daily = np.divide(yhat.sum(axis=1), own_horizon, out=np.zeros(len(out)), where=assessed)
     on_hand = out["projected_on_hand"].to_numpy(dtype=float)
-    days = np.full(len(out), np.nan)
-    if horizon:
-        cumulative = np.cumsum(yhat, axis=1)
-        reached = cumulative >= on_hand[:, None]
-        found = reached.any(axis=1)
-        k = np.argmax(reached, axis=1)  # first day (0-based) the cumulative demand reaches the stock
-        rows = np.arange(len(out))
-        before = np.where(k > 0, cumulative[rows, np.maximum(k - 1, 0)], 0.0)
-        that_day = yhat[rows, k]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            within = k + (on_hand - before) / that_day
-            beyond = own_horizon + (on_hand - cumulative[:, -1]) / daily
-        days = np.where(found, within, np.where(daily > 0, beyond, np.inf))
-    days = np.where(on_hand <= 0, 0.0, days)
-    days = np.where(assessed, days, np.nan)
+    days = np.where(assessed, _days_until_stockout(on_hand, yhat, own_horizon, daily), np.nan)
 
     out["forecast_days"] = own_horizon.astype("int64")
     out["daily_demand"] = np.where(assessed, daily, np.nan)
@@ -129,6 +84,63 @@ def project_stockouts(positions: pd.DataFrame, demand: pd.DataFrame, as_of: date
         for d, lt, oo, risk in zip(days, out["lead_time_days"], out["on_order"], out["at_risk"], strict=True)
     ]
     return out[PROJECTION_COLUMNS]
+
+
+def _positions_on(positions: pd.DataFrame, as_of: date) -> pd.DataFrame:
+    """The positions with whole-unit counts, the stock projected to as_of and the lead time assumed."""
+    out = positions.reset_index(drop=True).copy()
+    if "product_name" not in out.columns:
+        out["product_name"] = None
+    out["as_of"] = as_of
+    out["counted_on"] = pd.to_datetime(out["counted_on"]).dt.date
+    for column in ("on_hand", "on_order", "sold_since_count"):
+        out[column] = pd.to_numeric(out[column], errors="coerce").fillna(0).astype("int64")
+    out["projected_on_hand"] = (out["on_hand"] - out["sold_since_count"]).clip(lower=0)
+    lead = pd.to_numeric(out["lead_time_days"], errors="coerce")
+    out["lead_time_known"] = lead.notna()
+    out["lead_time_days"] = lead.fillna(DEFAULT_LEAD_TIME_DAYS).astype("int64")
+    return out
+
+
+def _demand_ahead(demand: pd.DataFrame, pairs: pd.DataFrame, as_of: date) -> tuple[np.ndarray, np.ndarray]:
+    """The forecast days after as_of as a matrix, one row per pair and one column per day ahead (1..horizon).
+
+    Returns the matrix (0 where a pair has no forecast that day) and each pair's own horizon: its last
+    forecast day, 0 when it has none (days missing before it count as no demand).
+    """
+    ahead = demand.loc[:, DEMAND_COLUMNS].copy()
+    ahead["k"] = (pd.to_datetime(ahead["day"]) - pd.Timestamp(as_of)).dt.days
+    ahead = ahead[ahead["k"] >= 1]
+    ahead["yhat"] = pd.to_numeric(ahead["yhat"], errors="coerce").fillna(0.0).clip(lower=0.0)
+    horizon = int(ahead["k"].max()) if len(ahead) else 0
+    if not horizon:
+        return np.zeros((len(pairs), 0)), np.zeros(len(pairs))
+    wide = ahead.pivot_table(index=["product_id", "store_id"], columns="k", values="yhat", aggfunc="sum").reindex(
+        index=pd.MultiIndex.from_frame(pairs), columns=range(1, horizon + 1)
+    )
+    has_day = wide.notna().to_numpy()
+    own_horizon = np.where(has_day.any(axis=1), horizon - np.argmax(has_day[:, ::-1], axis=1), 0)
+    return wide.fillna(0.0).to_numpy(dtype=float), own_horizon.astype(float)
+
+
+def _days_until_stockout(
+    on_hand: np.ndarray, yhat: np.ndarray, own_horizon: np.ndarray, daily: np.ndarray
+) -> np.ndarray:
+    """Days until the stock runs out (module rules): 0 when out, inf when no demand, NaN without a forecast."""
+    days = np.full(len(on_hand), np.nan)
+    if yhat.shape[1]:
+        cumulative = np.cumsum(yhat, axis=1)
+        reached = cumulative >= on_hand[:, None]
+        found = reached.any(axis=1)
+        k = np.argmax(reached, axis=1)  # first day (0-based) the cumulative demand reaches the stock
+        rows = np.arange(len(on_hand))
+        before = np.where(k > 0, cumulative[rows, np.maximum(k - 1, 0)], 0.0)
+        that_day = yhat[rows, k]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            within = k + (on_hand - before) / that_day
+            beyond = own_horizon + (on_hand - cumulative[:, -1]) / daily
+        days = np.where(found, within, np.where(daily > 0, beyond, np.inf))
+    return np.where(on_hand <= 0, 0.0, days)
 
 
 def _severity(days: float, lead_time: int, on_order: int) -> str:
