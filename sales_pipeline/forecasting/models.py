@@ -183,7 +183,6 @@ def forecast_series(
 ) -> ForecastResult:
     """Backtest the candidates, pick the better one, publish its next `horizon` days (see the module doc)."""
     started = time.perf_counter()
-    cached_folds = cached_folds or {}
     open_days = ~series.closed.iloc[: len(series.values)].to_numpy()
     result = ForecastResult(
         *series.key, series.origin, series.input_hash(settings), "skipped", None, "", int(open_days.sum())
@@ -194,12 +193,50 @@ def forecast_series(
 
     origins = backtest_origins(series, settings)
     sparse_share = _selling_share(series, open_days, origins[-1] if origins else series.origin)
+    candidates = _candidates(series, settings, origins, sparse_share)
+    failures = _backtest(result, series, settings, origins, candidates, cached_folds or {})
+    result.accuracy = score_folds(series, result.folds, settings)
+    scores = {row["model"]: row for row in result.accuracy}
+    if PROPHET in candidates and PROPHET not in scores:
+        result.status, result.error = "fallback", failures[0] if failures else "Prophet produced no backtest"
+    # A sparse series publishes its recent daily rate: scored by absolute error a forecast of zero
+    # often wins there, and stock planning needs the rate, not the most likely day (nothing sold).
+    chosen = RECENT_MEAN if RECENT_MEAN in candidates else _choose(scores)
+    result.reason = _reason(chosen, scores, candidates, sparse_share, result.error, len(origins), settings)
+    chosen, yhat = _predict_published(result, chosen, series, settings)
+    if result.status != "fallback":
+        result.status = "forecast"
+    result.model = chosen
+    for row in result.accuracy:
+        row["chosen"] = row["model"] == chosen
+    result.sigma = scores[chosen]["rmse"] if chosen in scores else _in_sample_sigma(series, open_days)
+    result.forecast = _with_intervals(series, yhat, result.sigma, settings)
+    result.fit_seconds = time.perf_counter() - started
+    return result
+
+
+def _candidates(series: Series, settings: ForecastSettings, origins: list[date], sparse_share: float) -> list[str]:
+    """Seasonal naive always; with it the recent mean for a sparse series, else Prophet given the history."""
     candidates = [SEASONAL_NAIVE]
     if sparse_share < settings.sparse_share:
         candidates.append(RECENT_MEAN)
     elif origins and _history_at(series, origins[0]) >= settings.prophet_min_days:
         candidates.append(PROPHET)
+    return candidates
 
+
+def _backtest(
+    result: ForecastResult,
+    series: Series,
+    settings: ForecastSettings,
+    origins: list[date],
+    candidates: list[str],
+    cached_folds: CachedFolds,
+) -> list[str]:
+    """Add each candidate's fold at each origin to `result`, reusing a cached fold whose inputs are unchanged.
+
+    Returns the failures, one sentence each: a fit that cannot work must not stop the other folds.
+    """
     failures: list[str] = []
     for origin in origins:
         for model in candidates:
@@ -215,32 +252,21 @@ def forecast_series(
                 continue
             result.prophet_fits += model == PROPHET
             result.folds.append(Fold(origin, model, fold_hash, yhat))
+    return failures
 
-    result.accuracy = score_folds(series, result.folds, settings)
-    scores = {row["model"]: row for row in result.accuracy}
-    if PROPHET in candidates and PROPHET not in scores:
-        result.status, result.error = "fallback", failures[0] if failures else "Prophet produced no backtest"
-    # A sparse series publishes its recent daily rate: scored by absolute error a forecast of zero
-    # often wins there, and stock planning needs the rate, not the most likely day (nothing sold).
-    chosen = RECENT_MEAN if RECENT_MEAN in candidates else _choose(scores)
-    result.reason = _reason(chosen, scores, candidates, sparse_share, result.error, len(origins), settings)
+
+def _predict_published(
+    result: ForecastResult, chosen: str, series: Series, settings: ForecastSettings
+) -> tuple[str, np.ndarray]:
+    """The chosen model's next days; seasonal naive instead, with the reason recorded, if the fit fails."""
     try:
         yhat = _predict(chosen, series, series.origin, settings)
         result.prophet_fits += chosen == PROPHET
+        return chosen, yhat
     except Exception as error:
         result.status, result.error = "fallback", f"{chosen} at origin {series.origin}: {error}"
         result.reason = f"Prophet failed ({error}); seasonal naive published instead"
-        chosen = SEASONAL_NAIVE
-        yhat = _predict(chosen, series, series.origin, settings)
-    if result.status != "fallback":
-        result.status = "forecast"
-    result.model = chosen
-    for row in result.accuracy:
-        row["chosen"] = row["model"] == chosen
-    result.sigma = scores[chosen]["rmse"] if chosen in scores else _in_sample_sigma(series, open_days)
-    result.forecast = _with_intervals(series, yhat, result.sigma, settings)
-    result.fit_seconds = time.perf_counter() - started
-    return result
+        return SEASONAL_NAIVE, _predict(SEASONAL_NAIVE, series, series.origin, settings)
 
 
 def backtest_origins(series: Series, settings: ForecastSettings) -> list[date]:
