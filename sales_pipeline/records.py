@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import date
 
 
@@ -51,14 +51,6 @@ class ImportResult:
     @property
     def rows_duplicate(self) -> int:
         return sum(s.rows_duplicate for s in self.sheets)
-
-    def to_dict(self) -> dict:
-        return asdict(self) | {
-            "rows_read": self.rows_read,
-            "rows_loaded": self.rows_loaded,
-            "rows_rejected": self.rows_rejected,
-            "rows_duplicate": self.rows_duplicate,
-        }
 
 
 @dataclass(frozen=True)

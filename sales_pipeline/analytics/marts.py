@@ -93,8 +93,6 @@ from sales_pipeline.warehouse.db import refresh_in_turn
 DIRECTION_THRESHOLD = 0.05  # |growth| below 5% reads as steady
 NEW_SCOPE_DAYS = 28  # a scope younger than this is 'new': it has no previous month to compare with
 DEMAND_DAYS = 28  # stock health: average daily demand over this many days
-TRENDS_HISTORY_DAYS = 392  # the farthest a trend looks back: ma_28 of 364 days earlier starts 391 days before
-TOP_PERIODS = ("yesterday", "last_7_days", "last_30_days", "month_to_date")
 STOCK_STATUSES = ("out_of_stock", "below_reorder_point", "healthy", "overstock")
 HEADLINE_DAYS = 7
 

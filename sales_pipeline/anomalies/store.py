@@ -9,8 +9,6 @@ from psycopg2.extensions import cursor as Cursor
 from sales_pipeline.records import Alert
 from sales_pipeline.warehouse.db import refresh_in_turn
 
-SEVERITIES = ("info", "warning", "critical")
-
 
 def record_anomalies(cursor: Cursor, kind: str, alerts: list[Alert]) -> dict[str, int]:
     """Upsert this detection's `alerts` of `kind`; active ones of that kind it no longer finds are resolved.
