@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass, fields, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import numpy as np
 import pandas as pd
@@ -557,9 +557,10 @@ class _Planted:
 class _Columns:
     """Parallel arrays, one entry per row, that are filtered together."""
 
-    def take(self, keep: np.ndarray) -> Any:
+    def take(self, keep: np.ndarray) -> Self:
         """The rows selected (or reordered) by `keep`; columns not filled in yet stay None."""
-        return replace(self, **{f.name: v[keep] for f in fields(self) if (v := getattr(self, f.name)) is not None})  # type: ignore[arg-type]
+        columns = {f.name: getattr(self, f.name) for f in fields(self)}
+        return replace(self, **{name: v[keep] for name, v in columns.items() if v is not None})
 
 
 @dataclass(frozen=True)
