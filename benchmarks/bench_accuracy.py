@@ -56,6 +56,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from common import engine_version, median_of
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "store_retail.csv"
 HORIZON = 7
@@ -76,13 +77,6 @@ LABELS = {
     "backtest_8": "backtest_origins=8 (sigma from twice the folds)",
     "no_promotion": "no promotion input (as sales_series today)",
 }
-
-
-def engine_version() -> str:
-    """The hash of the forecasting engine's code measured, as in the forecasts' cache keys (others edit it)."""
-    from sales_pipeline.forecasting.models import engine_code_hash
-
-    return engine_code_hash()
 
 
 def read_stores(path: Path, limit: int | None) -> dict[int, pd.DataFrame]:
@@ -250,7 +244,7 @@ def main() -> None:
             chosen = [o for o in outcomes if o["variant"] == variant and pd.Timestamp(o["origin"]) in variant_origins]
             s, c = summarise(chosen, "published"), coverage(chosen)
             share = sum(o["model"] == "prophet" for o in chosen) / len(chosen)
-            seconds = statistics.median(o["seconds"] for o in chosen)
+            seconds = median_of(chosen, "seconds")
             variants_out[variant] = {"mase": round(s["mase"], 4), "smape": round(s["smape"], 2),
                                      "coverage_80": round(c["80"], 3), "coverage_95": round(c["95"], 3),
                                      "prophet_share": round(share, 3), "median_s": round(seconds, 2)}  # fmt: skip

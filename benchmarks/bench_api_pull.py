@@ -19,24 +19,15 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import resource
-import statistics
-import subprocess
-import sys
 import time
+
+from common import median_of, own_database, print_outcome, run_worker
 
 from sales_pipeline.warehouse import db
 
 BENCH_DB = "bench_api"
 PAGE_SIZES = (200, 500, 1000)
 TOKEN = "bench-token"
-
-
-def bench_database() -> str:
-    """Create (if needed) and migrate the benchmark's own database on the warehouse's server; return its URL."""
-    from sales_pipeline.warehouse import embedded
-
-    return embedded.own_database(BENCH_DB)  # starts the embedded server if needed; this process keeps it up
 
 
 def reset_warehouse(url: str) -> None:
@@ -85,24 +76,17 @@ def worker(base_url: str, url: str, page_size: int, first: dt.date, end: dt.date
     with db.transaction(url) as cursor:
         cursor.execute("SELECT count(*) FROM core.sales")
         in_core = cursor.fetchone()[0]
-    print(json.dumps({
+    print_outcome({
         "seconds": committed - started, "fetch_s": fetched - started, "commit_s": committed - fetched,
         "rows": len(records), "in_core": in_core, "pages": stats.pages, "retries": stats.retries,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    }))  # fmt: skip
+    })  # fmt: skip
 
 
 def measure(base_url: str, url: str, page_size: int, first: dt.date, end: dt.date) -> dict:
     reset_warehouse(url)
-    completed = subprocess.run(
-        [sys.executable, __file__, "--worker", str(page_size), "--base-url", base_url, "--url", url,
-         "--window", first.isoformat(), end.isoformat()],
-        capture_output=True,
-        text=True,
-    )  # fmt: skip
-    if completed.returncode != 0:
-        raise SystemExit(f"the pull with page size {page_size} failed:\n{completed.stderr}")
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+    arguments = ["--worker", str(page_size), "--base-url", base_url, "--url", url,
+                 "--window", first.isoformat(), end.isoformat()]  # fmt: skip
+    return run_worker(__file__, arguments, f"the pull with page size {page_size}")
 
 
 def main() -> None:
@@ -125,7 +109,7 @@ def main() -> None:
     scale, days = (1, 120) if args.quick else (8, 730)
     rows = args.rows or (None if args.quick else 200_000)
     runs = args.runs or (1 if args.quick else 3)
-    url = bench_database()
+    url = own_database(BENCH_DB)
     started = time.perf_counter()
     simulator = JavaApiSimulator(seed=args.seed, scale=scale, days=days, token=TOKEN)
     base_url = simulator.start()
@@ -154,12 +138,12 @@ def main() -> None:
 
     by_size = {}
     for size, outcomes in results.items():
-        seconds = statistics.median(o["seconds"] for o in outcomes)
+        seconds = median_of(outcomes, "seconds")
         pages = outcomes[0]["pages"]
         by_size[size] = {
             "seconds": round(seconds, 2),
-            "fetch_s": round(statistics.median(o["fetch_s"] for o in outcomes), 2),
-            "commit_s": round(statistics.median(o["commit_s"] for o in outcomes), 2),
+            "fetch_s": round(median_of(outcomes, "fetch_s"), 2),
+            "commit_s": round(median_of(outcomes, "commit_s"), 2),
             "pages": pages,
             "rows_per_s": round(expected / seconds),
             "pages_per_s": round(pages / seconds, 1),

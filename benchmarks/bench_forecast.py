@@ -54,12 +54,12 @@ import logging
 import os
 import resource
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
 from datetime import date
+
+from common import autocommit, copy_frame, engine_version, median_of, own_database, peak_rss_mb, run_worker
 
 from sales_pipeline.warehouse import db
 
@@ -84,22 +84,6 @@ VARIANT_LABELS = {
 
 
 # --- the database (main process, untimed) -----------------------------------------------------------
-
-
-def bench_database() -> str:
-    from sales_pipeline.warehouse import embedded
-
-    return embedded.own_database(BENCH_DB)  # starts the embedded server if needed; this process keeps it up
-
-
-def copy_frame(cursor, table: str, frame) -> None:
-    import io
-
-    buffer = io.StringIO()
-    frame.to_csv(buffer, index=False, header=False)  # unquoted empty fields are NULL in COPY csv ...
-    buffer.seek(0)
-    columns = ", ".join(frame.columns)  # ... except in scope_id: the chain's is ''
-    cursor.copy_expert(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv, FORCE_NOT_NULL (scope_id))", buffer)
 
 
 def load(url: str, n_series: int) -> dict:
@@ -148,24 +132,12 @@ def load(url: str, n_series: int) -> dict:
                "revenue_with_cost", "discount_given"]  # fmt: skip
     with db.transaction(url) as cursor:
         cursor.execute(f"TRUNCATE marts.daily_kpis, {', '.join(ML_TABLES)}")
-        copy_frame(cursor, "marts.daily_kpis", chain[columns])
-        copy_frame(cursor, "marts.daily_kpis", product[columns])
+        # The chain's scope_id is '', not NULL.
+        copy_frame(cursor, "marts.daily_kpis", chain[columns], force_not_null=("scope_id",))
+        copy_frame(cursor, "marts.daily_kpis", product[columns], force_not_null=("scope_id",))
     autocommit(url, f"VACUUM (ANALYZE) marts.daily_kpis, {', '.join(ML_TABLES)}")
     return {"products": len(keep), "product_rows": len(product), "chain_days": len(chain),
             "days": DAYS, "closed_days": DAYS - len(chain)}  # fmt: skip
-
-
-def autocommit(url: str, *statements: str) -> None:
-    import psycopg2
-
-    connection = psycopg2.connect(db.libpq_url(url))
-    connection.autocommit = True
-    try:
-        with connection.cursor() as cursor:
-            for statement in statements:
-                cursor.execute(statement)
-    finally:
-        connection.close()
 
 
 def empty_ml(url: str) -> None:
@@ -232,7 +204,7 @@ class PeakRss:
     def report(self) -> dict:
         # ru_maxrss as a cross-check; on Linux a child starts from its parent's peak at fork (kept across exec),
         # which is why the data is generated in a process of its own, not in the one starting the runs.
-        own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        own = peak_rss_mb()
         children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest ended child
         return {"peak_rss_mb": round(self.peak / 2**20 if self.peak else own, 1), "parent_rss_mb": round(own, 1),
                 "largest_worker_rss_mb": round(children, 1)}  # fmt: skip
@@ -243,13 +215,6 @@ def product_series(url: str, origin: date, settings) -> list:
 
     calendars = store_calendars(url, origin, settings.horizon)
     return [item for item in sales_series(url, origin, calendars, settings) if item.scope == "product"]
-
-
-def engine_version() -> str:
-    """The hash of the forecasting engine's code measured, as in the forecasts' cache keys (others edit it)."""
-    from sales_pipeline.forecasting.models import engine_code_hash
-
-    return engine_code_hash()
 
 
 def quiet_prophet() -> None:
@@ -412,14 +377,8 @@ def ablation_worker(url: str, origin: date, n_series: int) -> dict:
 
 
 def measure(kind: str, url: str, origin: date, arg: int = 0) -> dict:
-    completed = subprocess.run(
-        [sys.executable, __file__, "--worker", kind, "--url", url, "--origin", origin.isoformat(),
-         "--worker-arg", str(arg)],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    if completed.returncode != 0:
-        raise SystemExit(f"the {kind} run failed:\n{completed.stderr[-4000:]}")
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+    arguments = ["--worker", kind, "--url", url, "--origin", origin.isoformat(), "--worker-arg", str(arg)]
+    return run_worker(__file__, arguments, f"the {kind} run")
 
 
 # --- main -----------------------------------------------------------------------------------------------
@@ -457,7 +416,7 @@ def main() -> None:
     daily_runs = args.daily_runs or (1 if args.quick else 3)
     ablation_series = args.ablation_series or (8 if args.quick else 40)
     assert DAILY_ORIGIN.weekday() != 6, "a Sunday daily origin would add a backtest origin"
-    url = bench_database()
+    url = own_database(BENCH_DB)
 
     invocation = time.perf_counter()
     loaded = measure("load", url, END, n_series)  # its own process: this one stays small (see PeakRss)
@@ -500,9 +459,9 @@ def main() -> None:
     for outcome in colds + dailies:
         assert outcome["forecast_rows"] == 7 * (outcome["series"] - outcome["summary"]["skipped"]), outcome
     engines = sorted({o["engine"] for o in [*colds, *dailies, *baselines, ablation]})
-    cold_s = statistics.median(o["seconds"] for o in colds)
-    daily_s = statistics.median(o["seconds"] for o in dailies)
-    base_s = statistics.median(o["extrapolated_s"] for o in baselines)
+    cold_s = median_of(colds, "seconds")
+    daily_s = median_of(dailies, "seconds")
+    base_s = median_of(baselines, "extrapolated_s")
     peak = max(o["peak_rss_mb"] for o in colds + dailies)
     cold, daily, base = colds[0], dailies[0], baselines[0]
 
@@ -511,9 +470,8 @@ def main() -> None:
           f"{'peak RSS MB':>13}")  # fmt: skip
     for label, outcomes in (("ours, cold (empty ml tables)", colds), ("ours, daily (next day)", dailies)):
         o = outcomes[0]
-        print(f"{label:<42}{statistics.median(x['seconds'] for x in outcomes):>10.1f}"
-              f"{statistics.median(x['read_s'] for x in outcomes):>8.1f}"
-              f"{statistics.median(x['write_s'] for x in outcomes):>10.1f}{o['summary']['prophet_fits']:>14,}"
+        print(f"{label:<42}{median_of(outcomes, 'seconds'):>10.1f}{median_of(outcomes, 'read_s'):>8.1f}"
+              f"{median_of(outcomes, 'write_s'):>10.1f}{o['summary']['prophet_fits']:>14,}"
               f"{o['folds_reused']:>8,}/{o['folds']:<5,}{max(x['peak_rss_mb'] for x in outcomes):>13,.0f}")  # fmt: skip
     extrapolated = " (extrapolated)" if sample < n_series else ""
     print(f"{'baseline: Prophet() loop' + extrapolated:<42}{base_s:>10.1f}{'':>8}{'':>10}{sample:>14,}{'':>14}"

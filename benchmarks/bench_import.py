@@ -16,16 +16,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import resource
 import shutil
-import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
+from common import median_of, print_outcome, run_worker
 
 from sales_pipeline.warehouse import db, embedded
 
@@ -86,21 +83,12 @@ def run_baseline(workbook: Path, url: str) -> dict:
 
 
 def worker(kind: str, workbook: Path, url: str) -> None:
-    outcome = (run_ours if kind == "ours" else run_baseline)(workbook, url)
-    outcome["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps(outcome))
+    print_outcome((run_ours if kind == "ours" else run_baseline)(workbook, url))
 
 
 def measure(kind: str, workbook: Path, url: str) -> dict:
     reset_warehouse(url)
-    completed = subprocess.run(
-        [sys.executable, __file__, "--worker", kind, "--file", str(workbook), "--url", url],
-        capture_output=True,
-        text=True,
-    )
-    if completed.returncode != 0:
-        raise SystemExit(f"the {kind} run failed:\n{completed.stderr}")
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+    return run_worker(__file__, ["--worker", kind, "--file", str(workbook), "--url", url], f"the {kind} run")
 
 
 def main() -> None:
@@ -129,8 +117,8 @@ def main() -> None:
             outcome = measure(kind, workbook, url)
             results[kind].append(outcome)
             print(f"  run {run + 1} {kind:<8} {outcome['seconds']:7.2f} s  peak {outcome['peak_rss_mb']:6.0f} MB")
-    ours = statistics.median(r["seconds"] for r in results["ours"])
-    baseline = statistics.median(r["seconds"] for r in results["baseline"])
+    ours = median_of(results["ours"], "seconds")
+    baseline = median_of(results["baseline"], "seconds")
     peak = max(r["peak_rss_mb"] for r in results["ours"])
     assert all(r["rows"] == rows for r in results["ours"]), results["ours"]
     print()

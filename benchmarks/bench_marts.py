@@ -35,14 +35,11 @@ The last line on stdout is one JSON object with the headline figures.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import json
 import os
 import re
-import resource
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -51,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg2
+from common import autocommit, copy_frame, median_of, own_database, print_outcome, run_worker
 from psycopg2.extensions import cursor as Cursor
 
 from sales_pipeline.warehouse import db
@@ -76,21 +74,8 @@ def bench_database(recreate: bool = False) -> tuple[str, bool]:
     migration was edited would keep the old schema (indexes included).
     """
     from sales_pipeline import settings
-    from sales_pipeline.warehouse import embedded
 
-    return embedded.own_database(BENCH_DB, recreate=recreate), not os.environ.get(settings.DATABASE_URL)
-
-
-def autocommit(url: str, *statements: str, tolerate: tuple[type[Exception], ...] = ()) -> None:
-    connection = psycopg2.connect(db.libpq_url(url))
-    connection.autocommit = True
-    try:
-        with connection.cursor() as cursor:
-            for statement in statements:
-                with contextlib.suppress(*tolerate):
-                    cursor.execute(statement)
-    finally:
-        connection.close()
+    return own_database(BENCH_DB, recreate=recreate), not os.environ.get(settings.DATABASE_URL)
 
 
 def settle(url: str) -> None:
@@ -144,15 +129,6 @@ def reset_new_day(url: str, info: dict) -> None:
 
 
 # --- loading (its own process, so its peak memory is its own) ------------------------------------
-
-
-def copy_frame(cursor: Cursor, table: str, frame: Any) -> None:
-    import io
-
-    buffer = io.StringIO()
-    frame.to_csv(buffer, index=False, header=False)  # unquoted empty fields are NULL in COPY csv
-    buffer.seek(0)
-    cursor.copy_expert(f"COPY {table} ({', '.join(frame.columns)}) FROM STDIN WITH (FORMAT csv)", buffer)
 
 
 def load(url: str, rows: int, seed: int, chunk_scale: int, timezone: str, stamp: str) -> dict:
@@ -431,20 +407,13 @@ def worker(kind: str, url: str, info: dict) -> None:
         outcome = run_baseline(url, info)
     else:
         outcome = run_marts(kind, url, info)
-    outcome["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps(outcome))
+    print_outcome(outcome)
 
 
 def measure(kind: str, url: str, info: dict) -> dict:
-    completed = subprocess.run(
-        [sys.executable, __file__, "--worker", kind, "--url", url, "--info", json.dumps(info, default=str)],
-        stdout=subprocess.PIPE,
-        stderr=None if kind == "load" else subprocess.PIPE,  # the loader's progress goes straight through
-        text=True,
-    )
-    if completed.returncode != 0:
-        raise SystemExit(f"the {kind} run failed:\n{completed.stderr}")
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+    arguments = ["--worker", kind, "--url", url, "--info", json.dumps(info, default=str)]
+    # The loader's progress goes straight through.
+    return run_worker(__file__, arguments, f"the {kind} run", show_stderr=kind == "load")
 
 
 # --- one size --------------------------------------------------------------------------------
@@ -537,8 +506,8 @@ def bench_size(url: str, rows: int, args: argparse.Namespace, timezone: str, ser
     codes = sorted({r["code"] for kind in results for r in results[kind]})
     if len(codes) > 1:
         print(f"  WARNING: marts.py changed during the runs (versions {', '.join(codes)}): the medians mix them")
-    full = statistics.median(r["seconds"] for r in results["full"])
-    new_day = statistics.median(r["seconds"] for r in results["new_day"])
+    full = median_of(results["full"], "seconds")
+    new_day = median_of(results["new_day"], "seconds")
     peak = max(r["peak_rss_mb"] for kind in results for r in results[kind])
     server_peaks = [r["server_peak_mb"] for kind in results for r in results[kind] if r["server_peak_mb"]]
     server_peak = max(server_peaks) if server_peaks else None
