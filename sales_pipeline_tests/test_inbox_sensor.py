@@ -252,3 +252,20 @@ def test_dot_names_are_imported_when_they_name_a_workbook_and_reported_otherwise
     assert second.skip_message == (
         "No new workbook in the inbox; 1 hidden file(s) not imported (a name starting with '.'): .notes.txt"
     )
+
+
+def test_a_255_byte_name_with_a_rejected_row_imports_through_the_sensors_run(resources, folders):
+    rows = sales(10)
+    rows[3][SALES_HEADER.index("Quantity")] = "abc"
+    name = "ventes " + "é" * 121 + ".xlsx"  # 255 bytes in UTF-8
+    write_workbook(folders["inbox"] / name, {"Products": products(), "Sales": rows})
+    job = defs.resolve_job_def("import_workbook")
+
+    with dg.instance_for_test() as instance:
+        _run(instance, job, tick(instance, resources, None), resources)
+
+    url = resources["warehouse"].database_url
+    ledger = query(url, "SELECT file_name, status, rows_rejected, feedback_path FROM ops.import_ledger")
+    assert [row[:3] for row in ledger] == [(name, "loaded_with_rejects", 1)]
+    assert Path(ledger[0][3]).exists() and len(Path(ledger[0][3]).name.encode()) <= 255
+    assert list(folders["inbox"].iterdir()) == []
