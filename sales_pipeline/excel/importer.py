@@ -9,7 +9,7 @@ command and the tests all call it. Its promises:
   every table as it was and the file stays in the inbox;
 - the original is never deleted or overwritten: it moves to archive/ (or rejected/ when it
   cannot be read at all) under a folder named by its content hash;
-- the same bytes, under any name, load nothing new.
+- the same bytes, under any name, load nothing new, even when two imports of them run at once.
 """
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ def import_workbook(
                                        started_at)  # fmt: skip
             result = _load(cursor, path, digest, prepared, settings, mapping, run_id, started_at)
     except BaseException:
-        if result is not None and result.feedback_path:  # the commit failed: no feedback for an import that isn't
+        if result is not None and result.feedback_path:  # the commit failed: its feedback workbook goes too
             Path(result.feedback_path).unlink(missing_ok=True)
         raise
     _keep(path, Path(result.archived_path).parent)
