@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import click
@@ -155,10 +156,12 @@ def import_one(path: Path, mapping: Path | None) -> list[dict]:
     )
     from sales_pipeline.excel.importer import earlier_imports
     from sales_pipeline.excel.read import content_hash
+    from sales_pipeline.warehouse import db
 
     instance = dg.DagsterInstance.get()
     digest = content_hash(path)
-    partition = partition_key_for(path, digest, earlier_imports(os.environ[settings.DATABASE_URL], [digest]))
+    with db.transaction(os.environ[settings.DATABASE_URL]) as cursor:
+        partition = partition_key_for(path, digest, earlier_imports(cursor, [digest]))
     instance.add_dynamic_partitions(workbook_partitions.name, [partition])
     config = WorkbookImportConfig(path=str(path), mapping=str(mapping.resolve()) if mapping else "", reimport=False)
     request = dg.RunRequest(
@@ -512,16 +515,35 @@ def pull_sales(first_day: dt.datetime, last_day: dt.datetime, simulator: bool) -
 def import_command(path: Path, mapping: Path | None) -> None:
     """Import one workbook now, through the same Dagster asset the inbox sensor runs.
 
-    The file is copied into the inbox first, so your copy is left where it is.
+    The file is copied into the inbox first (under a name of its own if another file waits there under
+    this one), so your copy is left where it is.
     """
     where = prepare_environment()
-    inbox_copy = settings.inbox_dir() / path.name
-    if inbox_copy.resolve() != path.resolve():
-        shutil.copy2(path, inbox_copy)
+    inbox_copy = copy_into_inbox(path, settings.inbox_dir())
     results = import_one(inbox_copy, mapping)
     refresh_downstream()
     print_summary(results, where)
+    failed = [outcome for outcome in results if outcome["status"] == "failed"]
+    if failed:
+        raise click.ClickException(f"the import of {path.name} failed: {failed[0]['reason']}")
     click.echo(NEXT_STEP)
+
+
+def copy_into_inbox(path: Path, inbox: Path) -> Path:
+    """A copy of `path` in the inbox that replaces nothing: written under a hidden name the sensor skips,
+    then given the file's name, or `name (2).xlsx`... if that one is taken. A file already in the inbox
+    (not through a link) is imported where it is."""
+    from sales_pipeline.excel.importer import claim_name, move_exclusively
+
+    inbox.mkdir(parents=True, exist_ok=True)
+    if not path.is_symlink() and path.resolve().parent == inbox.resolve():
+        return path
+    partial = inbox / f".{uuid.uuid4().hex}.part"
+    try:
+        shutil.copyfile(path, partial)
+        return claim_name(inbox, path.name, lambda destination: move_exclusively(partial, destination))
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 @main.command()

@@ -73,6 +73,7 @@ class WorkbookInboxResource(dg.ConfigurableResource):
             rejected_dir=Path(self.rejected_dir),
             dayfirst=self.dayfirst,
             timezone=self.timezone,
+            inbox_dir=Path(self.inbox_dir),
         )
 
     def mapping_for(self, name: str) -> Mapping:

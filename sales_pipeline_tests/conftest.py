@@ -84,7 +84,14 @@ def folders(tmp_path: Path) -> dict[str, Path]:
 def import_settings(empty_warehouse: str, folders: dict[str, Path]):
     from sales_pipeline.excel.importer import ImportSettings
 
-    return ImportSettings(empty_warehouse, folders["archive"], folders["rejected"], dayfirst=True, timezone="UTC")
+    return ImportSettings(
+        empty_warehouse,
+        folders["archive"],
+        folders["rejected"],
+        dayfirst=True,
+        timezone="UTC",
+        inbox_dir=folders["inbox"],
+    )
 
 
 def query(url: str, statement: str, params: tuple = ()) -> list[tuple]:

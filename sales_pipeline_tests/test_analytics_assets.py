@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import threading
 from pathlib import Path
 
 import dagster as dg
+import psycopg2
 import pytest
 
 from sales_pipeline.definitions import defs
 from sales_pipeline.defs.analytics.sensors import RANGE_END_TAG, RANGE_START_TAG, sales_changed_sensor
 from sales_pipeline.excel.importer import import_workbook
 from sales_pipeline.resources import AnalyticsResource, WarehouseResource
+from sales_pipeline.warehouse.db import transaction
 from sales_pipeline_tests.conftest import query
 from sales_pipeline_tests.workbooks import SALES_HEADER, products, sales, write_workbook
 
@@ -93,7 +97,8 @@ def test_the_reconciliation_check_fails_when_the_marts_are_wrong(resources, impo
                    " RETURNING 1")  # fmt: skip
         from sales_pipeline.warehouse.quality import revenue_mismatches
 
-        result = revenue_mismatches(url, "UTC", "2026-11-02", "2026-11-02")
+        with transaction(url) as cursor:
+            result = revenue_mismatches(cursor, "UTC", "2026-11-02", "2026-11-02")
 
     assert not result.passed and result.failures == 1
     assert result.sample[0]["day"] == "2026-11-02"
@@ -217,3 +222,38 @@ def test_sales_before_the_first_partition_are_explained(resources, import_settin
         "sales from 2014-01-03 to 2014-01-03 are before the first day of the marts: set "
         "SALES_PIPELINE_HISTORY_START=2014-01-03 (or earlier) and run `sales-pipeline refresh` to include them"
     )
+
+
+def test_sales_committed_while_the_kpis_refresh_do_not_fail_the_reconciliation(resources, import_settings, folders):
+    """A writer commits a sale on the refreshed day every few milliseconds (as the demo's imports and pulls
+    do) while the daily KPIs refresh: the blocking check compares what the refresh saw, so it passes."""
+    import_workbook(write_workbook(folders["inbox"] / "a.xlsx", {"Products": products(), "Sales": sales(30)}),
+                    import_settings)  # fmt: skip
+    url = import_settings.database_url
+    stop, written = threading.Event(), []
+
+    def write_sales() -> None:
+        with contextlib.closing(psycopg2.connect(url)) as connection:
+            with connection, connection.cursor() as cursor:
+                cursor.execute("CREATE TEMP TABLE line AS SELECT * FROM core.sales WHERE order_id = 'O00000' LIMIT 1")
+            while not stop.is_set():
+                with connection, connection.cursor() as cursor:  # one transaction, committed, per sale
+                    cursor.execute("UPDATE line SET order_id = %s", (f"W{len(written):05d}",))
+                    cursor.execute("INSERT INTO core.sales SELECT * FROM line")
+                written.append(1)
+
+    writer = threading.Thread(target=write_sales)
+    with dg.instance_for_test() as instance:
+        (request,) = tick(instance, resources, None).run_requests
+        job = defs.resolve_job_def("refresh_daily_kpis")
+        writer.start()
+        try:
+            runs = [job.execute_in_process(instance=instance, tags=request.tags, resources=resources)
+                    for _ in range(5)]  # fmt: skip
+        finally:
+            stop.set()
+            writer.join()
+    checks = [check.passed for run in runs for check in run.get_asset_check_evaluations()]
+
+    assert len(written) > 5  # the writer did write during the refreshes
+    assert all(run.success for run in runs) and checks == [True] * 5

@@ -79,7 +79,8 @@ def test_each_line_counts_on_its_day_whatever_the_pipeline_time_zone(imported: s
     # And the reconciliation check agrees with the lines, day by day.
     from sales_pipeline.warehouse.quality import revenue_mismatches
 
-    assert revenue_mismatches(imported, timezone, dt.date(2026, 10, 31), dt.date(2026, 11, 4)).failures == 0
+    with transaction(imported) as cursor:
+        assert revenue_mismatches(cursor, timezone, dt.date(2026, 10, 31), dt.date(2026, 11, 4)).failures == 0
 
 
 def test_a_one_day_refresh_finds_the_lines_of_that_day_only(imported: str) -> None:

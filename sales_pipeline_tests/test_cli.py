@@ -165,6 +165,53 @@ def test_two_imports_at_once_share_the_embedded_server(cli_home, tmp_path):
 
 
 @pytest.mark.slow
+def test_two_imports_of_two_files_named_alike_replace_nothing_and_load_both(cli_home, tmp_path):
+    """Two `import` commands started together on two different report.xlsx, while a third report.xlsx
+    waits in the inbox: every one of the three keeps its bytes somewhere under the home folder."""
+    waiting = write_workbook(cli_home / "inbox" / "report.xlsx", {"Products": products(), "Sales": sales(4)})
+    waiting_bytes = waiting.read_bytes()
+    mine = []
+    for folder, prefix in (("north", "N"), ("south", "S")):
+        rows = sales(30)
+        for row in rows[1:]:
+            row[0] = prefix + row[0]  # other orders in each file
+        mine.append(write_workbook(tmp_path / folder / "report.xlsx", {"Products": products(), "Sales": rows}))
+    processes = [
+        subprocess.Popen([SALES_PIPELINE, "import", str(path)], cwd=PROJECT, env=cli_env(cli_home),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for path in mine
+    ]  # fmt: skip
+    outputs = [process.communicate(timeout=300) for process in processes]
+
+    assert [process.returncode for process in processes] == [0, 0], outputs
+    assert all("report" in out and ": loaded:" in out for out, _ in outputs)
+    assert waiting.read_bytes() == waiting_bytes  # the waiting file is still there, as it was
+    kept = {hashlib.sha256(p.read_bytes()).hexdigest() for p in cli_home.rglob("*.xlsx") if p.is_file()}
+    dropped = [hashlib.sha256(p.read_bytes()).hexdigest() for p in (waiting, *mine)]
+    assert set(dropped) <= kept  # the bytes of every dropped file are under the home folder
+    ledger = home_query(cli_home, "SELECT content_hash, status FROM ops.import_ledger ORDER BY content_hash")
+    assert ledger == sorted((digest, "loaded") for digest in dropped[1:])  # each file's own bytes, once
+    assert warehouse_counts(cli_home)["core.sales"] == 60
+
+
+def test_a_copy_into_the_inbox_never_replaces_a_waiting_file(tmp_path):
+    from sales_pipeline.cli import copy_into_inbox
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "report.xlsx").write_bytes(b"waiting")
+    (tmp_path / "report.xlsx").write_bytes(b"mine")
+
+    copies = [copy_into_inbox(tmp_path / "report.xlsx", inbox) for _ in range(2)]
+
+    assert [p.name for p in copies] == ["report (2).xlsx", "report (3).xlsx"]
+    assert (inbox / "report.xlsx").read_bytes() == b"waiting"
+    assert all(p.read_bytes() == b"mine" for p in copies) and (tmp_path / "report.xlsx").read_bytes() == b"mine"
+    assert sorted(p.name for p in inbox.iterdir()) == ["report (2).xlsx", "report (3).xlsx", "report.xlsx"]
+    assert copy_into_inbox(inbox / "report.xlsx", inbox) == inbox / "report.xlsx"  # already there: imported in place
+
+
+@pytest.mark.slow
 def test_import_keeps_dagster_runs_in_the_dagster_database_and_starts_no_simulator(cli_home, tmp_path):
     workbook = write_workbook(tmp_path / "one.xlsx", {"Products": products(), "Sales": sales(10)})
     result = run("import", str(workbook), home=cli_home)

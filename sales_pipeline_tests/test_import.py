@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import openpyxl
 import psycopg2
 import pytest
 
-from sales_pipeline.excel.importer import import_workbook
+from sales_pipeline.excel.importer import OutsideTheInbox, import_workbook
 from sales_pipeline_tests.conftest import query, table_counts
 from sales_pipeline_tests.workbooks import SALES_HEADER, products, sales, write_workbook
 
@@ -254,3 +255,62 @@ def test_a_formula_nobody_calculated_is_reported_as_such(import_settings, folder
     assert query(import_settings.database_url, "SELECT row_number, column_name, reason FROM ops.import_rejects") == [
         (3, "Quantity", "a formula without a saved result: open the workbook in Excel, save it, and drop it again")
     ]
+
+
+def test_a_255_byte_name_with_a_rejected_row_imports_and_gets_a_shortened_feedback_name(import_settings, folders):
+    rows = sales(10)
+    rows[3][SALES_HEADER.index("Quantity")] = "abc"
+    name = "é" * 125 + ".xlsx"  # 255 bytes in UTF-8: the longest name ext4 takes
+    path = write_workbook(folders["inbox"] / name, {"Products": products(), "Sales": rows})
+    original = path.read_bytes()
+
+    result = import_workbook(path, import_settings)
+
+    assert result.status == "loaded_with_rejects" and result.rows_rejected == 1
+    assert Path(result.archived_path).name == name and Path(result.archived_path).read_bytes() == original
+    feedback = Path(result.feedback_path)
+    assert feedback.name == "é" * 120 + ".feedback.xlsx" and len(feedback.name.encode()) <= 255
+    assert openpyxl.load_workbook(feedback)["Sales"].max_row == 2  # its header and the one rejected row
+    ledger = query(import_settings.database_url, "SELECT file_name, status, rows_rejected FROM ops.import_ledger")
+    assert ledger == [(name, "loaded_with_rejects", 1)]
+
+
+def test_a_dot_name_imports_like_any_workbook(import_settings, folders):
+    path = write_workbook(folders["inbox"] / "..xlsx", {"Products": products(), "Sales": sales(5)})
+
+    result = import_workbook(path, import_settings)
+
+    assert result.status == "loaded" and Path(result.archived_path).name == "..xlsx"
+    assert query(import_settings.database_url, "SELECT file_name, status FROM ops.import_ledger") == [
+        ("..xlsx", "loaded")
+    ]
+
+
+def test_the_same_bytes_imported_at_once_under_two_names_load_once(import_settings, folders):
+    first = write_workbook(folders["inbox"] / "monday.xlsx", {"Products": products(), "Sales": sales(400)})
+    second = Path(shutil.copy(first, folders["inbox"] / "monday (copy).xlsx"))
+    original = first.read_bytes()
+
+    with ThreadPoolExecutor(2) as pool:  # two imports, two connections, at the same moment
+        results = list(pool.map(lambda path: import_workbook(path, import_settings), [first, second]))
+
+    assert sorted(r.status for r in results) == ["duplicate", "loaded"]
+    ledger = query(import_settings.database_url, "SELECT status, count(*) FROM ops.import_ledger GROUP BY 1")
+    assert sorted(ledger) == [("duplicate", 1), ("loaded", 1)]
+    assert query(import_settings.database_url, "SELECT count(*) FROM core.sales") == [(400,)]
+    assert all(Path(r.archived_path).read_bytes() == original for r in results)  # both files kept
+
+
+def test_a_link_in_the_inbox_is_refused_and_its_target_left_alone(import_settings, folders, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    target = write_workbook(elsewhere / "orders.xlsx", {"Products": products(), "Sales": sales(5)})
+    original = target.read_bytes()
+    (folders["inbox"] / "orders.xlsx").symlink_to(target)
+    (folders["inbox"] / "superstore").symlink_to(elsewhere, target_is_directory=True)
+
+    for path in (folders["inbox"] / "orders.xlsx", folders["inbox"] / "superstore" / "orders.xlsx"):
+        with pytest.raises(OutsideTheInbox, match="link"):
+            import_workbook(path, import_settings)
+
+    assert target.read_bytes() == original  # not moved, not changed
+    assert query(import_settings.database_url, "SELECT count(*) FROM ops.import_ledger") == [(0,)]

@@ -189,3 +189,83 @@ def test_core_table_assets_publish_row_counts_and_previews(resources, folders):
     assert metadata["dagster/row_count"].value == 30
     assert metadata["preview"].value.startswith("| order_id ")
     assert not path.exists()
+
+
+def test_the_same_bytes_under_two_names_dropped_together_load_once_and_both_are_kept(resources, folders):
+    first = write_workbook(folders["inbox"] / "week.xlsx", {"Products": products(), "Sales": sales(20)})
+    shutil.copy(first, folders["inbox"] / "week (copy).xlsx")
+    original = first.read_bytes()
+    job = defs.resolve_job_def("import_workbook")
+
+    with dg.instance_for_test() as instance:
+        result = tick(instance, resources, None)
+        _run(instance, job, result, resources)
+
+    assert len({r.run_key for r in result.run_requests}) == 2  # each file gets a run of its own
+    assert len({r.partition_key for r in result.run_requests}) == 1  # on the partition of the first name
+    url = resources["warehouse"].database_url
+    assert query(url, "SELECT file_name, status FROM ops.import_ledger ORDER BY import_id") == [
+        ("week (copy).xlsx", "loaded"),
+        ("week.xlsx", "duplicate"),
+    ]
+    assert list(folders["inbox"].iterdir()) == []
+    kept = sorted(folders["archive"].rglob("*.xlsx"))
+    assert [p.name for p in kept] == ["week (copy).xlsx", "week.xlsx"]
+    assert all(p.read_bytes() == original for p in kept)
+
+
+def test_links_in_the_inbox_are_refused_on_the_ledger_and_their_targets_left_alone(resources, folders, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    target = write_workbook(elsewhere / "orders.xlsx", {"Products": products(), "Sales": sales(5)})
+    original = target.read_bytes()
+    (folders["inbox"] / "superstore").symlink_to(elsewhere, target_is_directory=True)
+    (folders["inbox"] / "orders.xlsx").symlink_to(target)
+
+    with dg.instance_for_test() as instance:
+        first = tick(instance, resources, None)
+        second = tick(instance, resources, first.cursor)
+
+    assert first.run_requests == [] and second.run_requests == []
+    url = resources["warehouse"].database_url
+    ledger = query(url, "SELECT file_name, status, reason, archived_path FROM ops.import_ledger ORDER BY 1")
+    assert [row[:2] for row in ledger] == [("orders.xlsx", "rejected"), ("superstore", "rejected")]
+    assert all(reason.startswith("a symbolic link to ") for _, _, reason, _ in ledger)
+    assert all(Path(kept).is_symlink() and Path(kept).is_relative_to(folders["rejected"]) for *_, kept in ledger)
+    assert list(folders["inbox"].iterdir()) == []  # the links are put away, once
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["orders.xlsx"]  # the target: where it was,
+    assert target.read_bytes() == original  # as it was
+
+
+def test_dot_names_are_imported_when_they_name_a_workbook_and_reported_otherwise(resources, folders):
+    write_workbook(folders["inbox"] / "..xlsx", {"Products": products(), "Sales": sales(5)})
+    (folders["inbox"] / ".notes.txt").write_text("a hidden note")
+    job = defs.resolve_job_def("import_workbook")
+
+    with dg.instance_for_test() as instance:
+        first = tick(instance, resources, None)
+        _run(instance, job, first, resources)
+        second = tick(instance, resources, first.cursor)
+
+    assert [r.tags["workbook"] for r in first.run_requests] == ["..xlsx"]
+    url = resources["warehouse"].database_url
+    assert query(url, "SELECT file_name, status FROM ops.import_ledger") == [("..xlsx", "loaded")]
+    assert second.skip_message == (
+        "No new workbook in the inbox; 1 hidden file(s) not imported (a name starting with '.'): .notes.txt"
+    )
+
+
+def test_a_255_byte_name_with_a_rejected_row_imports_through_the_sensors_run(resources, folders):
+    rows = sales(10)
+    rows[3][SALES_HEADER.index("Quantity")] = "abc"
+    name = "ventes " + "é" * 121 + ".xlsx"  # 255 bytes in UTF-8
+    write_workbook(folders["inbox"] / name, {"Products": products(), "Sales": rows})
+    job = defs.resolve_job_def("import_workbook")
+
+    with dg.instance_for_test() as instance:
+        _run(instance, job, tick(instance, resources, None), resources)
+
+    url = resources["warehouse"].database_url
+    ledger = query(url, "SELECT file_name, status, rows_rejected, feedback_path FROM ops.import_ledger")
+    assert [row[:3] for row in ledger] == [(name, "loaded_with_rejects", 1)]
+    assert Path(ledger[0][3]).exists() and len(Path(ledger[0][3]).name.encode()) <= 255
+    assert list(folders["inbox"].iterdir()) == []

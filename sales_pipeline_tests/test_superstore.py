@@ -201,7 +201,8 @@ def test_superstore_days_are_its_order_dates_in_los_angeles(import_settings, fol
     found = query(url, "SELECT day, revenue, units FROM marts.daily_kpis WHERE scope = 'all'")
     assert {day: (revenue, units) for day, revenue, units in found} == per_day
     assert (min(per_day), max(per_day)) == (FIRST_ORDER, LAST_ORDER)
-    assert revenue_mismatches(url, "America/Los_Angeles", FIRST_ORDER, LAST_ORDER).passed
+    with transaction(url) as cursor:
+        assert revenue_mismatches(cursor, "America/Los_Angeles", FIRST_ORDER, LAST_ORDER).passed
 
 
 @needs_xlsx

@@ -9,18 +9,21 @@ command and the tests all call it. Its promises:
   every table as it was and the file stays in the inbox;
 - the original is never deleted or overwritten: it moves to archive/ (or rejected/ when it
   cannot be read at all) under a folder named by its content hash;
-- the same bytes, under any name, load nothing new.
+- the same bytes, under any name, load nothing new, even when two imports of them run at once.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
+import itertools
 import json
 import logging
+import os
 import re
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,6 +67,9 @@ API_OWNS_IT_NOT = sql.SQL("t.source <> 'api'")
 HEADER_SEARCH_ROWS = 20  # headers may sit below a title block, but not further down than this
 LINE_TOTAL_TOLERANCE = 0.015  # a cent of rounding either way, and float noise
 _BACKTICKED = re.compile(r"`([^`]+)`")
+# Advisory locks of imports, one per content hash (the two-key space, apart from the refreshes' locks).
+IMPORT_LOCK_CLASS = 74_210
+NAME_MAX_BYTES = 255  # a file name's limit on ext4, APFS, NTFS: names derived from a sender's must fit
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,7 @@ class ImportSettings:
     rejected_dir: Path
     dayfirst: bool = True
     timezone: str = "UTC"  # for sales of stores whose time zone is unknown
+    inbox_dir: Path | None = None  # when set, files whose real place is outside these folders are refused
 
 
 @dataclass
@@ -124,43 +131,71 @@ def import_workbook(
     run_id: str | None = None,
     reimport: bool = False,
 ) -> ImportResult:
-    """Import one workbook end to end and return what happened to it (also in ops.import_ledger)."""
-    started_at = dt.datetime.now(dt.UTC)
-    digest = content_hash(path)
-    if not reimport:
-        earlier = earlier_imports(settings.database_url, [digest]).get(digest)
-        if earlier is not None:
-            reason = f"same content as import #{earlier[0]} ({earlier[1]}): nothing new to load"
-            return _record_outcome(settings, path, digest, "duplicate", reason, mapping, run_id, started_at)
-    try:
-        workbook = read_workbook(path)
-        options = mapping.parse_options(settings.dayfirst, uses_1904_dates(path))
-        prepared = prepare_sheets(workbook, mapping, options, path)
-    except UnreadableWorkbook as problem:
-        return _record_outcome(settings, path, digest, "rejected", str(problem), mapping, run_id, started_at)
+    """Import one workbook end to end and return what happened to it (also in ops.import_ledger).
 
+    The importer opens its own transaction (hence `settings.database_url`): the decision "these bytes
+    are not loaded yet", the load and the ledger row commit together, and the original moves only
+    after that commit, so a failed commit leaves the file in the inbox.
+    """
+    started_at = dt.datetime.now(dt.UTC)
+    refuse_outside_folders(path, settings)
+    digest = content_hash(path)
+    result = None
+    try:
+        with transaction(settings.database_url) as cursor:
+            # Imports of the same bytes take turns: the second sees the first's ledger row once it commits.
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (IMPORT_LOCK_CLASS, digest))
+            earlier = None if reimport else earlier_imports(cursor, [digest]).get(digest)
+            if earlier is not None:
+                reason = f"same content as import #{earlier[0]} ({earlier[1]}): nothing new to load"
+                return _record_outcome(cursor, settings, path, digest, "duplicate", reason, mapping, run_id, started_at)
+            try:
+                workbook = read_workbook(path)
+                options = mapping.parse_options(settings.dayfirst, uses_1904_dates(path))
+                prepared = prepare_sheets(workbook, mapping, options, path)
+            except UnreadableWorkbook as problem:
+                return _record_outcome(cursor, settings, path, digest, "rejected", str(problem), mapping, run_id,
+                                       started_at)  # fmt: skip
+            result = _load(cursor, path, digest, prepared, settings, mapping, run_id, started_at)
+    except BaseException:
+        if result is not None and result.feedback_path:  # the commit failed: its feedback workbook goes too
+            Path(result.feedback_path).unlink(missing_ok=True)
+        raise
+    _keep(path, Path(result.archived_path).parent)
+    return result
+
+
+def _load(
+    cursor: Cursor,
+    path: Path,
+    digest: str,
+    prepared: list[PreparedSheet],
+    settings: ImportSettings,
+    mapping: Mapping,
+    run_id: str | None,
+    started_at: dt.datetime,
+) -> ImportResult:
+    """Load the prepared sheets and write the ledger row, in the caller's transaction."""
     archive = settings.archive_dir / digest[:16]
     feedback_path = None
     try:
-        with transaction(settings.database_url) as cursor:
-            import_id = _start_ledger_entry(cursor, path.name, digest, mapping, run_id, started_at)
-            _land_raw_rows(cursor, import_id, prepared)
-            _check_references(cursor, prepared)
-            for sheet in prepared:
-                sheet.counts = _merge(cursor, sheet, import_id, settings.timezone)
-            _store_rejects(cursor, import_id, path.name, prepared)
-            # Written once every reject is known, and before the commit: a failed import leaves none.
-            feedback_path = _write_feedback(archive, path, prepared)
-            results = tuple(s.result() for s in prepared)
-            status, reason = _outcome(results)
-            archived = archive / path.name
-            changed = _sales_changed(prepared)
-            _finish_ledger_entry(cursor, import_id, status, reason, results, archived, feedback_path, changed)
+        import_id = _start_ledger_entry(cursor, path.name, digest, mapping, run_id, started_at)
+        _land_raw_rows(cursor, import_id, prepared)
+        _check_references(cursor, prepared)
+        for sheet in prepared:
+            sheet.counts = _merge(cursor, sheet, import_id, settings.timezone)
+        _store_rejects(cursor, import_id, path.name, prepared)
+        # Written once every reject is known, and before the commit: a failed import leaves none.
+        feedback_path = _write_feedback(archive, path, prepared)
+        results = tuple(s.result() for s in prepared)
+        status, reason = _outcome(results)
+        archived = archive / path.name
+        changed = _sales_changed(prepared)
+        _finish_ledger_entry(cursor, import_id, status, reason, results, archived, feedback_path, changed)
     except BaseException:
         if feedback_path:
             feedback_path.unlink(missing_ok=True)
         raise
-    _keep(path, archive)
     return ImportResult(
         import_id, path.name, digest, status, reason, mapping.name, results, str(archived),
         str(feedback_path) if feedback_path else None,
@@ -603,7 +638,7 @@ def _write_feedback(archive: Path, path: Path, prepared: list[PreparedSheet]) ->
                 by_source[name].sender_header, dict(zip(cells.index, cells.values.tolist(), strict=True))
             )
     archive.mkdir(parents=True, exist_ok=True)
-    feedback = archive / f"{path.stem}.feedback.xlsx"
+    feedback = archive / fitting_name(path.stem, ".feedback.xlsx")
     return write_feedback_workbook(feedback, path.name, sheets, sorted(rejects, key=lambda r: (r.sheet, r.row)))
 
 
@@ -651,6 +686,7 @@ def _finish_ledger_entry(
 
 
 def _record_outcome(
+    cursor: Cursor,
     settings: ImportSettings,
     path: Path,
     digest: str,
@@ -665,29 +701,93 @@ def _record_outcome(
     The file moves inside the transaction: if the move fails, no ledger row claims it was kept.
     """
     folder = (settings.archive_dir if status == "duplicate" else settings.rejected_dir) / digest[:16]
-    with transaction(settings.database_url) as cursor:
-        cursor.execute(
-            "INSERT INTO ops.import_ledger (content_hash, file_name, status, reason, mapping, archived_path, run_id,"
-            " started_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING import_id",
-            (digest, path.name, status, reason, mapping.name, str(folder / path.name), run_id, started_at),
-        )
-        import_id = cursor.fetchone()[0]
-        kept = _keep(path, folder)
+    cursor.execute(
+        "INSERT INTO ops.import_ledger (content_hash, file_name, status, reason, mapping, archived_path, run_id,"
+        " started_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING import_id",
+        (digest, path.name, status, reason, mapping.name, str(folder / path.name), run_id, started_at),
+    )
+    import_id = cursor.fetchone()[0]
+    kept = _keep(path, folder)
     return ImportResult(import_id, path.name, digest, status, reason, mapping.name, (), str(kept))
 
 
-def earlier_imports(database_url: str, digests: list[str]) -> dict[str, tuple[int, str]]:
+def earlier_imports(cursor: Cursor, digests: list[str]) -> dict[str, tuple[int, str]]:
     """Content hash -> (import id, file name) of the first import that loaded those bytes."""
     if not digests:
         return {}
-    with transaction(database_url) as cursor:
-        cursor.execute(
-            "SELECT DISTINCT ON (content_hash) content_hash, import_id, file_name FROM ops.import_ledger"
-            " WHERE content_hash = ANY(%s) AND status IN ('loaded', 'loaded_with_rejects')"
-            " ORDER BY content_hash, import_id",
-            (digests,),
-        )
-        return {digest: (import_id, file_name) for digest, import_id, file_name in cursor.fetchall()}
+    cursor.execute(
+        "SELECT DISTINCT ON (content_hash) content_hash, import_id, file_name FROM ops.import_ledger"
+        " WHERE content_hash = ANY(%s) AND status IN ('loaded', 'loaded_with_rejects')"
+        " ORDER BY content_hash, import_id",
+        (digests,),
+    )
+    return {digest: (import_id, file_name) for digest, import_id, file_name in cursor.fetchall()}
+
+
+# --- the files: where they may come from, where they go ------------------------------------------
+
+
+class OutsideTheInbox(Exception):
+    """A path the importer must not move: a link, or a file whose real place is outside its folders."""
+
+
+def refuse_outside_folders(path: Path, settings: ImportSettings) -> None:
+    """Raise OutsideTheInbox unless `path` is a real file inside the inbox, archive or rejected folder.
+
+    A link (or a file reached through a linked folder) would make the importer move or archive
+    something that is not the pipeline's: the target outside, or only the link and not the bytes.
+    """
+    if path.is_symlink():
+        raise OutsideTheInbox(f"{path} is a symbolic link: the inbox takes files, not links")
+    if settings.inbox_dir is None:
+        return
+    real = path.resolve()
+    folders = [settings.inbox_dir, settings.archive_dir, settings.rejected_dir]
+    if not any(real.is_relative_to(folder.resolve()) for folder in folders):
+        raise OutsideTheInbox(f"{path} is {real}, outside {settings.inbox_dir} (a linked folder?)")
+
+
+def fitting_name(stem: str, suffix: str, max_bytes: int = NAME_MAX_BYTES) -> str:
+    """`stem + suffix`, the stem cut (at a character) so that the name fits the file system's limit."""
+    room = max_bytes - len(suffix.encode())
+    return stem.encode()[:room].decode(errors="ignore") + suffix
+
+
+def claim_name(folder: Path, name: str, create: Callable[[Path], None]) -> Path:
+    """Create an entry in `folder` under `name`, else `stem (2).suffix`, `stem (3).suffix`...: the first
+    free one. `create(destination)` must raise FileExistsError when the name is taken, so nothing is replaced."""
+    suffix = Path(name).suffix
+    stem = name.removesuffix(suffix) if suffix else name
+    for number in itertools.count(1):
+        destination = folder / (name if number == 1 else fitting_name(stem, f" ({number}){suffix}"))
+        try:
+            create(destination)
+            return destination
+        except FileExistsError:
+            continue
+    raise AssertionError("unreachable")
+
+
+def refuse_link(cursor: Cursor, link: Path, rejected_dir: Path) -> Path:
+    """Record a link found in the inbox as rejected and move the link (never its target) to rejected/links/.
+
+    Its content hash is that of the link's target path: the bytes behind it are not the pipeline's to read.
+    """
+    target = link.parent / os.readlink(link)
+    folder = rejected_dir / "links"
+    folder.mkdir(parents=True, exist_ok=True)
+    kept = claim_name(folder, link.name, lambda destination: os.symlink(target, destination))
+    reason = (
+        f"a symbolic link to {target}: the inbox takes files, not links, and nothing at the target was read or "
+        "moved; copy the file itself into the inbox"
+    )
+    cursor.execute(
+        "INSERT INTO ops.import_ledger (content_hash, file_name, status, reason, archived_path, started_at)"
+        " VALUES (%s, %s, 'rejected', %s, %s, now())",
+        (hashlib.sha256(str(target).encode()).hexdigest(), link.name, reason, str(kept)),
+    )
+    link.unlink()  # the link only: unlink never follows it
+    return kept
 
 
 def _keep(path: Path, folder: Path) -> Path:
@@ -695,9 +795,29 @@ def _keep(path: Path, folder: Path) -> Path:
     so a file already there under the same name has the same bytes and the new copy adds nothing."""
     folder.mkdir(parents=True, exist_ok=True)
     destination = folder / path.name
-    if destination.exists():
-        if destination.resolve() != path.resolve():
-            path.unlink()
-        return destination
-    shutil.move(str(path), str(destination))
+    if destination.exists() and destination.resolve() == path.resolve():
+        return destination  # a re-run of a file kept here already
+    if not path.exists() and destination.exists():
+        return destination  # an import of this very file, running at the same time, put it away
+    try:
+        move_exclusively(path, destination)
+    except FileExistsError:
+        path.unlink()
     return destination
+
+
+def move_exclusively(path: Path, destination: Path) -> None:
+    """Move a file to a name that must not exist yet (FileExistsError if it does), never replacing one."""
+    try:
+        os.link(path, destination)  # atomic, and fails rather than replace
+    except FileExistsError:
+        raise
+    except OSError:  # another file system, or one without hard links: copy into a new file
+        with path.open("rb") as source, destination.open("xb") as target:
+            try:
+                shutil.copyfileobj(source, target)
+            except BaseException:
+                destination.unlink()  # half a copy must not pass for the kept original
+                raise
+        shutil.copystat(path, destination)
+    path.unlink()

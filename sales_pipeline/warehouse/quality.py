@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass
 
+from psycopg2.extensions import cursor as Cursor
+
 from sales_pipeline.warehouse.db import transaction
 
 SAMPLE = 10
@@ -61,20 +63,32 @@ def check_rule(url: str, rule: str) -> RuleResult:
     return RuleResult(failures, sample)
 
 
-def revenue_mismatches(url: str, timezone: str, first_day: object, last_day: object) -> RuleResult:
-    """Days whose revenue in marts.daily_kpis (overall) differs from core.sales: exact sums, not rounded."""
-    with transaction(url) as cursor:
-        cursor.execute(
-            "WITH core AS ("
-            "  SELECT core.reporting_day(sold_at, sale_date, time_given, %(tz)s) AS day, sum(revenue) AS revenue"
-            "  FROM core.sales WHERE core.reported_between(sold_at, sale_date, time_given, %(tz)s,"
-            "    %(first)s::date, %(last)s::date) GROUP BY 1),"
-            " mart AS (SELECT day, revenue FROM marts.daily_kpis WHERE scope = 'all'"
-            "  AND day BETWEEN %(first)s AND %(last)s)"
-            " SELECT coalesce(core.day, mart.day)::text, core.revenue::text, mart.revenue::text"
-            " FROM core FULL JOIN mart USING (day) WHERE core.revenue IS DISTINCT FROM mart.revenue ORDER BY 1",
-            {"tz": timezone, "first": first_day, "last": last_day},
-        )
-        rows = cursor.fetchall()
+def hold_sales_still(cursor: Cursor) -> None:
+    """Until this transaction ends, no one else changes core.sales (writers wait, readers do not); it waits
+    for the writers under way to commit first.
+
+    A refresh of the KPIs and its reconciliation read core.sales in separate statements, each with its own
+    snapshot: sales committed between them would show as a mismatch that is not one.
+    """
+    cursor.execute("LOCK TABLE core.sales IN SHARE MODE")
+
+
+def revenue_mismatches(cursor: Cursor, timezone: str, first_day: object, last_day: object) -> RuleResult:
+    """Days whose revenue in marts.daily_kpis (overall) differs from core.sales: exact sums, not rounded.
+
+    Run it in the refresh's transaction, after `hold_sales_still`, so that it compares what the refresh saw.
+    """
+    cursor.execute(
+        "WITH core AS ("
+        "  SELECT core.reporting_day(sold_at, sale_date, time_given, %(tz)s) AS day, sum(revenue) AS revenue"
+        "  FROM core.sales WHERE core.reported_between(sold_at, sale_date, time_given, %(tz)s,"
+        "    %(first)s::date, %(last)s::date) GROUP BY 1),"
+        " mart AS (SELECT day, revenue FROM marts.daily_kpis WHERE scope = 'all'"
+        "  AND day BETWEEN %(first)s AND %(last)s)"
+        " SELECT coalesce(core.day, mart.day)::text, core.revenue::text, mart.revenue::text"
+        " FROM core FULL JOIN mart USING (day) WHERE core.revenue IS DISTINCT FROM mart.revenue ORDER BY 1",
+        {"tz": timezone, "first": first_day, "last": last_day},
+    )
+    rows = cursor.fetchall()
     sample = [{"day": day, "core_sales": core, "marts": mart} for day, core, mart in rows[:SAMPLE]]
     return RuleResult(len(rows), sample)

@@ -23,7 +23,7 @@ from sales_pipeline.analytics.charts import bar_chart_markdown, line_chart_markd
 from sales_pipeline.defs.ingest.workbooks import AFTER_ANY_UPSTREAM_UPDATE, OWNERS
 from sales_pipeline.resources import AnalyticsResource, WarehouseResource
 from sales_pipeline.warehouse.db import engine, transaction
-from sales_pipeline.warehouse.quality import revenue_mismatches
+from sales_pipeline.warehouse.quality import hold_sales_still, revenue_mismatches
 
 GROUP = "analytics"
 TAGS = {"domain": "analytics", "layer": "marts"}
@@ -82,8 +82,10 @@ def daily_kpis(
     first_day, last_day = window.start.date(), window.end.date() - dt.timedelta(days=1)
     url = warehouse.url()
     with transaction(url) as cursor:
+        hold_sales_still(cursor)  # the refresh and its reconciliation see the same sales
         absorbed = absorb_sales_changes(cursor, first_day, last_day, analytics.timezone, partition_bounds())
         rows = marts.refresh_daily_kpis(cursor, first_day, last_day, analytics.timezone)
+        mismatches = revenue_mismatches(cursor, analytics.timezone, first_day, last_day)
     totals = _preview(
         url,
         "SELECT day, revenue, orders, units FROM marts.daily_kpis WHERE scope = 'all'"
@@ -102,7 +104,6 @@ def daily_kpis(
         metadata["revenue_per_day"] = dg.MetadataValue.md(
             line_chart_markdown({"revenue": totals.set_index("day")["revenue"]}, "Revenue per day", "revenue")
         )
-    mismatches = revenue_mismatches(url, analytics.timezone, first_day, last_day)
     reconciliation = dg.AssetCheckResult(
         check_name="revenue_reconciles_with_core_sales",
         passed=mismatches.passed,

@@ -17,8 +17,8 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from sales_pipeline.excel.importer import earlier_imports, import_workbook
-from sales_pipeline.excel.read import content_hash
+from sales_pipeline.excel.importer import earlier_imports, import_workbook, refuse_link
+from sales_pipeline.excel.read import SUPPORTED_SUFFIXES, content_hash
 from sales_pipeline.records import ImportResult
 from sales_pipeline.resources import WarehouseResource, WorkbookInboxResource
 from sales_pipeline.warehouse.db import transaction
@@ -30,8 +30,10 @@ workbook_partitions = dg.DynamicPartitionsDefinition(name="workbooks")
 # drop that clause: they refresh whenever any partition upstream was updated.
 AFTER_ANY_UPSTREAM_UPDATE = dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing())
 IMPORT_OP = "ingest__workbook_import"  # the op behind the asset, as run config names it
-# Excel's lock files (~$name.xlsx) and half-written downloads are not workbooks to import.
-_IGNORED_PREFIXES = ("~$", ".")
+# Excel's lock files (~$name.xlsx) and half-written downloads are not workbooks to import. Hidden
+# files (.name) are the tools' own (LibreOffice's .~lock.name#, Finder's .DS_Store) unless their name
+# ends like a workbook (..xlsx is a workbook): those are named in the sensor's message, not imported.
+_IGNORED_PREFIXES = ("~$",)
 _IGNORED_SUFFIXES = (".tmp", ".part", ".crdownload")
 STEM_CHARS = 40  # of the file name in a partition key: long enough to recognise, short enough for the UI
 HASH_CHARS = 8  # of the content hash in a partition key: two contents under one name stay apart
@@ -128,9 +130,9 @@ def import_check_results(result: ImportResult, database_url: str) -> list[dg.Ass
     """The checks of one import. A duplicate loaded nothing and runs on the partition of the import that
     loaded its bytes: it reports that import's rejects, so that a re-drop does not hide them."""
     rejected, feedback = result.rows_rejected, result.feedback_path
-    earlier = earlier_imports(database_url, [result.content_hash]) if result.status == "duplicate" else {}
-    if result.content_hash in earlier:
-        with transaction(database_url) as cursor:
+    with transaction(database_url) as cursor:
+        earlier = earlier_imports(cursor, [result.content_hash]) if result.status == "duplicate" else {}
+        if result.content_hash in earlier:
             cursor.execute(
                 "SELECT rows_rejected, feedback_path FROM ops.import_ledger WHERE import_id = %s",
                 (earlier[result.content_hash][0],),
@@ -205,13 +207,29 @@ def import_metadata(result: ImportResult, database_url: str) -> dict[str, dg.Met
 
 def inbox_files(inbox_dir: Path) -> list[Path]:
     """Workbooks waiting in the inbox: top level (template) and one level of mapping folders."""
-    if not inbox_dir.exists():
-        return []
-    found = []
-    for path in sorted([*inbox_dir.glob("*"), *inbox_dir.glob("*/*")]):
-        if path.is_file() and not path.name.startswith(_IGNORED_PREFIXES) and not path.name.endswith(_IGNORED_SUFFIXES):
-            found.append(path)
-    return found
+    return scan_inbox(inbox_dir)[0]
+
+
+def scan_inbox(inbox_dir: Path) -> tuple[list[Path], list[Path], list[Path]]:
+    """(workbooks, links, hidden files) in the inbox and its mapping folders, never following a link:
+    a linked folder would make files outside the inbox look like the inbox's own."""
+    workbooks: list[Path] = []
+    links: list[Path] = []
+    hidden: list[Path] = []
+    if not inbox_dir.is_dir():
+        return workbooks, links, hidden
+    for entry in sorted(inbox_dir.iterdir()):
+        inner = sorted(entry.iterdir()) if entry.is_dir() and not entry.is_symlink() else [entry]
+        for path in inner:
+            if path.is_symlink():
+                links.append(path)
+            elif not path.is_file() or path.name.startswith(_IGNORED_PREFIXES) or path.name.endswith(_IGNORED_SUFFIXES):
+                continue
+            elif path.name.startswith(".") and not path.name.lower().endswith(SUPPORTED_SUFFIXES):
+                hidden.append(path)
+            else:
+                workbooks.append(path)
+    return workbooks, links, hidden
 
 
 def mapping_name(path: Path, inbox_dir: Path) -> str:
@@ -238,47 +256,66 @@ def workbook_inbox_sensor(
     # a file still waiting for its run is neither hashed nor requested again.
     requested: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
     inbox_dir = Path(inbox.inbox_dir)
+    workbooks, links, hidden = scan_inbox(inbox_dir)
     now = time.time()
-    files = [p for p in inbox_files(inbox_dir) if now - p.stat().st_mtime >= inbox.settle_seconds]
+    files = [p for p in workbooks if now - p.stat().st_mtime >= inbox.settle_seconds]
     new = {}
     for path in files:
         fingerprint = _fingerprint(path)
         if fingerprint not in requested:
             new[fingerprint] = (path, content_hash(path))
-    imported = earlier_imports(warehouse.url(), [digest for _, digest in new.values()])
-
-    run_requests, partitions = [], []
-    for fingerprint, (path, digest) in new.items():
-        partition = partition_key_for(path, digest, imported)
-        if (
-            not context.instance.has_dynamic_partition(workbook_partitions.name, partition)
-            and partition not in partitions
-        ):
-            partitions.append(partition)
-        # A re-drop of imported bytes still gets a run (it records the duplicate and archives the file).
-        run_key = f"{digest}:again:{fingerprint}" if digest in imported else digest
-        run_requests.append(
-            dg.RunRequest(
-                run_key=run_key,
-                partition_key=partition,
-                run_config=dg.RunConfig(
-                    {
-                        "ingest__workbook_import": WorkbookImportConfig(
-                            path=str(path), mapping=mapping_name(path, inbox_dir)
-                        )
-                    }
-                ),
-                tags={"workbook": path.name, "content_hash": digest},
-            )
-        )
+    with warehouse.transaction() as cursor:
+        for link in links:  # refused at once: a link is made in one step, nothing to wait for
+            kept = refuse_link(cursor, link, Path(inbox.rejected_dir))
+            context.log.warning(f"{link} is a link, not a file: refused, the link moved to {kept}")
+        imported = earlier_imports(cursor, [digest for _, digest in new.values()])
+    run_requests = _import_requests(new, requested, imported, inbox_dir)
+    partitions = []
+    for request in run_requests:
+        key = request.partition_key
+        if not context.instance.has_dynamic_partition(workbook_partitions.name, key) and key not in partitions:
+            partitions.append(key)
     current = {_fingerprint(p) for p in files}
     cursor = {f: h for f, h in requested.items() if f in current} | {f: h for f, (_, h) in new.items()}
+    skip_reason = "No new workbook in the inbox"
+    if hidden:
+        names = ", ".join(p.name for p in hidden[:5])
+        skip_reason += f"; {len(hidden)} hidden file(s) not imported (a name starting with '.'): {names}"
     return dg.SensorResult(
         run_requests=run_requests,
         dynamic_partitions_requests=[workbook_partitions.build_add_request(partitions)] if partitions else [],
         cursor=json.dumps(cursor, sort_keys=True),
-        skip_reason=None if run_requests else "No new workbook in the inbox",
+        skip_reason=None if run_requests else skip_reason,
     )
+
+
+def _import_requests(
+    new: dict[str, tuple[Path, str]],
+    requested: dict[str, str],
+    imported: dict[str, tuple[int, str]],
+    inbox_dir: Path,
+) -> list[dg.RunRequest]:
+    """One run per new file. Only the first file of some bytes is keyed by its hash: a re-drop of imported
+    bytes, or a second name for bytes already requested (in this tick or one before), gets its own key,
+    so that it runs too (it records the duplicate and archives the file) on the first file's partition."""
+    first_names = {digest: Path(fingerprint.rsplit("|", 2)[0]).name for fingerprint, digest in requested.items()}
+    first_names |= {digest: name for digest, (_, name) in imported.items()}
+    claimed = set(requested.values()) | set(imported)
+    run_requests = []
+    for fingerprint, (path, digest) in new.items():
+        partition = workbook_partition_key(first_names.setdefault(digest, path.name), digest)
+        run_key = f"{digest}:again:{fingerprint}" if digest in claimed else digest
+        claimed.add(digest)
+        config = WorkbookImportConfig(path=str(path), mapping=mapping_name(path, inbox_dir))
+        run_requests.append(
+            dg.RunRequest(
+                run_key=run_key,
+                partition_key=partition,
+                run_config=dg.RunConfig({IMPORT_OP: config}),
+                tags={"workbook": path.name, "content_hash": digest},
+            )
+        )
+    return run_requests
 
 
 import_workbook_job = dg.define_asset_job(
