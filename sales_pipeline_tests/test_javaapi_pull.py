@@ -140,9 +140,9 @@ def test_a_back_office_that_stays_down_is_a_clear_error(api):
 @pytest.mark.parametrize(
     ("faults", "message"),
     [
-        (
-            {"truncate_page": {"endpoint": "sales", "page": 1}},
-            "GET /api/v1/sales page 1: the response is not valid JSON",
+        (  # cut every time: retried (a cut body is transient), then a clear failure
+            {"truncate_page": {"endpoint": "sales", "page": 1, "times": 100}},
+            "GET /api/v1/sales page 1: gave up after 1 retries (last: the response is not valid JSON",
         ),
         ({"bad_record": {"endpoint": "sales", "page": 1}}, "GET /api/v1/sales page 1, record "),
     ],
@@ -154,7 +154,7 @@ def test_a_broken_page_fails_the_pull_and_changes_nothing(empty_warehouse, api, 
     before = table_counts(empty_warehouse) | {"sales pulls": query(empty_warehouse, sales_pulls)[0][0]}
     api.set_faults(faults)
 
-    result = pull(empty_warehouse, api.base_url, (str(days.index.min()), str(days.index.max())))
+    result = pull(empty_warehouse, api.base_url, (str(days.index.min()), str(days.index.max())), max_retries=1)
 
     assert not result.success
     failure = next(e for e in result.all_events if e.is_failure).event_specific_data.error
