@@ -183,9 +183,8 @@ class JavaApiClient:
                 body = _read_body(response, until, self.clock, self.read_timeout_s)
         except (requests.Timeout, requests.ConnectionError) as error:
             raise _Transient(type(error).__name__) from None
-        except (urllib3.exceptions.HTTPError, OSError) as error:  # while reading the body
-            name = "ReadTimeout" if isinstance(error, (urllib3.exceptions.TimeoutError, TimeoutError)) else None
-            raise _Transient(name or type(error).__name__) from None
+        except (urllib3.exceptions.HTTPError, OSError) as error:  # the body cut short, or the connection reset
+            raise _Transient(type(error).__name__) from None
         if response.status_code == 200:
             try:
                 return json.loads(body)
@@ -204,14 +203,18 @@ def _read_body(response: requests.Response, until: float, clock: Callable[[], fl
     """The body, read as it arrives; past `until`, a transient failure however steadily it drips."""
     raw = response.raw
     chunks = []
+    slow = _Transient("slow response", f"the response took more than {limit_s:g} s (read_timeout_s)")
     while True:
         left = until - clock()
         if left <= 0:
-            raise _Transient("slow response", f"the response took more than {limit_s:g} s (read_timeout_s)")
+            raise slow
         sock = getattr(raw.connection, "sock", None)
         if sock is not None:
             sock.settimeout(left)  # one wait for bytes never outlasts the response's deadline
-        chunk = raw.read1(CHUNK)  # what has arrived, after at most one wait on the socket
+        try:
+            chunk = raw.read1(CHUNK)  # what has arrived, after at most one wait on the socket
+        except (urllib3.exceptions.TimeoutError, TimeoutError):
+            raise slow from None
         if not chunk:
             return b"".join(chunks)
         chunks.append(chunk)
