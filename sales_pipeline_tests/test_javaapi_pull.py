@@ -406,3 +406,14 @@ def test_pull_sales_prints_the_clients_message_and_exits_1(warehouse_url, empty_
     assert re.match(expected, last), done.stderr
     assert "JSONDecodeError" not in done.stderr and "Traceback" not in done.stderr
     assert query(warehouse_url, "SELECT count(*) FROM core.sales")[0][0] == 0
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-5", "nan"])
+def test_a_deadline_that_is_not_a_number_of_seconds_names_the_setting(monkeypatch, value):
+    from sales_pipeline import settings
+
+    monkeypatch.setenv("JAVA_API_DEADLINE_S", value)
+    with pytest.raises(ValueError, match=rf"^JAVA_API_DEADLINE_S='{value}' is not a number of seconds"):
+        settings.java_api_deadline_s()
+    monkeypatch.setenv("JAVA_API_DEADLINE_S", "90")
+    assert settings.java_api_deadline_s() == 90.0

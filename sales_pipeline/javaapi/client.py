@@ -183,6 +183,8 @@ class JavaApiClient:
                 body = _read_body(response, until, self.clock, self.read_timeout_s)
         except (requests.Timeout, requests.ConnectionError) as error:
             raise _Transient(type(error).__name__) from None
+        except requests.RequestException:
+            raise  # a bad URL or the like: no retry mends it
         except (urllib3.exceptions.HTTPError, OSError) as error:  # the body cut short, or the connection reset
             raise _Transient(type(error).__name__) from None
         if response.status_code == 200:
