@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -385,6 +386,7 @@ def test_a_body_broken_once_is_retried_and_the_pull_completes(empty_warehouse, a
 
 @pytest.mark.slow
 def test_pull_sales_prints_the_clients_message_and_exits_1(warehouse_url, empty_warehouse, proxy, pipeline_home):
+    shutil.rmtree(pipeline_home / "cli-pull", ignore_errors=True)  # a Dagster home of its own, fresh
     proxy.rewrite = truncated(page=0, times=1000)  # every answer cut: the deadline ends the retries
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "JAVA_API_"))} | {
         "SALES_PIPELINE_DATABASE_URL": warehouse_url,
