@@ -114,10 +114,15 @@ class JavaApiResource(dg.ConfigurableResource):
     )
     token: str | None = Field(default=None, description=f"Bearer token ({settings.JAVA_API_TOKEN}).")
     connect_timeout_s: float = 5.0
-    read_timeout_s: float = 30.0
+    read_timeout_s: float = Field(default=30.0, description="Longest one response may take, request to last byte.")
     page_size: int = Field(default=1000, ge=1, le=1000)
     max_retries: int = Field(default=6, ge=0)
     max_wait_s: float = Field(default=120.0, description="Longest total wait between retries of one pull.")
+    deadline_s: float = Field(
+        default=600.0,
+        gt=0,
+        description=f"Longest a whole pull may take, retries included ({settings.JAVA_API_DEADLINE_S}).",
+    )
 
     def client(self) -> JavaApiClient:
         if not self.base_url:
@@ -135,6 +140,7 @@ class JavaApiResource(dg.ConfigurableResource):
             page_size=self.page_size,
             max_retries=self.max_retries,
             max_wait_s=self.max_wait_s,
+            deadline_s=self.deadline_s,
         )
 
 
@@ -150,7 +156,9 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
             timezone=env_or_default(settings.PIPELINE_TIMEZONE, "UTC"),
         ),
         "java_api": JavaApiResource(
-            base_url=env_or_default(settings.JAVA_API_BASE_URL), token=env_or_default(settings.JAVA_API_TOKEN)
+            base_url=env_or_default(settings.JAVA_API_BASE_URL),
+            token=env_or_default(settings.JAVA_API_TOKEN),
+            deadline_s=settings.java_api_deadline_s(),
         ),
         "analytics": AnalyticsResource(
             timezone=env_or_default(settings.PIPELINE_TIMEZONE, "UTC"), dashboard_dir=str(settings.dashboard_dir())

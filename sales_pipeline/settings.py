@@ -20,6 +20,7 @@ MAPPINGS = "SALES_PIPELINE_MAPPINGS"
 HISTORY_START = "SALES_PIPELINE_HISTORY_START"
 JAVA_API_BASE_URL = "JAVA_API_BASE_URL"
 JAVA_API_TOKEN = "JAVA_API_TOKEN"
+JAVA_API_DEADLINE_S = "JAVA_API_DEADLINE_S"
 FORECAST_HOLIDAY_COUNTRY = "FORECAST_HOLIDAY_COUNTRY"
 FORECAST_WORKERS = "FORECAST_WORKERS"
 
@@ -97,3 +98,15 @@ def forecast_workers() -> int:
     if not value.strip().isdigit() or int(value) < 1:
         raise ValueError(f"{FORECAST_WORKERS}={value!r} is not a whole number of processes (1 or more)")
     return int(value)
+
+
+def java_api_deadline_s() -> float:
+    """The longest one pull from the Java API may take, every page, retry and wait included (seconds)."""
+    value = os.environ.get(JAVA_API_DEADLINE_S) or "600"
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0 or seconds == float("inf"):
+        raise ValueError(f"{JAVA_API_DEADLINE_S}={value!r} is not a number of seconds (more than 0), e.g. 600")
+    return seconds

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import re
+import shutil
+import subprocess
+import sys
 import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -18,7 +25,8 @@ from sales_pipeline.excel.importer import import_workbook
 from sales_pipeline.javaapi.client import JavaApiClient, JavaApiError
 from sales_pipeline.javaapi.records import InvalidPage
 from sales_pipeline.resources import JavaApiResource, WarehouseResource
-from sales_pipeline_tests.conftest import query, table_counts
+from sales_pipeline_tests.conftest import PROJECT, query, table_counts
+from sales_pipeline_tests.fault_proxy import FaultProxy, dropped_record, later_records, shifted_page, truncated
 
 SEED, SCALE, DAYS, END = 5, 1, 40, dt.date(2026, 11, 22)
 TOKEN = "test-token-s3cret"
@@ -140,9 +148,9 @@ def test_a_back_office_that_stays_down_is_a_clear_error(api):
 @pytest.mark.parametrize(
     ("faults", "message"),
     [
-        (
-            {"truncate_page": {"endpoint": "sales", "page": 1}},
-            "GET /api/v1/sales page 1: the response is not valid JSON",
+        (  # cut every time: retried (a cut body is transient), then a clear failure
+            {"truncate_page": {"endpoint": "sales", "page": 1, "times": 100}},
+            "GET /api/v1/sales page 1: gave up after 1 retries (last: the response is not valid JSON",
         ),
         ({"bad_record": {"endpoint": "sales", "page": 1}}, "GET /api/v1/sales page 1, record "),
     ],
@@ -154,7 +162,7 @@ def test_a_broken_page_fails_the_pull_and_changes_nothing(empty_warehouse, api, 
     before = table_counts(empty_warehouse) | {"sales pulls": query(empty_warehouse, sales_pulls)[0][0]}
     api.set_faults(faults)
 
-    result = pull(empty_warehouse, api.base_url, (str(days.index.min()), str(days.index.max())))
+    result = pull(empty_warehouse, api.base_url, (str(days.index.min()), str(days.index.max())), max_retries=1)
 
     assert not result.success
     failure = next(e for e in result.all_events if e.is_failure).event_specific_data.error
@@ -237,3 +245,177 @@ def test_products_pull_incrementally_from_a_cursor_kept_in_the_warehouse(empty_w
         from sales_pipeline.javaapi.records import parse_page
 
         parse_page("products", 0, {"content": [{"productId": ""}], "page": {}})
+
+
+# Eight UTC days, inclusive, of about 27 lines a day: 5 pages of 50; 30 days later still holds sales.
+WINDOW, PAGE = ("2026-10-15", "2026-10-22"), 50
+WINDOW_QUERY = {"from": WINDOW[0], "to": "2026-10-23"}
+
+
+@pytest.fixture
+def proxy(api) -> Iterator[FaultProxy]:
+    with FaultProxy(api.base_url, TOKEN) as fault_proxy:
+        yield fault_proxy
+
+
+def warehouse_state(url: str) -> dict:
+    """What a user compares before and after a failed pull: counts, every sales line, the sales pulls on record."""
+    return table_counts(url) | {
+        "sales lines": query(url, "SELECT order_id, line_number, sold_at, quantity, revenue, source FROM core.sales"
+                                  " ORDER BY order_id, line_number"),
+        "sales pulls": query(url, "SELECT count(*) FROM ops.api_pulls WHERE endpoint = 'sales'"),
+        "sales records landed": query(url, "SELECT count(*) FROM raw.api_records WHERE endpoint = 'sales'"),
+    }  # fmt: skip
+
+
+def failure_reason(result: dg.ExecuteInProcessResult) -> str:
+    """The one line `sales-pipeline pull-sales` prints for a failed run."""
+    from sales_pipeline.cli import _outcome
+
+    return _outcome("pull", result)["reason"]
+
+
+def served_lines(api, page: int | None = None) -> dict:
+    params = WINDOW_QUERY | ({"page": page, "size": PAGE} if page is not None else {"size": 1})
+    return requests.get(f"{api.base_url}/api/v1/sales", params=params, headers={"Authorization": f"Bearer {TOKEN}"},
+                        timeout=10).json()  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("lie", "message"),
+    [
+        (
+            lambda: later_records(page=1, days=30),
+            r"GET /api/v1/sales page 1, record 0 \(orderId \S+, lineNumber \d+\): soldAt 2026-11-\S+ is outside"
+            r" the requested window 2026-10-15 \.\. 2026-10-23 \(UTC days, to exclusive\); nothing was written$",
+        ),
+        (
+            lambda: shifted_page(page=1),
+            r"GET /api/v1/sales page 1, record 0 \(orderId \S+, lineNumber \d+\): already served on page 0",
+        ),
+        (
+            lambda: dropped_record(page=1, index=5, deleted=False),
+            r"GET /api/v1/sales page \d: the \d pages hold (\d+) distinct records, but totalElements is \d+",
+        ),
+    ],
+    ids=["records from 30 days later", "shifted offset page", "a record lost on the way"],
+)
+def test_a_page_that_lies_fails_the_pull_and_changes_nothing(empty_warehouse, api, proxy, lie, message):
+    pull(empty_warehouse, api.base_url, WINDOW, page_size=PAGE)  # the truth first: real lines a lie would delete
+    before = warehouse_state(empty_warehouse)
+    proxy.rewrite = lie()
+
+    result = pull(empty_warehouse, proxy.base_url, WINDOW, page_size=PAGE)
+
+    assert not result.success
+    assert re.search(message, failure_reason(result)), failure_reason(result)
+    assert warehouse_state(empty_warehouse) == before
+
+
+def test_a_line_deleted_in_the_back_office_goes_and_the_marts_refresh_its_day(empty_warehouse, api, proxy):
+    pull(empty_warehouse, api.base_url, WINDOW, page_size=PAGE)
+    gone = served_lines(api, page=1)["content"][5]
+    query(empty_warehouse, "UPDATE ops.api_pulls SET marts_absorbed_at = now() RETURNING pull_id")  # marts up to date
+    proxy.rewrite = dropped_record(page=1, index=5, deleted=True)
+
+    result = pull(empty_warehouse, proxy.base_url, WINDOW, page_size=PAGE)
+
+    assert result.success
+    assert result.asset_materializations_for_node("ingest__api_sales")[0].metadata["removed"].value == 1
+    line = "SELECT count(*) FROM core.sales WHERE order_id = %s AND line_number = %s"
+    assert query(empty_warehouse, line, (gone["orderId"], gone["lineNumber"])) == [(0,)]
+    # Nothing else changed, yet the pull is pending for the marts over the day the line left.
+    pending = query(empty_warehouse, "SELECT first_sale, last_sale FROM ops.pending_sales_changes('UTC')")
+    day = dt.datetime.fromisoformat(gone["soldAt"]).astimezone(dt.UTC).date()
+    assert pending == [(day, day)]
+
+
+SLOWNESS = {"40 s latency": {"latency_s": 40.0}, "dripped body": {"drip_s": 0.05}}
+
+
+@pytest.mark.parametrize("slowness", SLOWNESS.values(), ids=SLOWNESS.keys())
+def test_a_back_office_too_slow_fails_at_the_deadline_and_changes_nothing(empty_warehouse, api, proxy, slowness):
+    pull(empty_warehouse, api.base_url, WINDOW, page_size=PAGE)
+    before = warehouse_state(empty_warehouse)
+    proxy.where = lambda endpoint, page: endpoint == "sales" and page == 1
+    for name, value in slowness.items():
+        setattr(proxy, name, value)
+
+    result = pull(empty_warehouse, proxy.base_url, WINDOW, page_size=PAGE, read_timeout_s=1.0, deadline_s=3.0)
+
+    assert not result.success
+    assert re.search(
+        r"GET /api/v1/sales page 1: the pull did not finish within 3 s \(JAVA_API_DEADLINE_S; last: ",
+        failure_reason(result),
+    ), failure_reason(result)
+    assert warehouse_state(empty_warehouse) == before
+
+
+@pytest.mark.parametrize("slowness", SLOWNESS.values(), ids=SLOWNESS.keys())
+def test_a_pull_never_outlasts_its_deadline(api, proxy, slowness):
+    for name, value in slowness.items():
+        setattr(proxy, name, value)
+    client = JavaApiClient(proxy.base_url, TOKEN, page_size=PAGE, read_timeout_s=1.0, deadline_s=2.5)
+
+    started = time.monotonic()
+    with pytest.raises(JavaApiError, match=r"^GET /api/v1/sales page 0: .*\(JAVA_API_DEADLINE_S; last: "):
+        client.fetch_all("sales", WINDOW_QUERY)
+    assert time.monotonic() - started < 2.5 + 0.5
+
+
+ONCE: dict[str, tuple[Callable[[FaultProxy], None], str]] = {
+    "truncated body": (lambda p: setattr(p, "rewrite", truncated(page=1)), "invalid JSON"),
+    "connection cut mid-body": (lambda p: setattr(p, "cut_times", 1), "ProtocolError"),
+    "dripped body": (lambda p: (setattr(p, "drip_s", 0.05), setattr(p, "drip_times", 1)), "slow response"),
+}
+
+
+@pytest.mark.parametrize(("fault", "reason"), ONCE.values(), ids=ONCE.keys())
+def test_a_body_broken_once_is_retried_and_the_pull_completes(empty_warehouse, api, proxy, fault, reason):
+    proxy.where = lambda endpoint, page: endpoint == "sales" and page == 1
+    fault(proxy)
+
+    result = pull(empty_warehouse, proxy.base_url, WINDOW, page_size=PAGE, read_timeout_s=1.0)
+
+    assert result.success
+    metadata = result.asset_materializations_for_node("ingest__api_sales")[0].metadata
+    assert metadata["retry_reasons"].value == {reason: 1}
+    loaded = query(empty_warehouse, "SELECT count(*) FROM core.sales WHERE source = 'api'")[0][0]
+    assert loaded == metadata["rows_pulled"].value == served_lines(api)["page"]["totalElements"]
+
+
+@pytest.mark.slow
+def test_pull_sales_prints_the_clients_message_and_exits_1(warehouse_url, empty_warehouse, proxy, pipeline_home):
+    shutil.rmtree(pipeline_home / "cli-pull", ignore_errors=True)  # a Dagster home of its own, fresh
+    proxy.rewrite = truncated(page=0, times=1000)  # every answer cut: the deadline ends the retries
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "JAVA_API_"))} | {
+        "SALES_PIPELINE_DATABASE_URL": warehouse_url,
+        "SALES_PIPELINE_HOME": str(pipeline_home / "cli-pull"),
+        "JAVA_API_BASE_URL": proxy.base_url,
+        "JAVA_API_TOKEN": TOKEN,
+        "JAVA_API_DEADLINE_S": "3",
+    }
+    command = [str(Path(sys.executable).with_name("sales-pipeline")), "pull-sales"]
+    done = subprocess.run([*command, "--from", WINDOW[0], "--to", WINDOW[1]], cwd=PROJECT, env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+
+    assert done.returncode == 1, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    expected = (
+        r"^Error: (\S+JavaApiError: )?GET /api/v1/sales page 0: the pull did not finish within 3 s"
+        r" \(JAVA_API_DEADLINE_S; last: the response is not valid JSON \([\d,]+ bytes: truncated\?\)\)"
+    )
+    assert re.match(expected, last), done.stderr
+    assert "JSONDecodeError" not in done.stderr and "Traceback" not in done.stderr
+    assert query(warehouse_url, "SELECT count(*) FROM core.sales")[0][0] == 0
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-5", "nan"])
+def test_a_deadline_that_is_not_a_number_of_seconds_names_the_setting(monkeypatch, value):
+    from sales_pipeline import settings
+
+    monkeypatch.setenv("JAVA_API_DEADLINE_S", value)
+    with pytest.raises(ValueError, match=rf"^JAVA_API_DEADLINE_S='{value}' is not a number of seconds"):
+        settings.java_api_deadline_s()
+    monkeypatch.setenv("JAVA_API_DEADLINE_S", "90")
+    assert settings.java_api_deadline_s() == 90.0

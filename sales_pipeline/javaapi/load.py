@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 from psycopg2 import sql
@@ -73,7 +73,12 @@ def merge_stock(cursor: Cursor, records: Sequence) -> MergeCounts:
 
 
 def merge_sales(cursor: Cursor, records: Sequence, window: tuple[dt.datetime, dt.datetime]) -> tuple[MergeCounts, int]:
-    """Merge a window's sale lines and remove the API's lines of that window the pull no longer has."""
+    """Merge a window's sale lines and remove the API's lines of that window the pull no longer has.
+
+    The counts' span covers the removed lines too, so the marts refresh the days they left.
+    The records must be a checked pull of that window (the client's `fetch_all`): a line missing from
+    them is deleted.
+    """
     frame = _frame(records).rename(columns={"line_total": "revenue"})
     frame["source"] = SOURCE
     if len(frame):
@@ -85,12 +90,13 @@ def merge_sales(cursor: Cursor, records: Sequence, window: tuple[dt.datetime, dt
     cursor.execute(
         "DELETE FROM core.sales t WHERE t.source = %s AND t.sold_at >= %s AND t.sold_at < %s"
         " AND NOT EXISTS (SELECT 1 FROM stage_api_sales s WHERE s.order_id = t.order_id"
-        " AND s.line_number = t.line_number)",
+        " AND s.line_number = t.line_number) RETURNING t.sold_at",
         (SOURCE, *window),
     )
-    removed = cursor.rowcount
+    removed_at = [row[0] for row in cursor.fetchall()]
+    removed_span = (min(removed_at), max(removed_at)) if removed_at else None
     if frame.empty:
-        return MergeCounts(0, 0, 0), removed
+        return MergeCounts(0, 0, 0, removed_span), len(removed_at)
     columns = list(frame.columns)
     # sale_date is the store's local day; the API gives instants, always with a time (time_given).
     select = sql.SQL(
@@ -102,7 +108,13 @@ def merge_sales(cursor: Cursor, records: Sequence, window: tuple[dt.datetime, dt
         cursor, "core.sales", len(frame), select, [*columns, "import_id", "sale_date", "time_given"],
         ("order_id", "line_number"), span="sold_at",
     )  # fmt: skip
-    return counts, removed
+    return replace(counts, span=_widest(counts.span, removed_span)), len(removed_at)
+
+
+def _widest(*spans: tuple | None) -> tuple | None:
+    """The smallest span covering every given one (a merge that changed nothing has (None, None))."""
+    ends = [end for span in spans if span for end in span if end is not None]
+    return (min(ends), max(ends)) if ends else None
 
 
 def _frame(records: Sequence) -> pd.DataFrame:

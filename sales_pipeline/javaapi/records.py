@@ -78,6 +78,11 @@ class ApiRecord(BaseModel):
     def key(self) -> tuple:
         return tuple(getattr(self, name) for name in self.KEY)
 
+    @property
+    def key_text(self) -> str:
+        """The key as the wire names it, for messages: 'orderId O-17, lineNumber 2'."""
+        return ", ".join(f"{to_camel(name)} {getattr(self, name)}" for name in self.KEY)
+
 
 class Product(ApiRecord):
     """A catalogue entry, as `GET /api/v1/products` serves it (ordered by productId)."""
@@ -146,6 +151,34 @@ class PageInfo(BaseModel):
 # endpoint name -> record model; the path is API_PREFIX + name.
 RECORD_MODELS: dict[str, type[ApiRecord]] = {"products": Product, "sales": SaleLine, "stock": StockLevel}
 _LIST_ADAPTERS = {name: TypeAdapter(list[model]) for name, model in RECORD_MODELS.items()}
+
+
+def outside_window(endpoint: str, record: ApiRecord, params: dict[str, Any]) -> str | None:
+    """Why `record` is not one that a request with `params` asked for, or None when it is.
+
+    Sales: `from` 00:00Z <= soldAt < `to` 00:00Z (UTC days, `to` exclusive). Products: updatedAt >=
+    `updatedSince`. Stock has no window. A record outside the window is a page that lies: trusting it
+    would replace the window's lines with others.
+    """
+    name = endpoint_name(endpoint)
+    if name == "sales" and isinstance(record, SaleLine) and "from" in params and "to" in params:
+        start, end = (_utc_midnight(params[bound]) for bound in ("from", "to"))
+        if not start <= record.sold_at < end:
+            return (
+                f"soldAt {record.sold_at.isoformat()} is outside the requested window"
+                f" {start:%Y-%m-%d} .. {end:%Y-%m-%d} (UTC days, to exclusive)"
+            )
+    if name == "products" and isinstance(record, Product) and params.get("updatedSince"):
+        since = dt.datetime.fromisoformat(str(params["updatedSince"]).replace("Z", "+00:00"))
+        since = since if since.tzinfo else since.replace(tzinfo=dt.UTC)
+        if record.updated_at < since:
+            return f"updatedAt {record.updated_at.isoformat()} is before the requested updatedSince {since.isoformat()}"
+    return None
+
+
+def _utc_midnight(day: str | dt.date) -> dt.datetime:
+    day = day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day))
+    return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
 
 
 class InvalidPage(ValueError):

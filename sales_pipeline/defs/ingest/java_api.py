@@ -83,12 +83,12 @@ def api_sales(context: dg.AssetExecutionContext, java_api: JavaApiResource, ware
     first_day, end_day = window.start.date(), window.end.date()
     records, stats = java_api.client().fetch_all("sales", {"from": first_day.isoformat(), "to": end_day.isoformat()})
     instants = (window.start.astimezone(dt.UTC), window.end.astimezone(dt.UTC))
-    with transaction(warehouse.url()) as cursor:
+    with warehouse.transaction() as cursor:
         pull_id = load.start_pull(cursor, "sales", instants, context.run_id)
         load.land_records(cursor, pull_id, "sales", records)
         counts, removed = load.merge_sales(cursor, records, instants)
         result = load.PullResult(pull_id, "sales", len(records), counts, removed)
-        load.finish_pull(cursor, result, stats, counts.span if counts.span and counts.span[0] else None)
+        load.finish_pull(cursor, result, stats, counts.span)
     return dg.MaterializeResult(metadata=_pull_metadata(result, stats, f"{first_day} .. {end_day} (exclusive)"))
 
 
@@ -100,7 +100,7 @@ def api_sales(context: dg.AssetExecutionContext, java_api: JavaApiResource, ware
 )
 def api_stock(context: dg.AssetExecutionContext, java_api: JavaApiResource, warehouse: WarehouseResource):
     records, stats = java_api.client().fetch_all("stock")
-    with transaction(warehouse.url()) as cursor:
+    with warehouse.transaction() as cursor:
         pull_id = load.start_pull(cursor, "stock", (None, None), context.run_id)
         load.land_records(cursor, pull_id, "stock", records)
         counts = load.merge_stock(cursor, records)
