@@ -407,9 +407,9 @@ def main() -> None:
         print(json.dumps(worker()))
         return
 
-    from sales_pipeline import settings as pipeline_settings
+    from sales_pipeline.settings import Settings
 
-    if pipeline_settings.pipeline_timezone() != "UTC":
+    if Settings.from_environment().pipeline_timezone != "UTC":
         raise SystemExit("run with PIPELINE_TIMEZONE unset or UTC: the loaded days are UTC dates")
     n_series = args.series or (100 if args.quick else 1000)
     sample = min(args.baseline_sample or (20 if args.quick else n_series), n_series)

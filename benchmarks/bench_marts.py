@@ -570,10 +570,10 @@ def main() -> None:
         return
 
     sys.stdout.reconfigure(line_buffering=True)  # progress shows when the output goes to a file
-    from sales_pipeline import settings
+    from sales_pipeline.settings import Settings
 
     sizes = args.sizes or ([100_000] if args.quick else [1_000_000, 5_000_000])
-    timezone = settings.pipeline_timezone()
+    timezone = Settings.from_environment().pipeline_timezone
     url, server_local = bench_database()
     print(
         f"database {BENCH_DB} on the {'embedded' if server_local else 'configured'} server; {args.runs} run(s) each;"

@@ -1,7 +1,8 @@
-"""Dagster resources: the one place where settings from the environment enter the code location.
+"""Dagster resources: where the settings enter the code location.
 
-Each setting is an `EnvVar` when it is set, so its value never shows in the UI or in run config,
-and falls back to the embedded default when it is not (see settings.py and the README).
+They are built from the one `Settings` object (settings.py). The database URL and the Java API's URL and
+token are not in it: they enter as `EnvVar`s when set, so their values never show in the UI or in run
+config, and fall back to the embedded default when not (see the README).
 """
 
 from __future__ import annotations
@@ -16,11 +17,23 @@ import dagster as dg
 import psycopg2.extensions
 from pydantic import Field
 
-from sales_pipeline import settings
 from sales_pipeline.excel.importer import ImportSettings
 from sales_pipeline.excel.mapping import TEMPLATE, Mapping, MappingError, load_mapping
 from sales_pipeline.forecasting.models import ForecastSettings
 from sales_pipeline.javaapi.client import JavaApiClient
+from sales_pipeline.settings import (
+    DATABASE_URL,
+    DAYFIRST,
+    FORECAST_HOLIDAY_COUNTRY,
+    FORECAST_WORKERS,
+    INBOX,
+    JAVA_API_BASE_URL,
+    JAVA_API_DEADLINE_S,
+    JAVA_API_TOKEN,
+    MAPPINGS,
+    PIPELINE_TIMEZONE,
+    Settings,
+)
 from sales_pipeline.warehouse import db, embedded
 
 
@@ -40,7 +53,7 @@ class WarehouseResource(dg.ConfigurableResource):
 
     database_url: str | None = Field(
         default=None,
-        description=f"PostgreSQL URL ({settings.DATABASE_URL}); unset: the embedded server.",
+        description=f"PostgreSQL URL ({DATABASE_URL}); unset: the embedded server.",
     )
 
     def url(self) -> str:
@@ -56,14 +69,12 @@ class WarehouseResource(dg.ConfigurableResource):
 class WorkbookInboxResource(dg.ConfigurableResource):
     """Where workbooks are dropped, archived and rejected, and how their text dates read."""
 
-    inbox_dir: str = Field(description=f"Folder the sensor watches ({settings.INBOX}).")
+    inbox_dir: str = Field(description=f"Folder the sensor watches ({INBOX}).")
     archive_dir: str = Field(description="Imported originals and feedback workbooks.")
     rejected_dir: str = Field(description="Files that could not be read at all.")
-    mappings_dir: str = Field(
-        description=f"Folder of YAML mappings ({settings.MAPPINGS}): inbox/<name>/ uses <name>.yaml."
-    )
-    dayfirst: bool = Field(default=True, description=f"03/04/2026 is 3 April ({settings.DAYFIRST}).")
-    timezone: str = Field(default="UTC", description=f"Time zone of stores with none ({settings.PIPELINE_TIMEZONE}).")
+    mappings_dir: str = Field(description=f"Folder of YAML mappings ({MAPPINGS}): inbox/<name>/ uses <name>.yaml.")
+    dayfirst: bool = Field(description=f"03/04/2026 is 3 April ({DAYFIRST}).")
+    timezone: str = Field(description=f"Time zone of stores with none ({PIPELINE_TIMEZONE}).")
     settle_seconds: float = Field(default=2.0, description="Ignore files modified more recently (still copying).")
 
     def import_settings(self, database_url: str) -> ImportSettings:
@@ -82,24 +93,25 @@ class WorkbookInboxResource(dg.ConfigurableResource):
             return TEMPLATE
         path = Path(name) if name.endswith((".yaml", ".yml")) else Path(self.mappings_dir) / f"{name}.yaml"
         if not path.exists():
-            raise MappingError(f"mapping '{name}' not found: {path} does not exist ({settings.MAPPINGS})")
+            raise MappingError(f"mapping '{name}' not found: {path} does not exist ({MAPPINGS})")
         return load_mapping(path)
 
 
 class AnalyticsResource(dg.ConfigurableResource):
     """How the marts read the sales: the pipeline's time zone, and where the dashboard file goes."""
 
-    timezone: str = Field(default="UTC", description=f"Day boundaries of the KPIs ({settings.PIPELINE_TIMEZONE}).")
+    timezone: str = Field(description=f"Day boundaries of the KPIs ({PIPELINE_TIMEZONE}).")
     dashboard_dir: str = Field(description="Folder of dashboard.json, the record a web page or BI tool reads.")
 
 
 class ForecastingResource(dg.ConfigurableResource):
-    """How forecasts are made: the country whose public holidays they know, and how many processes fit them."""
+    """How forecasts are made: their days, the country whose public holidays they know, how many processes fit them."""
 
+    timezone: str = Field(description=f"Day boundaries of the forecast days ({PIPELINE_TIMEZONE}).")
     holiday_country: str | None = Field(
-        default=None, description=f"ISO country code ({settings.FORECAST_HOLIDAY_COUNTRY}); none by default."
+        default=None, description=f"ISO country code ({FORECAST_HOLIDAY_COUNTRY}); none by default."
     )
-    workers: int = Field(default=1, ge=1, description=f"Processes fitting in parallel ({settings.FORECAST_WORKERS}).")
+    workers: int = Field(default=1, ge=1, description=f"Processes fitting in parallel ({FORECAST_WORKERS}).")
 
     def settings(self) -> ForecastSettings:
         return ForecastSettings(holiday_country=self.holiday_country)
@@ -110,9 +122,9 @@ class JavaApiResource(dg.ConfigurableResource):
 
     base_url: str | None = Field(
         default=None,
-        description=f"Base URL ({settings.JAVA_API_BASE_URL}); `sales-pipeline dev --simulator` serves a simulator.",
+        description=f"Base URL ({JAVA_API_BASE_URL}); `sales-pipeline dev --simulator` serves a simulator.",
     )
-    token: str | None = Field(default=None, description=f"Bearer token ({settings.JAVA_API_TOKEN}).")
+    token: str | None = Field(default=None, description=f"Bearer token ({JAVA_API_TOKEN}).")
     connect_timeout_s: float = 5.0
     read_timeout_s: float = Field(default=30.0, description="Longest one response may take, request to last byte.")
     page_size: int = Field(default=1000, ge=1, le=1000)
@@ -121,17 +133,17 @@ class JavaApiResource(dg.ConfigurableResource):
     deadline_s: float = Field(
         default=600.0,
         gt=0,
-        description=f"Longest a whole pull may take, retries included ({settings.JAVA_API_DEADLINE_S}).",
+        description=f"Longest a whole pull may take, retries included ({JAVA_API_DEADLINE_S}).",
     )
 
     def client(self) -> JavaApiClient:
         if not self.base_url:
             raise ValueError(
-                f"{settings.JAVA_API_BASE_URL} is not set: set it to the back office's URL, or run "
+                f"{JAVA_API_BASE_URL} is not set: set it to the back office's URL, or run "
                 "`sales-pipeline dev --simulator`, which serves the bundled simulator"
             )
         if not self.token:
-            raise ValueError(f"{settings.JAVA_API_TOKEN} is not set: the API needs a bearer token")
+            raise ValueError(f"{JAVA_API_TOKEN} is not set: the API needs a bearer token")
         return JavaApiClient(
             base_url=self.base_url,
             token=self.token,
@@ -144,26 +156,26 @@ class JavaApiResource(dg.ConfigurableResource):
         )
 
 
-def default_resources() -> dict[str, dg.ConfigurableResource]:
+def default_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     return {
-        "warehouse": WarehouseResource(database_url=env_or_default(settings.DATABASE_URL)),
+        "warehouse": WarehouseResource(database_url=env_or_default(DATABASE_URL)),
         "inbox": WorkbookInboxResource(
-            inbox_dir=str(settings.inbox_dir()),
-            archive_dir=str(settings.archive_dir()),
-            rejected_dir=str(settings.rejected_dir()),
-            mappings_dir=str(settings.mappings_dir()),
-            dayfirst=settings.dayfirst(),
-            timezone=env_or_default(settings.PIPELINE_TIMEZONE, "UTC"),
+            inbox_dir=str(settings.inbox_dir),
+            archive_dir=str(settings.archive_dir),
+            rejected_dir=str(settings.rejected_dir),
+            mappings_dir=str(settings.mappings_dir),
+            dayfirst=settings.dayfirst,
+            timezone=settings.pipeline_timezone,
         ),
         "java_api": JavaApiResource(
-            base_url=env_or_default(settings.JAVA_API_BASE_URL),
-            token=env_or_default(settings.JAVA_API_TOKEN),
-            deadline_s=settings.java_api_deadline_s(),
+            base_url=env_or_default(JAVA_API_BASE_URL),
+            token=env_or_default(JAVA_API_TOKEN),
+            deadline_s=settings.java_api_deadline_s,
         ),
-        "analytics": AnalyticsResource(
-            timezone=env_or_default(settings.PIPELINE_TIMEZONE, "UTC"), dashboard_dir=str(settings.dashboard_dir())
-        ),
+        "analytics": AnalyticsResource(timezone=settings.pipeline_timezone, dashboard_dir=str(settings.dashboard_dir)),
         "forecasting": ForecastingResource(
-            holiday_country=settings.forecast_holiday_country(), workers=settings.forecast_workers()
+            timezone=settings.pipeline_timezone,
+            holiday_country=settings.forecast_holiday_country,
+            workers=settings.forecast_workers,
         ),
     }

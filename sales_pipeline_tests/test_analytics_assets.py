@@ -12,13 +12,16 @@ import dagster as dg
 import psycopg2
 import pytest
 
-from sales_pipeline.definitions import defs
-from sales_pipeline.defs.analytics.sensors import RANGE_END_TAG, RANGE_START_TAG, sales_changed_sensor
+from sales_pipeline.definitions import defs as code_location
+from sales_pipeline.defs.analytics.sensors import RANGE_END_TAG, RANGE_START_TAG
 from sales_pipeline.excel.importer import import_workbook
 from sales_pipeline.resources import AnalyticsResource, WarehouseResource
 from sales_pipeline.warehouse.db import transaction
 from sales_pipeline_tests.conftest import query
 from sales_pipeline_tests.workbooks import SALES_HEADER, products, sales, write_workbook
+
+defs = code_location()  # the code location, as the code server loads it
+sales_changed_sensor = defs.resolve_sensor_def("sales_changed_sensor")
 
 MARTS = ("daily_kpis", "sales_trends", "stock_health", "top_products", "dashboard")
 

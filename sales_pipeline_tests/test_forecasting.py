@@ -16,7 +16,7 @@ import pytest
 
 from sales_pipeline.analytics import marts
 from sales_pipeline.defs.anomalies.assets import anomaly_assets
-from sales_pipeline.defs.forecasting.assets import forecast_assets, forecast_checks
+from sales_pipeline.defs.forecasting.assets import build_sales_forecast, demand_forecast, forecast_checks
 from sales_pipeline.demo.retailer import generate_retailer, write_sheets_workbook
 from sales_pipeline.excel.importer import ImportSettings, import_workbook
 from sales_pipeline.forecasting.models import PROPHET, ForecastSettings, forecast_series
@@ -27,6 +27,7 @@ from sales_pipeline_tests.conftest import empty_tables, query
 
 pytestmark = pytest.mark.slow  # a generated retailer imported and forecast once per module
 
+forecast_assets = [build_sales_forecast(holiday_country=None), demand_forecast]
 RETAILER = generate_retailer(scale=2, seed=42)
 END = date(2026, 11, 22)
 CALM_END = END - timedelta(days=60)  # before the planted drop and stock-out; the churners silent a month
@@ -52,7 +53,7 @@ def resources(url: str, workers: int = 2) -> dict:
     return {
         "warehouse": WarehouseResource(database_url=url),
         "analytics": AnalyticsResource(timezone="UTC", dashboard_dir=str(Path(url.split("host=")[-1]).parent)),
-        "forecasting": ForecastingResource(workers=workers),
+        "forecasting": ForecastingResource(timezone="UTC", workers=workers),
     }
 
 

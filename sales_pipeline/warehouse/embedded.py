@@ -28,7 +28,7 @@ CREATE_DATABASE_LOCK_ID = 74_210_002
 
 
 def pgdata_dir() -> Path:
-    return settings.home() / "pgdata"
+    return settings.pipeline_home() / "pgdata"
 
 
 @cache

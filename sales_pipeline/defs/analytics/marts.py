@@ -16,26 +16,31 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from sales_pipeline import settings
 from sales_pipeline.analytics import marts
 from sales_pipeline.analytics.changes import absorb_sales_changes
 from sales_pipeline.analytics.charts import bar_chart_markdown, line_chart_markdown
 from sales_pipeline.defs.ingest.workbooks import AFTER_ANY_UPSTREAM_UPDATE, OWNERS
 from sales_pipeline.resources import AnalyticsResource, WarehouseResource
+from sales_pipeline.settings import Settings
 from sales_pipeline.warehouse.db import engine, transaction
 from sales_pipeline.warehouse.quality import hold_sales_still, revenue_mismatches
 
 GROUP = "analytics"
 TAGS = {"domain": "analytics", "layer": "marts"}
-daily_partitions = dg.DailyPartitionsDefinition(
-    start_date=settings.history_start(), timezone=settings.pipeline_timezone()
-)
+DAILY_KPIS = dg.AssetKey(["marts", "daily_kpis"])
 
 
-def partition_bounds() -> tuple[dt.date, dt.date]:
+def daily_partitions(settings: Settings) -> dg.DailyPartitionsDefinition:
+    """One partition per day in the pipeline's time zone, from the history start to yesterday."""
+    return dg.DailyPartitionsDefinition(
+        start_date=settings.history_start.isoformat(), timezone=settings.pipeline_timezone
+    )
+
+
+def partition_bounds(partitions: dg.DailyPartitionsDefinition) -> tuple[dt.date, dt.date]:
     """The first and last day the daily KPIs have a partition for (the last is yesterday)."""
-    first = dt.date.fromisoformat(daily_partitions.get_first_partition_key() or settings.history_start())
-    last = daily_partitions.get_last_partition_key()
+    first = partitions.start.date()
+    last = partitions.get_last_partition_key()
     return first, dt.date.fromisoformat(last) if last else first - dt.timedelta(days=1)
 
 
@@ -56,60 +61,67 @@ def _preview(url: str, statement: str, params: dict | None = None) -> pd.DataFra
     return pd.read_sql_query(statement, engine(url), params=params)
 
 
-@dg.asset(
-    **_mart(
-        "daily_kpis",
-        f"Per day in {settings.pipeline_timezone()}, overall and per store, category and product: revenue, units, "
-        "orders, "
-        "distinct customers, average order value, gross margin and margin rate where cost is known, discount given.",
-        partitions_def=daily_partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        deps=[["core", "sales"], ["core", "products"]],
-        check_specs=[
-            dg.AssetCheckSpec(
-                "revenue_reconciles_with_core_sales",
-                asset=["marts", "daily_kpis"],
-                blocking=True,
-                description="For the days computed, revenue here equals revenue in core.sales, to the cent.",
-            )
-        ],
-    )
-)
-def daily_kpis(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, analytics: AnalyticsResource
-) -> dg.MaterializeResult:
-    window = context.partition_time_window
-    first_day, last_day = window.start.date(), window.end.date() - dt.timedelta(days=1)
-    url = warehouse.url()
-    with transaction(url) as cursor:
-        hold_sales_still(cursor)  # the refresh and its reconciliation see the same sales
-        absorbed = absorb_sales_changes(cursor, first_day, last_day, analytics.timezone, partition_bounds())
-        rows = marts.refresh_daily_kpis(cursor, first_day, last_day, analytics.timezone)
-        mismatches = revenue_mismatches(cursor, analytics.timezone, first_day, last_day)
-    totals = _preview(
-        url,
-        "SELECT day, revenue, orders, units FROM marts.daily_kpis WHERE scope = 'all'"
-        " AND day BETWEEN %(first)s AND %(last)s ORDER BY day",
-        {"first": first_day, "last": last_day},
-    )
-    metadata = {
-        "rows_written": rows,
-        "days": f"{first_day} .. {last_day}",
-        "imports_and_pulls_absorbed": absorbed,
-        "days_with_sales": len(totals),
-        "revenue": float(totals["revenue"].sum()) if len(totals) else 0.0,
-        "preview": dg.MetadataValue.md(totals.tail(10).to_markdown(index=False)),
-    }
-    if len(totals) > 1:
-        metadata["revenue_per_day"] = dg.MetadataValue.md(
-            line_chart_markdown({"revenue": totals.set_index("day")["revenue"]}, "Revenue per day", "revenue")
+def build_daily_kpis(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
+    """The daily KPIs, one partition per day of `partitions`."""
+
+    @dg.asset(
+        **_mart(
+            "daily_kpis",
+            f"Per day in {partitions.timezone}, overall and per store, category and product: revenue, units, "
+            "orders, distinct customers, average order value, gross margin and margin rate where cost is known, "
+            "discount given.",
+            partitions_def=partitions,
+            backfill_policy=dg.BackfillPolicy.single_run(),
+            deps=[["core", "sales"], ["core", "products"]],
+            check_specs=[
+                dg.AssetCheckSpec(
+                    "revenue_reconciles_with_core_sales",
+                    asset=["marts", "daily_kpis"],
+                    blocking=True,
+                    description="For the days computed, revenue here equals revenue in core.sales, to the cent.",
+                )
+            ],
         )
-    reconciliation = dg.AssetCheckResult(
-        check_name="revenue_reconciles_with_core_sales",
-        passed=mismatches.passed,
-        metadata={"days_off": mismatches.failures, "sample": dg.MetadataValue.json(mismatches.sample)},
     )
-    return dg.MaterializeResult(metadata=metadata, check_results=[reconciliation])
+    def daily_kpis(
+        context: dg.AssetExecutionContext, warehouse: WarehouseResource, analytics: AnalyticsResource
+    ) -> dg.MaterializeResult:
+        window = context.partition_time_window
+        first_day, last_day = window.start.date(), window.end.date() - dt.timedelta(days=1)
+        url = warehouse.url()
+        with transaction(url) as cursor:
+            hold_sales_still(cursor)  # the refresh and its reconciliation see the same sales
+            absorbed = absorb_sales_changes(
+                cursor, first_day, last_day, analytics.timezone, partition_bounds(partitions)
+            )
+            rows = marts.refresh_daily_kpis(cursor, first_day, last_day, analytics.timezone)
+            mismatches = revenue_mismatches(cursor, analytics.timezone, first_day, last_day)
+        totals = _preview(
+            url,
+            "SELECT day, revenue, orders, units FROM marts.daily_kpis WHERE scope = 'all'"
+            " AND day BETWEEN %(first)s AND %(last)s ORDER BY day",
+            {"first": first_day, "last": last_day},
+        )
+        metadata = {
+            "rows_written": rows,
+            "days": f"{first_day} .. {last_day}",
+            "imports_and_pulls_absorbed": absorbed,
+            "days_with_sales": len(totals),
+            "revenue": float(totals["revenue"].sum()) if len(totals) else 0.0,
+            "preview": dg.MetadataValue.md(totals.tail(10).to_markdown(index=False)),
+        }
+        if len(totals) > 1:
+            metadata["revenue_per_day"] = dg.MetadataValue.md(
+                line_chart_markdown({"revenue": totals.set_index("day")["revenue"]}, "Revenue per day", "revenue")
+            )
+        reconciliation = dg.AssetCheckResult(
+            check_name="revenue_reconciles_with_core_sales",
+            passed=mismatches.passed,
+            metadata={"days_off": mismatches.failures, "sample": dg.MetadataValue.json(mismatches.sample)},
+        )
+        return dg.MaterializeResult(metadata=metadata, check_results=[reconciliation])
+
+    return daily_kpis
 
 
 @dg.asset(
@@ -118,7 +130,7 @@ def daily_kpis(
         "7- and 28-day moving averages, week-over-week, month-over-month and year-over-year growth and a trend "
         "direction (rising, steady, falling, new), overall, per category and per product. Recomputed from the first "
         "day whose KPIs changed since the last refresh: rolling windows that include a changed day, nothing more.",
-        deps=[daily_kpis],
+        deps=[DAILY_KPIS],
         automation_condition=AFTER_ANY_UPSTREAM_UPDATE,
     )
 )
@@ -200,7 +212,7 @@ class TopProductsConfig(dg.Config):
         "Top N products by revenue for yesterday, the last 7 and 30 days and month to date, "
         "with units, revenue, share of total and rank change against the previous period of the same length. "
         "'Yesterday' is the last complete day with sales.",
-        deps=[daily_kpis],
+        deps=[DAILY_KPIS],
         automation_condition=AFTER_ANY_UPSTREAM_UPDATE,
     )
 )
@@ -230,7 +242,7 @@ def top_products(config: TopProductsConfig, warehouse: WarehouseResource) -> dg.
         "The Dashboard record a web page or BI tool reads: headline KPIs with their change, a 30-day revenue "
         "series, stock health counts, top 5 products, open alerts. One row per refresh in marts.dashboard (jsonb) "
         "and dashboard.json in the dashboard folder; the JSON shape is documented in the README.",
-        deps=[daily_kpis, sales_trends, stock_health, top_products],
+        deps=[DAILY_KPIS, sales_trends, stock_health, top_products],
         automation_condition=AFTER_ANY_UPSTREAM_UPDATE,
     )
 )
@@ -261,14 +273,7 @@ def dashboard(warehouse: WarehouseResource, analytics: AnalyticsResource) -> dg.
     )
 
 
-mart_assets = [daily_kpis, sales_trends, stock_health, top_products, dashboard]
-
-refresh_daily_kpis_job = dg.define_asset_job(
-    "refresh_daily_kpis",
-    selection=[daily_kpis.key],
-    partitions_def=daily_partitions,
-    description="Recompute the daily KPIs of a day or a range of days (one run per range).",
-)
+mart_assets = [sales_trends, stock_health, top_products, dashboard]  # after the daily KPIs (build_daily_kpis)
 
 refresh_marts_job = dg.define_asset_job(
     "refresh_marts",

@@ -11,24 +11,19 @@ import importlib.metadata
 
 import dagster as dg
 
-from sales_pipeline import settings
 from sales_pipeline.analytics.charts import forecast_chart_markdown, line_chart_markdown
 from sales_pipeline.defs.ingest.workbooks import AFTER_ANY_UPSTREAM_UPDATE, OWNERS
 from sales_pipeline.forecasting import queries
 from sales_pipeline.forecasting.models import ENGINE_CODE, PROPHET, SEASONAL_NAIVE
 from sales_pipeline.forecasting.runner import ForecastRun, forecast_target
-from sales_pipeline.resources import AnalyticsResource, ForecastingResource, WarehouseResource
+from sales_pipeline.resources import ForecastingResource, WarehouseResource
+from sales_pipeline.settings import Settings
 
 GROUP = "forecasting"
 TAGS = {"domain": "forecasting", "layer": "ml"}
 CODE_VERSION = f"forecast-{ENGINE_CODE}-prophet-{importlib.metadata.version('prophet')}"
 SALES_KEY = dg.AssetKey(["forecasting", "sales_forecast"])
 DEMAND_KEY = dg.AssetKey(["forecasting", "demand_forecast"])
-
-
-def _holidays_known() -> str:
-    country = settings.forecast_holiday_country()
-    return f"the public holidays of {country}" if country else "no public holidays"
 
 
 def _forecast(key: dg.AssetKey, description: str, deps: list) -> dict:
@@ -50,12 +45,11 @@ def _forecast_and_describe(
     context: dg.AssetExecutionContext,
     target: str,
     warehouse: WarehouseResource,
-    analytics: AnalyticsResource,
     forecasting: ForecastingResource,
 ) -> tuple[ForecastRun | None, dict]:
     """Run the target's forecasts; the metadata both forecast assets show (the caller adds its chart)."""
     url = warehouse.url()
-    run = forecast_target(url, target, analytics.timezone, forecasting.settings(), forecasting.workers)
+    run = forecast_target(url, target, forecasting.timezone, forecasting.settings(), forecasting.workers)
     if run is None:
         return None, {"note": f"no {'daily KPIs' if target == 'sales' else 'sales'} yet: nothing to forecast"}
     summary = run.summary()
@@ -71,37 +65,42 @@ def _forecast_and_describe(
     }
 
 
-@dg.asset(
-    **_forecast(
-        SALES_KEY,
-        "The next 7 days of revenue for the total, each store, each category and each "
-        "product with enough history, with 80% and 95% intervals, never negative. Prophet (weekly seasonality, "
-        f"yearly with two years of history, {_holidays_known()}) against seasonal naive in "
-        "a rolling-origin backtest (4 weekly origins); the better model publishes and ml.forecast_series says why. "
-        "Sparse products publish their recent daily mean. Refit only where the input changed.",
-        # core/sales too: Dagster leaves daily-partitioned parents out of staleness, so without an
-        # unpartitioned parent the UI could never show the forecast stale after new sales.
-        deps=[["marts", "daily_kpis"], ["core", "sales"]],
-    )
-)
-def sales_forecast(
-    context: dg.AssetExecutionContext,
-    warehouse: WarehouseResource,
-    analytics: AnalyticsResource,
-    forecasting: ForecastingResource,
-) -> dg.MaterializeResult:
-    run, metadata = _forecast_and_describe(context, "sales", warehouse, analytics, forecasting)
-    if run is None:
-        return dg.MaterializeResult(metadata=metadata)
-    url = warehouse.url()
-    total = queries.published(url, "sales", "all", "", run.origin)
-    if len(total):
-        history = queries.recent_actuals(url, "revenue", run.origin)
-        metadata["total_forecast"] = dg.MetadataValue.md(
-            forecast_chart_markdown(history, total, "Revenue, last 8 weeks and the next 7 days", "revenue")
+def build_sales_forecast(holiday_country: str | None) -> dg.AssetsDefinition:
+    """The revenue forecasts; their description names the public holidays the models know."""
+    holidays = f"the public holidays of {holiday_country}" if holiday_country else "no public holidays"
+
+    @dg.asset(
+        **_forecast(
+            SALES_KEY,
+            "The next 7 days of revenue for the total, each store, each category and each "
+            "product with enough history, with 80% and 95% intervals, never negative. Prophet (weekly seasonality, "
+            f"yearly with two years of history, {holidays}) against seasonal naive in "
+            "a rolling-origin backtest (4 weekly origins); the better model publishes and ml.forecast_series says why. "
+            "Sparse products publish their recent daily mean. Refit only where the input changed.",
+            # core/sales too: Dagster leaves daily-partitioned parents out of staleness, so without an
+            # unpartitioned parent the UI could never show the forecast stale after new sales.
+            deps=[["marts", "daily_kpis"], ["core", "sales"]],
         )
-        metadata["total_preview"] = dg.MetadataValue.md(total.round(2).to_markdown(index=False))
-    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(run.data_version))
+    )
+    def sales_forecast(
+        context: dg.AssetExecutionContext,
+        warehouse: WarehouseResource,
+        forecasting: ForecastingResource,
+    ) -> dg.MaterializeResult:
+        run, metadata = _forecast_and_describe(context, "sales", warehouse, forecasting)
+        if run is None:
+            return dg.MaterializeResult(metadata=metadata)
+        url = warehouse.url()
+        total = queries.published(url, "sales", "all", "", run.origin)
+        if len(total):
+            history = queries.recent_actuals(url, "revenue", run.origin)
+            metadata["total_forecast"] = dg.MetadataValue.md(
+                forecast_chart_markdown(history, total, "Revenue, last 8 weeks and the next 7 days", "revenue")
+            )
+            metadata["total_preview"] = dg.MetadataValue.md(total.round(2).to_markdown(index=False))
+        return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(run.data_version))
+
+    return sales_forecast
 
 
 @dg.asset(
@@ -116,10 +115,9 @@ def sales_forecast(
 def demand_forecast(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
-    analytics: AnalyticsResource,
     forecasting: ForecastingResource,
 ) -> dg.MaterializeResult:
-    run, metadata = _forecast_and_describe(context, "demand", warehouse, analytics, forecasting)
+    run, metadata = _forecast_and_describe(context, "demand", warehouse, forecasting)
     if run is None:
         return dg.MaterializeResult(metadata=metadata)
     url = warehouse.url()
@@ -169,9 +167,15 @@ def _bounds_check(key: dg.AssetKey, target: str) -> dg.AssetChecksDefinition:
     return check
 
 
-forecast_assets = [sales_forecast, demand_forecast]
 forecast_checks = [
     total_model_beats_seasonal_naive,
     _bounds_check(SALES_KEY, "sales"),
     _bounds_check(DEMAND_KEY, "demand"),
 ]
+
+
+def forecast_definitions(settings: Settings) -> dg.Definitions:
+    """The forecast assets and their checks."""
+    return dg.Definitions(
+        assets=[build_sales_forecast(settings.forecast_holiday_country), demand_forecast], asset_checks=forecast_checks
+    )

@@ -8,15 +8,16 @@ import datetime as dt
 
 import dagster as dg
 
-from sales_pipeline import settings
 from sales_pipeline.defs.ingest.workbooks import OWNERS
 from sales_pipeline.javaapi import load
 from sales_pipeline.javaapi.client import PullStats
 from sales_pipeline.resources import JavaApiResource, WarehouseResource
+from sales_pipeline.settings import Settings
 from sales_pipeline.warehouse.db import transaction
 
-# The API's days are UTC days (its `from`/`to` filter sale instants in UTC).
-api_days = dg.DailyPartitionsDefinition(start_date=settings.history_start(), timezone="UTC")
+API_PRODUCTS = dg.AssetKey(["ingest", "api_products"])
+API_SALES = dg.AssetKey(["ingest", "api_sales"])
+API_STOCK = dg.AssetKey(["ingest", "api_stock"])
 ASSET = {
     "group_name": "ingest",
     "kinds": {"api", "postgres"},
@@ -41,7 +42,7 @@ def _pull_metadata(result: load.PullResult, stats: PullStats, window: str) -> di
 
 
 @dg.asset(
-    key=["ingest", "api_products"],
+    key=API_PRODUCTS,
     description="Products changed in the back office since the last pull (updatedSince = the cursor kept in "
     "ops.api_cursors, so it survives a new Dagster instance), merged into core.products.",
     **ASSET,
@@ -69,33 +70,40 @@ def api_products(context: dg.AssetExecutionContext, java_api: JavaApiResource, w
     return dg.MaterializeResult(metadata=_pull_metadata(result, stats, f"updatedSince {since or 'the beginning'}"))
 
 
-@dg.asset(
-    key=["ingest", "api_sales"],
-    description="A day (UTC) of order lines from the back office, replacing the API's lines of that day in "
-    "core.sales; the API's version of a line wins over a workbook's. A range of days pulls in one run.",
-    partitions_def=api_days,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=[api_products],
-    **ASSET,
-)
-def api_sales(context: dg.AssetExecutionContext, java_api: JavaApiResource, warehouse: WarehouseResource):
-    window = context.partition_time_window
-    first_day, end_day = window.start.date(), window.end.date()
-    records, stats = java_api.client().fetch_all("sales", {"from": first_day.isoformat(), "to": end_day.isoformat()})
-    instants = (window.start.astimezone(dt.UTC), window.end.astimezone(dt.UTC))
-    with warehouse.transaction() as cursor:
-        pull_id = load.start_pull(cursor, "sales", instants, context.run_id)
-        load.land_records(cursor, pull_id, "sales", records)
-        counts, removed = load.merge_sales(cursor, records, instants)
-        result = load.PullResult(pull_id, "sales", len(records), counts, removed)
-        load.finish_pull(cursor, result, stats, counts.span)
-    return dg.MaterializeResult(metadata=_pull_metadata(result, stats, f"{first_day} .. {end_day} (exclusive)"))
+def build_api_sales(days: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
+    """The API's sales, one partition per day of `days`."""
+
+    @dg.asset(
+        key=API_SALES,
+        description="A day (UTC) of order lines from the back office, replacing the API's lines of that day in "
+        "core.sales; the API's version of a line wins over a workbook's. A range of days pulls in one run.",
+        partitions_def=days,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        deps=[API_PRODUCTS],
+        **ASSET,
+    )
+    def api_sales(context: dg.AssetExecutionContext, java_api: JavaApiResource, warehouse: WarehouseResource):
+        window = context.partition_time_window
+        first_day, end_day = window.start.date(), window.end.date()
+        records, stats = java_api.client().fetch_all(
+            "sales", {"from": first_day.isoformat(), "to": end_day.isoformat()}
+        )
+        instants = (window.start.astimezone(dt.UTC), window.end.astimezone(dt.UTC))
+        with warehouse.transaction() as cursor:
+            pull_id = load.start_pull(cursor, "sales", instants, context.run_id)
+            load.land_records(cursor, pull_id, "sales", records)
+            counts, removed = load.merge_sales(cursor, records, instants)
+            result = load.PullResult(pull_id, "sales", len(records), counts, removed)
+            load.finish_pull(cursor, result, stats, counts.span)
+        return dg.MaterializeResult(metadata=_pull_metadata(result, stats, f"{first_day} .. {end_day} (exclusive)"))
+
+    return api_sales
 
 
 @dg.asset(
-    key=["ingest", "api_stock"],
+    key=API_STOCK,
     description="The back office's latest on-hand snapshot per product and store, merged into core.stock.",
-    deps=[api_products],
+    deps=[API_PRODUCTS],
     **ASSET,
 )
 def api_stock(context: dg.AssetExecutionContext, java_api: JavaApiResource, warehouse: WarehouseResource):
@@ -109,17 +117,10 @@ def api_stock(context: dg.AssetExecutionContext, java_api: JavaApiResource, ware
     return dg.MaterializeResult(metadata=_pull_metadata(result, stats, "latest snapshot"))
 
 
-api_assets = [api_products, api_sales, api_stock]
 pull_master_data_job = dg.define_asset_job(
     "pull_products_and_stock",
     selection=[api_products.key, api_stock.key],
     description="Pull the products changed since the last pull and the latest stock from the back office.",
-)
-pull_sales_job = dg.define_asset_job(
-    "pull_sales",
-    selection=[api_sales.key],
-    partitions_def=api_days,
-    description="Pull a day, or a range of days, of sales from the back office (one run per range).",
 )
 pull_master_data_schedule = dg.ScheduleDefinition(
     job=pull_master_data_job,
@@ -127,10 +128,27 @@ pull_master_data_schedule = dg.ScheduleDefinition(
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Each night: products changed since the last pull, then the stock snapshot.",
 )
-pull_sales_schedule = dg.build_schedule_from_partitioned_job(
-    pull_sales_job,
-    hour_of_day=0,
-    minute_of_hour=30,
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Each night, the sales of the UTC day that ended.",
-)
+
+
+def api_definitions(settings: Settings) -> dg.Definitions:
+    """The API's assets, jobs and nightly schedules; its days of sales start at the history start."""
+    # The API's days are UTC days (its `from`/`to` filter sale instants in UTC).
+    days = dg.DailyPartitionsDefinition(start_date=settings.history_start.isoformat(), timezone="UTC")
+    pull_sales = dg.define_asset_job(
+        "pull_sales",
+        selection=[API_SALES],
+        partitions_def=days,
+        description="Pull a day, or a range of days, of sales from the back office (one run per range).",
+    )
+    nightly_sales = dg.build_schedule_from_partitioned_job(
+        pull_sales,
+        hour_of_day=0,
+        minute_of_hour=30,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description="Each night, the sales of the UTC day that ended.",
+    )
+    return dg.Definitions(
+        assets=[api_products, build_api_sales(days), api_stock],
+        jobs=[pull_master_data_job, pull_sales],
+        schedules=[pull_master_data_schedule, nightly_sales],
+    )

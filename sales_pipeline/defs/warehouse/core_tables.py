@@ -7,7 +7,7 @@ recently changed rows and its freshness, so the UI answers "what is in the wareh
 
 import dagster as dg
 
-from sales_pipeline.defs.ingest.java_api import api_assets
+from sales_pipeline.defs.ingest.java_api import API_PRODUCTS, API_SALES, API_STOCK
 from sales_pipeline.defs.ingest.workbooks import AFTER_ANY_UPSTREAM_UPDATE, OWNERS, workbook_import
 from sales_pipeline.resources import WarehouseResource
 from sales_pipeline.warehouse.profile import profile_table
@@ -25,7 +25,7 @@ CORE_TABLES = {
 def build_core_table_asset(name: str, description: str) -> dg.AssetsDefinition:
     @dg.asset(
         key=["core", name],
-        deps=[workbook_import, *api_assets],
+        deps=[workbook_import, API_PRODUCTS, API_SALES, API_STOCK],
         group_name="warehouse",
         kinds={"postgres", "table"},
         owners=OWNERS,
