@@ -19,10 +19,11 @@ import json
 import shutil
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
-from common import median_of, print_outcome, run_worker
+from common import median_of, pandas_engine, print_outcome, run_worker
 
 from sales_pipeline.warehouse import db, embedded
 
@@ -63,9 +64,9 @@ def run_ours(workbook: Path, url: str) -> dict:
     work = Path(tempfile.mkdtemp(prefix="bench_import_"))
     inbox_copy = work / workbook.name
     shutil.copy(workbook, inbox_copy)
-    settings = ImportSettings(url, work / "archive", work / "rejected")
+    settings = ImportSettings(work / "archive", work / "rejected", timezone="UTC")
     started = time.perf_counter()
-    result = import_workbook(inbox_copy, settings)
+    result = import_workbook(partial(db.transaction, url), inbox_copy, settings)
     seconds = time.perf_counter() - started
     shutil.rmtree(work)
     sales = next(s for s in result.sheets if s.target == "Sales")
@@ -75,7 +76,7 @@ def run_ours(workbook: Path, url: str) -> dict:
 def run_baseline(workbook: Path, url: str) -> dict:
     started = time.perf_counter()
     sheets = pd.read_excel(workbook, sheet_name=None, engine="openpyxl")
-    engine = db.engine(url)
+    engine = pandas_engine(url)
     for name, frame in sheets.items():
         frame.to_sql(name.lower(), engine, schema="bench_baseline", if_exists="replace", index=False)
     seconds = time.perf_counter() - started
@@ -108,7 +109,8 @@ def main() -> None:
     rows = args.rows or (20_000 if args.quick else 200_000)
     runs = args.runs or (1 if args.quick else 3)
     url = embedded.warehouse_url()
-    db.migrate(url)
+    with db.transaction(url) as cursor:
+        db.migrate(cursor)
     workbook = build_workbook(rows, args.seed)
     print(f"workbook: {workbook} ({workbook.stat().st_size / 1e6:.1f} MB, {rows:,} order lines + products)")
     results: dict[str, list[dict]] = {"ours": [], "baseline": []}

@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg2
-from common import autocommit, copy_frame, median_of, own_database, print_outcome, run_worker
+from common import autocommit, copy_frame, median_of, own_database, pandas_engine, print_outcome, run_worker
 from psycopg2.extensions import cursor as Cursor
 
 from sales_pipeline.warehouse import db
@@ -322,7 +322,7 @@ def run_baseline(url: str, info: dict) -> dict:
         "SELECT s.sold_at, s.order_id, s.store_id, s.customer_id, s.product_id, coalesce(p.category, '') AS category,"
         " s.quantity, s.unit_price, s.revenue, coalesce(s.unit_cost, p.unit_cost) AS unit_cost"
         " FROM core.sales AS s LEFT JOIN core.products AS p USING (product_id)",
-        db.engine(url),
+        pandas_engine(url),
     )
     read_s = time.perf_counter() - started
     lines["day"] = lines["sold_at"].dt.tz_convert(tz).dt.tz_localize(None).dt.normalize()

@@ -45,6 +45,16 @@ def autocommit(url: str, *statements: str, tolerate: tuple[type[Exception], ...]
         connection.close()
 
 
+def pandas_engine(url: str) -> Any:
+    """A SQLAlchemy engine for the baselines' `pandas.read_sql` / `to_sql`, the plain way a pandas user reads
+    and writes a database (the package itself reads through psycopg2; SQLAlchemy comes with Dagster)."""
+    import re
+
+    import sqlalchemy
+
+    return sqlalchemy.create_engine(re.sub(r"^postgres(ql)?://", "postgresql+psycopg2://", url))
+
+
 def copy_frame(cursor: Any, table: str, frame: Any, force_not_null: tuple[str, ...] = ()) -> None:
     """COPY a DataFrame into `table`, its columns by name.
 

@@ -33,6 +33,7 @@ from sales_pipeline.settings import (
 
 if TYPE_CHECKING:  # Dagster loads in a second: the commands that need it import it when they run
     import dagster as dg
+    from psycopg2.extensions import cursor as Cursor
 
 PROJECT_ROOT = Path.cwd()
 SAMPLE_DIR = Path("data/sample")
@@ -88,7 +89,8 @@ def prepare_environment(settings: Settings, simulator: bool = False) -> dict[str
         raise click.ClickException(f"{instance_settings} not found: run sales-pipeline from the project folder")
     shutil.copyfile(instance_settings, dagster_home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(dagster_home)
-    db.migrate(warehouse_url)
+    with db.transaction(warehouse_url) as cursor:
+        db.migrate(cursor)
     return {
         "warehouse": "embedded PostgreSQL in " + str(embedded.pgdata_dir()) if embedded_server else "external server",
         "dagster home": str(dagster_home),
@@ -146,7 +148,10 @@ def demo() -> None:
     pull_back_office(defs)
     refresh_downstream(defs)
     print_summary(settings, results, where)
-    print_forecast_and_anomalies(os.environ[DATABASE_URL])
+    from sales_pipeline.warehouse import db
+
+    with db.transaction(os.environ[DATABASE_URL]) as cursor:
+        print_forecast_and_anomalies(cursor)
     click.echo(NEXT_STEP)
 
 
@@ -157,17 +162,24 @@ def load_definitions(settings: Settings) -> dg.Definitions:
     return build_definitions(settings)
 
 
+def evaluate_sensor(defs: dg.Definitions, name: str, cursor: str | None = None):  # -> SensorExecutionData
+    """One tick of a sensor, as the daemon evaluates it (from `cursor`; None: as a daemon that never ran it)."""
+    import dagster as dg
+
+    instance = dg.DagsterInstance.get()
+    # With an instance ref, as the daemon builds the context: partitions added in this tick resolve.
+    context = dg.build_sensor_context(
+        instance=instance, instance_ref=instance.get_ref(), cursor=cursor, definitions=defs, resources=defs.resources
+    )
+    return defs.resolve_sensor_def(name).evaluate_tick(context)
+
+
 def run_inbox_once(defs: dg.Definitions) -> list[dict]:
     """Evaluate the inbox sensor once and run the imports it requests, in this process."""
     import dagster as dg
 
     instance = dg.DagsterInstance.get()
-    sensor = defs.resolve_sensor_def("workbook_inbox_sensor")
-    # With an instance ref, as the daemon builds the context: partitions added in this tick resolve.
-    context = dg.build_sensor_context(
-        instance=instance, instance_ref=instance.get_ref(), definitions=defs, resources=defs.resources
-    )
-    tick = sensor.evaluate_tick(context)
+    tick = evaluate_sensor(defs, "workbook_inbox_sensor")
     for request in tick.dynamic_partitions_requests or []:
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
     return execute_imports(defs, instance, tick.run_requests)
@@ -253,19 +265,22 @@ def refresh_marts(defs: dg.Definitions) -> None:
     they have not absorbed yet (one range), then the marts that follow them."""
     import dagster as dg
 
-    from sales_pipeline.defs.analytics.sensors import plan_pending_refresh, range_tags
+    from sales_pipeline.defs.analytics.sensors import NOTHING_WAITING, RANGE_END_TAG, RANGE_START_TAG
 
-    kpi_job = defs.resolve_job_def("refresh_daily_kpis")
-    timezone = defs.resources["analytics"].timezone
-    plan = plan_pending_refresh(os.environ[DATABASE_URL], timezone, kpi_job.partitions_def)
-    if plan.explanation:
-        click.echo(f"Not in the marts: {plan.explanation}")
     instance = dg.DagsterInstance.get()
-    if plan.first_day:
-        changes = "1 import or pull" if len(plan.changes) == 1 else f"{len(plan.changes)} imports and pulls"
-        click.echo(f"Refreshing the daily KPIs for {plan.first_day} .. {plan.last_day} ({changes})")
-        tags = range_tags(plan.first_day, plan.last_day)
-        defs.resolve_job_def("refresh_daily_kpis").execute_in_process(instance=instance, tags=tags, run_config=QUIET)
+    # From no cursor: every import and pull the KPIs have not absorbed, as a daemon starting now would see them.
+    tick = evaluate_sensor(defs, "sales_changed_sensor")
+    for request in tick.run_requests:
+        count = len(json.loads(tick.cursor))  # the changes it requested the run for
+        changes = "1 import or pull" if count == 1 else f"{count} imports and pulls"
+        click.echo(f"Refreshing the daily KPIs for {request.tags[RANGE_START_TAG]} .. {request.tags[RANGE_END_TAG]}"
+                   f" ({changes})")  # fmt: skip
+        defs.resolve_job_def("refresh_daily_kpis").execute_in_process(
+            instance=instance, tags=request.tags, run_config=QUIET
+        )
+        tick = evaluate_sensor(defs, "sales_changed_sensor", tick.cursor)  # what no range of days could cover
+    if tick.skip_message and tick.skip_message != NOTHING_WAITING:
+        click.echo(f"Not in the marts: {tick.skip_message}")
     click.echo("Refreshing sales trends, stock health, top products and the dashboard")
     defs.resolve_job_def("refresh_marts").execute_in_process(instance=instance, run_config=QUIET)
 
@@ -292,21 +307,18 @@ def refresh_forecasts_and_anomalies(defs: dg.Definitions) -> None:
                        f"{metadata['fitted'].value} fitted, {metadata['reused'].value} reused")  # fmt: skip
 
 
-def print_forecast_and_anomalies(url: str) -> None:
-    from sales_pipeline.warehouse import db
-
-    with db.transaction(url) as cursor:
-        cursor.execute(
-            "SELECT f.day, f.yhat, f.yhat_lower_80, f.yhat_upper_80, s.model FROM ml.forecasts f"
-            " JOIN ml.forecast_series s USING (target, scope, scope_id, origin)"
-            " WHERE f.target = 'sales' AND f.scope = 'all' ORDER BY f.day"
-        )
-        forecast = cursor.fetchall()
-        cursor.execute(
-            "SELECT severity, message FROM ml.anomalies WHERE active"
-            " ORDER BY array_position(ARRAY['critical', 'warning', 'info'], severity), kind, entity_id"
-        )
-        anomalies = cursor.fetchall()
+def print_forecast_and_anomalies(cursor: Cursor) -> None:
+    cursor.execute(
+        "SELECT f.day, f.yhat, f.yhat_lower_80, f.yhat_upper_80, s.model FROM ml.forecasts f"
+        " JOIN ml.forecast_series s USING (target, scope, scope_id, origin)"
+        " WHERE f.target = 'sales' AND f.scope = 'all' ORDER BY f.day"
+    )
+    forecast = cursor.fetchall()
+    cursor.execute(
+        "SELECT severity, message FROM ml.anomalies WHERE active"
+        " ORDER BY array_position(ARRAY['critical', 'warning', 'info'], severity), kind, entity_id"
+    )
+    anomalies = cursor.fetchall()
     if forecast:
         click.echo(f"\nRevenue forecast, next 7 days ({forecast[0][4]}; 80% interval):")
         for day, yhat, lower, upper, _ in forecast:

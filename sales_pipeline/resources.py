@@ -10,11 +10,10 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import cache
 from pathlib import Path
 
 import dagster as dg
-import psycopg2.extensions
+from psycopg2.extensions import cursor as Cursor
 from pydantic import Field
 
 from sales_pipeline.excel.importer import ImportSettings
@@ -42,25 +41,29 @@ def env_or_default(name: str, default: str | None = None) -> str | dg.EnvVar | N
     return dg.EnvVar(name) if os.environ.get(name) else default
 
 
-@cache
-def _migrated_url(url: str) -> str:
-    db.migrate(url)
-    return url
+_migrated: set[str] = set()  # the warehouses this process has migrated
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The PostgreSQL warehouse, migrated to the current schema on first use in each process."""
+    """The PostgreSQL warehouse, migrated to the current schema once per process, before its first run or tick."""
 
     database_url: str | None = Field(
         default=None,
         description=f"PostgreSQL URL ({DATABASE_URL}); unset: the embedded server.",
     )
 
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        url = self.url()
+        if url not in _migrated:
+            with db.transaction(url) as cursor:
+                db.migrate(cursor)
+            _migrated.add(url)
+
     def url(self) -> str:
-        return _migrated_url(self.database_url or embedded.warehouse_url())
+        return self.database_url or embedded.warehouse_url()
 
     @contextmanager
-    def transaction(self) -> Iterator[psycopg2.extensions.cursor]:
+    def transaction(self) -> Iterator[Cursor]:
         """A cursor inside one transaction: committed when the block ends, rolled back if it raises."""
         with db.transaction(self.url()) as cursor:
             yield cursor
@@ -77,13 +80,12 @@ class WorkbookInboxResource(dg.ConfigurableResource):
     timezone: str = Field(description=f"Time zone of stores with none ({PIPELINE_TIMEZONE}).")
     settle_seconds: float = Field(default=2.0, description="Ignore files modified more recently (still copying).")
 
-    def import_settings(self, database_url: str) -> ImportSettings:
+    def import_settings(self) -> ImportSettings:
         return ImportSettings(
-            database_url=database_url,
             archive_dir=Path(self.archive_dir),
             rejected_dir=Path(self.rejected_dir),
-            dayfirst=self.dayfirst,
             timezone=self.timezone,
+            dayfirst=self.dayfirst,
             inbox_dir=Path(self.inbox_dir),
         )
 

@@ -44,12 +44,11 @@ def warehouse_url(pipeline_home: Path) -> Iterator[str]:
 
     Its own database, so that two test sessions at once do not empty each other's tables.
     """
-    from sales_pipeline.warehouse import db, embedded
+    from sales_pipeline.warehouse import embedded
 
     name = f"tests_{os.getpid()}"
     url = embedded.own_database(name, recreate=True)
     yield url
-    db.engine(url).dispose()
     embedded.drop_own_database(name)
 
 
@@ -81,15 +80,22 @@ def folders(tmp_path: Path) -> dict[str, Path]:
 
 
 @pytest.fixture
-def import_settings(empty_warehouse: str, folders: dict[str, Path]):
+def warehouse(empty_warehouse: str):
+    """The emptied warehouse as the assets see it: `warehouse.transaction` opens a transaction on it."""
+    from sales_pipeline.resources import WarehouseResource
+
+    return WarehouseResource(database_url=empty_warehouse)
+
+
+@pytest.fixture
+def import_settings(folders: dict[str, Path]):
     from sales_pipeline.excel.importer import ImportSettings
 
     return ImportSettings(
-        empty_warehouse,
         folders["archive"],
         folders["rejected"],
-        dayfirst=True,
         timezone="UTC",
+        dayfirst=True,
         inbox_dir=folders["inbox"],
     )
 

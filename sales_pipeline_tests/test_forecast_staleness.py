@@ -32,12 +32,17 @@ def status(instance: dg.DagsterInstance) -> StaleStatus:
     return resolver.get_status(SALES_KEY)
 
 
-def test_the_forecast_is_stale_after_new_sales_and_fresh_after_it_runs(empty_warehouse, import_settings, folders):
+def test_the_forecast_is_stale_after_new_sales_and_fresh_after_it_runs(
+    empty_warehouse, import_settings, folders, warehouse
+):
     first, later = sales(300), sales(40)
     for row in later[1:]:
         row[0] = "L" + row[0]  # other orders, same days
-    import_workbook(write_workbook(folders["inbox"] / "a.xlsx", {"Products": products(), "Sales": first}),
-                    import_settings)  # fmt: skip
+    import_workbook(
+        warehouse.transaction,
+        write_workbook(folders["inbox"] / "a.xlsx", {"Products": products(), "Sales": first}),
+        import_settings,
+    )
     [core_sales] = [asset for asset in core_table_assets if asset.key.path == ["core", "sales"]]
     resources = {
         "warehouse": WarehouseResource(database_url=empty_warehouse),
@@ -49,7 +54,9 @@ def test_the_forecast_is_stale_after_new_sales_and_fresh_after_it_runs(empty_war
         dg.materialize([daily_kpis], partition_key="2026-11-02", resources=resources, instance=instance)
         dg.materialize([sales_forecast], resources=resources, instance=instance)
         assert status(instance) == StaleStatus.FRESH
-        import_workbook(write_workbook(folders["inbox"] / "b.xlsx", {"Sales": later}), import_settings)
+        import_workbook(
+            warehouse.transaction, write_workbook(folders["inbox"] / "b.xlsx", {"Sales": later}), import_settings
+        )
         dg.materialize([core_sales], resources=resources, instance=instance)  # what automation does after it
         assert status(instance) == StaleStatus.STALE
         dg.materialize([daily_kpis], partition_key="2026-11-02", resources=resources, instance=instance)

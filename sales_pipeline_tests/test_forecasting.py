@@ -8,6 +8,7 @@ stopped buying ~90 days before the end. The forecasts run through Dagster with t
 from __future__ import annotations
 
 from datetime import date, timedelta
+from functools import partial
 from pathlib import Path
 
 import dagster as dg
@@ -41,7 +42,8 @@ def load(url: str, folder: Path, last_day: date = END) -> None:
     for name in ("archive", "rejected"):
         (folder / name).mkdir(parents=True, exist_ok=True)
     workbook = write_sheets_workbook(folder / f"retailer_{last_day}.xlsx", frames)
-    result = import_workbook(workbook, ImportSettings(url, folder / "archive", folder / "rejected"))
+    settings = ImportSettings(folder / "archive", folder / "rejected", timezone="UTC")
+    result = import_workbook(partial(transaction, url), workbook, settings)
     assert result.status == "loaded", result.reason
     with transaction(url) as cursor:
         cursor.execute("SELECT min(sale_date), max(sale_date) FROM core.sales")
@@ -202,8 +204,10 @@ def test_intervals_hold_their_share_of_held_out_actuals(retailer_warehouse):
     for weeks_back in (5, 6, 7):
         origin = END - timedelta(weeks=weeks_back)
         actual_end = origin + timedelta(days=7)
-        calendars = store_calendars(retailer_warehouse, actual_end, settings.horizon)
-        for series in sales_series(retailer_warehouse, actual_end, calendars, settings):
+        with transaction(retailer_warehouse) as cursor:
+            calendars = store_calendars(cursor, actual_end, settings.horizon)
+            all_series = sales_series(cursor, actual_end, calendars, settings)
+        for series in all_series:
             if series.scope not in {"all", "store", "category"}:
                 continue
             held_out = series.values.iloc[-7:].to_numpy()

@@ -202,7 +202,7 @@ def test_a_total_that_changes_mid_pull_leaves_no_duplicate_and_no_gap(empty_ware
 
 
 def test_a_line_from_a_workbook_and_from_the_api_counts_once_and_the_api_wins(
-    empty_warehouse, api, retailer, import_settings, folders
+    empty_warehouse, api, retailer, import_settings, folders, warehouse
 ):
     days = utc_days(retailer)
     sales = retailer.sales.copy()
@@ -211,14 +211,14 @@ def test_a_line_from_a_workbook_and_from_the_api_counts_once_and_the_api_wins(
     workbook = write_sheets_workbook(
         folders["inbox"] / "shop.xlsx", {"Products": retailer.products, "Stores": retailer.stores, "Sales": sales}
     )
-    import_workbook(workbook, import_settings)
+    import_workbook(warehouse.transaction, workbook, import_settings)
     first_line = sales.iloc[0]
 
     pull(empty_warehouse, api.base_url, (str(days.index.min()), str(days.index.max())))
     import_again = write_sheets_workbook(
         folders["inbox"] / "shop again.xlsx", {"Products": retailer.products, "Stores": retailer.stores, "Sales": sales}
     )
-    again = import_workbook(import_again, import_settings)
+    again = import_workbook(warehouse.transaction, import_again, import_settings)
 
     assert query(empty_warehouse, "SELECT count(*) FROM core.sales")[0][0] == len(retailer.sales)
     stored = query(

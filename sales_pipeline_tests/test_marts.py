@@ -584,7 +584,7 @@ def test_an_empty_warehouse(empty_warehouse: str) -> None:
         assert marts.refresh_stock_health(cursor, "UTC") == 0
         assert marts.refresh_top_products(cursor, date(2026, 11, 30)) == 0
         assert marts.last_complete_day(cursor) is None
-        document = marts.build_dashboard(cursor, date(2026, 11, 30))
+        document = marts.build_dashboard(cursor, date(2026, 11, 30), timezone="UTC")
     assert document["headline"]["revenue"] == {"value": 0.0, "previous": 0.0, "change": None}
     assert document["headline"]["average_order_value"]["value"] is None
     assert len(document["revenue_30d"]) == 30

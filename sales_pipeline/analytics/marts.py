@@ -80,8 +80,11 @@ are JSON numbers, dates ISO strings, money rounded to the cent)::
 
 from __future__ import annotations
 
+import json
+import tempfile
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from psycopg2 import sql
@@ -267,6 +270,15 @@ FROM signals
 """
 
 
+def first_day_changed_since_trends(cursor: Cursor) -> date | None:
+    """The first day whose KPIs were computed after the trends' last refresh (None: nothing changed)."""
+    cursor.execute(
+        "SELECT min(day) FROM marts.daily_kpis WHERE computed_at >"
+        " coalesce((SELECT max(computed_at) FROM marts.sales_trends), '-infinity')"
+    )
+    return cursor.fetchone()[0]
+
+
 def refresh_sales_trends(cursor: Cursor, first_day: date, last_day: date) -> int:
     """Replace the trends of the days first_day..last_day from marts.daily_kpis; return the rows written.
 
@@ -431,7 +443,7 @@ def last_complete_day(cursor: Cursor) -> date | None:
     return cursor.fetchone()[0]
 
 
-def build_dashboard(cursor: Cursor, as_of: date, top_n: int = 5, timezone: str = "UTC") -> dict[str, Any]:
+def build_dashboard(cursor: Cursor, as_of: date, timezone: str, top_n: int = 5) -> dict[str, Any]:
     """Build the Dashboard document for as_of (shape in this module's docstring) and store it in marts.dashboard.
 
     Reads the marts (refresh them first) and, for distinct customers over a week, core.sales by reporting
@@ -455,6 +467,21 @@ def build_dashboard(cursor: Cursor, as_of: date, top_n: int = 5, timezone: str =
         {"refreshed_at": refreshed_at, "as_of": as_of, "document": Json(document)},
     )
     return document
+
+
+def write_dashboard_file(document: dict[str, Any], folder: Path) -> Path:
+    """Write the document as `folder/dashboard.json` for a web page or BI tool to read; return its path.
+
+    A temporary file of this writer's own (two runs may write at once), then an atomic rename: readers
+    never see a half-written file.
+    """
+    path = folder / "dashboard.json"
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=folder, prefix="dashboard.", suffix=".tmp", delete=False) as out:
+        out.write(json.dumps(document, indent=2) + "\n")
+    Path(out.name).chmod(0o644)  # readable by a web server or BI tool, as a plainly written file would be
+    Path(out.name).replace(path)
+    return path
 
 
 def _headline(cursor: Cursor, as_of: date, timezone: str) -> dict[str, dict[str, Any]]:

@@ -55,7 +55,7 @@ from sales_pipeline.excel.read import (
     uses_1904_dates,
 )
 from sales_pipeline.records import ImportResult, SheetResult
-from sales_pipeline.warehouse.db import transaction
+from sales_pipeline.warehouse.db import Transaction, read_frame
 from sales_pipeline.warehouse.merge import MergeCounts, escape_copy_text, merge_frame, merge_staged, stage_frame
 
 log = logging.getLogger(__name__)
@@ -74,11 +74,10 @@ NAME_MAX_BYTES = 255  # a file name's limit on ext4, APFS, NTFS: names derived f
 
 @dataclass(frozen=True)
 class ImportSettings:
-    database_url: str
     archive_dir: Path
     rejected_dir: Path
+    timezone: str  # for sales of stores whose time zone is unknown: the pipeline's
     dayfirst: bool = True
-    timezone: str = "UTC"  # for sales of stores whose time zone is unknown
     inbox_dir: Path | None = None  # when set, files whose real place is outside these folders are refused
 
 
@@ -125,6 +124,7 @@ class PreparedSheet:
 
 
 def import_workbook(
+    transaction: Transaction,
     path: Path,
     settings: ImportSettings,
     mapping: Mapping = TEMPLATE,
@@ -133,16 +133,16 @@ def import_workbook(
 ) -> ImportResult:
     """Import one workbook end to end and return what happened to it (also in ops.import_ledger).
 
-    The importer opens its own transaction (hence `settings.database_url`): the decision "these bytes
-    are not loaded yet", the load and the ledger row commit together, and the original moves only
-    after that commit, so a failed commit leaves the file in the inbox.
+    The importer opens its transaction itself, with `transaction` (e.g. `WarehouseResource.transaction`):
+    the decision "these bytes are not loaded yet", the load and the ledger row commit together, and the
+    original moves only after that commit, so a failed commit leaves the file in the inbox.
     """
     started_at = dt.datetime.now(dt.UTC)
     refuse_outside_folders(path, settings)
     digest = content_hash(path)
     result = None
     try:
-        with transaction(settings.database_url) as cursor:
+        with transaction() as cursor:
             # Imports of the same bytes take turns: the second sees the first's ledger row once it commits.
             cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (IMPORT_LOCK_CLASS, digest))
             earlier = None if reimport else earlier_imports(cursor, [digest]).get(digest)
@@ -722,6 +722,29 @@ def earlier_imports(cursor: Cursor, digests: list[str]) -> dict[str, tuple[int, 
         (digests,),
     )
     return {digest: (import_id, file_name) for digest, import_id, file_name in cursor.fetchall()}
+
+
+def rejects_of_first_load(cursor: Cursor, digest: str) -> tuple[int, str | None] | None:
+    """(rows rejected, feedback workbook) of the import that loaded these bytes first; None if none did.
+
+    What a re-drop of the same bytes reports, so that the duplicate does not hide the original's rejects.
+    """
+    earlier = earlier_imports(cursor, [digest])
+    if digest not in earlier:
+        return None
+    cursor.execute("SELECT rows_rejected, feedback_path FROM ops.import_ledger WHERE import_id = %s",
+                   (earlier[digest][0],))  # fmt: skip
+    return cursor.fetchone()
+
+
+def first_rejects(cursor: Cursor, import_id: int, limit: int = 20) -> pd.DataFrame:
+    """The first rejected cells of an import (sheet, row, column, value, reason), by sheet and row."""
+    return read_frame(
+        cursor,
+        "SELECT sheet, row_number AS row, column_name AS column, value, reason FROM ops.import_rejects"
+        " WHERE import_id = %s ORDER BY sheet, row_number LIMIT %s",
+        (import_id, limit),
+    )
 
 
 # --- the files: where they may come from, where they go ------------------------------------------

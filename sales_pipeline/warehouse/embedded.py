@@ -14,10 +14,10 @@ import re
 import warnings
 from functools import cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import platformdirs
 import psycopg2
-import sqlalchemy as sa
 from psycopg2 import sql
 
 from sales_pipeline import settings
@@ -78,15 +78,12 @@ def own_database(name: str, recreate: bool = False) -> str:
 
     explicit = os.environ.get(settings.DATABASE_URL)
     admin = db.libpq_url(explicit) if explicit else embedded_url("postgres")
-    url = (
-        sa.make_url(db.libpq_url(explicit)).set(database=name).render_as_string(False)
-        if explicit
-        else embedded_url(name)
-    )
+    url = urlsplit(admin)._replace(path=f"/{name}").geturl() if explicit else embedded_url(name)
     if recreate:
         _drop_database(admin, name)
     _create_database(admin, name)
-    db.migrate(url)
+    with db.transaction(url) as cursor:
+        db.migrate(cursor)
     return url
 
 

@@ -4,8 +4,6 @@ from dataclasses import dataclass
 
 from psycopg2.extensions import cursor as Cursor
 
-from sales_pipeline.warehouse.db import transaction
-
 SAMPLE = 10
 # A quantity or price beyond these is a typing slip, not a sale.
 MAX_QUANTITY = 10_000
@@ -50,16 +48,15 @@ RULES = {
 }
 
 
-def check_rule(url: str, rule: str) -> RuleResult:
+def check_rule(cursor: Cursor, rule: str) -> RuleResult:
     query = RULES[rule]
-    with transaction(url) as cursor:
-        cursor.execute(f"SELECT count(*) FROM ({query}) offending")
-        failures = cursor.fetchone()[0]
-        sample: list[dict] = []
-        if failures:
-            cursor.execute(f"{query} LIMIT {SAMPLE}")
-            columns = [c.name for c in cursor.description]
-            sample = [{c: str(v) for c, v in zip(columns, row, strict=True)} for row in cursor.fetchall()]
+    cursor.execute(f"SELECT count(*) FROM ({query}) offending")
+    failures = cursor.fetchone()[0]
+    sample: list[dict] = []
+    if failures:
+        cursor.execute(f"{query} LIMIT {SAMPLE}")
+        columns = [c.name for c in cursor.description]
+        sample = [{c: str(v) for c, v in zip(columns, row, strict=True)} for row in cursor.fetchall()]
     return RuleResult(failures, sample)
 
 

@@ -8,21 +8,18 @@ the first day whose KPIs changed since its last refresh.
 """
 
 import datetime as dt
-import json
-import tempfile
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from sales_pipeline.analytics import marts
+from sales_pipeline.analytics import marts, queries
 from sales_pipeline.analytics.changes import absorb_sales_changes
 from sales_pipeline.analytics.charts import bar_chart_markdown, line_chart_markdown
 from sales_pipeline.defs.ingest.workbooks import AFTER_ANY_UPSTREAM_UPDATE, OWNERS
 from sales_pipeline.resources import AnalyticsResource, WarehouseResource
 from sales_pipeline.settings import Settings
-from sales_pipeline.warehouse.db import engine, transaction
 from sales_pipeline.warehouse.quality import hold_sales_still, revenue_mismatches
 
 GROUP = "analytics"
@@ -57,10 +54,6 @@ def _mart(name: str, description: str, **kwargs) -> dict:
     }
 
 
-def _preview(url: str, statement: str, params: dict | None = None) -> pd.DataFrame:
-    return pd.read_sql_query(statement, engine(url), params=params)
-
-
 def build_daily_kpis(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
     """The daily KPIs, one partition per day of `partitions`."""
 
@@ -88,20 +81,15 @@ def build_daily_kpis(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefin
     ) -> dg.MaterializeResult:
         window = context.partition_time_window
         first_day, last_day = window.start.date(), window.end.date() - dt.timedelta(days=1)
-        url = warehouse.url()
-        with transaction(url) as cursor:
+        with warehouse.transaction() as cursor:
             hold_sales_still(cursor)  # the refresh and its reconciliation see the same sales
             absorbed = absorb_sales_changes(
                 cursor, first_day, last_day, analytics.timezone, partition_bounds(partitions)
             )
             rows = marts.refresh_daily_kpis(cursor, first_day, last_day, analytics.timezone)
             mismatches = revenue_mismatches(cursor, analytics.timezone, first_day, last_day)
-        totals = _preview(
-            url,
-            "SELECT day, revenue, orders, units FROM marts.daily_kpis WHERE scope = 'all'"
-            " AND day BETWEEN %(first)s AND %(last)s ORDER BY day",
-            {"first": first_day, "last": last_day},
-        )
+        with warehouse.transaction() as cursor:
+            totals = queries.daily_totals(cursor, first_day, last_day)
         metadata = {
             "rows_written": rows,
             "days": f"{first_day} .. {last_day}",
@@ -135,20 +123,12 @@ def build_daily_kpis(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefin
     )
 )
 def sales_trends(warehouse: WarehouseResource) -> dg.MaterializeResult:
-    url = warehouse.url()
-    with transaction(url) as cursor:
-        cursor.execute(
-            "SELECT min(day) FROM marts.daily_kpis WHERE computed_at >"
-            " coalesce((SELECT max(computed_at) FROM marts.sales_trends), '-infinity')"
-        )
-        first_changed = cursor.fetchone()[0]
+    with warehouse.transaction() as cursor:
+        first_changed = marts.first_day_changed_since_trends(cursor)
         last_day = marts.last_complete_day(cursor)
         rows = marts.refresh_sales_trends(cursor, first_changed, last_day) if first_changed and last_day else 0
-    overall = _preview(
-        url,
-        "SELECT day, revenue, ma_7, ma_28, direction FROM marts.sales_trends WHERE scope = 'all'"
-        " ORDER BY day DESC LIMIT 120",
-    ).sort_values("day")
+    with warehouse.transaction() as cursor:
+        overall = queries.recent_trend(cursor, days=120)
     metadata = {
         "rows_written": rows,
         "recomputed_from": str(first_changed or ""),
@@ -184,15 +164,10 @@ class StockHealthConfig(dg.Config):
 def stock_health(
     config: StockHealthConfig, warehouse: WarehouseResource, analytics: AnalyticsResource
 ) -> dg.MaterializeResult:
-    url = warehouse.url()
-    with transaction(url) as cursor:
+    with warehouse.transaction() as cursor:
         rows = marts.refresh_stock_health(cursor, analytics.timezone, config.overstock_days)
-    counts = _preview(url, "SELECT status, count(*) AS items FROM marts.stock_health GROUP BY status ORDER BY 2 DESC")
-    riskiest = _preview(
-        url,
-        "SELECT product_id, store_id, on_hand, avg_daily_demand, days_of_cover, status FROM marts.stock_health"
-        " ORDER BY days_of_cover NULLS LAST LIMIT 10",
-    )
+    with warehouse.transaction() as cursor:
+        counts, riskiest = queries.stock_status_counts(cursor), queries.least_cover(cursor, limit=10)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": rows,
@@ -217,16 +192,11 @@ class TopProductsConfig(dg.Config):
     )
 )
 def top_products(config: TopProductsConfig, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    url = warehouse.url()
-    with transaction(url) as cursor:
+    with warehouse.transaction() as cursor:
         as_of = marts.last_complete_day(cursor)
         rows = marts.refresh_top_products(cursor, as_of, config.top_n) if as_of else 0
-    week = _preview(
-        url,
-        "SELECT rank, product_id, product_name, revenue, share, rank_change FROM marts.top_products"
-        " WHERE as_of = %(as_of)s AND period = 'last_7_days' ORDER BY rank, product_id",
-        {"as_of": as_of},
-    )
+    with warehouse.transaction() as cursor:
+        week = queries.top_of_period(cursor, as_of, "last_7_days")
     metadata = {"as_of": str(as_of or ""), "rows_written": rows, "top_last_7_days": dg.MetadataValue.md(
         week.to_markdown(index=False))}  # fmt: skip
     if len(week):
@@ -247,20 +217,12 @@ def top_products(config: TopProductsConfig, warehouse: WarehouseResource) -> dg.
     )
 )
 def dashboard(warehouse: WarehouseResource, analytics: AnalyticsResource) -> dg.MaterializeResult:
-    url = warehouse.url()
-    with transaction(url) as cursor:
+    with warehouse.transaction() as cursor:
         as_of = marts.last_complete_day(cursor)
         document = marts.build_dashboard(cursor, as_of, timezone=analytics.timezone) if as_of else None
     if document is None:
         return dg.MaterializeResult(metadata={"as_of": "", "note": "no sales yet"})
-    path = Path(analytics.dashboard_dir) / "dashboard.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A temporary file of this writer's own (two runs may write at once), then an atomic rename:
-    # readers never see a half-written file.
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix="dashboard.", suffix=".tmp", delete=False) as out:
-        out.write(json.dumps(document, indent=2) + "\n")
-    Path(out.name).chmod(0o644)  # readable by a web server or BI tool, as a plainly written file would be
-    Path(out.name).replace(path)
+    path = marts.write_dashboard_file(document, Path(analytics.dashboard_dir))
     series = pd.DataFrame(document["revenue_30d"]).set_index("day")["revenue"]
     return dg.MaterializeResult(
         metadata={

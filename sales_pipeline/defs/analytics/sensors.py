@@ -6,28 +6,21 @@ import json
 
 import dagster as dg
 
-from sales_pipeline.analytics.changes import KpiRefreshPlan, pending_sales_changes, plan_kpi_refresh
+from sales_pipeline.analytics.changes import KpiRefreshPlan, plan_pending_refresh
 from sales_pipeline.defs.analytics.marts import partition_bounds
 from sales_pipeline.resources import AnalyticsResource, WarehouseResource
-from sales_pipeline.warehouse.db import transaction
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 # A change still pending this long after its refresh was requested (the run failed or was deleted)
 # is requested again.
 REQUEST_AGAIN_AFTER = dt.timedelta(hours=1)
+NOTHING_WAITING = "No import or pull waiting for the daily KPIs"
 
 
 def range_tags(first_day: dt.date, last_day: dt.date) -> dict[str, str]:
     """Tags that make one run cover the daily partitions first..last."""
     return {RANGE_START_TAG: first_day.isoformat(), RANGE_END_TAG: last_day.isoformat()}
-
-
-def plan_pending_refresh(url: str, timezone: str, partitions: dg.DailyPartitionsDefinition) -> KpiRefreshPlan:
-    """The KPI range that absorbs every pending import and pull (see analytics/changes.py)."""
-    with transaction(url) as cursor:
-        changes = pending_sales_changes(cursor, timezone)
-    return plan_kpi_refresh(changes, *partition_bounds(partitions))
 
 
 def build_sales_changed_sensor(partitions: dg.DailyPartitionsDefinition) -> dg.SensorDefinition:
@@ -43,7 +36,9 @@ def build_sales_changed_sensor(partitions: dg.DailyPartitionsDefinition) -> dg.S
     def sales_changed_sensor(
         context: dg.SensorEvaluationContext, warehouse: WarehouseResource, analytics: AnalyticsResource
     ) -> dg.SensorResult:
-        return _request_refresh(context.cursor, plan_pending_refresh(warehouse.url(), analytics.timezone, partitions))
+        with warehouse.transaction() as cursor:
+            plan = plan_pending_refresh(cursor, analytics.timezone, partition_bounds(partitions))
+        return _request_refresh(context.cursor, plan)
 
     return sales_changed_sensor
 
@@ -61,7 +56,7 @@ def _request_refresh(cursor: str | None, plan: KpiRefreshPlan) -> dg.SensorResul
     }
     new = [change for key, change in pending.items() if key not in still_requested]
     if not new:
-        reason = plan.explanation or "No import or pull waiting for the daily KPIs"
+        reason = plan.explanation or NOTHING_WAITING
         return dg.SensorResult(skip_reason=reason, cursor=json.dumps(still_requested))
     first = max(min(c.first_day for c in new), plan.first_day)
     last = min(max(c.last_day for c in new), plan.last_day)

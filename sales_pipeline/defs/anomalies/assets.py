@@ -16,7 +16,6 @@ from sales_pipeline.defs.forecasting.assets import DEMAND_KEY, SALES_KEY
 from sales_pipeline.defs.ingest.workbooks import AFTER_ANY_UPSTREAM_UPDATE, OWNERS
 from sales_pipeline.records import Alert
 from sales_pipeline.resources import WarehouseResource
-from sales_pipeline.warehouse.db import transaction
 
 GROUP = "anomalies"
 TAGS = {"domain": "alerts", "layer": "ml"}
@@ -58,7 +57,7 @@ def _alerts_metadata(alerts: list[Alert]) -> dict:
     )
 )
 def sales_drops(warehouse: WarehouseResource) -> dg.MaterializeResult:
-    with transaction(warehouse.url()) as cursor:
+    with warehouse.transaction() as cursor:
         alerts = refresh_sales_drops(cursor)
     return dg.MaterializeResult(metadata=_alerts_metadata(alerts))
 
@@ -73,7 +72,7 @@ def sales_drops(warehouse: WarehouseResource) -> dg.MaterializeResult:
     )
 )
 def stock_risks(warehouse: WarehouseResource) -> dg.MaterializeResult:
-    with transaction(warehouse.url()) as cursor:
+    with warehouse.transaction() as cursor:
         projection, alerts = refresh_stock_risks(cursor)
     return dg.MaterializeResult(metadata={"positions_assessed": len(projection), **_alerts_metadata(alerts)})
 
@@ -88,7 +87,7 @@ def stock_risks(warehouse: WarehouseResource) -> dg.MaterializeResult:
     )
 )
 def customer_churn(warehouse: WarehouseResource) -> dg.MaterializeResult:
-    with transaction(warehouse.url()) as cursor:
+    with warehouse.transaction() as cursor:
         kpis, alerts = refresh_churn(cursor)
     return dg.MaterializeResult(
         metadata={

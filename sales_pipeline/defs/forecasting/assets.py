@@ -48,20 +48,22 @@ def _forecast_and_describe(
     forecasting: ForecastingResource,
 ) -> tuple[ForecastRun | None, dict]:
     """Run the target's forecasts; the metadata both forecast assets show (the caller adds its chart)."""
-    url = warehouse.url()
-    run = forecast_target(url, target, forecasting.timezone, forecasting.settings(), forecasting.workers)
+    settings = forecasting.settings()
+    run = forecast_target(warehouse.transaction, target, forecasting.timezone, settings, forecasting.workers)
     if run is None:
         return None, {"note": f"no {'daily KPIs' if target == 'sales' else 'sales'} yet: nothing to forecast"}
     summary = run.summary()
     context.log.info(f"{target} forecast from {run.origin}: {summary}")
-    accuracy = queries.accuracy_summary(url, target)
+    with warehouse.transaction() as cursor:
+        accuracy = queries.accuracy_summary(cursor, target)
+        rows = queries.rows_published(cursor, target, run.origin)
     failures = [f"{r.scope} {r.scope_id}: {r.error}" for r in run.results if r.status == "fallback"]
     return run, {
         "origin": str(run.origin),
         **summary,
         "accuracy": dg.MetadataValue.md(accuracy.to_markdown(index=False) if len(accuracy) else "no backtest yet"),
         "fallbacks": dg.MetadataValue.md("\n".join(f"- {line}" for line in failures[:20]) or "none"),
-        "dagster/row_count": queries.rows_published(url, target, run.origin),
+        "dagster/row_count": rows,
     }
 
 
@@ -90,10 +92,10 @@ def build_sales_forecast(holiday_country: str | None) -> dg.AssetsDefinition:
         run, metadata = _forecast_and_describe(context, "sales", warehouse, forecasting)
         if run is None:
             return dg.MaterializeResult(metadata=metadata)
-        url = warehouse.url()
-        total = queries.published(url, "sales", "all", "", run.origin)
+        with warehouse.transaction() as cursor:
+            total = queries.published(cursor, "sales", "all", "", run.origin)
+            history = queries.recent_actuals(cursor, "revenue", run.origin)
         if len(total):
-            history = queries.recent_actuals(url, "revenue", run.origin)
             metadata["total_forecast"] = dg.MetadataValue.md(
                 forecast_chart_markdown(history, total, "Revenue, last 8 weeks and the next 7 days", "revenue")
             )
@@ -120,10 +122,11 @@ def demand_forecast(
     run, metadata = _forecast_and_describe(context, "demand", warehouse, forecasting)
     if run is None:
         return dg.MaterializeResult(metadata=metadata)
-    url = warehouse.url()
-    ahead = queries.demand_ahead(url, run.origin)
+    with warehouse.transaction() as cursor:
+        ahead = queries.demand_ahead(cursor, run.origin)
+        sold = queries.recent_actuals(cursor, "units", run.origin)
     if len(ahead):
-        lines = {"units sold": queries.recent_actuals(url, "units", run.origin), "forecast (sum of products)": ahead}
+        lines = {"units sold": sold, "forecast (sum of products)": ahead}
         metadata["units_ahead"] = dg.MetadataValue.md(
             line_chart_markdown(lines, "Units, last 8 weeks and the next 7 days", "units")
         )
@@ -135,7 +138,8 @@ def demand_forecast(
     description="Warns when the total's Prophet model loses to seasonal naive in the backtest (MASE).",
 )
 def total_model_beats_seasonal_naive(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    scores = queries.model_comparison(warehouse.url(), "sales", "all", "")
+    with warehouse.transaction() as cursor:
+        scores = queries.model_comparison(cursor, "sales", "all", "")
     prophet, naive = scores.get(PROPHET), scores.get(SEASONAL_NAIVE)
     passed = prophet is not None and naive is not None and prophet <= naive
     return dg.AssetCheckResult(
@@ -154,8 +158,8 @@ def _bounds_check(key: dg.AssetKey, target: str) -> dg.AssetChecksDefinition:
         "yhat <= upper 80% <= upper 95%.",
     )
     def check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        url = warehouse.url()
-        incomplete, disordered = queries.incomplete_series(url, target, 7), queries.bad_bounds(url, target)
+        with warehouse.transaction() as cursor:
+            incomplete, disordered = queries.incomplete_series(cursor, target, 7), queries.bad_bounds(cursor, target)
         return dg.AssetCheckResult(
             passed=incomplete.empty and disordered.empty,
             metadata={

@@ -13,7 +13,6 @@ from sales_pipeline.javaapi import load
 from sales_pipeline.javaapi.client import PullStats
 from sales_pipeline.resources import JavaApiResource, WarehouseResource
 from sales_pipeline.settings import Settings
-from sales_pipeline.warehouse.db import transaction
 
 API_PRODUCTS = dg.AssetKey(["ingest", "api_products"])
 API_SALES = dg.AssetKey(["ingest", "api_sales"])
@@ -48,13 +47,12 @@ def _pull_metadata(result: load.PullResult, stats: PullStats, window: str) -> di
     **ASSET,
 )
 def api_products(context: dg.AssetExecutionContext, java_api: JavaApiResource, warehouse: WarehouseResource):
-    url = warehouse.url()
-    with transaction(url) as cursor:
+    with warehouse.transaction() as cursor:
         cursor.execute("SELECT cursor FROM ops.api_cursors WHERE endpoint = 'products'")
         row = cursor.fetchone()
     since = row[0] if row else None
     records, stats = java_api.client().fetch_all("products", {"updatedSince": since} if since else {})
-    with transaction(url) as cursor:
+    with warehouse.transaction() as cursor:
         pull_id = load.start_pull(cursor, "products", (since, None), context.run_id)
         load.land_records(cursor, pull_id, "products", records)
         counts = load.merge_products(cursor, records)

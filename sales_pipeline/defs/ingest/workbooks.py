@@ -15,13 +15,19 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+from psycopg2.extensions import cursor as Cursor
 from pydantic import Field
 
-from sales_pipeline.excel.importer import earlier_imports, import_workbook, refuse_link
+from sales_pipeline.excel.importer import (
+    earlier_imports,
+    first_rejects,
+    import_workbook,
+    refuse_link,
+    rejects_of_first_load,
+)
 from sales_pipeline.excel.read import SUPPORTED_SUFFIXES, content_hash
 from sales_pipeline.records import ImportResult
 from sales_pipeline.resources import WarehouseResource, WorkbookInboxResource
-from sales_pipeline.warehouse.db import transaction
 
 OWNERS = ["team:data-engineering"]
 workbook_partitions = dg.DynamicPartitionsDefinition(name="workbooks")
@@ -106,38 +112,27 @@ def workbook_import(
     path = locate_workbook(context.partition_key, config.path, inbox)
     mapping = inbox.mapping_for(config.mapping)
     context.log.info(f"Importing {path} with the {mapping.name} layout")
+    settings = inbox.import_settings()
     result = import_workbook(
-        path, inbox.import_settings(warehouse.url()), mapping, run_id=context.run_id, reimport=config.reimport
+        warehouse.transaction, path, settings, mapping, run_id=context.run_id, reimport=config.reimport
     )
     context.log.info(f"{result.file_name}: {result.status}, {result.rows_loaded} of {result.rows_read} rows loaded")
+    with warehouse.transaction() as cursor:
+        metadata, checks = import_metadata(cursor, result), import_check_results(cursor, result)
     if result.status == "duplicate":
         context.log_event(
-            dg.AssetObservation(
-                asset_key=context.asset_key,
-                partition=context.partition_key,
-                metadata=import_metadata(result, warehouse.url()),
-            )
+            dg.AssetObservation(asset_key=context.asset_key, partition=context.partition_key, metadata=metadata)
         )
-        yield from import_check_results(result, warehouse.url())
+        yield from checks
         return
-    yield dg.MaterializeResult(
-        metadata=import_metadata(result, warehouse.url()),
-        check_results=import_check_results(result, warehouse.url()),
-    )
+    yield dg.MaterializeResult(metadata=metadata, check_results=checks)
 
 
-def import_check_results(result: ImportResult, database_url: str) -> list[dg.AssetCheckResult]:
+def import_check_results(cursor: Cursor, result: ImportResult) -> list[dg.AssetCheckResult]:
     """The checks of one import. A duplicate loaded nothing and runs on the partition of the import that
     loaded its bytes: it reports that import's rejects, so that a re-drop does not hide them."""
-    rejected, feedback = result.rows_rejected, result.feedback_path
-    with transaction(database_url) as cursor:
-        earlier = earlier_imports(cursor, [result.content_hash]) if result.status == "duplicate" else {}
-        if result.content_hash in earlier:
-            cursor.execute(
-                "SELECT rows_rejected, feedback_path FROM ops.import_ledger WHERE import_id = %s",
-                (earlier[result.content_hash][0],),
-            )
-            rejected, feedback = cursor.fetchone()
+    first_load = rejects_of_first_load(cursor, result.content_hash) if result.status == "duplicate" else None
+    rejected, feedback = first_load or (result.rows_rejected, result.feedback_path)
     return [
         dg.AssetCheckResult(
             check_name="workbook_loaded",
@@ -172,7 +167,7 @@ def locate_workbook(partition_key: str, configured_path: str, inbox: WorkbookInb
     )
 
 
-def import_metadata(result: ImportResult, database_url: str) -> dict[str, dg.MetadataValue]:
+def import_metadata(cursor: Cursor, result: ImportResult) -> dict[str, dg.MetadataValue]:
     sheets = pd.DataFrame([s.__dict__ for s in result.sheets])
     metadata: dict[str, object] = {
         "status": result.status,
@@ -194,13 +189,7 @@ def import_metadata(result: ImportResult, database_url: str) -> dict[str, dg.Met
         shown = sheets.drop(columns=["ignored_columns"])
         metadata["sheets"] = dg.MetadataValue.md(shown.to_markdown(index=False))
     if result.rows_rejected:
-        with transaction(database_url) as cursor:
-            cursor.execute(
-                "SELECT sheet, row_number, column_name, value, reason FROM ops.import_rejects"
-                " WHERE import_id = %s ORDER BY sheet, row_number LIMIT 20",
-                (result.import_id,),
-            )
-            rejects = pd.DataFrame(cursor.fetchall(), columns=["sheet", "row", "column", "value", "reason"])
+        rejects = first_rejects(cursor, result.import_id, limit=20)
         metadata["rejects_preview"] = dg.MetadataValue.md(rejects.to_markdown(index=False))
     return metadata
 

@@ -27,7 +27,8 @@ def build_check(rule: str) -> dg.AssetChecksDefinition:
         description=DESCRIPTIONS[rule],
     )
     def check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        result = check_rule(warehouse.url(), rule)
+        with warehouse.transaction() as cursor:
+            result = check_rule(cursor, rule)
         return dg.AssetCheckResult(
             passed=result.passed,
             metadata={"failures": result.failures, "sample": dg.MetadataValue.json(result.sample)},

@@ -35,7 +35,8 @@ def build_core_table_asset(name: str, description: str) -> dg.AssetsDefinition:
         metadata={"dagster/table_name": f"core.{name}"},
     )
     def core_table(warehouse: WarehouseResource) -> dg.MaterializeResult:
-        profile = profile_table(warehouse.url(), f"core.{name}")
+        with warehouse.transaction() as cursor:
+            profile = profile_table(cursor, f"core.{name}")
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": profile.row_count,
