@@ -11,6 +11,7 @@ import dagster as dg
 
 from sales_pipeline.defs.analytics import analytics_definitions
 from sales_pipeline.defs.anomalies.assets import anomaly_assets
+from sales_pipeline.defs.conventions import with_conventions
 from sales_pipeline.defs.forecasting.assets import forecast_definitions
 from sales_pipeline.defs.ingest import java_api, workbooks
 from sales_pipeline.defs.warehouse import checks, core_tables
@@ -41,7 +42,7 @@ def defs() -> dg.Definitions:
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
-    return dg.Definitions.merge(
+    defs = dg.Definitions.merge(
         dg.Definitions(
             assets=[workbooks.workbook_import, *core_tables.core_table_assets, *anomaly_assets],
             asset_checks=checks.core_table_checks,
@@ -53,3 +54,4 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         analytics_definitions(settings),
         forecast_definitions(settings),
     )
+    return defs.map_asset_specs(func=with_conventions)  # owners, kinds, tags, automation: defs/conventions.py

@@ -17,13 +17,11 @@ from pydantic import Field
 from sales_pipeline.analytics import marts, queries
 from sales_pipeline.analytics.changes import absorb_sales_changes
 from sales_pipeline.analytics.charts import bar_chart_markdown, line_chart_markdown
-from sales_pipeline.defs.ingest.workbooks import AFTER_ANY_UPSTREAM_UPDATE, OWNERS
 from sales_pipeline.resources import AnalyticsResource, WarehouseResource
 from sales_pipeline.settings import Settings
 from sales_pipeline.warehouse.quality import hold_sales_still, revenue_mismatches
 
 GROUP = "analytics"
-TAGS = {"domain": "analytics", "layer": "marts"}
 DAILY_KPIS = dg.AssetKey(["marts", "daily_kpis"])
 
 
@@ -41,40 +39,26 @@ def partition_bounds(partitions: dg.DailyPartitionsDefinition) -> tuple[dt.date,
     return first, dt.date.fromisoformat(last) if last else first - dt.timedelta(days=1)
 
 
-def _mart(name: str, description: str, **kwargs) -> dict:
-    return {
-        "key": ["marts", name],
-        "group_name": GROUP,
-        "kinds": {"postgres", "table"},
-        "owners": OWNERS,
-        "tags": TAGS,
-        "description": description,
-        "metadata": {"dagster/table_name": f"marts.{name}"},
-        **kwargs,
-    }
-
-
 def build_daily_kpis(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
     """The daily KPIs, one partition per day of `partitions`."""
 
     @dg.asset(
-        **_mart(
-            "daily_kpis",
-            f"Per day in {partitions.timezone}, overall and per store, category and product: revenue, units, "
-            "orders, distinct customers, average order value, gross margin and margin rate where cost is known, "
-            "discount given.",
-            partitions_def=partitions,
-            backfill_policy=dg.BackfillPolicy.single_run(),
-            deps=[["core", "sales"], ["core", "products"]],
-            check_specs=[
-                dg.AssetCheckSpec(
-                    "revenue_reconciles_with_core_sales",
-                    asset=["marts", "daily_kpis"],
-                    blocking=True,
-                    description="For the days computed, revenue here equals revenue in core.sales, to the cent.",
-                )
-            ],
-        )
+        key=["marts", "daily_kpis"],
+        group_name=GROUP,
+        description=f"Per day in {partitions.timezone}, overall and per store, category and product: revenue, units, "
+        "orders, distinct customers, average order value, gross margin and margin rate where cost is known, "
+        "discount given.",
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        deps=[["core", "sales"], ["core", "products"]],
+        check_specs=[
+            dg.AssetCheckSpec(
+                "revenue_reconciles_with_core_sales",
+                asset=["marts", "daily_kpis"],
+                blocking=True,
+                description="For the days computed, revenue here equals revenue in core.sales, to the cent.",
+            )
+        ],
     )
     def daily_kpis(
         context: dg.AssetExecutionContext, warehouse: WarehouseResource, analytics: AnalyticsResource
@@ -113,14 +97,12 @@ def build_daily_kpis(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefin
 
 
 @dg.asset(
-    **_mart(
-        "sales_trends",
-        "7- and 28-day moving averages, week-over-week, month-over-month and year-over-year growth and a trend "
-        "direction (rising, steady, falling, new), overall, per category and per product. Recomputed from the first "
-        "day whose KPIs changed since the last refresh: rolling windows that include a changed day, nothing more.",
-        deps=[DAILY_KPIS],
-        automation_condition=AFTER_ANY_UPSTREAM_UPDATE,
-    )
+    key=["marts", "sales_trends"],
+    group_name=GROUP,
+    description="7- and 28-day moving averages, week-over-week, month-over-month and year-over-year growth and a trend "
+    "direction (rising, steady, falling, new), overall, per category and per product. Recomputed from the first "
+    "day whose KPIs changed since the last refresh: rolling windows that include a changed day, nothing more.",
+    deps=[DAILY_KPIS],
 )
 def sales_trends(warehouse: WarehouseResource) -> dg.MaterializeResult:
     with warehouse.transaction() as cursor:
@@ -151,15 +133,14 @@ class StockHealthConfig(dg.Config):
 
 
 @dg.asset(
-    **_mart(
-        "stock_health",
-        "Per product and store, at its latest count: on hand, average daily demand over the 28 days ending at the "
-        "count, days of cover, status (out_of_stock, below_reorder_point, healthy, overstock) and stock value at "
-        "cost. It follows the stock counts (and product changes): a new day of sales after the latest count "
-        "changes nothing here, so new sales alone do not rebuild it.",
-        deps=[["core", "stock"], ["core", "products"]],
-        automation_condition=dg.AutomationCondition.eager(),
-    )
+    key=["marts", "stock_health"],
+    group_name=GROUP,
+    description="Per product and store, at its latest count: on hand, average daily demand over the 28 days ending "
+    "at the count, days of cover, status (out_of_stock, below_reorder_point, healthy, overstock) and stock value at "
+    "cost. It follows the stock counts (and product changes): a new day of sales after the latest count "
+    "changes nothing here, so new sales alone do not rebuild it.",
+    deps=[["core", "stock"], ["core", "products"]],
+    automation_condition=dg.AutomationCondition.eager(),  # its own: parents unpartitioned, none may be missing
 )
 def stock_health(
     config: StockHealthConfig, warehouse: WarehouseResource, analytics: AnalyticsResource
@@ -182,14 +163,12 @@ class TopProductsConfig(dg.Config):
 
 
 @dg.asset(
-    **_mart(
-        "top_products",
-        "Top N products by revenue for yesterday, the last 7 and 30 days and month to date, "
-        "with units, revenue, share of total and rank change against the previous period of the same length. "
-        "'Yesterday' is the last complete day with sales.",
-        deps=[DAILY_KPIS],
-        automation_condition=AFTER_ANY_UPSTREAM_UPDATE,
-    )
+    key=["marts", "top_products"],
+    group_name=GROUP,
+    description="Top N products by revenue for yesterday, the last 7 and 30 days and month to date, "
+    "with units, revenue, share of total and rank change against the previous period of the same length. "
+    "'Yesterday' is the last complete day with sales.",
+    deps=[DAILY_KPIS],
 )
 def top_products(config: TopProductsConfig, warehouse: WarehouseResource) -> dg.MaterializeResult:
     with warehouse.transaction() as cursor:
@@ -207,14 +186,12 @@ def top_products(config: TopProductsConfig, warehouse: WarehouseResource) -> dg.
 
 
 @dg.asset(
-    **_mart(
-        "dashboard",
-        "The Dashboard record a web page or BI tool reads: headline KPIs with their change, a 30-day revenue "
-        "series, stock health counts, top 5 products, open alerts. One row per refresh in marts.dashboard (jsonb) "
-        "and dashboard.json in the dashboard folder; the JSON shape is documented in the README.",
-        deps=[DAILY_KPIS, sales_trends, stock_health, top_products],
-        automation_condition=AFTER_ANY_UPSTREAM_UPDATE,
-    )
+    key=["marts", "dashboard"],
+    group_name=GROUP,
+    description="The Dashboard record a web page or BI tool reads: headline KPIs with their change, a 30-day revenue "
+    "series, stock health counts, top 5 products, open alerts. One row per refresh in marts.dashboard (jsonb) "
+    "and dashboard.json in the dashboard folder; the JSON shape is documented in the README.",
+    deps=[DAILY_KPIS, sales_trends, stock_health, top_products],
 )
 def dashboard(warehouse: WarehouseResource, analytics: AnalyticsResource) -> dg.MaterializeResult:
     with warehouse.transaction() as cursor:

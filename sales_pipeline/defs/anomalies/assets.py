@@ -13,26 +13,10 @@ from sales_pipeline.anomalies.churn import refresh_churn
 from sales_pipeline.anomalies.drops import refresh_sales_drops
 from sales_pipeline.anomalies.stock_risk import refresh_stock_risks
 from sales_pipeline.defs.forecasting.assets import DEMAND_KEY, SALES_KEY
-from sales_pipeline.defs.ingest.workbooks import AFTER_ANY_UPSTREAM_UPDATE, OWNERS
 from sales_pipeline.records import Alert
 from sales_pipeline.resources import WarehouseResource
 
-GROUP = "anomalies"
-TAGS = {"domain": "alerts", "layer": "ml"}
-
-
-def _anomaly(name: str, description: str, deps: list) -> dict:
-    return {
-        "key": ["anomalies", name],
-        "group_name": GROUP,
-        "kinds": {"python", "postgres"},
-        "owners": OWNERS,
-        "tags": TAGS,
-        "description": description,
-        "deps": deps,
-        "automation_condition": AFTER_ANY_UPSTREAM_UPDATE,
-        "metadata": {"dagster/table_name": "ml.anomalies"},
-    }
+ANOMALY = {"group_name": "anomalies", "kinds": {"python"}, "metadata": {"dagster/table_name": "ml.anomalies"}}
 
 
 def _alerts_metadata(alerts: list[Alert]) -> dict:
@@ -48,13 +32,12 @@ def _alerts_metadata(alerts: list[Alert]) -> dict:
 
 
 @dg.asset(
-    **_anomaly(
-        "sales_drops",
-        "Sales drops: actual revenue under the 95% lower bound of the forecast issued before the day, for the "
-        "total, a store, a category or a product; closed days and days without a forecast are not anomalies. "
-        "Consecutive days raise severity (1 info, 2 warning, 3+ critical).",
-        deps=[SALES_KEY, ["marts", "daily_kpis"]],
-    )
+    key=["anomalies", "sales_drops"],
+    description="Sales drops: actual revenue under the 95% lower bound of the forecast issued before the day, for the "
+    "total, a store, a category or a product; closed days and days without a forecast are not anomalies. "
+    "Consecutive days raise severity (1 info, 2 warning, 3+ critical).",
+    deps=[SALES_KEY, ["marts", "daily_kpis"]],
+    **ANOMALY,
 )
 def sales_drops(warehouse: WarehouseResource) -> dg.MaterializeResult:
     with warehouse.transaction() as cursor:
@@ -63,13 +46,12 @@ def sales_drops(warehouse: WarehouseResource) -> dg.MaterializeResult:
 
 
 @dg.asset(
-    **_anomaly(
-        "stock_risks",
-        "Stock-out risk per product and store: on hand at the latest count, minus what sold since, minus the "
-        "cumulative demand forecast; at risk when it runs out within the supplier's lead time, critical within "
-        "half of it (one step milder when a delivery is on order).",
-        deps=[DEMAND_KEY, ["core", "stock"], ["core", "products"]],
-    )
+    key=["anomalies", "stock_risks"],
+    description="Stock-out risk per product and store: on hand at the latest count, minus what sold since, minus the "
+    "cumulative demand forecast; at risk when it runs out within the supplier's lead time, critical within "
+    "half of it (one step milder when a delivery is on order).",
+    deps=[DEMAND_KEY, ["core", "stock"], ["core", "products"]],
+    **ANOMALY,
 )
 def stock_risks(warehouse: WarehouseResource) -> dg.MaterializeResult:
     with warehouse.transaction() as cursor:
@@ -78,13 +60,12 @@ def stock_risks(warehouse: WarehouseResource) -> dg.MaterializeResult:
 
 
 @dg.asset(
-    **_anomaly(
-        "customer_churn",
-        "Customers with two or more purchase days whose silence is improbable given their own purchase rhythm "
-        "(ml.customer_churn per customer, ml.churn_kpis for the churn rate); one-time buyers are counted apart, "
-        "never alerted.",
-        deps=[["core", "sales"]],
-    )
+    key=["anomalies", "customer_churn"],
+    description="Customers with two or more purchase days whose silence is improbable given their own purchase rhythm "
+    "(ml.customer_churn per customer, ml.churn_kpis for the churn rate); one-time buyers are counted apart, "
+    "never alerted.",
+    deps=[["core", "sales"]],
+    **ANOMALY,
 )
 def customer_churn(warehouse: WarehouseResource) -> dg.MaterializeResult:
     with warehouse.transaction() as cursor:

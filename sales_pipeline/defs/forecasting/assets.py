@@ -12,7 +12,6 @@ import importlib.metadata
 import dagster as dg
 
 from sales_pipeline.analytics.charts import forecast_chart_markdown, line_chart_markdown
-from sales_pipeline.defs.ingest.workbooks import AFTER_ANY_UPSTREAM_UPDATE, OWNERS
 from sales_pipeline.forecasting import queries
 from sales_pipeline.forecasting.models import ENGINE_CODE, PROPHET, SEASONAL_NAIVE
 from sales_pipeline.forecasting.runner import ForecastRun, forecast_target
@@ -20,25 +19,13 @@ from sales_pipeline.resources import ForecastingResource, WarehouseResource
 from sales_pipeline.settings import Settings
 
 GROUP = "forecasting"
-TAGS = {"domain": "forecasting", "layer": "ml"}
 CODE_VERSION = f"forecast-{ENGINE_CODE}-prophet-{importlib.metadata.version('prophet')}"
 SALES_KEY = dg.AssetKey(["forecasting", "sales_forecast"])
 DEMAND_KEY = dg.AssetKey(["forecasting", "demand_forecast"])
 
 
-def _forecast(key: dg.AssetKey, description: str, deps: list) -> dict:
-    return {
-        "key": key,
-        "group_name": GROUP,
-        "kinds": {"prophet", "postgres"},
-        "owners": OWNERS,
-        "tags": TAGS,
-        "description": description,
-        "deps": deps,
-        "code_version": CODE_VERSION,
-        "automation_condition": AFTER_ANY_UPSTREAM_UPDATE,
-        "metadata": {"dagster/table_name": "ml.forecasts"},
-    }
+FORECAST = {"group_name": GROUP, "kinds": {"prophet"}, "code_version": CODE_VERSION,
+            "metadata": {"dagster/table_name": "ml.forecasts"}}  # fmt: skip
 
 
 def _forecast_and_describe(
@@ -72,17 +59,16 @@ def build_sales_forecast(holiday_country: str | None) -> dg.AssetsDefinition:
     holidays = f"the public holidays of {holiday_country}" if holiday_country else "no public holidays"
 
     @dg.asset(
-        **_forecast(
-            SALES_KEY,
-            "The next 7 days of revenue for the total, each store, each category and each "
-            "product with enough history, with 80% and 95% intervals, never negative. Prophet (weekly seasonality, "
-            f"yearly with two years of history, {holidays}) against seasonal naive in "
-            "a rolling-origin backtest (4 weekly origins); the better model publishes and ml.forecast_series says why. "
-            "Sparse products publish their recent daily mean. Refit only where the input changed.",
-            # core/sales too: Dagster leaves daily-partitioned parents out of staleness, so without an
-            # unpartitioned parent the UI could never show the forecast stale after new sales.
-            deps=[["marts", "daily_kpis"], ["core", "sales"]],
-        )
+        key=SALES_KEY,
+        description="The next 7 days of revenue for the total, each store, each category and each "
+        "product with enough history, with 80% and 95% intervals, never negative. Prophet (weekly seasonality, "
+        f"yearly with two years of history, {holidays}) against seasonal naive in "
+        "a rolling-origin backtest (4 weekly origins); the better model publishes and ml.forecast_series says why. "
+        "Sparse products publish their recent daily mean. Refit only where the input changed.",
+        # core/sales too: Dagster leaves daily-partitioned parents out of staleness, so without an
+        # unpartitioned parent the UI could never show the forecast stale after new sales.
+        deps=[["marts", "daily_kpis"], ["core", "sales"]],
+        **FORECAST,
     )
     def sales_forecast(
         context: dg.AssetExecutionContext,
@@ -106,13 +92,12 @@ def build_sales_forecast(holiday_country: str | None) -> dg.AssetsDefinition:
 
 
 @dg.asset(
-    **_forecast(
-        DEMAND_KEY,
-        "The next 7 days of units sold per product and store (scope product_store, id '<product>@<store>'), the "
-        "same way as the sales forecast; it feeds the stock-out risk. Most product-store series are sparse and "
-        "publish their recent daily rate.",
-        deps=[["core", "sales"], ["marts", "daily_kpis"]],
-    )
+    key=DEMAND_KEY,
+    description="The next 7 days of units sold per product and store (scope product_store, id '<product>@<store>'), "
+    "the same way as the sales forecast; it feeds the stock-out risk. Most product-store series are sparse and "
+    "publish their recent daily rate.",
+    deps=[["core", "sales"], ["marts", "daily_kpis"]],
+    **FORECAST,
 )
 def demand_forecast(
     context: dg.AssetExecutionContext,

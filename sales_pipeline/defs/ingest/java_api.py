@@ -8,7 +8,6 @@ import datetime as dt
 
 import dagster as dg
 
-from sales_pipeline.defs.ingest.workbooks import OWNERS
 from sales_pipeline.javaapi import load
 from sales_pipeline.javaapi.client import PullStats
 from sales_pipeline.resources import JavaApiResource, WarehouseResource
@@ -17,12 +16,7 @@ from sales_pipeline.settings import Settings
 API_PRODUCTS = dg.AssetKey(["ingest", "api_products"])
 API_SALES = dg.AssetKey(["ingest", "api_sales"])
 API_STOCK = dg.AssetKey(["ingest", "api_stock"])
-ASSET = {
-    "group_name": "ingest",
-    "kinds": {"api", "postgres"},
-    "owners": OWNERS,
-    "tags": {"domain": "ingest", "source": "api"},
-}
+ASSET = {"group_name": "ingest", "kinds": {"api"}, "tags": {"source": "api"}}
 
 
 def _pull_metadata(result: load.PullResult, stats: PullStats, window: str) -> dict:
@@ -48,21 +42,13 @@ def _pull_metadata(result: load.PullResult, stats: PullStats, window: str) -> di
 )
 def api_products(context: dg.AssetExecutionContext, java_api: JavaApiResource, warehouse: WarehouseResource):
     with warehouse.transaction() as cursor:
-        cursor.execute("SELECT cursor FROM ops.api_cursors WHERE endpoint = 'products'")
-        row = cursor.fetchone()
-    since = row[0] if row else None
+        since = load.products_cursor(cursor)
     records, stats = java_api.client().fetch_all("products", {"updatedSince": since} if since else {})
     with warehouse.transaction() as cursor:
         pull_id = load.start_pull(cursor, "products", (since, None), context.run_id)
         load.land_records(cursor, pull_id, "products", records)
         counts = load.merge_products(cursor, records)
-        if records:
-            newest = max(record.updated_at for record in records).isoformat()
-            cursor.execute(
-                "INSERT INTO ops.api_cursors (endpoint, cursor) VALUES ('products', %s)"
-                " ON CONFLICT (endpoint) DO UPDATE SET cursor = EXCLUDED.cursor, updated_at = now()",
-                (newest,),
-            )
+        load.advance_products_cursor(cursor, records)
         result = load.PullResult(pull_id, "products", len(records), counts)
         load.finish_pull(cursor, result, stats)
     return dg.MaterializeResult(metadata=_pull_metadata(result, stats, f"updatedSince {since or 'the beginning'}"))

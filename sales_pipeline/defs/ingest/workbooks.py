@@ -29,12 +29,7 @@ from sales_pipeline.excel.read import SUPPORTED_SUFFIXES, content_hash
 from sales_pipeline.records import ImportResult
 from sales_pipeline.resources import WarehouseResource, WorkbookInboxResource
 
-OWNERS = ["team:data-engineering"]
 workbook_partitions = dg.DynamicPartitionsDefinition(name="workbooks")
-# eager() also waits until no dependency has a missing partition. Partitioned dependencies always
-# miss some (a workbook whose import failed, days before the first sale), so the assets after them
-# drop that clause: they refresh whenever any partition upstream was updated.
-AFTER_ANY_UPSTREAM_UPDATE = dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing())
 IMPORT_OP = "ingest__workbook_import"  # the op behind the asset, as run config names it
 # Excel's lock files (~$name.xlsx) and half-written downloads are not workbooks to import. Hidden
 # files (.name) are the tools' own (LibreOffice's .~lock.name#, Finder's .DS_Store) unless their name
@@ -80,9 +75,8 @@ class WorkbookImportConfig(dg.Config):
             ["ingest", "workbook_import"],
             partitions_def=workbook_partitions,
             group_name="ingest",
-            kinds={"excel", "postgres"},
-            owners=OWNERS,
-            tags={"domain": "ingest", "source": "excel"},
+            kinds={"excel"},
+            tags={"source": "excel"},
             description=(
                 "One dropped workbook imported into the warehouse: rows land in raw.excel_rows, good rows merge into "
                 "core.products, core.stores, core.customers, core.sales and core.stock, bad cells go to "

@@ -8,7 +8,7 @@ recently changed rows and its freshness, so the UI answers "what is in the wareh
 import dagster as dg
 
 from sales_pipeline.defs.ingest.java_api import API_PRODUCTS, API_SALES, API_STOCK
-from sales_pipeline.defs.ingest.workbooks import AFTER_ANY_UPSTREAM_UPDATE, OWNERS, workbook_import
+from sales_pipeline.defs.ingest.workbooks import workbook_import
 from sales_pipeline.resources import WarehouseResource
 from sales_pipeline.warehouse.profile import profile_table
 
@@ -27,12 +27,7 @@ def build_core_table_asset(name: str, description: str) -> dg.AssetsDefinition:
         key=["core", name],
         deps=[workbook_import, API_PRODUCTS, API_SALES, API_STOCK],
         group_name="warehouse",
-        kinds={"postgres", "table"},
-        owners=OWNERS,
-        tags={"domain": "warehouse", "layer": "core"},
         description=f"core.{name}: {description}",
-        automation_condition=AFTER_ANY_UPSTREAM_UPDATE,
-        metadata={"dagster/table_name": f"core.{name}"},
     )
     def core_table(warehouse: WarehouseResource) -> dg.MaterializeResult:
         with warehouse.transaction() as cursor:
