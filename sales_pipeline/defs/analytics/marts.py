@@ -190,7 +190,7 @@ def top_products(config: TopProductsConfig, warehouse: WarehouseResource) -> dg.
     group_name=GROUP,
     description="The Dashboard record a web page or BI tool reads: headline KPIs with their change, a 30-day revenue "
     "series, stock health counts, top 5 products, open alerts. One row per refresh in marts.dashboard (jsonb) "
-    "and dashboard.json in the dashboard folder; the JSON shape is documented in the README.",
+    "and dashboard.json in the dashboard folder; the JSON shape is at the top of sales_pipeline/analytics/marts.py.",
     deps=[DAILY_KPIS, sales_trends, stock_health, top_products],
 )
 def dashboard(warehouse: WarehouseResource, analytics: AnalyticsResource) -> dg.MaterializeResult:

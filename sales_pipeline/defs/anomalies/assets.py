@@ -33,9 +33,10 @@ def _alerts_metadata(alerts: list[Alert]) -> dict:
 
 @dg.asset(
     key=["anomalies", "sales_drops"],
-    description="Sales drops: actual revenue under the 95% lower bound of the forecast issued before the day, for the "
-    "total, a store, a category or a product; closed days and days without a forecast are not anomalies. "
-    "Consecutive days raise severity (1 info, 2 warning, 3+ critical).",
+    description="Sales drops of the total, a store, a category or a product: a streak of open days below the "
+    "forecast issued before each day, whose revenue is under the streak's summed lower bound; 1 day info, 2 warning, "
+    "3+ critical. The rule (confidence levels, closed days, false-alarm rates) is at the top of "
+    "sales_pipeline/anomalies/drops.py.",
     deps=[SALES_KEY, ["marts", "daily_kpis"]],
     **ANOMALY,
 )
@@ -47,9 +48,9 @@ def sales_drops(warehouse: WarehouseResource) -> dg.MaterializeResult:
 
 @dg.asset(
     key=["anomalies", "stock_risks"],
-    description="Stock-out risk per product and store: on hand at the latest count, minus what sold since, minus the "
-    "cumulative demand forecast; at risk when it runs out within the supplier's lead time, critical within "
-    "half of it (one step milder when a delivery is on order).",
+    description="Stock-out risk per product and store: what is left of the latest count runs out, by the demand "
+    "forecast, within the supplier's lead time. The rule (projection, lead time, severity) is at the top of "
+    "sales_pipeline/anomalies/stock_risk.py.",
     deps=[DEMAND_KEY, ["core", "stock"], ["core", "products"]],
     **ANOMALY,
 )
@@ -63,7 +64,7 @@ def stock_risks(warehouse: WarehouseResource) -> dg.MaterializeResult:
     key=["anomalies", "customer_churn"],
     description="Customers with two or more purchase days whose silence is improbable given their own purchase rhythm "
     "(ml.customer_churn per customer, ml.churn_kpis for the churn rate); one-time buyers are counted apart, "
-    "never alerted.",
+    "never alerted. The model and its thresholds are at the top of sales_pipeline/anomalies/churn.py.",
     deps=[["core", "sales"]],
     **ANOMALY,
 )
