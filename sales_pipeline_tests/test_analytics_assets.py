@@ -34,6 +34,12 @@ def resources(empty_warehouse: str, tmp_path: Path) -> dict:
     }
 
 
+def import_sales(warehouse, import_settings, folders, lines: int) -> None:
+    """A workbook of the sample products and `lines` order lines, imported."""
+    workbook = write_workbook(folders["inbox"] / "a.xlsx", {"Products": products(), "Sales": sales(lines)})
+    import_workbook(warehouse.transaction, workbook, import_settings)
+
+
 def tick(instance: dg.DagsterInstance, resources: dict, cursor: str | None):
     context = dg.build_sensor_context(
         instance=instance, instance_ref=instance.get_ref(), cursor=cursor, resources=resources, definitions=defs
@@ -44,11 +50,7 @@ def tick(instance: dg.DagsterInstance, resources: dict, cursor: str | None):
 def test_an_import_triggers_one_run_for_the_days_it_changed(resources, import_settings, folders, warehouse):
     # 30 lines, 7 minutes apart from 2026-11-02 09:00: all on 2026-11-02; a second file adds 2026-11-05.
     # Each span gets a day either side (a date without a time may fall on the neighbouring day).
-    import_workbook(
-        warehouse.transaction,
-        write_workbook(folders["inbox"] / "a.xlsx", {"Products": products(), "Sales": sales(30)}),
-        import_settings,
-    )
+    import_sales(warehouse, import_settings, folders, 30)
     later = sales(4)
     for row in later[1:]:
         row[0] = "L" + row[0]
@@ -72,11 +74,7 @@ def test_an_import_triggers_one_run_for_the_days_it_changed(resources, import_se
 def test_the_marts_follow_and_the_dashboard_file_is_written(
     resources, import_settings, folders, tmp_path, warehouse, empty_warehouse
 ):
-    import_workbook(
-        warehouse.transaction,
-        write_workbook(folders["inbox"] / "a.xlsx", {"Products": products(), "Sales": sales(300)}),
-        import_settings,
-    )
+    import_sales(warehouse, import_settings, folders, 300)
     url = empty_warehouse
     with dg.instance_for_test() as instance:
         (request,) = tick(instance, resources, None).run_requests
@@ -100,11 +98,7 @@ def test_the_marts_follow_and_the_dashboard_file_is_written(
 def test_the_reconciliation_check_fails_when_the_marts_are_wrong(
     resources, import_settings, folders, warehouse, empty_warehouse
 ):
-    import_workbook(
-        warehouse.transaction,
-        write_workbook(folders["inbox"] / "a.xlsx", {"Products": products(), "Sales": sales(30)}),
-        import_settings,
-    )
+    import_sales(warehouse, import_settings, folders, 30)
     url = empty_warehouse
     with dg.instance_for_test() as instance:
         (request,) = tick(instance, resources, None).run_requests
@@ -133,11 +127,7 @@ def test_the_reconciliation_check_fails_when_the_marts_are_wrong(
 def test_core_checks_fail_on_broken_data(
     resources, import_settings, folders, rule, breakage, warehouse, empty_warehouse
 ):
-    import_workbook(
-        warehouse.transaction,
-        write_workbook(folders["inbox"] / "a.xlsx", {"Products": products(), "Sales": sales(10)}),
-        import_settings,
-    )
+    import_sales(warehouse, import_settings, folders, 10)
     url = empty_warehouse
     from sales_pipeline.warehouse.quality import check_rule
 
@@ -150,11 +140,7 @@ def test_core_checks_fail_on_broken_data(
 
 
 def test_automation_refreshes_the_marts_after_some_days_of_kpis(resources, import_settings, folders, warehouse):
-    import_workbook(
-        warehouse.transaction,
-        write_workbook(folders["inbox"] / "a.xlsx", {"Products": products(), "Sales": sales(30)}),
-        import_settings,
-    )
+    import_sales(warehouse, import_settings, folders, 30)
     with dg.instance_for_test() as instance:
         before = dg.evaluate_automation_conditions(defs=defs, instance=instance)  # the daemon's first tick
         (request,) = tick(instance, resources, None).run_requests
@@ -217,11 +203,7 @@ def test_a_refresh_absorbs_the_changes_so_a_new_daemon_has_nothing_to_redo(
 ):
     # What `sales-pipeline demo` leaves for `dev`: the KPIs absorbed the imports, so a sensor starting
     # from no cursor (a new daemon) requests nothing; an import that came after is still requested.
-    import_workbook(
-        warehouse.transaction,
-        write_workbook(folders["inbox"] / "a.xlsx", {"Products": products(), "Sales": sales(30)}),
-        import_settings,
-    )
+    import_sales(warehouse, import_settings, folders, 30)
     url = empty_warehouse
     with dg.instance_for_test() as instance:
         (request,) = tick(instance, resources, None).run_requests
@@ -267,11 +249,7 @@ def test_sales_committed_while_the_kpis_refresh_do_not_fail_the_reconciliation(
 ):
     """A writer commits a sale on the refreshed day every few milliseconds (as the demo's imports and pulls
     do) while the daily KPIs refresh: the blocking check compares what the refresh saw, so it passes."""
-    import_workbook(
-        warehouse.transaction,
-        write_workbook(folders["inbox"] / "a.xlsx", {"Products": products(), "Sales": sales(30)}),
-        import_settings,
-    )
+    import_sales(warehouse, import_settings, folders, 30)
     url = empty_warehouse
     stop, written = threading.Event(), []
 

@@ -300,42 +300,16 @@ def _prepare(
     header_index = _header_row(raw_sheet.rows, expected)
     header_cells = raw_sheet.rows[header_index] if raw_sheet.rows else []
     sender_header = ["" if is_blank(h) else str(h).strip() for h in header_cells]
-    source_position: dict[str, int] = {}  # normalised sender header -> its position in the row
-    for index, header in enumerate(sender_header):
-        if header:
-            source_position.setdefault(normalise_header(header), index)
-    if sheet_mapping.source is None:
-        aliases = header_aliases(target)
-        position = {}  # canonical column -> position in the row
-        for normalised, index in source_position.items():
-            if normalised in aliases:
-                position.setdefault(aliases[normalised], index)
-    else:  # a mapping may feed several columns from one header (Region -> store id and name)
-        position = {
-            name: source_position[normalise_header(header)]
-            for name, header in sheet_mapping.columns.items()
-            if normalise_header(header) in source_position
-        }
+    source_position, position = _column_positions(sender_header, sheet_mapping)
     # Unknown headers in a template sheet may be typos worth reporting; a mapping names what it reads.
     ignored = (
         [h for h in sender_header if h and normalise_header(h) not in expected] if not sheet_mapping.source else []
     )
-    where = f"sheet '{raw_sheet.name}'"
-    provided = set(position) | set(sheet_mapping.constants) | set(sheet_mapping.computed)
-    missing_names = [
-        c.name
-        for c in target.columns
-        if c.required and c.name not in provided and not (c.name == "line_number" and sheet_mapping.source)
-    ]
-    if sheet_mapping.source:  # a mapping names the source headers: report those
-        missing = [sheet_mapping.columns.get(name, name) for name in missing_names]
-        missing += [h for h in _other_headers(sheet_mapping) if normalise_header(h) not in source_position]
-    else:
-        missing = [target.column_by_name[name].header for name in missing_names]
+    missing = _missing_columns(sheet_mapping, source_position, position)
     if missing:
         found = ", ".join(repr(h) for h in sender_header if h) or "none"
         raise UnreadableWorkbook(
-            f"{where}: required column(s) missing: {', '.join(missing)} (headers found in row "
+            f"sheet '{raw_sheet.name}': required column(s) missing: {', '.join(missing)} (headers found in row "
             f"{raw_sheet.first_row_number + header_index}: {found})"
         )
 
@@ -367,6 +341,45 @@ def _prepare(
         typed.insert(1, "line_number", typed.groupby("order_id", dropna=False).cumcount().add(1).astype("Int64"))
     prepared.good = typed.drop(index=list(prepared.rejected_rows))
     return prepared
+
+
+def _column_positions(sender_header: list[str], sheet_mapping: SheetMapping) -> tuple[dict[str, int], dict[str, int]]:
+    """Where the sender's headers stand in the row (normalised header -> position), and where each
+    column the target reads stands (canonical column -> position)."""
+    source_position: dict[str, int] = {}
+    for index, header in enumerate(sender_header):
+        if header:
+            source_position.setdefault(normalise_header(header), index)
+    if sheet_mapping.source is None:
+        aliases = header_aliases(sheet_mapping.target)
+        position = {}
+        for normalised, index in source_position.items():
+            if normalised in aliases:
+                position.setdefault(aliases[normalised], index)
+    else:  # a mapping may feed several columns from one header (Region -> store id and name)
+        position = {
+            name: source_position[normalise_header(header)]
+            for name, header in sheet_mapping.columns.items()
+            if normalise_header(header) in source_position
+        }
+    return source_position, position
+
+
+def _missing_columns(
+    sheet_mapping: SheetMapping, source_position: dict[str, int], position: dict[str, int]
+) -> list[str]:
+    """The headers a sheet lacks: the template's required columns, or what the mapping reads, as named there."""
+    target = sheet_mapping.target
+    provided = set(position) | set(sheet_mapping.constants) | set(sheet_mapping.computed)
+    missing_names = [
+        c.name
+        for c in target.columns
+        if c.required and c.name not in provided and not (c.name == "line_number" and sheet_mapping.source)
+    ]
+    if not sheet_mapping.source:
+        return [target.column_by_name[name].header for name in missing_names]
+    missing = [sheet_mapping.columns.get(name, name) for name in missing_names]  # the mapping's source headers
+    return missing + [h for h in _other_headers(sheet_mapping) if normalise_header(h) not in source_position]
 
 
 def _flag_uncalculated_formulas(

@@ -8,13 +8,16 @@ so an edit of the model code shows the forecasts stale in the UI (and refits the
 """
 
 import importlib.metadata
+from collections.abc import Callable
+from datetime import date
 
 import dagster as dg
+from psycopg2.extensions import cursor as Cursor
 
 from sales_pipeline.analytics.charts import forecast_chart_markdown, line_chart_markdown
 from sales_pipeline.forecasting import queries
 from sales_pipeline.forecasting.models import ENGINE_CODE, PROPHET, SEASONAL_NAIVE
-from sales_pipeline.forecasting.runner import ForecastRun, forecast_target
+from sales_pipeline.forecasting.runner import forecast_target
 from sales_pipeline.resources import ForecastingResource, WarehouseResource
 from sales_pipeline.settings import Settings
 
@@ -28,29 +31,59 @@ FORECAST = {"group_name": GROUP, "kinds": {"prophet"}, "code_version": CODE_VERS
             "metadata": {"dagster/table_name": "ml.forecasts"}}  # fmt: skip
 
 
-def _forecast_and_describe(
+def _forecast(
     context: dg.AssetExecutionContext,
     target: str,
     warehouse: WarehouseResource,
     forecasting: ForecastingResource,
-) -> tuple[ForecastRun | None, dict]:
-    """Run the target's forecasts; the metadata both forecast assets show (the caller adds its chart)."""
+    charts: Callable[[Cursor, date], dict],
+) -> dg.MaterializeResult:
+    """Run the target's forecasts; what both forecast assets show, and the asset's own `charts`."""
     settings = forecasting.settings()
     run = forecast_target(warehouse.transaction, target, forecasting.timezone, settings, forecasting.workers)
     if run is None:
-        return None, {"note": f"no {'daily KPIs' if target == 'sales' else 'sales'} yet: nothing to forecast"}
+        return dg.MaterializeResult(
+            metadata={"note": f"no {'daily KPIs' if target == 'sales' else 'sales'} yet: nothing to forecast"}
+        )
     summary = run.summary()
     context.log.info(f"{target} forecast from {run.origin}: {summary}")
     with warehouse.transaction() as cursor:
         accuracy = queries.accuracy_summary(cursor, target)
         rows = queries.rows_published(cursor, target, run.origin)
+        own = charts(cursor, run.origin)
     failures = [f"{r.scope} {r.scope_id}: {r.error}" for r in run.results if r.status == "fallback"]
-    return run, {
+    metadata = {
         "origin": str(run.origin),
         **summary,
         "accuracy": dg.MetadataValue.md(accuracy.to_markdown(index=False) if len(accuracy) else "no backtest yet"),
         "fallbacks": dg.MetadataValue.md("\n".join(f"- {line}" for line in failures[:20]) or "none"),
         "dagster/row_count": rows,
+        **own,
+    }
+    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(run.data_version))
+
+
+def _total_charts(cursor: Cursor, origin: date) -> dict:
+    total = queries.published(cursor, "sales", "all", "", origin)
+    if not len(total):
+        return {}
+    history = queries.recent_actuals(cursor, "revenue", origin)
+    chart = forecast_chart_markdown(history, total, "Revenue, last 8 weeks and the next 7 days", "revenue")
+    return {
+        "total_forecast": dg.MetadataValue.md(chart),
+        "total_preview": dg.MetadataValue.md(total.round(2).to_markdown(index=False)),
+    }
+
+
+def _units_chart(cursor: Cursor, origin: date) -> dict:
+    ahead = queries.demand_ahead(cursor, origin)
+    if not len(ahead):
+        return {}
+    lines = {"units sold": queries.recent_actuals(cursor, "units", origin), "forecast (sum of products)": ahead}
+    return {
+        "units_ahead": dg.MetadataValue.md(
+            line_chart_markdown(lines, "Units, last 8 weeks and the next 7 days", "units")
+        )
     }
 
 
@@ -75,18 +108,7 @@ def build_sales_forecast(holiday_country: str | None) -> dg.AssetsDefinition:
         warehouse: WarehouseResource,
         forecasting: ForecastingResource,
     ) -> dg.MaterializeResult:
-        run, metadata = _forecast_and_describe(context, "sales", warehouse, forecasting)
-        if run is None:
-            return dg.MaterializeResult(metadata=metadata)
-        with warehouse.transaction() as cursor:
-            total = queries.published(cursor, "sales", "all", "", run.origin)
-            history = queries.recent_actuals(cursor, "revenue", run.origin)
-        if len(total):
-            metadata["total_forecast"] = dg.MetadataValue.md(
-                forecast_chart_markdown(history, total, "Revenue, last 8 weeks and the next 7 days", "revenue")
-            )
-            metadata["total_preview"] = dg.MetadataValue.md(total.round(2).to_markdown(index=False))
-        return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(run.data_version))
+        return _forecast(context, "sales", warehouse, forecasting, _total_charts)
 
     return sales_forecast
 
@@ -104,18 +126,7 @@ def demand_forecast(
     warehouse: WarehouseResource,
     forecasting: ForecastingResource,
 ) -> dg.MaterializeResult:
-    run, metadata = _forecast_and_describe(context, "demand", warehouse, forecasting)
-    if run is None:
-        return dg.MaterializeResult(metadata=metadata)
-    with warehouse.transaction() as cursor:
-        ahead = queries.demand_ahead(cursor, run.origin)
-        sold = queries.recent_actuals(cursor, "units", run.origin)
-    if len(ahead):
-        lines = {"units sold": sold, "forecast (sum of products)": ahead}
-        metadata["units_ahead"] = dg.MetadataValue.md(
-            line_chart_markdown(lines, "Units, last 8 weeks and the next 7 days", "units")
-        )
-    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(run.data_version))
+    return _forecast(context, "demand", warehouse, forecasting, _units_chart)
 
 
 @dg.asset_check(
