@@ -19,17 +19,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from sales_pipeline.settings import (
-    DAGSTER_DATABASE_URL,
-    DATABASE_URL,
-    HOME,
-    INBOX,
-    JAVA_API_BASE_URL,
-    JAVA_API_TOKEN,
-    MAPPINGS,
-    SettingError,
-    Settings,
-)
+from sales_pipeline import settings
+from sales_pipeline.settings import SettingError, Settings
 
 if TYPE_CHECKING:  # Dagster loads in a second: the commands that need it import it when they run
     import dagster as dg
@@ -49,7 +40,7 @@ NEXT_STEP = "\nNext: `sales-pipeline dev` opens the Dagster UI on http://127.0.0
 SIMULATOR_OPTION = click.option(
     "--simulator",
     is_flag=True,
-    help=f"With {JAVA_API_BASE_URL} unset, serve the bundled Java API simulator (made-up sales of the"
+    help=f"With {settings.JAVA_API_BASE_URL} unset, serve the bundled Java API simulator (made-up sales of the"
     " sample retailer) and pull from it.",
 )
 # How long `dev` waits for dagster dev's processes to stop before killing them.
@@ -64,7 +55,7 @@ def load_settings() -> Settings:
         raise click.ClickException(str(error)) from None
 
 
-def prepare_environment(settings: Settings, simulator: bool = False) -> dict[str, str]:
+def prepare_environment(config: Settings, simulator: bool = False) -> dict[str, str]:
     """Start (or reuse) the embedded PostgreSQL unless a server is configured, and point Dagster at it.
 
     Returns what was set, for the message. The URLs go into this process's environment, so that
@@ -73,15 +64,15 @@ def prepare_environment(settings: Settings, simulator: bool = False) -> dict[str
     """
     from sales_pipeline.warehouse import db, embedded
 
-    home = settings.home
-    for folder in (home, settings.inbox_dir, settings.archive_dir, settings.rejected_dir):
+    home = config.home
+    for folder in (home, config.inbox_dir, config.archive_dir, config.rejected_dir):
         folder.mkdir(parents=True, exist_ok=True)
-    embedded_server = not os.environ.get(DATABASE_URL)
+    embedded_server = not os.environ.get(settings.DATABASE_URL)
     # Dagster's storage first: once the embedded warehouse's URL is in the environment, it reads
     # as an external warehouse, and Dagster's tables would land in the warehouse's `public` schema.
-    os.environ[DAGSTER_DATABASE_URL] = embedded.dagster_storage_url()
+    os.environ[settings.DAGSTER_DATABASE_URL] = embedded.dagster_storage_url()
     warehouse_url = embedded.warehouse_url()
-    os.environ[DATABASE_URL] = warehouse_url
+    os.environ[settings.DATABASE_URL] = warehouse_url
     dagster_home = home / "dagster"
     dagster_home.mkdir(exist_ok=True)
     instance_settings = PROJECT_ROOT / "dagster.yaml"
@@ -94,14 +85,14 @@ def prepare_environment(settings: Settings, simulator: bool = False) -> dict[str
     return {
         "warehouse": "embedded PostgreSQL in " + str(embedded.pgdata_dir()) if embedded_server else "external server",
         "dagster home": str(dagster_home),
-        "inbox": str(settings.inbox_dir),
+        "inbox": str(config.inbox_dir),
     } | java_api(simulator)
 
 
 def java_api(simulator: bool) -> dict[str, str]:
     """Where the Java API is, for the message: none when JAVA_API_BASE_URL is unset, unless `simulator`
     asks for the bundled one (never by omission: its made-up sales must not reach a real warehouse)."""
-    if os.environ.get(JAVA_API_BASE_URL):
+    if os.environ.get(settings.JAVA_API_BASE_URL):
         return {"java api": "configured server (JAVA_API_BASE_URL)"}
     return {"java api": start_simulator()} if simulator else {}
 
@@ -110,12 +101,12 @@ def start_simulator() -> str:
     """Serve the bundled simulator from this process while it runs, and point the pulls at it."""
     from sales_pipeline.demo.simulator import JavaApiSimulator
 
-    token = os.environ.get(JAVA_API_TOKEN) or secrets.token_urlsafe(16)
+    token = os.environ.get(settings.JAVA_API_TOKEN) or secrets.token_urlsafe(16)
     simulator = JavaApiSimulator(token=token, **SIMULATED_RETAILER)
     base_url = simulator.start()
     atexit.register(simulator.stop)
-    os.environ[JAVA_API_BASE_URL] = base_url
-    os.environ[JAVA_API_TOKEN] = token
+    os.environ[settings.JAVA_API_BASE_URL] = base_url
+    os.environ[settings.JAVA_API_TOKEN] = token
     return f"simulator on {base_url} (the retailer of data/sample)"
 
 
@@ -134,32 +125,32 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 @main.command()
 def demo() -> None:
     """Import the bundled sample workbooks through the Dagster assets and print what was built."""
-    settings = load_settings()
-    where = prepare_environment(settings, simulator=True)
+    config = load_settings()
+    where = prepare_environment(config, simulator=True)
     samples = sorted(SAMPLE_DIR.glob("*.xlsx"))
     if not samples:
         raise click.ClickException(f"no sample workbooks in {SAMPLE_DIR.resolve()}")
-    inbox = settings.inbox_dir
+    inbox = config.inbox_dir
     for sample in samples:
         shutil.copy2(sample, inbox / sample.name)  # copy2 keeps the mtime: the files are settled
     click.echo(f"Dropped {len(samples)} sample workbooks into {inbox}")
-    defs = load_definitions(settings)
+    defs = load_definitions(config)
     results = run_inbox_once(defs)
     pull_back_office(defs)
     refresh_downstream(defs)
-    print_summary(settings, results, where)
+    print_summary(config, results, where)
     from sales_pipeline.warehouse import db
 
-    with db.transaction(os.environ[DATABASE_URL]) as cursor:
+    with db.transaction(os.environ[settings.DATABASE_URL]) as cursor:
         print_forecast_and_anomalies(cursor)
     click.echo(NEXT_STEP)
 
 
-def load_definitions(settings: Settings) -> dg.Definitions:
+def load_definitions(config: Settings) -> dg.Definitions:
     """The code location with this command's settings (after `prepare_environment`: its URLs are in them)."""
     from sales_pipeline.definitions import build_definitions
 
-    return build_definitions(settings)
+    return build_definitions(config)
 
 
 def evaluate_sensor(defs: dg.Definitions, name: str, cursor: str | None = None):  # -> SensorExecutionData
@@ -201,7 +192,7 @@ def import_one(defs: dg.Definitions, path: Path, mapping: Path | None) -> list[d
 
     instance = dg.DagsterInstance.get()
     digest = content_hash(path)
-    with db.transaction(os.environ[DATABASE_URL]) as cursor:
+    with db.transaction(os.environ[settings.DATABASE_URL]) as cursor:
         partition = partition_key_for(path, digest, earlier_imports(cursor, [digest]))
     instance.add_dynamic_partitions(workbook_partitions.name, [partition])
     config = WorkbookImportConfig(path=str(path), mapping=str(mapping.resolve()) if mapping else "", reimport=False)
@@ -253,7 +244,9 @@ def pull_back_office(defs: dg.Definitions) -> None:
     from sales_pipeline.demo.retailer import DEFAULT_END
 
     instance = dg.DagsterInstance.get()
-    click.echo(f"Pulling products, stock and {DEMO_API_DAYS} days of sales from {os.environ[JAVA_API_BASE_URL]}")
+    click.echo(
+        f"Pulling products, stock and {DEMO_API_DAYS} days of sales from {os.environ[settings.JAVA_API_BASE_URL]}"
+    )
     defs.resolve_job_def("pull_products_and_stock").execute_in_process(instance=instance, run_config=QUIET)
     first = DEFAULT_END - dt.timedelta(days=DEMO_API_DAYS - 1)
     tags = range_tags(first, DEFAULT_END)
@@ -343,7 +336,7 @@ def _outcome(workbook: str, result) -> dict:
     return {"workbook": workbook, **metadata}
 
 
-def print_summary(settings: Settings, results: list[dict], where: dict[str, str]) -> None:
+def print_summary(config: Settings, results: list[dict], where: dict[str, str]) -> None:
     from sales_pipeline.warehouse import db
 
     click.echo("\nImports:")
@@ -358,16 +351,16 @@ def print_summary(settings: Settings, results: list[dict], where: dict[str, str]
         if outcome.get("feedback_workbook"):
             click.echo(f"    feedback workbook: {outcome['feedback_workbook']}")
     click.echo("\nWarehouse rows:")
-    with db.transaction(os.environ[DATABASE_URL]) as cursor:
+    with db.transaction(os.environ[settings.DATABASE_URL]) as cursor:
         for table in SUMMARY_TABLES:
             cursor.execute(f"SELECT count(*) FROM {table}")
             click.echo(f"  {table:<22} {cursor.fetchone()[0]:>9,}")
     click.echo("\nWhere things are:")
     for label, value in where.items():
         click.echo(f"  {label:<14} {value}")
-    click.echo(f"  {'archive':<14} {settings.archive_dir}  (originals and feedback workbooks)")
+    click.echo(f"  {'archive':<14} {config.archive_dir}  (originals and feedback workbooks)")
     click.echo(f"  {'ledger':<14} table ops.import_ledger (rejected cells: ops.import_rejects)")
-    dashboard = settings.dashboard_dir / "dashboard.json"
+    dashboard = config.dashboard_dir / "dashboard.json"
     if dashboard.exists():
         click.echo(f"  {'dashboard':<14} {dashboard}  (also marts.dashboard; KPIs in marts.daily_kpis)")
         print_dashboard(json.loads(dashboard.read_text()))
@@ -391,14 +384,14 @@ def print_dashboard(document: dict) -> None:
 @SIMULATOR_OPTION
 def dev(port: int, host: str, simulator: bool) -> None:
     """Start the embedded services and the Dagster UI with its daemon (sensors and schedules run)."""
-    settings = load_settings()
-    where = prepare_environment(settings, simulator)
+    config = load_settings()
+    where = prepare_environment(config, simulator)
     for label, value in where.items():
         click.echo(f"{label:<14} {value}")
     if "java api" not in where:
-        click.echo(f"{'java api':<14} not configured: the API schedules' runs fail until {JAVA_API_BASE_URL}"
+        click.echo(f"{'java api':<14} not configured: the API schedules' runs fail until {settings.JAVA_API_BASE_URL}"
                    " is set (`sales-pipeline dev --simulator` serves the bundled simulator)")  # fmt: skip
-    click.echo(f"Drop workbooks into {settings.inbox_dir}; the UI is on http://{host}:{port}")
+    click.echo(f"Drop workbooks into {config.inbox_dir}; the UI is on http://{host}:{port}")
     # `dagster dev` is superseded by `dg dev` (not installed here): a warning the user cannot act on.
     command = [sys.executable, "-W", "ignore:Function `dev_command` is superseded", "-m", "dagster", "dev",
                "-w", str(PROJECT_ROOT / "workspace.yaml"), "-h", host, "-p", str(port)]  # fmt: skip
@@ -408,7 +401,7 @@ def dev(port: int, host: str, simulator: bool) -> None:
     # Its own session, so that stopping it reaches its webserver, daemon, code server and runs. It runs in
     # DAGSTER_HOME, next to the dagster.yaml copied there (in the project folder it warns that the project's
     # is not used), with the folders the code location reads made absolute.
-    process = subprocess.Popen(command, cwd=os.environ["DAGSTER_HOME"], env=_absolute_folders(settings),
+    process = subprocess.Popen(command, cwd=os.environ["DAGSTER_HOME"], env=_absolute_folders(config),
                                start_new_session=True)  # fmt: skip
     try:
         code = process.wait()
@@ -417,13 +410,13 @@ def dev(port: int, host: str, simulator: bool) -> None:
     sys.exit(code)
 
 
-def _absolute_folders(settings: Settings) -> dict[str, str]:
+def _absolute_folders(config: Settings) -> dict[str, str]:
     """This environment, with the pipeline's folders as absolute paths, for a process running elsewhere."""
     return {
         **os.environ,
-        HOME: str(settings.home),
-        INBOX: str(settings.inbox_dir),
-        MAPPINGS: str(settings.mappings_dir),
+        settings.HOME: str(config.home),
+        settings.INBOX: str(config.inbox_dir),
+        settings.MAPPINGS: str(config.mappings_dir),
     }
 
 
@@ -514,18 +507,18 @@ def simulate_api(context: click.Context) -> None:
 @SIMULATOR_OPTION
 def pull_sales(first_day: dt.datetime, last_day: dt.datetime, simulator: bool) -> None:
     """Backfill: pull these days of sales from the Java API in one run, as the UI's backfill of api_sales does."""
-    settings = load_settings()
-    if not simulator and not os.environ.get(JAVA_API_BASE_URL):
+    config = load_settings()
+    if not simulator and not os.environ.get(settings.JAVA_API_BASE_URL):
         raise click.ClickException(
-            f"{JAVA_API_BASE_URL} is not set: set it to the back office's API, or pass --simulator"
+            f"{settings.JAVA_API_BASE_URL} is not set: set it to the back office's API, or pass --simulator"
             " to pull the bundled simulator's made-up sales"
         )
-    where = prepare_environment(settings, simulator)
+    where = prepare_environment(config, simulator)
     import dagster as dg
 
     from sales_pipeline.defs.analytics.sensors import range_tags
 
-    defs = load_definitions(settings)
+    defs = load_definitions(config)
     click.echo(f"Java API: {where['java api']}")
     instance = dg.DagsterInstance.get()
     # Products first, as the nightly jobs do: sales of a product the warehouse does not know fail a check.
@@ -553,13 +546,13 @@ def import_command(path: Path, mapping: Path | None) -> None:
     The file is copied into the inbox first (under a name of its own if another file waits there under
     this one), so your copy is left where it is.
     """
-    settings = load_settings()
-    where = prepare_environment(settings)
-    inbox_copy = copy_into_inbox(path, settings.inbox_dir)
-    defs = load_definitions(settings)
+    config = load_settings()
+    where = prepare_environment(config)
+    inbox_copy = copy_into_inbox(path, config.inbox_dir)
+    defs = load_definitions(config)
     results = import_one(defs, inbox_copy, mapping)
     refresh_downstream(defs)
-    print_summary(settings, results, where)
+    print_summary(config, results, where)
     failed = [outcome for outcome in results if outcome["status"] == "failed"]
     if failed:
         raise click.ClickException(f"the import of {path.name} failed: {failed[0]['reason']}")
@@ -590,7 +583,7 @@ def refresh() -> None:
     Core tables, the daily KPIs of every import and pull not yet in them, the marts, forecasts (only
     changed series are refitted) and anomalies; prints what it ran.
     """
-    settings = load_settings()
-    prepare_environment(settings)
-    refresh_downstream(load_definitions(settings))
+    config = load_settings()
+    prepare_environment(config)
+    refresh_downstream(load_definitions(config))
     click.echo("Up to date.")
