@@ -7,6 +7,7 @@ The names here are the ones listed in `.env.example` and the README.
 from __future__ import annotations
 
 import os
+import re
 from datetime import date
 from pathlib import Path
 
@@ -23,6 +24,14 @@ JAVA_API_TOKEN = "JAVA_API_TOKEN"
 JAVA_API_DEADLINE_S = "JAVA_API_DEADLINE_S"
 FORECAST_HOLIDAY_COUNTRY = "FORECAST_HOLIDAY_COUNTRY"
 FORECAST_WORKERS = "FORECAST_WORKERS"
+API_TOKENS = "API_TOKENS"
+API_CORS_ORIGINS = "API_CORS_ORIGINS"
+API_UPLOAD_MAX_MB = "API_UPLOAD_MAX_MB"
+API_UPLOAD_MAX_UNZIPPED_MB = "API_UPLOAD_MAX_UNZIPPED_MB"
+DAGSTER_WEBSERVER_URL = "DAGSTER_WEBSERVER_URL"
+REPORT_LOCALE = "REPORT_LOCALE"
+REPORT_CURRENCY = "REPORT_CURRENCY"
+API_ROLES = ("read", "write")
 
 
 def home() -> Path:
@@ -110,3 +119,86 @@ def java_api_deadline_s() -> float:
     if not seconds > 0 or seconds == float("inf"):
         raise ValueError(f"{JAVA_API_DEADLINE_S}={value!r} is not a number of seconds (more than 0), e.g. 600")
     return seconds
+
+
+def reports_dir() -> Path:
+    """The daily PDF reports, one folder per day."""
+    return home() / "reports"
+
+
+def api_tokens() -> dict[str, str]:
+    """The read API's bearer tokens and their roles (token -> read|write), from `token:role,token:role`.
+
+    A token is a secret: a bad pair is named by its position, never by its text.
+    """
+    value = os.environ.get(API_TOKENS) or ""
+    tokens: dict[str, str] = {}
+    for position, pair in enumerate((p.strip() for p in value.split(",") if p.strip()), start=1):
+        token, _, role = pair.rpartition(":")
+        if not token or role not in API_ROLES:
+            raise ValueError(
+                f"{API_TOKENS}: pair {position} is not token:role with role read or write"
+                " (e.g. API_TOKENS=k7f...:read,p2x...:write)"
+            )
+        if len(token) < 16:
+            raise ValueError(f"{API_TOKENS}: the token of pair {position} is shorter than 16 characters")
+        tokens[token] = role
+    return tokens
+
+
+def api_cors_origins() -> list[str]:
+    """Web origins (scheme://host[:port]) whose pages may call the read API from a browser; none by default."""
+    value = os.environ.get(API_CORS_ORIGINS) or ""
+    origins = [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
+    for origin in origins:
+        if not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+", origin):
+            raise ValueError(
+                f"{API_CORS_ORIGINS}={value!r}: {origin!r} is not an origin: use scheme://host[:port],"
+                " e.g. https://intranet.example.com, comma-separated"
+            )
+    return origins
+
+
+def _megabytes(name: str, default: str) -> int:
+    value = os.environ.get(name) or default
+    try:
+        megabytes = float(value)
+    except ValueError:
+        megabytes = 0.0
+    if not 0 < megabytes < 1_000_000:
+        raise ValueError(f"{name}={value!r} is not a size in megabytes (more than 0), e.g. {default}")
+    return int(megabytes * 1024 * 1024)
+
+
+def api_upload_max_bytes() -> int:
+    """The largest workbook `POST /data/import` accepts (API_UPLOAD_MAX_MB, default 50)."""
+    return _megabytes(API_UPLOAD_MAX_MB, "50")
+
+
+def api_upload_max_unzipped_bytes() -> int:
+    """The most an uploaded .xlsx/.xlsm may hold once unzipped (API_UPLOAD_MAX_UNZIPPED_MB, default 500)."""
+    return _megabytes(API_UPLOAD_MAX_UNZIPPED_MB, "500")
+
+
+def dagster_webserver_url() -> str:
+    """The Dagster UI and its GraphQL API: links in messages, and where the read API launches runs."""
+    value = (os.environ.get(DAGSTER_WEBSERVER_URL) or "http://127.0.0.1:3000").rstrip("/")
+    if not re.fullmatch(r"https?://[^\s/]+(/[^\s]*)?", value):
+        raise ValueError(f"{DAGSTER_WEBSERVER_URL}={value!r} is not an http(s) URL, e.g. http://127.0.0.1:3000")
+    return value
+
+
+def report_locale() -> str:
+    """The language of the reports, emails and the dashboard page: en or fr."""
+    value = (os.environ.get(REPORT_LOCALE) or "en").strip().lower()
+    if value not in ("en", "fr"):
+        raise ValueError(f"{REPORT_LOCALE}={value!r} is not a locale we write: use en or fr")
+    return value
+
+
+def report_currency() -> str:
+    """ISO 4217 code of the money amounts (the warehouse records none)."""
+    value = (os.environ.get(REPORT_CURRENCY) or "EUR").strip().upper()
+    if not re.fullmatch(r"[A-Z]{3}", value):
+        raise ValueError(f"{REPORT_CURRENCY}={value!r} is not an ISO 4217 currency code, e.g. EUR, USD, GBP")
+    return value
