@@ -107,6 +107,8 @@ NEW_SCOPE_DAYS = 28  # a scope younger than this is 'new': it has no previous mo
 DEMAND_DAYS = 28  # stock health: average daily demand over this many days
 STOCK_STATUSES = ("out_of_stock", "below_reorder_point", "healthy", "overstock")
 HEADLINE_DAYS = 7
+# Sent when new Dashboard documents commit: the read API's cache listens (a wake-up, not the data).
+DASHBOARD_CHANNEL = "sales_pipeline_dashboard"
 STOCK_AT_RISK_SHOWN = 10  # the dashboard lists this many products out of stock or at their reorder point
 
 DAILY_KPIS = sql.Identifier("marts", "daily_kpis")
@@ -492,6 +494,7 @@ def build_dashboard(cursor: Cursor, as_of: date, top_n: int = 5, timezone: str =
         "INSERT INTO marts.dashboard (refreshed_at, as_of, scope, scope_id, document) VALUES %s",
         [(refreshed_at, as_of, d["scope"], d["scope_id"], Json(d)) for d in documents],
     )
+    cursor.execute("SELECT pg_notify(%s, %s)", (DASHBOARD_CHANNEL, refreshed_at.isoformat()))
     return documents[0]
 
 
