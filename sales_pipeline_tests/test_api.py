@@ -50,7 +50,9 @@ def test_the_dashboard_is_the_marts_record(client: TestClient, retailer) -> None
     assert body["computed_at"].replace("Z", "+00:00") == computed_at.isoformat()
     assert body["currency"] == "EUR"
     # The week's revenue to the cent, from the KPIs of the 7 days ending at as_of.
-    [(week,)] = query(url, "SELECT sum(revenue) FROM marts.daily_kpis WHERE scope = 'all' AND day > %s", (END - timedelta(7),))
+    [(week,)] = query(
+        url, "SELECT sum(revenue) FROM marts.daily_kpis WHERE scope = 'all' AND day > %s", (END - timedelta(7),)
+    )
     assert cents(body["headline"]["revenue"]["value"]) == cents(week)
     [(day,)] = query(url, "SELECT revenue FROM marts.daily_kpis WHERE scope = 'all' AND day = %s", (END,))
     assert cents(body["headline_day"]["revenue"]["value"]) == cents(day)
@@ -84,3 +86,120 @@ def test_an_unchanged_dashboard_costs_a_304(client: TestClient) -> None:
     again = client.get("/analytics/dashboard", headers={"If-None-Match": etag})
     assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == etag
     assert client.get("/analytics/dashboard", headers={"If-None-Match": '"other"'}).status_code == 200
+
+
+def test_top_products_in_rank_order_with_rank_change(client: TestClient, retailer) -> None:
+    url, _ = retailer
+    body = client.get("/analytics/top-products", params={"n": 10, "period": "30d"}).json()
+    expected = query(
+        url,
+        "SELECT rank, product_id, revenue, rank_change FROM marts.top_products"
+        " WHERE as_of = %s AND period = 'last_30_days' AND scope = 'all' AND rank <= 10 ORDER BY rank, product_id",
+        (END,),
+    )
+    assert [(p["rank"], p["product_id"], cents(p["revenue"]), p["rank_change"]) for p in body["products"]] == [
+        (rank, product, cents(revenue), change) for rank, product, revenue, change in expected
+    ]
+    assert (body["as_of"], body["first_day"]) == (END.isoformat(), (END - timedelta(29)).isoformat())
+    # Per store and per category, from the same mart.
+    store = client.get("/analytics/top-products", params={"store": "S01"}).json()
+    assert store["scope"] == "store" and len(store["products"]) >= 5
+    category = query(url, "SELECT min(category) FROM core.products")[0][0]
+    ranked = client.get("/analytics/top-products", params={"category": category, "period": "mtd"}).json()
+    names = {p["product_id"] for p in ranked["products"]}
+    in_category = {
+        row[0] for row in query(url, "SELECT product_id FROM core.products WHERE category = %s", (category,))
+    }
+    assert names and names <= in_category
+
+
+@pytest.mark.parametrize(
+    ("params", "sentence"),
+    [
+        ({"n": 101}, "n: Input should be less than or equal to 100"),
+        ({"period": "week"}, "period: Input should be 'yesterday', '7d', '30d' or 'mtd'"),
+        ({"store": "S01", "category": "x"}, "rank for a store or for a category, not both"),
+    ],
+)
+def test_bad_top_products_requests_are_named(client: TestClient, params: dict, sentence: str) -> None:
+    response = client.get("/analytics/top-products", params=params)
+    assert (response.status_code, response.json()) == (
+        422,
+        {"detail": f"query {sentence}" if ":" in sentence else sentence},
+    )
+
+
+def test_daily_kpis_paginated(client: TestClient, retailer) -> None:
+    url, _ = retailer
+    first_day, last_day = END - timedelta(29), END
+    rows, link, pages = [], f"/analytics/kpis?from={first_day}&to={last_day}&scope=store&limit=25", 0
+    while link:
+        page = client.get(link).json()
+        rows += page["rows"]
+        link, pages = page["next"], pages + 1
+    expected = query(
+        url,
+        "SELECT day, scope_id, revenue FROM marts.daily_kpis WHERE scope = 'store' AND day BETWEEN %s AND %s"
+        " ORDER BY day, scope_id",
+        (first_day, last_day),
+    )
+    assert pages == 3  # 60 rows, 25 a page
+    assert [(r["day"], r["scope_id"], cents(r["revenue"])) for r in rows] == [
+        (day.isoformat(), store, cents(revenue)) for day, store, revenue in expected
+    ]
+    one = client.get("/analytics/kpis", params={"from": str(END), "to": str(END), "scope": "all"}).json()["rows"]
+    assert [(r["day"], cents(r["revenue"])) for r in one] == [
+        (
+            END.isoformat(),
+            cents(query(url, "SELECT revenue FROM marts.daily_kpis WHERE scope='all' AND day=%s", (END,))[0][0]),
+        )
+    ]
+    too_long = client.get("/analytics/kpis", params={"from": "2025-01-01", "to": "2026-01-02"})
+    assert too_long.status_code == 422 and "at most 366 days" in too_long.json()["detail"]
+
+
+def test_the_published_forecast_with_its_bands_and_accuracy(client: TestClient, retailer) -> None:
+    url, _ = retailer
+    body = client.get("/ml/forecast", params={"scope": "store", "id": "S01"}).json()
+    [(model, origin)] = query(
+        url,
+        "SELECT model, origin FROM ml.forecast_series WHERE target = 'sales' AND scope = 'store' AND scope_id = 'S01'",
+    )
+    assert (body["model"], body["origin"]) == (model, origin.isoformat())
+    assert len(body["days"]) == 7 and body["days"][0]["day"] == (END + timedelta(1)).isoformat()
+    assert all(d["lower_95"] <= d["lower_80"] <= d["yhat"] <= d["upper_80"] <= d["upper_95"] for d in body["days"])
+    assert body["accuracy"]["model"] == model and body["accuracy"]["mae"] >= 0
+    missing = client.get("/ml/forecast", params={"scope": "product", "id": "NO-SUCH"})
+    assert missing.status_code == 404 and "no forecast for product 'NO-SUCH'" in missing.json()["detail"]
+
+
+def test_tokens_and_roles(retailer) -> None:
+    with TestClient(create_app(api_config(*retailer))) as anonymous:
+        assert anonymous.get("/analytics/dashboard").status_code == 401
+        assert anonymous.get("/analytics/dashboard", headers=auth("wrong-token-0123456789")).status_code == 401
+        assert anonymous.get("/health").status_code == 200  # for a load balancer
+        assert anonymous.get("/").status_code == 200 and anonymous.get("/static/app.js").status_code == 200
+        reader = auth(READ_TOKEN)
+        refused = anonymous.post("/ml/forecast", json={"scope": "all"}, headers=reader)
+        assert refused.status_code == 403 and "needs a write token" in refused.json()["detail"]
+        assert anonymous.post("/data/import", headers=reader, files={"file": ("a.xlsx", b"x")}).status_code == 403
+        # The page's login: a cookie instead of the header, which cannot act without X-Requested-With.
+        assert anonymous.post("/login", data={"token": "not-a-token"}).status_code == 401
+        assert anonymous.post("/login", data={"token": WRITE_TOKEN}).status_code == 204
+        assert anonymous.get("/analytics/stores").status_code == 200
+        forged = anonymous.post("/ml/forecast", json={"scope": "all"})
+        assert forged.status_code == 403 and "X-Requested-With" in forged.json()["detail"]
+        assert WRITE_TOKEN not in anonymous.cookies.get("sales_pipeline_session", "")
+
+
+def test_health(client: TestClient) -> None:
+    body = client.get("/health").json()
+    assert body["status"] == "ok" and body["warehouse"] and body["schema_version"] >= 13
+    assert body["last_import_age_s"] >= 0 and body["last_forecast_age_s"] >= 0 and body["last_pull_age_s"] is None
+
+
+def test_the_template_and_no_reports_yet(client: TestClient) -> None:
+    template = client.get("/data/template")
+    assert template.status_code == 200 and template.content[:2] == b"PK"
+    report = client.get(f"/reports/{END}")
+    assert report.status_code == 404 and report.json()["detail"]
