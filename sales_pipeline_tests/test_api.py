@@ -3,17 +3,26 @@ marts', to the cent; tokens and roles; ETags; bad input answered with a sentence
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
 from collections.abc import Iterator
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from sales_pipeline import settings
 from sales_pipeline.api.app import create_app
 from sales_pipeline_tests.api_fixtures import READ_TOKEN, WRITE_TOKEN, api_config, auth, load_retailer
-from sales_pipeline_tests.conftest import empty_tables, query
+from sales_pipeline_tests.conftest import PROJECT, empty_tables, query
 
 pytestmark = pytest.mark.slow  # a generated retailer imported, forecast and served once per module
 END = date(2026, 11, 22)
@@ -203,3 +212,70 @@ def test_the_template_and_no_reports_yet(client: TestClient) -> None:
     assert template.status_code == 200 and template.content[:2] == b"PK"
     report = client.get(f"/reports/{END}")
     assert report.status_code == 404 and report.json()["detail"]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def dagster_webserver(retailer, tmp_path: Path) -> Iterator[str]:
+    """A real Dagster webserver on the project's workspace, over the test warehouse, in an instance of its own
+    (runs launch at once: no queue, no daemon)."""
+    url, _ = retailer
+    home = tmp_path / "dagster"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(
+        "run_coordinator:\n  module: dagster.core.run_coordinator\n  class: DefaultRunCoordinator\n"
+        "telemetry:\n  enabled: false\n"
+    )
+    port = free_port()
+    env = {**os.environ, "DAGSTER_HOME": str(home), settings.DATABASE_URL: url, settings.HOME: str(tmp_path / "home"),
+           settings.FORECAST_WORKERS: "1"}  # fmt: skip
+    command = [sys.executable, "-m", "dagster_webserver", "-w", str(PROJECT / "workspace.yaml"), "-h", "127.0.0.1",
+               "-p", str(port)]  # fmt: skip
+    process = subprocess.Popen(command, cwd=PROJECT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    address = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{address}/server_info", timeout=2).status_code == 200:
+                    break
+            assert process.poll() is None, process.stderr.read().decode()[-2000:]
+            time.sleep(0.5)
+        yield address
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def test_post_forecast_launches_the_refresh_in_dagster_then_answers_from_the_cache(retailer, dagster_webserver) -> None:
+    with TestClient(create_app(api_config(*retailer, dagster_url=dagster_webserver))) as client:
+        client.headers.update(auth(WRITE_TOKEN))
+        # A new Dagster instance has no materialization of the forecasts: not current, so the refresh is launched.
+        launched = client.post("/ml/forecast", json={"scope": "store", "id": "S01"})
+        assert launched.status_code == 202, launched.text
+        run = launched.json()
+        assert launched.headers["location"] == run["status_url"] == f"/ml/forecast/runs/{run['run_id']}"
+        # Asked again while it runs: the same run, not a second one.
+        again = client.post("/ml/forecast", json={"scope": "store", "id": "S01"})
+        assert again.status_code == 202 and again.json()["run_id"] == run["run_id"]
+        deadline = time.monotonic() + 300
+        while (status := client.get(run["status_url"]).json()["status"]) not in ("SUCCESS", "FAILURE", "CANCELED"):
+            assert time.monotonic() < deadline, status
+            time.sleep(1)
+        assert status == "SUCCESS"
+        # Its inputs unchanged since: the cached forecast, at once.
+        cached = client.post("/ml/forecast", json={"scope": "store", "id": "S01"})
+        assert cached.status_code == 200 and len(cached.json()["days"]) == 7
+        assert client.post("/ml/forecast", json={"scope": "store", "id": "NOPE"}).status_code == 404
+        assert client.get(f"/ml/forecast/runs/{uuid.uuid4()}").status_code == 404
+
+
+def test_without_dagster_a_forecast_launch_is_a_503_with_a_sentence(client: TestClient) -> None:
+    response = client.post("/ml/forecast", json={"scope": "all"}, headers=auth(WRITE_TOKEN))
+    assert response.status_code == 503
+    assert response.json()["detail"].startswith("the Dagster webserver at http://127.0.0.1:9 did not answer")
