@@ -91,7 +91,8 @@ def smtp_server(
     elif mode == "starttls":
         options.update(tls_context=certs.server, require_starttls=True)
     if login:
-        options.update(authenticator=_login, auth_require_tls=mode != "plain", auth_exclude_mechanism=["CRAM-MD5"])
+        # aiosmtpd counts only STARTTLS as TLS for `auth_require_tls`; implicit TLS is TLS from the first byte.
+        options.update(authenticator=_login, auth_require_tls=mode == "starttls")
     controller = Controller(mailbox, **options)
     controller.start()
     try:

@@ -154,7 +154,7 @@ def write_plan(cursor: Cursor, planned: list[policy.Planned], config: AlertingCo
             alert_ids=(*p.alert_ids, *p.earlier_ids),
             inhibited_alert_ids=p.inhibited_ids,
         )
-        outbox.enqueue(cursor, message, config.domain)
+        outbox.enqueue(cursor, message, config.domain, now)
 
 
 @dataclass(frozen=True)

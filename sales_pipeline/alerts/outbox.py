@@ -107,16 +107,17 @@ def message_id(message: Message, domain: str) -> str:
     return f"<{message.kind}.{hashlib.sha256(key.encode()).hexdigest()[:24]}@{domain}>"
 
 
-def enqueue(cursor: Cursor, message: Message, domain: str = "localhost") -> int | None:
+def enqueue(cursor: Cursor, message: Message, domain: str = "localhost", now: dt.datetime | None = None) -> int | None:
     """Queue `message` in the caller's transaction; its id, or None when it was queued before.
 
-    `domain` is the right-hand side of its Message-ID (the sender's domain).
+    `domain` is the right-hand side of its Message-ID (the sender's domain); `now` the time it is queued
+    (default: the database's clock).
     """
     cursor.execute(
         """
         INSERT INTO ops.notifications (kind, channel, recipient, group_key, subject, body_text, body_html, content,
-                                       message_id)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+                                       message_id, created_at, next_attempt_at)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, coalesce(%s, now()), coalesce(%s, now()))
         ON CONFLICT DO NOTHING
         RETURNING notification_id
         """,
@@ -130,6 +131,8 @@ def enqueue(cursor: Cursor, message: Message, domain: str = "localhost") -> int 
             message.body_html,
             json.dumps(message.content),
             message_id(message, domain),
+            now,
+            now,
         ),
     )
     row = cursor.fetchone()

@@ -60,6 +60,8 @@ def view(alert: Mapping, fmt: Formatter, webserver_url: str, timezone: str = "UT
 
 
 def _named(identifier: str, name: str | None) -> str:
+    """`S02 (Lyon Part-Dieu)`; a name's line breaks are spaces (it is a name, whatever it holds)."""
+    name = " ".join(name.split()) if name else ""
     return f"{identifier} ({name})" if name and name != identifier else identifier
 
 
