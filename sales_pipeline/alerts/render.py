@@ -169,6 +169,19 @@ def _churn(alert: Mapping, n: dict, context: dict, fmt: Formatter) -> tuple[str,
     return fmt.text("alert.title.customer_churn", customer=customer), text, facts
 
 
+def alert_record(alert: Mapping, fmt: Formatter, webserver_url: str, timezone: str = "UTC") -> dict:
+    """An alert as the CLI's JSON and the dashboard record show it."""
+    described = view(alert, fmt, webserver_url, timezone)
+    return {
+        "id": described.alert_id,
+        "kind": alert["kind"],
+        "severity": alert["severity"],
+        "status": alert["status"],
+        "message": described.text,
+        "since": alert["first_seen_at"].isoformat(),
+    }
+
+
 # --- messages ---------------------------------------------------------------------------------------
 
 
