@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 from psycopg2.extensions import cursor as Cursor
 
 from sales_pipeline.alerts import outbox, policy
-from sales_pipeline.alerts.charts import alert_chart
+from sales_pipeline.alerts.charts import AlertCharts
 from sales_pipeline.alerts.mail import DeliveryError, EmlWriter, SmtpSender, SmtpSettings
 from sales_pipeline.alerts.render import alerts_message, run_failure_message, view
 from sales_pipeline.alerts.routing import Routing
@@ -117,13 +117,14 @@ def write_plan(cursor: Cursor, planned: list[policy.Planned], config: AlertingCo
     fmt = config.formatter
     views = {i: view(row, fmt, config.webserver_url, config.policy.timezone) for i, row in rows.items()}
     charts: dict[int, bytes | None] = {}
+    draw = AlertCharts(cursor, fmt)
     day = now.astimezone(ZoneInfo(config.policy.timezone)).date()
     for p in planned:
         lead = next((i for i in p.alert_ids if rows[i]["kind"] in CHARTED_KINDS), None)
         chart = None
         if p.channel == "email" and p.kind in ("first", "reminder") and lead is not None:
             if lead not in charts:
-                charts[lead] = alert_chart(cursor, rows[lead], fmt)
+                charts[lead] = draw.png(rows[lead])
             chart = charts[lead]
         # The charted alert is told first, so the chart sits under it.
         told = [lead, *(i for i in p.alert_ids if i != lead)] if chart else list(p.alert_ids)
