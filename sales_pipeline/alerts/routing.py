@@ -56,8 +56,9 @@ class Route:
     line: int = 0  # where it starts in its file (1-based), for messages
 
     def matches(self, alerts: pd.DataFrame) -> pd.Series:
-        """Which of `alerts` (columns kind, severity, store_id, category) this route takes."""
-        mask = alerts["severity"].map(SEVERITY_RANK) >= SEVERITY_RANK[self.min_severity]
+        """Which of `alerts` (columns kind, severity or its rank, store_id, category) this route takes."""
+        rank = alerts["rank"] if "rank" in alerts else alerts["severity"].map(SEVERITY_RANK)
+        mask = rank >= SEVERITY_RANK[self.min_severity]
         if self.kinds is not None:
             mask &= alerts["kind"].isin(self.kinds)
         if self.stores is not None:
@@ -82,8 +83,9 @@ class Routing:
     def recipients(self, alerts: pd.DataFrame) -> dict[int, set[str]]:
         """alert_id -> the addresses it goes to (alerts no route takes are left out)."""
         found: dict[int, set[str]] = {}
+        ranked = alerts.assign(rank=alerts["severity"].map(SEVERITY_RANK).astype(int))
         for route in self.routes:
-            for alert_id in alerts.loc[route.matches(alerts), "alert_id"]:
+            for alert_id in ranked["alert_id"].to_numpy()[route.matches(ranked).to_numpy()]:
                 found.setdefault(int(alert_id), set()).update(route.to)
         return found
 
