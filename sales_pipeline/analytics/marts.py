@@ -82,7 +82,12 @@ business's (returned, and written to dashboard.json) and each store's, all under
          "share": 0.081, "rank_change": 2},
         ...
       ],
-      "alerts": []                                     # open alerts (none until alerting exists)
+      "alerts": [                                      # alerts not resolved (ops.alerts), most severe first
+        {"id": 17, "kind": "stock_risk", "severity": "critical", "status": "open",
+         "message": "P0077 (Cocoa powder 250g) at S01 (Paris Marais) will run out in about 2.5 days: ...",
+         "since": "2026-11-23T06:00:03.120000+00:00"},
+        ...
+      ]
     }
 
 ``change`` is ``value / previous - 1`` rounded to 4 places, null when ``previous`` is 0 or null.
@@ -469,12 +474,16 @@ def last_complete_day(cursor: Cursor) -> date | None:
     return cursor.fetchone()[0]
 
 
-def build_dashboard(cursor: Cursor, as_of: date, top_n: int = 5, timezone: str = "UTC") -> dict[str, Any]:
+def build_dashboard(
+    cursor: Cursor, as_of: date, top_n: int = 5, timezone: str = "UTC", alerts: list[dict] | None = None
+) -> dict[str, Any]:
     """Build the Dashboard documents for as_of (shape in this module's docstring), the whole business's and each
     store's, store them in marts.dashboard under one refreshed_at, and return the whole business's.
 
     Reads the marts (refresh them first) and, for distinct customers over a week, core.sales by reporting
-    day in `timezone`, which must be the pipeline time zone the KPIs were built with.
+    day in `timezone`, which must be the pipeline time zone the KPIs were built with. `alerts`: the open
+    alerts, as `sales_pipeline.alerts.render.alert_record` gives them, with their `store_id` (NULL: chain-wide):
+    a store's document lists its own.
     """
     cursor.execute("SELECT clock_timestamp()")  # each refresh its own key, even twice in one transaction
     refreshed_at: datetime = cursor.fetchone()[0]
@@ -485,8 +494,10 @@ def build_dashboard(cursor: Cursor, as_of: date, top_n: int = 5, timezone: str =
         " ORDER BY 1"
     )
     scopes = [("all", "", None), *(("store", store_id, name) for store_id, name in cursor.fetchall())]
+    alerts = alerts or []
     documents = [
         _dashboard_document(cursor, as_of, refreshed_at, (scope, scope_id), name, top_n, timezone)
+        | {"alerts": [a for a in alerts if scope == "all" or a.get("store_id") == scope_id]}
         for scope, scope_id, name in scopes
     ]
     execute_values(
@@ -523,7 +534,7 @@ def _dashboard_document(
         "stock_health": _stock_health_counts(cursor, scope),
         "stock_at_risk": _stock_at_risk(cursor, scope),
         "top_products": _top_products(cursor, scope, as_of, top_n),
-        "alerts": [],
+        "alerts": [],  # filled in by build_dashboard
     }
 
 
