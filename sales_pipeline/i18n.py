@@ -149,9 +149,6 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "page.alerts.acked": "Acknowledged by {by}",
         "page.alerts.new": "New critical alert",
         "page.alerts.resolved": "Resolved",
-        "page.severity.critical": "Critical",
-        "page.severity.warning": "Warning",
-        "page.severity.info": "Info",
         "page.live": "Live",
         "page.reconnecting": "Reconnecting…",
         "page.login.title": "Sign in",
@@ -290,9 +287,6 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "page.alerts.acked": "Prise en charge par {by}",
         "page.alerts.new": "Nouvelle alerte critique",
         "page.alerts.resolved": "Résolue",
-        "page.severity.critical": "Critique",
-        "page.severity.warning": "Avertissement",
-        "page.severity.info": "Info",
         "page.live": "En direct",
         "page.reconnecting": "Reconnexion…",
         "page.login.title": "Connexion",
@@ -321,9 +315,9 @@ class Formatter:
         if self.locale not in LOCALES:
             raise ValueError(f"locale {self.locale!r} is not one of {', '.join(LOCALES)}")
 
-    def texts(self, prefix: str) -> dict[str, str]:
-        """Every sentence whose key starts with `prefix`, unfilled (for a page that fills them itself)."""
-        return {key: text for key, text in CATALOGUE[self.locale].items() if key.startswith(prefix)}
+    def texts(self, *prefixes: str) -> dict[str, str]:
+        """Every sentence whose key starts with one of `prefixes`, unfilled (for a page that fills them itself)."""
+        return {key: text for key, text in CATALOGUE[self.locale].items() if key.startswith(prefixes)}
 
     def text(self, key: str, **values: object) -> str:
         """The catalogue's sentence `key` in this locale, with its fields filled in (already formatted)."""

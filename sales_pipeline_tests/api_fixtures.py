@@ -15,7 +15,7 @@ from sales_pipeline.defs.anomalies.assets import anomaly_assets
 from sales_pipeline.defs.forecasting.assets import forecast_assets
 from sales_pipeline.demo.retailer import generate_retailer, write_sheets_workbook
 from sales_pipeline.excel.importer import ImportSettings, import_workbook
-from sales_pipeline.resources import AnalyticsResource, ForecastingResource, WarehouseResource
+from sales_pipeline.resources import AlertingResource, AnalyticsResource, ForecastingResource, WarehouseResource
 from sales_pipeline.warehouse.db import transaction
 
 # Two stores, 120 days to 2026-11-22: enough for forecasts of the total, the stores and most products.
@@ -43,6 +43,7 @@ def load_retailer(url: str, folder: Path) -> None:
         "warehouse": WarehouseResource(database_url=url),
         "analytics": AnalyticsResource(timezone="UTC", dashboard_dir=str(folder / "dashboard")),
         "forecasting": ForecastingResource(workers=2),
+        "alerting": AlertingResource(outbox_dir=str(folder / "outbox")),
     }
     assets = [sales_trends, stock_health, top_products, dashboard, *forecast_assets, *anomaly_assets]
     assert dg.materialize(assets, resources=resources).success

@@ -18,9 +18,12 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
 
 from sales_pipeline import settings
+from sales_pipeline.alerts.store import follow_anomalies
 from sales_pipeline.api.app import create_app
+from sales_pipeline.warehouse.db import transaction
 from sales_pipeline_tests.api_fixtures import READ_TOKEN, WRITE_TOKEN, api_config, auth, load_retailer
 from sales_pipeline_tests.conftest import PROJECT, empty_tables, query
 
@@ -279,3 +282,111 @@ def test_without_dagster_a_forecast_launch_is_a_503_with_a_sentence(client: Test
     response = client.post("/ml/forecast", json={"scope": "all"}, headers=auth(WRITE_TOKEN))
     assert response.status_code == 503
     assert response.json()["detail"].startswith("the Dagster webserver at http://127.0.0.1:9 did not answer")
+
+
+# --- alerts and the WebSocket ------------------------------------------------------------------------
+
+
+def open_alert(url: str, severity: str, suffix: str) -> int:
+    """A new situation (a copy of one the retailer raised, under a new dedupe key), followed into ops.alerts
+    as the anomaly assets do, in one transaction; its alert id."""
+    with transaction(url) as cursor:
+        cursor.execute(
+            "INSERT INTO ml.anomalies (dedupe_key, kind, severity, entity_type, entity_id, detected_on, message,"
+            " numbers) SELECT dedupe_key || %s, kind, %s, entity_type, entity_id, detected_on, message, numbers"
+            " FROM ml.anomalies WHERE active ORDER BY kind, dedupe_key LIMIT 1 RETURNING dedupe_key, kind",
+            (suffix, severity),
+        )
+        key, kind = cursor.fetchone()
+        follow_anomalies(cursor, kind)
+        cursor.execute("SELECT alert_id FROM ops.alerts WHERE dedupe_key = %s", (key,))
+        return cursor.fetchone()[0]
+
+
+def resolve_alert(url: str, alert_id: int) -> None:
+    with transaction(url) as cursor:
+        cursor.execute(
+            "UPDATE ml.anomalies SET active = false FROM ops.alerts a"
+            " WHERE a.alert_id = %s AND ml.anomalies.dedupe_key = a.dedupe_key RETURNING ml.anomalies.kind",
+            (alert_id,),
+        )
+        follow_anomalies(cursor, cursor.fetchone()[0])
+
+
+def next_notification(socket, within_s: float = 5.0) -> dict:
+    """The next notification on the socket (heartbeats skipped)."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        message = socket.receive_json()
+        if message["type"] == "notification":
+            return message
+    raise AssertionError(f"no notification within {within_s} s")
+
+
+def test_alerts_list_and_acknowledge(client: TestClient, retailer) -> None:
+    url, _ = retailer
+    listed = client.get("/alerts").json()
+    expected = query(url, "SELECT alert_id FROM ops.alerts WHERE status <> 'resolved'")
+    assert listed and {a["id"] for a in listed} == {row[0] for row in expected}
+    assert [a["severity"] for a in listed] == sorted(
+        (a["severity"] for a in listed), key=["critical", "warning", "info"].index
+    )
+    target = listed[0]["id"]
+    assert client.post(f"/alerts/{target}/ack").status_code == 403  # a read token
+    acked = client.post(f"/alerts/{target}/ack", json={"by": "Marie (Lyon)"}, headers=auth(WRITE_TOKEN))
+    assert acked.status_code == 200 and (acked.json()["status"], acked.json()["acknowledged_by"]) == (
+        "acknowledged",
+        "Marie (Lyon)",
+    )
+    assert query(url, "SELECT status FROM ops.alerts WHERE alert_id = %s", (target,)) == [("acknowledged",)]
+    assert target in {a["id"] for a in client.get("/alerts", params={"status": "acknowledged"}).json()}
+    assert client.post("/alerts/999999/ack", headers=auth(WRITE_TOKEN)).status_code == 404
+
+
+def test_a_committed_critical_alert_is_pushed_within_2_s(client: TestClient, retailer) -> None:
+    url, _ = retailer
+    with (
+        client.websocket_connect("/ws/notifications") as critical,
+        client.websocket_connect("/ws/notifications?severity=warning") as warnings,
+    ):
+        assert critical.receive_json()["type"] == "heartbeat"  # connected, and the feed is listening
+        committed = time.monotonic()
+        alert_id = open_alert(url, "critical", ":pushed")
+        pushed = next_notification(critical)
+        assert time.monotonic() - committed < 2.0
+        assert (pushed["event"], pushed["alert"]["id"], pushed["alert"]["severity"]) == ("opened", alert_id, "critical")
+        assert pushed["alert"]["message"]
+        assert next_notification(warnings)["alert"]["id"] == alert_id
+        warning_id = open_alert(url, "warning", ":warned")
+        assert next_notification(warnings)["alert"]["id"] == warning_id  # not sent to the critical-only socket
+        resolve_alert(url, alert_id)
+        resolved = next_notification(critical)
+        assert (resolved["event"], resolved["alert"]["id"], resolved["alert"]["status"]) == (
+            "resolved",
+            alert_id,
+            "resolved",
+        )
+
+
+def test_a_client_reconnecting_with_after_misses_nothing(client: TestClient, retailer) -> None:
+    url, _ = retailer
+    with client.websocket_connect("/ws/notifications") as socket:
+        socket.receive_json()
+        first = open_alert(url, "critical", ":first")
+        last_seen = next_notification(socket)["id"]
+    # Disconnected: two events meanwhile.
+    second = open_alert(url, "critical", ":second")
+    resolve_alert(url, first)
+    with client.websocket_connect(f"/ws/notifications?after={last_seen}") as socket:
+        replayed = [next_notification(socket), next_notification(socket)]
+        assert [(n["event"], n["alert"]["id"]) for n in replayed] == [("opened", second), ("resolved", first)]
+        assert replayed[0]["id"] > last_seen and replayed[1]["id"] > replayed[0]["id"]
+        third = open_alert(url, "critical", ":third")  # and then the live ones, once each
+        assert next_notification(socket)["alert"]["id"] == third
+
+
+def test_a_socket_without_a_token_is_closed(retailer) -> None:
+    with TestClient(create_app(api_config(*retailer))) as anonymous:
+        with pytest.raises(WebSocketDisconnect) as closed, anonymous.websocket_connect("/ws/notifications") as socket:
+            socket.receive_json()
+        assert closed.value.code == 1008

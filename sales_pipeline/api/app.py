@@ -19,11 +19,13 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from sales_pipeline.alerts.store import ALERTS_CHANNEL
 from sales_pipeline.analytics.marts import DASHBOARD_CHANNEL
 from sales_pipeline.api import routes
 from sales_pipeline.api.config import ApiConfig
 from sales_pipeline.api.dagster_runs import DagsterRuns, DagsterUnavailable
 from sales_pipeline.api.live import DashboardCache, Listener
+from sales_pipeline.api.notifications import AlertFeed
 from sales_pipeline.api.pool import PoolBusy, WarehousePool
 from sales_pipeline.api.security import SESSION_COOKIE, SESSION_SECONDS, Gate
 from sales_pipeline.api.uploads import UploadRejected
@@ -48,21 +50,38 @@ def create_app(config: ApiConfig) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.pool = WarehousePool(config.database_url, config.pool_size)
+        app.state.feed = AlertFeed(app.state.pool, app.state.formatter, config.dagster_url, config.timezone)
+        alerts_changed = asyncio.Event()
+
+        def woken(channel: str, payload: str) -> None:
+            if channel == DASHBOARD_CHANNEL:
+                app.state.dashboards.invalidate(trusted=True)
+            else:
+                alerts_changed.set()
+
+        def connected() -> None:  # whatever was sent while disconnected is read again
+            app.state.dashboards.invalidate(trusted=True)
+            alerts_changed.set()
+
         listener = Listener(
             config.database_url,
-            (DASHBOARD_CHANNEL,),
-            on_notify=lambda channel, payload: app.state.dashboards.invalidate(trusted=True),
-            on_connect=lambda: app.state.dashboards.invalidate(trusted=True),
+            (DASHBOARD_CHANNEL, ALERTS_CHANNEL),
+            on_notify=woken,
+            on_connect=connected,
             on_disconnect=lambda: app.state.dashboards.invalidate(trusted=False),
         )
         app.state.listener = listener
-        task = asyncio.create_task(listener.run(), name="warehouse listener")
+        tasks = [
+            asyncio.create_task(listener.run(), name="warehouse listener"),
+            asyncio.create_task(_follow_alerts(app.state.feed, alerts_changed), name="alert feed"),
+        ]
         try:
             yield
         finally:
-            task.cancel()
+            for task in tasks:
+                task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                await asyncio.gather(*tasks)
             app.state.pool.close()
 
     app = FastAPI(
@@ -89,6 +108,17 @@ def create_app(config: ApiConfig) -> FastAPI:
     app.include_router(routes.router)
     _add_page(app, config)
     return app
+
+
+async def _follow_alerts(feed: AlertFeed, changed: asyncio.Event) -> None:
+    """Read the new alert events at each wake-up (many wake-ups during one read make one more read)."""
+    while True:
+        await changed.wait()
+        changed.clear()
+        try:
+            await feed.catch_up()
+        except (psycopg2.Error, PoolBusy) as error:  # the listener's reconnection wakes us again
+            log.warning("alert events not read (%s): retried at the next wake-up", type(error).__name__)
 
 
 def _error(status: int, detail: str, headers: dict | None = None) -> JSONResponse:
@@ -139,7 +169,7 @@ def _add_page(app: FastAPI, config: ApiConfig) -> None:
         {
             "locale": config.locale,
             "currency": config.currency,
-            "texts": formatter.texts("page."),
+            "texts": formatter.texts("page.", "severity."),
             "login": not app.state.gate.open,
         },
         ensure_ascii=False,

@@ -23,6 +23,7 @@ class ApiConfig:
     dagster_url: str = "http://127.0.0.1:3000"
     locale: str = "en"
     currency: str = "EUR"
+    timezone: str = "UTC"  # PIPELINE_TIMEZONE: times in the alerts' sentences
     heartbeat_s: float = 20.0  # a WebSocket message at least this often, so that proxies keep the socket open
     pool_size: int = 8  # warehouse connections per API process
 
@@ -40,4 +41,5 @@ class ApiConfig:
             dagster_url=settings.dagster_webserver_url(),
             locale=settings.report_locale(),
             currency=settings.report_currency(),
+            timezone=settings.pipeline_timezone(),
         )

@@ -221,9 +221,14 @@ class AlertDTO(BaseModel):
     acknowledged_at: dt.datetime | None
 
 
+class AcknowledgementDTO(BaseModel):
+    by: str | None = Field(default=None, max_length=100, description="who is on it; default: the token's id")
+
+
 class NotificationDTO(BaseModel):
     """One event pushed over WS /ws/notifications: an alert opened (or reopened), escalated or resolved."""
 
+    type: Literal["notification"] = "notification"
     id: int = Field(description="the event's id: reconnect with ?after=<id> to get what followed")
     event: Literal["opened", "escalated", "resolved"]
     at: dt.datetime

@@ -8,6 +8,8 @@ from typing import Any
 
 from psycopg2.extensions import cursor as Cursor
 
+from sales_pipeline.alerts.store import ALERT_COLUMNS
+
 PERIODS = {"yesterday": "yesterday", "7d": "last_7_days", "30d": "last_30_days", "mtd": "month_to_date"}
 
 
@@ -186,3 +188,41 @@ def health(cursor: Cursor) -> dict[str, Any]:
     )
     (row,) = _rows(cursor)
     return {key: float(value) if key.endswith("_s") and value is not None else value for key, value in row.items()}
+
+
+def alerts(cursor: Cursor, status: str | None, limit: int) -> list[dict[str, Any]]:
+    """Alerts, most severe and newest first: those not resolved, or those of one `status`."""
+    where = "status = %(status)s" if status else "status <> 'resolved'"
+    cursor.execute(
+        f"SELECT {ALERT_COLUMNS} FROM ops.alerts WHERE {where}"  # the clause is one of two constants
+        " ORDER BY array_position(ARRAY['critical', 'warning', 'info'], severity), first_seen_at DESC, alert_id"
+        " LIMIT %(limit)s",
+        {"status": status, "limit": limit},
+    )
+    return _rows(cursor)
+
+
+def alert(cursor: Cursor, alert_id: int) -> dict[str, Any] | None:
+    cursor.execute(f"SELECT {ALERT_COLUMNS} FROM ops.alerts WHERE alert_id = %s", (alert_id,))
+    found = _rows(cursor)
+    return found[0] if found else None
+
+
+def last_alert_event(cursor: Cursor) -> int:
+    cursor.execute("SELECT coalesce(max(event_id), 0) FROM ops.alert_events")
+    return cursor.fetchone()[0]
+
+
+def alert_events(cursor: Cursor, after: int, limit: int) -> list[dict[str, Any]]:
+    """Alert events after `after` in id order, each with its alert as it is now."""
+    cursor.execute(
+        f"SELECT e.event_id, e.event, e.severity AS event_severity, e.at, {_prefixed('a.', ALERT_COLUMNS)}"
+        " FROM ops.alert_events AS e JOIN ops.alerts AS a USING (alert_id)"
+        " WHERE e.event_id > %s ORDER BY e.event_id LIMIT %s",
+        (after, limit),
+    )
+    return _rows(cursor)
+
+
+def _prefixed(alias: str, columns: str) -> str:
+    return ", ".join(alias + column.strip() for column in columns.split(","))

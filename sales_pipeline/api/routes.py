@@ -9,17 +9,19 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, WebSocket
 from fastapi import Path as PathParameter
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.datastructures import UploadFile
 
+from sales_pipeline.alerts.store import AlertError, acknowledge
 from sales_pipeline.api import dto, queries, uploads
 from sales_pipeline.api.dagster_runs import DagsterRuns
 from sales_pipeline.api.live import CachedDocument, DashboardCache, etag_matches, etag_of
+from sales_pipeline.api.notifications import alert_record, serve_socket
 from sales_pipeline.api.pool import WarehousePool
-from sales_pipeline.api.security import require
+from sales_pipeline.api.security import Caller, require
 
 router = APIRouter()
 READ = Depends(require("read"))
@@ -385,3 +387,53 @@ def health(request: Request) -> dict | JSONResponse:
                 "last_pull_age_s": None, "last_forecast_age_s": None}  # fmt: skip
         return JSONResponse(down, status_code=503)
     return {"status": "ok", "warehouse": True, **figures}
+
+
+# --- alerts ------------------------------------------------------------------------------------
+
+
+def _alert_record(request: Request, row: dict) -> dict:
+    state = request.app.state
+    return alert_record(row, state.formatter, state.config.dagster_url, state.config.timezone)
+
+
+@router.get("/alerts", response_model=list[dto.AlertDTO], tags=["alerts"], responses=ERRORS, dependencies=[READ])
+def alerts(
+    request: Request,
+    status: Literal["open", "acknowledged", "snoozed", "resolved"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[dict]:
+    """Alerts (ops.alerts), most severe and newest first: every one not resolved, or those of one status.
+    Messages are in REPORT_LOCALE, the words of the alert emails."""
+    with _pool(request).transaction() as cursor:
+        rows = queries.alerts(cursor, status, limit)
+    return [_alert_record(request, row) for row in rows]
+
+
+@router.post("/alerts/{alert_id}/ack", response_model=dto.AlertDTO, tags=["alerts"],
+             responses={409: {"model": dto.ErrorDTO}, **ERRORS})  # fmt: skip
+def acknowledge_alert(
+    request: Request, alert_id: int, caller: Annotated[Caller, WRITE], by: dto.AcknowledgementDTO | None = None
+) -> dict:
+    """Someone is on it: no more reminders are sent (the resolved note still is). Recorded with `by`, or the
+    token's id."""
+    with _pool(request).transaction() as cursor:
+        if queries.alert(cursor, alert_id) is None:
+            raise _not_found(f"there is no alert {alert_id}")
+        try:
+            acknowledge(cursor, alert_id, by.by if by and by.by else caller.name)
+        except AlertError as error:
+            raise HTTPException(409, str(error)) from None
+        row = queries.alert(cursor, alert_id)
+    return _alert_record(request, row)
+
+
+@router.websocket("/ws/notifications")
+async def notifications(
+    websocket: WebSocket,
+    after: Annotated[int | None, Query(ge=0, description="replay the events after this id first")] = None,
+    severity: Literal["critical", "warning", "info"] = "critical",
+) -> None:
+    """NotificationDTO for each alert opened, escalated or resolved of `severity` or worse; heartbeats between."""
+    state = websocket.app.state
+    await serve_socket(websocket, state.feed, state.config.heartbeat_s, after, severity)

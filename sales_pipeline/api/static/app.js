@@ -267,7 +267,7 @@ function alertItem(alert, fresh = false) {
   const ack = el("button", { type: "button" }, t("page.alerts.ack"));
   ack.addEventListener("click", () => acknowledge(alert.id, ack));
   return el("li", { "data-alert": alert.id, class: fresh ? "fresh" : "" },
-    el("span", { class: `badge ${alert.severity}` }, t(`page.severity.${alert.severity}`)),
+    el("span", { class: `badge ${alert.severity}` }, t(`severity.${alert.severity}`)),
     el("span", { class: "message" }, alert.message),
     el("span", { class: "since" }, fmt.instant.format(new Date(alert.since))),
     alert.status === "acknowledged" ? el("span", { class: "note" }, t("page.alerts.acked", { by: alert.acknowledged_by })) : ack);
