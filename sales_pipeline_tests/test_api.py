@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +25,7 @@ from starlette.websockets import WebSocketDisconnect
 from sales_pipeline import settings
 from sales_pipeline.alerts.store import follow_anomalies
 from sales_pipeline.api.app import create_app
+from sales_pipeline.i18n import Formatter
 from sales_pipeline.warehouse.db import transaction
 from sales_pipeline_tests.api_fixtures import READ_TOKEN, WRITE_TOKEN, api_config, auth, load_retailer
 from sales_pipeline_tests.conftest import PROJECT, empty_tables, query
@@ -390,3 +393,95 @@ def test_a_socket_without_a_token_is_closed(retailer) -> None:
         with pytest.raises(WebSocketDisconnect) as closed, anonymous.websocket_connect("/ws/notifications") as socket:
             socket.receive_json()
         assert closed.value.code == 1008
+
+
+# --- the dashboard page in a real browser ------------------------------------------------------------
+
+CHROMIUM = shutil.which("chromium")
+# Chromium as root needs --no-sandbox; the rest keeps it from calling home (this machine has no internet).
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--no-first-run", "--disable-dev-shm-usage"]  # fmt: skip
+
+
+@pytest.fixture
+def served(retailer, tmp_path: Path) -> Iterator[str]:
+    """`sales-pipeline serve` over the test warehouse, with tokens: its address."""
+    url, folder = retailer
+    port = free_port()
+    tokens = f"{READ_TOKEN}:read,{WRITE_TOKEN}:write"
+    env = {**os.environ, settings.DATABASE_URL: url, settings.HOME: str(tmp_path / "home"),
+           settings.INBOX: str(folder / "inbox"), settings.API_TOKENS: tokens}  # fmt: skip
+    command = [str(Path(sys.executable).parent / "sales-pipeline"), "serve", "--port", str(port)]
+    process = subprocess.Popen(command, cwd=PROJECT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    address = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{address}/health", timeout=2).status_code == 200:
+                    break
+            assert process.poll() is None, process.stdout.read().decode()[-2000:]
+            time.sleep(0.3)
+        yield address
+    finally:
+        process.send_signal(signal.SIGTERM)
+        log = process.communicate(timeout=60)[0].decode()
+        # Whatever happened, no token reached the server's log.
+        assert READ_TOKEN not in log and WRITE_TOKEN not in log
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed (Debian: apt-get install chromium; .ci/run does)")
+def test_the_page_shows_the_marts_and_a_new_critical_alert_within_2_s(retailer, served, tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    url, _ = retailer
+    [(week,)] = query(
+        url, "SELECT sum(revenue) FROM marts.daily_kpis WHERE scope = 'all' AND day > %s", (END - timedelta(7),)
+    )
+    top5 = query(url, "SELECT product_id FROM marts.top_products WHERE as_of = %s AND period = 'last_7_days'"
+                 " AND scope = 'all' AND rank <= 5 ORDER BY rank, product_id", (END,))  # fmt: skip
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "chromium"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS
+        )
+        page = browser.new_page()
+        page.goto(served)
+        # Tokens are set: the page asks for one, and a wrong one is refused.
+        page.fill("#login input[name=token]", "not-a-valid-token-at-all")
+        page.click("#login button")
+        page.wait_for_selector("#login-error:not([hidden])")
+        page.fill("#login input[name=token]", READ_TOKEN)
+        page.click("#login button")
+        revenue = page.wait_for_selector('[data-kpi="revenue"] [data-period="week"]')
+        assert cents(revenue.get_attribute("data-value")) == cents(week)
+        assert Formatter("en", "EUR").money(cents(week)) in revenue.inner_text()
+        page.wait_for_selector("#top tbody tr[data-product]")
+        assert [row.get_attribute("data-product") for row in page.query_selector_all("#top tbody tr")] == [
+            product for (product,) in top5
+        ]
+        page.wait_for_selector("#chart svg polyline.actual")
+        page.wait_for_selector("#live.on")  # the WebSocket is open
+        committed = time.monotonic()
+        alert_id = open_alert(url, "critical", ":browser")
+        page.wait_for_selector(f'#alerts li[data-alert="{alert_id}"]', timeout=2000)
+        page.wait_for_selector(f'#toasts .toast[data-alert="{alert_id}"]', timeout=500)
+        assert time.monotonic() - committed < 2.0
+        # The store selector: S02's own figures.
+        page.select_option("#store", "S02")
+        [(store_week,)] = query(
+            url,
+            "SELECT sum(revenue) FROM marts.daily_kpis WHERE scope = 'store' AND scope_id = 'S02' AND day > %s",
+            (END - timedelta(7),),
+        )
+        page.wait_for_function(
+            'value => document.querySelector(\'[data-kpi="revenue"] [data-period="week"]\')'
+            "?.getAttribute('data-value') == value",
+            arg=str(float(cents(store_week))),
+        )
+        browser.close()
+
+
+def test_the_page_speaks_french_when_report_locale_is_fr(retailer) -> None:
+    with TestClient(create_app(api_config(*retailer, locale="fr"))) as client:
+        page = client.get("/").text
+    assert '<html lang="fr">' in page and "Tableau de bord des ventes" in page and "Chiffre d'affaires" in page
