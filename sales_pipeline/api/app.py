@@ -15,6 +15,7 @@ import psycopg2
 from fastapi import FastAPI, Form, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -24,6 +25,7 @@ from sales_pipeline.analytics.marts import DASHBOARD_CHANNEL
 from sales_pipeline.api import routes
 from sales_pipeline.api.config import ApiConfig
 from sales_pipeline.api.dagster_runs import DagsterRuns, DagsterUnavailable
+from sales_pipeline.api.dto import NotificationDTO
 from sales_pipeline.api.live import DashboardCache, Listener
 from sales_pipeline.api.notifications import AlertFeed
 from sales_pipeline.api.pool import PoolBusy, WarehousePool
@@ -41,7 +43,11 @@ PAGE_HEADERS = {
 DESCRIPTION = """The retailer's marts, forecasts, imports and alerts, as the pipeline computed them.
 
 Send `Authorization: Bearer <token>` (API_TOKENS; `read` for GETs and the WebSocket, `write` for imports,
-acknowledgements and forecast launches). Money is in the currency of REPORT_CURRENCY."""
+acknowledgements and forecast launches). Money is in the currency of REPORT_CURRENCY.
+
+`WS /ws/notifications[?after=ID][&severity=critical|warning|info]` sends a NotificationDTO (schema below)
+for each alert opened, escalated or resolved, and `{"type": "heartbeat"}` when idle; reconnect with
+`?after=<the last id received>` to miss nothing."""
 
 
 def create_app(config: ApiConfig) -> FastAPI:
@@ -107,7 +113,20 @@ def create_app(config: ApiConfig) -> FastAPI:
     _add_error_handlers(app)
     app.include_router(routes.router)
     _add_page(app, config)
+    app.openapi = lambda: _openapi(app)
     return app
+
+
+def _openapi(app: FastAPI) -> dict:
+    """FastAPI's schema, plus NotificationDTO: what WS /ws/notifications sends (OpenAPI has no WebSocket)."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        notification = NotificationDTO.model_json_schema(ref_template="#/components/schemas/{model}")
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.update(notification.pop("$defs", {}))
+        components["NotificationDTO"] = notification
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 async def _follow_alerts(feed: AlertFeed, changed: asyncio.Event) -> None:

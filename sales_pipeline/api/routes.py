@@ -87,7 +87,8 @@ def _read_dashboard(request: Request, scope: tuple[str, str]) -> CachedDocument:
     return CachedDocument(etag_of(*scope, document["refreshed_at"]), record.model_dump_json().encode())
 
 
-@router.get("/analytics/stores", response_model=list[dto.StoreDTO], tags=["analytics"], dependencies=[READ])
+@router.get("/analytics/stores", response_model=list[dto.StoreDTO], tags=["analytics"], responses=ERRORS,
+            dependencies=[READ])  # fmt: skip
 def stores(request: Request) -> list[dict]:
     """The stores (core.stores), for the page's store selector."""
     with _pool(request).transaction() as cursor:
@@ -335,8 +336,8 @@ def _content_hash(text: str) -> str:
     return text
 
 
-@router.get("/data/template", tags=["imports"], response_class=Response, responses={200: {"content": {XLSX: {}}}},
-            dependencies=[READ])  # fmt: skip
+@router.get("/data/template", tags=["imports"], response_class=Response,
+            responses={200: {"content": {XLSX: {}}}, **ERRORS}, dependencies=[READ])  # fmt: skip
 def template(request: Request) -> Response:
     """The import template workbook (Products, Stores, Customers, Sales, Stock, with instructions)."""
     state = request.app.state
