@@ -24,6 +24,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from sales_pipeline import settings
 from sales_pipeline.alerts.store import follow_anomalies
+from sales_pipeline.analytics import marts
 from sales_pipeline.api.app import create_app
 from sales_pipeline.i18n import Formatter
 from sales_pipeline.warehouse.db import transaction
@@ -101,6 +102,18 @@ def test_an_unchanged_dashboard_costs_a_304(client: TestClient) -> None:
     again = client.get("/analytics/dashboard", headers={"If-None-Match": etag})
     assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == etag
     assert client.get("/analytics/dashboard", headers={"If-None-Match": '"other"'}).status_code == 200
+
+
+def test_a_new_dashboard_replaces_the_cached_one_at_its_commit(client: TestClient, retailer) -> None:
+    url, _ = retailer
+    before = client.get("/analytics/dashboard").headers["etag"]
+    with transaction(url) as cursor:  # the marts' refresh, as the dashboard asset makes it
+        refreshed_at = marts.build_dashboard(cursor, END)["refreshed_at"]
+    deadline = time.monotonic() + 2
+    while (response := client.get("/analytics/dashboard")).headers["etag"] == before:
+        assert time.monotonic() < deadline, "the cached dashboard outlived the new one's commit by 2 s"
+        time.sleep(0.05)
+    assert response.json()["refreshed_at"].replace("Z", "+00:00") == refreshed_at
 
 
 def test_top_products_in_rank_order_with_rank_change(client: TestClient, retailer) -> None:

@@ -112,8 +112,8 @@ NEW_SCOPE_DAYS = 28  # a scope younger than this is 'new': it has no previous mo
 DEMAND_DAYS = 28  # stock health: average daily demand over this many days
 STOCK_STATUSES = ("out_of_stock", "below_reorder_point", "healthy", "overstock")
 HEADLINE_DAYS = 7
-# Sent when new Dashboard documents commit: the read API's cache listens (a wake-up, not the data).
-DASHBOARD_CHANNEL = "sales_pipeline_dashboard"
+# Sent when a new ranking or new Dashboard documents commit: the read API's cache listens (a wake-up, not the data).
+MARTS_CHANNEL = "sales_pipeline_marts"
 STOCK_AT_RISK_SHOWN = 10  # the dashboard lists this many products out of stock or at their reorder point
 
 DAILY_KPIS = sql.Identifier("marts", "daily_kpis")
@@ -462,7 +462,9 @@ def refresh_top_products(cursor: Cursor, as_of: date, top_n: int = 5, timezone: 
     refresh_in_turn(cursor, "marts.top_products")
     cursor.execute("DELETE FROM marts.top_products WHERE as_of = %(as_of)s", {"as_of": as_of})
     cursor.execute(_TOP_PRODUCTS_INSERT, {"as_of": as_of, "top_n": top_n, "timezone": timezone})
-    return cursor.rowcount
+    written = cursor.rowcount
+    cursor.execute("SELECT pg_notify(%s, 'top_products')", (MARTS_CHANNEL,))
+    return written
 
 
 # --- dashboard ---------------------------------------------------------------------------------
@@ -505,7 +507,7 @@ def build_dashboard(
         "INSERT INTO marts.dashboard (refreshed_at, as_of, scope, scope_id, document) VALUES %s",
         [(refreshed_at, as_of, d["scope"], d["scope_id"], Json(d)) for d in documents],
     )
-    cursor.execute("SELECT pg_notify(%s, %s)", (DASHBOARD_CHANNEL, refreshed_at.isoformat()))
+    cursor.execute("SELECT pg_notify(%s, 'dashboard')", (MARTS_CHANNEL,))
     return documents[0]
 
 

@@ -21,12 +21,12 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sales_pipeline.alerts.store import ALERTS_CHANNEL
-from sales_pipeline.analytics.marts import DASHBOARD_CHANNEL
+from sales_pipeline.analytics.marts import MARTS_CHANNEL
 from sales_pipeline.api import routes
 from sales_pipeline.api.config import ApiConfig
 from sales_pipeline.api.dagster_runs import DagsterRuns, DagsterUnavailable
 from sales_pipeline.api.dto import NotificationDTO
-from sales_pipeline.api.live import DashboardCache, Listener
+from sales_pipeline.api.live import Listener, MartCache
 from sales_pipeline.api.notifications import AlertFeed
 from sales_pipeline.api.pool import PoolBusy, WarehousePool
 from sales_pipeline.api.security import SESSION_COOKIE, SESSION_SECONDS, Gate
@@ -60,21 +60,21 @@ def create_app(config: ApiConfig) -> FastAPI:
         alerts_changed = asyncio.Event()
 
         def woken(channel: str, payload: str) -> None:
-            if channel == DASHBOARD_CHANNEL:
-                app.state.dashboards.invalidate(trusted=True)
+            if channel == MARTS_CHANNEL:
+                app.state.marts.invalidate(trusted=True)
             else:
                 alerts_changed.set()
 
         def connected() -> None:  # whatever was sent while disconnected is read again
-            app.state.dashboards.invalidate(trusted=True)
+            app.state.marts.invalidate(trusted=True)
             alerts_changed.set()
 
         listener = Listener(
             config.database_url,
-            (DASHBOARD_CHANNEL, ALERTS_CHANNEL),
+            (MARTS_CHANNEL, ALERTS_CHANNEL),
             on_notify=woken,
             on_connect=connected,
-            on_disconnect=lambda: app.state.dashboards.invalidate(trusted=False),
+            on_disconnect=lambda: app.state.marts.invalidate(trusted=False),
         )
         app.state.listener = listener
         tasks = [
@@ -99,7 +99,7 @@ def create_app(config: ApiConfig) -> FastAPI:
     )
     app.state.config = config
     app.state.gate = Gate(config.tokens)
-    app.state.dashboards = DashboardCache()
+    app.state.marts = MartCache()
     app.state.dagster = DagsterRuns(config.dagster_url)
     app.state.formatter = Formatter(config.locale, config.currency)
     if config.cors_origins:

@@ -2,8 +2,8 @@
 
 PostgreSQL NOTIFY is only a wake-up: it is not stored, and a listener that was disconnected missed
 whatever was sent meanwhile. So the warehouse stays the source of truth: on every (re)connection the
-listener calls `on_connect` (which drops the dashboard cache and reads the alert events after the last
-one sent), and while it is disconnected the dashboard cache is not trusted at all.
+listener calls `on_connect` (which drops the marts cache and reads the alert events after the last
+one sent), and while it is disconnected the marts cache is not trusted at all.
 """
 
 from __future__ import annotations
@@ -100,24 +100,24 @@ class CachedDocument:
     body: bytes
 
 
-class DashboardCache:
-    """The latest Dashboard response per scope, kept until the pipeline writes a new one.
+class MartCache:
+    """Responses read from the marts (the Dashboard per scope, rankings), kept until the pipeline writes anew.
 
     Trusted only while the listener is connected; `generation` changes at every invalidation, so a read
     that started before a refresh committed is not cached after it.
     """
 
     def __init__(self) -> None:
-        self._documents: dict[tuple[str, str], CachedDocument] = {}
+        self._documents: dict[tuple, CachedDocument] = {}
         self.generation = 0
         self.trusted = False
 
-    def get(self, scope: tuple[str, str]) -> CachedDocument | None:
-        return self._documents.get(scope) if self.trusted else None
+    def get(self, key: tuple) -> CachedDocument | None:
+        return self._documents.get(key) if self.trusted else None
 
-    def put(self, scope: tuple[str, str], document: CachedDocument, generation: int) -> None:
+    def put(self, key: tuple, document: CachedDocument, generation: int) -> None:
         if self.trusted and generation == self.generation:
-            self._documents[scope] = document
+            self._documents[key] = document
 
     def invalidate(self, trusted: bool) -> None:
         self._documents.clear()

@@ -18,7 +18,7 @@ from starlette.datastructures import UploadFile
 from sales_pipeline.alerts.store import AlertError, acknowledge
 from sales_pipeline.api import dto, queries, uploads
 from sales_pipeline.api.dagster_runs import DagsterRuns
-from sales_pipeline.api.live import CachedDocument, DashboardCache, etag_matches, etag_of
+from sales_pipeline.api.live import CachedDocument, MartCache, etag_matches, etag_of
 from sales_pipeline.api.notifications import alert_record, serve_socket
 from sales_pipeline.api.pool import WarehousePool
 from sales_pipeline.api.security import Caller, require
@@ -57,13 +57,18 @@ async def dashboard(
 ) -> Response:
     """The latest Dashboard record (marts.dashboard) of the business or a store, with an ETag: send it back
     in If-None-Match and an unchanged dashboard costs a 304 with no body."""
-    cache: DashboardCache = request.app.state.dashboards
     scope = ("store", store) if store else ("all", "")
-    cached = cache.get(scope)
+    return await _cached(request, ("dashboard", *scope), _read_dashboard, request, scope)
+
+
+async def _cached(request: Request, key: tuple, read, *args) -> Response:
+    """A response from the marts cache, or read by `read(*args)` in a worker thread and cached; with its ETag."""
+    cache: MartCache = request.app.state.marts
+    cached = cache.get(key)
     if cached is None:
         generation = cache.generation
-        cached = await run_in_threadpool(_read_dashboard, request, scope)
-        cache.put(scope, cached, generation)
+        cached = await run_in_threadpool(read, *args)
+        cache.put(key, cached, generation)
     headers = {"ETag": cached.etag, "Cache-Control": "no-cache"}
     if etag_matches(request.headers.get("if-none-match"), cached.etag):
         return Response(status_code=304, headers=headers)
@@ -99,28 +104,33 @@ def stores(request: Request) -> list[dict]:
     "/analytics/top-products",
     response_model=dto.TopProductsDTO,
     tags=["analytics"],
-    responses=ERRORS,
+    responses={304: {"description": "Not modified: the If-None-Match ETag is current"}, **ERRORS},
     dependencies=[READ],
 )
-def top_products(
+async def top_products(
     request: Request,
     n: Annotated[int, Query(ge=1, le=100, description="how many (ties at the last rank included)")] = 5,
     period: Literal["yesterday", "7d", "30d", "mtd"] = "7d",
     store: Annotated[str | None, Query(max_length=200)] = None,
     category: Annotated[str | None, Query(max_length=200)] = None,
-) -> dict:
+) -> Response:
     """Products ranked by revenue over a period ending at the last complete day (marts.top_products), for
     the business, a store or a category, with the rank they had in the period of the same length before."""
     if store is not None and category is not None:
         raise HTTPException(422, "rank for a store or for a category, not both")
     scope = ("store", store) if store is not None else ("category", category) if category is not None else ("all", "")
+    return await _cached(request, ("top", period, *scope, n), _read_top_products, request, period, scope, n)
+
+
+def _read_top_products(request: Request, period: str, scope: tuple[str, str], n: int) -> CachedDocument:
     with _pool(request).transaction() as cursor:
         as_of, products = queries.top_products(cursor, period, *scope, n)
     if as_of is None:
         raise _not_found("no ranking yet: the pipeline has not built the marts (sales-pipeline demo or refresh)")
-    first_day = queries.period_first_day(period, as_of)
-    return {"as_of": as_of, "period": period, "first_day": first_day, "scope": scope[0], "scope_id": scope[1],
-            "products": products}  # fmt: skip
+    ranking = dto.TopProductsDTO(as_of=as_of, period=period, first_day=queries.period_first_day(period, as_of),
+                                 scope=scope[0], scope_id=scope[1], products=products)  # fmt: skip
+    body = ranking.model_dump_json().encode()
+    return CachedDocument(etag_of(body), body)
 
 
 @router.get("/analytics/kpis", response_model=dto.KpiPageDTO, tags=["analytics"], responses=ERRORS,

@@ -98,7 +98,7 @@ class Gate:
 def require(role: str):
     """A FastAPI dependency: the caller, who must hold `role` (401 without credentials, 403 without the role)."""
 
-    def dependency(request: Request) -> Caller:
+    async def dependency(request: Request) -> Caller:  # async: no I/O here, so no hop to a worker thread
         gate: Gate = request.app.state.gate
         caller = gate.caller(request)
         if caller is None:
