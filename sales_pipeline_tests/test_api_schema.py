@@ -74,3 +74,30 @@ def test_cors_origins_and_upload_limits_are_checked(monkeypatch) -> None:
     monkeypatch.setenv(settings.API_UPLOAD_MAX_MB, "lots")
     with pytest.raises(ValueError, match="API_UPLOAD_MAX_MB='lots' is not a size in megabytes"):
         settings.api_upload_max_bytes()
+
+
+def test_cors_only_for_the_configured_origins() -> None:
+    from fastapi.testclient import TestClient
+
+    config = ApiConfig(database_url="postgresql:///unused", tokens={}, cors_origins=("https://intranet.example.com",))
+    client = TestClient(create_app(config))  # no lifespan: nothing here reaches the warehouse
+    preflight = {"Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "Authorization"}
+    allowed = client.options("/analytics/dashboard", headers={"Origin": "https://intranet.example.com", **preflight})
+    assert allowed.headers["access-control-allow-origin"] == "https://intranet.example.com"
+    refused = client.options("/analytics/dashboard", headers={"Origin": "https://evil.example.com", **preflight})
+    assert "access-control-allow-origin" not in refused.headers
+    plain = TestClient(create_app(ApiConfig(database_url="postgresql:///unused", tokens={})))
+    answer = plain.get("/health", headers={"Origin": "https://intranet.example.com"})
+    assert "access-control-allow-origin" not in answer.headers
+
+
+def test_an_unreachable_warehouse_is_a_503_with_a_sentence_and_no_trace(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    config = ApiConfig(database_url=f"postgresql://nobody:secret-password@/none?host={tmp_path}", tokens={})
+    with TestClient(create_app(config), raise_server_exceptions=False) as client:
+        stores = client.get("/analytics/stores")
+        health = client.get("/health")
+    assert (stores.status_code, stores.json()) == (503, {"detail": "the warehouse cannot be reached: try again later"})
+    assert health.status_code == 503 and health.json()["warehouse"] is False
+    assert "Traceback" not in stores.text and "secret-password" not in stores.text + health.text
