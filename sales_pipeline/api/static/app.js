@@ -202,12 +202,20 @@ async function loadChart(asOf) {
   document.getElementById("chart").replaceChildren(drawChart(actual, predicted));
 }
 
+function niceStep(rough) {
+  // 1, 2 or 5 times a power of ten: axis labels a person reads at a glance.
+  const power = 10 ** Math.floor(Math.log10(rough));
+  return [1, 2, 5, 10].map((m) => m * power).find((candidate) => candidate >= rough);
+}
+
 function drawChart(actual, predicted) {
   const width = 960, height = 280, left = 64, right = 12, top = 10, bottom = 26;
   const days = actual.length + predicted.length;
   const highest = Math.max(1, ...actual.map((p) => p.value), ...predicted.map((p) => p.upper_95));
+  const step = niceStep(highest / 4);
+  const ceiling = step * Math.ceil(highest / step);
   const x = (i) => left + (i * (width - left - right)) / Math.max(1, days - 1);
-  const y = (value) => top + (1 - value / (highest * 1.05)) * (height - top - bottom);
+  const y = (value) => top + (1 - value / ceiling) * (height - top - bottom);
   const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
   svg.setAttribute("role", "img");
@@ -219,8 +227,7 @@ function drawChart(actual, predicted) {
     svg.append(node);
     return node;
   };
-  for (let i = 0; i <= 4; i++) {
-    const value = (highest * 1.05 * i) / 4;
+  for (let value = 0; value <= ceiling + step / 2; value += step) {
     add("line", { class: "grid", x1: left, x2: width - right, y1: y(value), y2: y(value) });
     add("text", { x: left - 6, y: y(value) + 4, "text-anchor": "end" }, fmt.moneyShort.format(value));
   }
