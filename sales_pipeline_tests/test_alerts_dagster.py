@@ -154,3 +154,28 @@ def test_a_run_that_will_be_retried_tells_nobody(shop, certs, tmp_path):
         assert isinstance(skipped, dg.SkipReason) and "will be retried" in skipped.skip_message
         last_try = failure_request(defs, instance, "nightly_pull_job", tags={"dagster/max_retries": "0"})
         assert isinstance(last_try, dg.RunRequest)
+
+
+def test_a_message_waiting_over_an_hour_warns_in_the_check(shop, certs, tmp_path):
+    import datetime as dt
+
+    from sales_pipeline.alerts import outbox
+    from sales_pipeline.warehouse.db import transaction
+
+    message = outbox.Message("report", "email", LYON, "daily:S02", "Report", "Your report.")
+    with transaction(shop) as cursor:
+        outbox.enqueue(cursor, message, now=dt.datetime.now(dt.UTC) - dt.timedelta(hours=2))
+    with smtp_server("starttls", certs, Mailbox()) as port:
+        pass  # nobody listens there any more: the message waits
+    with dg.instance_for_test() as instance:
+        result = (
+            defs_for(shop, tmp_path, port)
+            .resolve_job_def("deliver_notifications")
+            .execute_in_process(instance=instance)
+        )
+    [evaluation] = result.get_asset_check_evaluations()
+    assert evaluation.check_name == "no_message_pending_over_an_hour" and not evaluation.passed
+    assert evaluation.severity == dg.AssetCheckSeverity.WARN
+    assert "unreachable: ConnectionRefusedError" in evaluation.metadata["late"].value
+    metadata = result.asset_materializations_for_node("alerts__notifications")[0].metadata
+    assert metadata["retrying"].value == 1 and metadata["oldest_pending_minutes"].value >= 120
