@@ -131,6 +131,9 @@ def test_a_failed_run_emails_the_engineers_once_naming_the_step_without_secrets(
             ).success
         check_request = failure_request(defs, instance, "counted_job")
         deliver.execute_in_process(instance=instance, run_config=check_request.run_config, tags=check_request.tags)
+        # The delivery runs' logs, metadata and run config hold no secret (the failed run's own log is its code's).
+        delivery_runs = instance.get_runs(dg.RunsFilter(job_name="deliver_notifications"))
+        logs = "".join(f"{run.run_config}{entry}" for run in delivery_runs for entry in instance.all_logs(run.run_id))
     first, second = (r.message for r in mailbox.received)
     assert first["To"] == ENGINEER and first["Subject"] == "Run failed: nightly_pull_job, step nightly_pull"
     body = first.get_body(("plain",)).get_content()
@@ -141,6 +144,8 @@ def test_a_failed_run_emails_the_engineers_once_naming_the_step_without_secrets(
     assert len(hook.bodies) == 2
     raw = b"".join(r.raw for r in mailbox.received).decode() + str(hook.bodies)
     assert API_TOKEN not in raw and PASSWORD not in raw
+    assert len(delivery_runs) == 3
+    assert API_TOKEN not in logs and PASSWORD not in logs and hook.url not in logs and "xoxb-webhook" not in logs
     assert query(shop, "SELECT count(*) FROM ops.notifications WHERE kind = 'run_failure'") == [(4,)]
 
 
