@@ -461,11 +461,13 @@ def serve(host: str, port: int, workers: int) -> None:
 
 def _absolute_folders() -> dict[str, str]:
     """This environment, with the pipeline's folders as absolute paths, for a process running elsewhere."""
+    routing = settings.alert_routing()
     return {
         **os.environ,
         settings.HOME: str(settings.home()),
         settings.INBOX: str(settings.inbox_dir()),
         settings.MAPPINGS: str(settings.mappings_dir()),
+        **({settings.ALERT_ROUTING: str(routing)} if routing else {}),
     }
 
 

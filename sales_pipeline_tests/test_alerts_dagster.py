@@ -131,6 +131,9 @@ def test_a_failed_run_emails_the_engineers_once_naming_the_step_without_secrets(
             ).success
         check_request = failure_request(defs, instance, "counted_job")
         deliver.execute_in_process(instance=instance, run_config=check_request.run_config, tags=check_request.tags)
+        # The delivery runs' logs, metadata and run config hold no secret (the failed run's own log is its code's).
+        delivery_runs = instance.get_runs(dg.RunsFilter(job_name="deliver_notifications"))
+        logs = "".join(f"{run.run_config}{entry}" for run in delivery_runs for entry in instance.all_logs(run.run_id))
     first, second = (r.message for r in mailbox.received)
     assert first["To"] == ENGINEER and first["Subject"] == "Run failed: nightly_pull_job, step nightly_pull"
     body = first.get_body(("plain",)).get_content()
@@ -141,6 +144,8 @@ def test_a_failed_run_emails_the_engineers_once_naming_the_step_without_secrets(
     assert len(hook.bodies) == 2
     raw = b"".join(r.raw for r in mailbox.received).decode() + str(hook.bodies)
     assert API_TOKEN not in raw and PASSWORD not in raw
+    assert len(delivery_runs) == 3
+    assert API_TOKEN not in logs and PASSWORD not in logs and hook.url not in logs and "xoxb-webhook" not in logs
     assert query(shop, "SELECT count(*) FROM ops.notifications WHERE kind = 'run_failure'") == [(4,)]
 
 
@@ -154,3 +159,28 @@ def test_a_run_that_will_be_retried_tells_nobody(shop, certs, tmp_path):
         assert isinstance(skipped, dg.SkipReason) and "will be retried" in skipped.skip_message
         last_try = failure_request(defs, instance, "nightly_pull_job", tags={"dagster/max_retries": "0"})
         assert isinstance(last_try, dg.RunRequest)
+
+
+def test_a_message_waiting_over_an_hour_warns_in_the_check(shop, certs, tmp_path):
+    import datetime as dt
+
+    from sales_pipeline.alerts import outbox
+    from sales_pipeline.warehouse.db import transaction
+
+    message = outbox.Message("report", "email", LYON, "daily:S02", "Report", "Your report.")
+    with transaction(shop) as cursor:
+        outbox.enqueue(cursor, message, now=dt.datetime.now(dt.UTC) - dt.timedelta(hours=2))
+    with smtp_server("starttls", certs, Mailbox()) as port:
+        pass  # nobody listens there any more: the message waits
+    with dg.instance_for_test() as instance:
+        result = (
+            defs_for(shop, tmp_path, port)
+            .resolve_job_def("deliver_notifications")
+            .execute_in_process(instance=instance)
+        )
+    [evaluation] = result.get_asset_check_evaluations()
+    assert evaluation.check_name == "no_message_pending_over_an_hour" and not evaluation.passed
+    assert evaluation.severity == dg.AssetCheckSeverity.WARN
+    assert "unreachable: ConnectionRefusedError" in evaluation.metadata["late"].value
+    metadata = result.asset_materializations_for_node("alerts__notifications")[0].metadata
+    assert metadata["retrying"].value == 1 and metadata["oldest_pending_minutes"].value >= 120
