@@ -187,22 +187,8 @@ async def push(address: str, url: str, token: str, sockets: int) -> float:
     return max(arrived) - committed
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="100,000 lines, 100 sockets, 1 run of 3 s")
-    parser.add_argument("--lines", type=int, help="order lines (default 1,000,000)")
-    parser.add_argument("--runs", type=int, help="runs of each measurement (default 3)")
-    parser.add_argument("--seconds", type=float, help="seconds of load per run (default 10)")
-    parser.add_argument("--clients", type=int, default=50, help="requests in flight (default 50)")
-    parser.add_argument("--sockets", type=int, help="WebSocket clients (default 500)")
-    parser.add_argument("--workers", type=int, default=1, help="uvicorn workers of serve (default 1)")
-    args = parser.parse_args()
-    lines = args.lines or (100_000 if args.quick else 1_000_000)
-    runs = args.runs or (1 if args.quick else 3)
-    seconds = args.seconds or (3 if args.quick else 10)
-    sockets = args.sockets or (100 if args.quick else 500)
-    sys.stdout.reconfigure(line_buffering=True)
-
+def prepare(lines: int) -> str:
+    """The bench database holding `lines` order lines and every mart: loaded and built once, then kept."""
     timezone = settings.pipeline_timezone()
     url = own_database(BENCH_DB)
     stamp = bench_marts.fingerprint(lines, 7, 20, timezone)
@@ -216,7 +202,11 @@ def main() -> None:
     built = build_marts(url, info)
     marts_note = f"built in {built:.0f} s" if built else "kept from the last run"
     print(f"{lines:,} order lines to {info['held_day']}; marts {marts_note}")
+    return url
 
+
+def measure(url: str, args: argparse.Namespace, runs: int, seconds: float, sockets: int) -> tuple[dict, list]:
+    """Each endpoint's load and the push, `runs` times: the figures of every run."""
     token = secrets.token_urlsafe(24)
     headers = {"Authorization": f"Bearer {token}"}
     figures: dict[str, list[dict]] = {"dashboard": [], "dashboard_304": [], "top_products": []}
@@ -236,7 +226,26 @@ def main() -> None:
                       f"  p99 {result['p99_ms']:6.1f} ms  {result['statuses']}")  # fmt: skip
             pushes.append(asyncio.run(push(address, url, token, sockets)))
             print(f"  run {run + 1} push to {sockets} sockets: {pushes[-1]:.3f} s")
+    return figures, pushes
 
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="100,000 lines, 100 sockets, 1 run of 3 s")
+    parser.add_argument("--lines", type=int, help="order lines (default 1,000,000)")
+    parser.add_argument("--runs", type=int, help="runs of each measurement (default 3)")
+    parser.add_argument("--seconds", type=float, help="seconds of load per run (default 10)")
+    parser.add_argument("--clients", type=int, default=50, help="requests in flight (default 50)")
+    parser.add_argument("--sockets", type=int, help="WebSocket clients (default 500)")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn workers of serve (default 1)")
+    args = parser.parse_args()
+    lines = args.lines or (100_000 if args.quick else 1_000_000)
+    runs = args.runs or (1 if args.quick else 3)
+    sockets = args.sockets or (100 if args.quick else 500)
+    sys.stdout.reconfigure(line_buffering=True)
+
+    url = prepare(lines)
+    figures, pushes = measure(url, args, runs, args.seconds or (3 if args.quick else 10), sockets)
     summary = {name: {key: median_of(results, key) for key in ("rps", "p50_ms", "p99_ms")}
                for name, results in figures.items()}  # fmt: skip
     print(f"\nmedians of {runs} run(s), {args.clients} clients, {args.workers} worker(s), {lines:,} order lines")
@@ -246,15 +255,8 @@ def main() -> None:
     push_s = statistics.median(pushes)
     print(f"alert commit -> {sockets} sockets: {push_s:.3f} s (target {TARGET_PUSH_S} s)")
     print(f"targets: dashboard >= {TARGET_RPS} req/s with p99 < {TARGET_P99_MS} ms")
-    headline = {
-        "benchmark": "api",
-        "order_lines": lines,
-        "runs": runs,
-        "clients": args.clients,
-        "workers": args.workers,
-        "push_clients": sockets,
-        "push_500_clients_s": round(push_s, 3),
-    }
+    headline = {"benchmark": "api", "order_lines": lines, "runs": runs, "clients": args.clients,
+                "workers": args.workers, "push_clients": sockets, "push_500_clients_s": round(push_s, 3)}  # fmt: skip
     for name, s in summary.items():
         headline |= {f"{name}_rps": round(s["rps"]), f"{name}_p50_ms": round(s["p50_ms"], 1),
                      f"{name}_p99_ms": round(s["p99_ms"], 1)}  # fmt: skip

@@ -568,22 +568,7 @@ def _headline(
         params,
     )
     totals = {is_current: values for is_current, *values in cursor.fetchall()}
-    cursor.execute(
-        """
-        SELECT day >= %(current_first)s AS is_current, count(DISTINCT customer_id)
-        FROM (
-            SELECT core.reporting_day(sold_at, sale_date, time_given, %(timezone)s) AS day, customer_id
-            FROM core.sales
-            WHERE core.reported_between(sold_at, sale_date, time_given, %(timezone)s,
-                                        %(previous_first)s, %(current_last)s)
-              AND (%(store_id)s::text IS NULL OR store_id = %(store_id)s)
-        ) AS lines
-        WHERE day BETWEEN %(current_first)s AND %(current_last)s OR day BETWEEN %(previous_first)s AND %(previous_last)s
-        GROUP BY 1
-        """,
-        params,
-    )
-    customers = dict(cursor.fetchall())
+    customers = _distinct_customers(cursor, params)
 
     def figures(is_current: bool) -> dict[str, Any]:
         revenue, units, orders, revenue_with_cost, gross_margin = totals.get(is_current, (0, 0, 0, 0, None))
@@ -604,6 +589,26 @@ def _headline(
     return {
         name: {"value": now[name], "previous": before[name], "change": _change(now[name], before[name])} for name in now
     }
+
+
+def _distinct_customers(cursor: Cursor, params: dict[str, Any]) -> dict[bool, int]:
+    """Distinct known customers of the current and the previous days (not a sum of daily counts)."""
+    cursor.execute(
+        """
+        SELECT day >= %(current_first)s AS is_current, count(DISTINCT customer_id)
+        FROM (
+            SELECT core.reporting_day(sold_at, sale_date, time_given, %(timezone)s) AS day, customer_id
+            FROM core.sales
+            WHERE core.reported_between(sold_at, sale_date, time_given, %(timezone)s,
+                                        %(previous_first)s, %(current_last)s)
+              AND (%(store_id)s::text IS NULL OR store_id = %(store_id)s)
+        ) AS lines
+        WHERE day BETWEEN %(current_first)s AND %(current_last)s OR day BETWEEN %(previous_first)s AND %(previous_last)s
+        GROUP BY 1
+        """,
+        params,
+    )
+    return dict(cursor.fetchall())
 
 
 def _revenue_series(cursor: Cursor, scope: tuple[str, str], as_of: date, days: int) -> list[dict[str, Any]]:

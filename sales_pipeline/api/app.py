@@ -53,48 +53,11 @@ for each alert opened, escalated or resolved, and `{"type": "heartbeat"}` when i
 def create_app(config: ApiConfig) -> FastAPI:
     """The API over the warehouse at `config.database_url` (migrated already)."""
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.pool = WarehousePool(config.database_url, config.pool_size)
-        app.state.feed = AlertFeed(app.state.pool, app.state.formatter, config.dagster_url, config.timezone)
-        alerts_changed = asyncio.Event()
-
-        def woken(channel: str, payload: str) -> None:
-            if channel == MARTS_CHANNEL:
-                app.state.marts.invalidate(trusted=True)
-            else:
-                alerts_changed.set()
-
-        def connected() -> None:  # whatever was sent while disconnected is read again
-            app.state.marts.invalidate(trusted=True)
-            alerts_changed.set()
-
-        listener = Listener(
-            config.database_url,
-            (MARTS_CHANNEL, ALERTS_CHANNEL),
-            on_notify=woken,
-            on_connect=connected,
-            on_disconnect=lambda: app.state.marts.invalidate(trusted=False),
-        )
-        app.state.listener = listener
-        tasks = [
-            asyncio.create_task(listener.run(), name="warehouse listener"),
-            asyncio.create_task(_follow_alerts(app.state.feed, alerts_changed), name="alert feed"),
-        ]
-        try:
-            yield
-        finally:
-            for task in tasks:
-                task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.gather(*tasks)
-            app.state.pool.close()
-
     app = FastAPI(
         title="sales_pipeline read API",
         version="1",
         description=DESCRIPTION,
-        lifespan=lifespan,
+        lifespan=_lifespan,
         openapi_url="/openapi.json",
     )
     app.state.config = config
@@ -127,6 +90,45 @@ def _openapi(app: FastAPI) -> dict:
         components["NotificationDTO"] = notification
         app.openapi_schema = schema
     return app.openapi_schema
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """The pool, the LISTEN connection and the alert feed, for as long as the app serves."""
+    config: ApiConfig = app.state.config
+    app.state.pool = WarehousePool(config.database_url, config.pool_size)
+    app.state.feed = AlertFeed(app.state.pool, app.state.formatter, config.dagster_url, config.timezone)
+    alerts_changed = asyncio.Event()
+
+    def woken(channel: str, payload: str) -> None:
+        if channel == MARTS_CHANNEL:
+            app.state.marts.invalidate(trusted=True)
+        else:
+            alerts_changed.set()
+
+    def connected() -> None:  # whatever was sent while disconnected is read again
+        app.state.marts.invalidate(trusted=True)
+        alerts_changed.set()
+
+    listener = Listener(
+        config.database_url,
+        (MARTS_CHANNEL, ALERTS_CHANNEL),
+        on_notify=woken,
+        on_connect=connected,
+        on_disconnect=lambda: app.state.marts.invalidate(trusted=False),
+    )
+    tasks = [
+        asyncio.create_task(listener.run(), name="warehouse listener"),
+        asyncio.create_task(_follow_alerts(app.state.feed, alerts_changed), name="alert feed"),
+    ]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*tasks)
+        app.state.pool.close()
 
 
 async def _follow_alerts(feed: AlertFeed, changed: asyncio.Event) -> None:
