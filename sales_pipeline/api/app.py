@@ -20,14 +20,13 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from sales_pipeline.alerts.store import ALERTS_CHANNEL
 from sales_pipeline.analytics.marts import MARTS_CHANNEL
 from sales_pipeline.api import routes
 from sales_pipeline.api.config import ApiConfig
 from sales_pipeline.api.dagster_runs import DagsterRuns, DagsterUnavailable
 from sales_pipeline.api.dto import NotificationDTO
 from sales_pipeline.api.live import Listener, MartCache
-from sales_pipeline.api.notifications import AlertFeed
+from sales_pipeline.api.notifications import ALERT_EVENTS_CHANNEL, AlertFeed
 from sales_pipeline.api.pool import PoolBusy, WarehousePool
 from sales_pipeline.api.security import SESSION_COOKIE, SESSION_SECONDS, Gate
 from sales_pipeline.api.uploads import UploadRejected
@@ -112,7 +111,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
     listener = Listener(
         config.database_url,
-        (MARTS_CHANNEL, ALERTS_CHANNEL),
+        (MARTS_CHANNEL, ALERT_EVENTS_CHANNEL),
         on_notify=woken,
         on_connect=connected,
         on_disconnect=lambda: app.state.marts.invalidate(trusted=False),

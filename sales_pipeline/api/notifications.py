@@ -29,6 +29,8 @@ from sales_pipeline.api.security import websocket_caller
 from sales_pipeline.i18n import Formatter
 
 log = logging.getLogger("sales_pipeline.api")
+# Sent by the trigger that writes ops.alert_events (migration 0013), at the commit of each alert event.
+ALERT_EVENTS_CHANNEL = "sales_pipeline_alert_events"
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 QUEUE_SIZE = 1000  # events a slow socket may fall behind before it is closed (it reconnects with ?after=)
 REPLAY_PAGE = 500

@@ -59,8 +59,8 @@ BEGIN
     IF happened IS NOT NULL THEN
         PERFORM pg_advisory_xact_lock(hashtext('ops.alert_events'));
         INSERT INTO ops.alert_events (alert_id, event, severity) VALUES (NEW.alert_id, happened, NEW.severity);
-        -- A wake-up for the API's listeners, delivered at commit; they read ops.alert_events.
-        PERFORM pg_notify('sales_pipeline_alerts', 'event');
+        -- A wake-up for the read API's listeners, delivered at commit; they read ops.alert_events.
+        PERFORM pg_notify('sales_pipeline_alert_events', NEW.alert_id::text);
     END IF;
     RETURN NULL;
 END
