@@ -298,7 +298,7 @@ def run_marts(kind: str, url: str, info: dict) -> dict:
     steps.run("stock_health", lambda c: marts.refresh_stock_health(c, tz))
     steps.run(
         "top_products",
-        lambda c: (str(as_of := marts.last_complete_day(c)), marts.refresh_top_products(c, as_of, TOP_N)),
+        lambda c: (str(as_of := marts.last_complete_day(c)), marts.refresh_top_products(c, as_of, TOP_N, tz)),
     )
     steps.run("dashboard", lambda c: marts.build_dashboard(c, marts.last_complete_day(c), timezone=tz)["as_of"])
     seconds = time.perf_counter() - started

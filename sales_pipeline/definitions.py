@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from sales_pipeline.defs.analytics import analytics_definitions
+from sales_pipeline.defs.alerts import delivery
+from sales_pipeline.defs.analytics import analytics_definitions, marts
 from sales_pipeline.defs.anomalies.assets import anomaly_assets
 from sales_pipeline.defs.conventions import with_conventions
 from sales_pipeline.defs.forecasting.assets import forecast_definitions
@@ -30,8 +31,9 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
 
 refresh_forecasts_job = dg.define_asset_job(
     "refresh_forecasts_and_anomalies",
-    selection=dg.AssetSelection.groups("forecasting", "anomalies"),
-    description="Forecast sales and demand (refitting only changed series), then detect drops, stock risks, churn.",
+    selection=dg.AssetSelection.groups("forecasting", "anomalies") | dg.AssetSelection.assets(marts.dashboard),
+    description="Forecast sales and demand (refitting only changed series), then detect drops, stock risks, churn; "
+    "the dashboard shows the alerts they opened.",
 )
 
 
@@ -44,10 +46,15 @@ def defs() -> dg.Definitions:
 def build_definitions(settings: Settings) -> dg.Definitions:
     defs = dg.Definitions.merge(
         dg.Definitions(
-            assets=[workbooks.workbook_import, *core_tables.core_table_assets, *anomaly_assets],
-            asset_checks=checks.core_table_checks,
-            jobs=[workbooks.import_workbook_job, core_tables.refresh_core_tables_job, refresh_forecasts_job],
-            sensors=[workbooks.workbook_inbox_sensor, automation_sensor],
+            assets=[workbooks.workbook_import, *core_tables.core_table_assets, *anomaly_assets, *delivery.alert_assets],
+            asset_checks=[*checks.core_table_checks, *delivery.alert_checks],
+            jobs=[
+                workbooks.import_workbook_job,
+                core_tables.refresh_core_tables_job,
+                refresh_forecasts_job,
+                delivery.deliver_notifications_job,
+            ],
+            sensors=[workbooks.workbook_inbox_sensor, automation_sensor, *delivery.alert_sensors],
             resources=default_resources(settings),
         ),
         java_api.api_definitions(settings),

@@ -47,10 +47,12 @@ def least_cover(cursor: Cursor, limit: int = 10) -> pd.DataFrame:
     )
 
 
-def top_of_period(cursor: Cursor, as_of: date | None, period: str = "last_7_days") -> pd.DataFrame:
+def top_of_period(cursor: Cursor, as_of: date | None, period: str, shown: int) -> pd.DataFrame:
+    """The whole business's top `shown` products of a period."""
     return read_frame(
         cursor,
         "SELECT rank, product_id, product_name, revenue, share, rank_change FROM marts.top_products"
-        " WHERE as_of = %(as_of)s AND period = %(period)s ORDER BY rank, product_id",
-        {"as_of": as_of, "period": period},
+        " WHERE as_of = %(as_of)s AND period = %(period)s AND scope = 'all' AND rank <= %(shown)s"
+        " ORDER BY rank, product_id",
+        {"as_of": as_of, "period": period, "shown": shown},
     )

@@ -5,16 +5,16 @@
   `core/<name>` or `marts/<name>` is that table (`table`, and its `dagster/table_name`); the others
   add what they are (excel, api, prophet, python).
 - **Tags**: its group's domain and the warehouse layer it fills; the ingest assets add their source.
-- **Automation**: after the sources (group ingest, run by the inbox sensor and the schedules), every
-  asset follows its parents by declarative automation (`AFTER_ANY_UPSTREAM_UPDATE`), except the
-  partitioned daily KPIs, which the sales-changed sensor and the nightly schedule request, and an asset
-  that states a condition of its own.
+- **Automation**: every asset follows its parents by declarative automation (`AFTER_ANY_UPSTREAM_UPDATE`),
+  except the groups sensors and schedules run (ingest: the inbox sensor and the nightly pulls; alerts:
+  the delivery sensor), the partitioned daily KPIs (the sales-changed sensor and the nightly schedule
+  request them) and an asset that states a condition of its own.
 """
 
 import dagster as dg
 
 OWNERS = ["team:data-engineering"]
-SOURCES = "ingest"
+RUN_BY_SENSORS = ("ingest", "alerts")
 TABLE_SCHEMAS = ("core", "marts")
 TAGS = {
     "ingest": {"domain": "ingest"},
@@ -22,6 +22,7 @@ TAGS = {
     "analytics": {"domain": "analytics", "layer": "marts"},
     "forecasting": {"domain": "forecasting", "layer": "ml"},
     "anomalies": {"domain": "alerts", "layer": "ml"},
+    "alerts": {"domain": "alerts", "layer": "ops"},
 }
 # eager() also waits until no dependency has a missing partition. Partitioned dependencies always
 # miss some (a workbook whose import failed, days before the first sale), so the assets after them
@@ -35,5 +36,7 @@ def with_conventions(spec: dg.AssetSpec) -> dg.AssetSpec:
     schema = spec.key.path[0]
     if schema in TABLE_SCHEMAS:  # one table of the warehouse, named as its key
         spec = spec.merge_attributes(kinds={"table"}, metadata={"dagster/table_name": f"{schema}.{spec.key.path[1]}"})
-    follows = spec.group_name != SOURCES and spec.partitions_def is None and spec.automation_condition is None
+    follows = (
+        spec.group_name not in RUN_BY_SENSORS and spec.partitions_def is None and spec.automation_condition is None
+    )
     return spec.replace_attributes(automation_condition=AFTER_ANY_UPSTREAM_UPDATE) if follows else spec

@@ -12,12 +12,17 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+from psycopg2.extensions import cursor as Cursor
 from pydantic import Field
 
+from sales_pipeline.alerts.render import alert_record
+from sales_pipeline.alerts.store import read_alerts
 from sales_pipeline.analytics import marts, queries
 from sales_pipeline.analytics.changes import absorb_sales_changes
 from sales_pipeline.analytics.charts import bar_chart_markdown, line_chart_markdown
-from sales_pipeline.resources import AnalyticsResource, WarehouseResource
+from sales_pipeline.defs.alerts.delivery import ANOMALY_KEYS
+from sales_pipeline.i18n import Formatter
+from sales_pipeline.resources import AlertingResource, AnalyticsResource, WarehouseResource
 from sales_pipeline.settings import Settings
 from sales_pipeline.warehouse.quality import hold_sales_still, revenue_mismatches
 
@@ -159,23 +164,32 @@ def stock_health(
 
 
 class TopProductsConfig(dg.Config):
-    top_n: int = Field(default=5, ge=1, le=100, description="How many products per period (ties included).")
+    top_n: int = Field(
+        default=100,
+        ge=1,
+        le=1000,
+        description="How many products per period and scope (ties included): the read API serves up to 100, "
+        "the dashboard shows 5.",
+    )
 
 
 @dg.asset(
     key=["marts", "top_products"],
     group_name=GROUP,
-    description="Top N products by revenue for yesterday, the last 7 and 30 days and month to date, "
-    "with units, revenue, share of total and rank change against the previous period of the same length. "
-    "'Yesterday' is the last complete day with sales.",
+    description="Top N products by revenue for yesterday, the last 7 and 30 days and month to date, for the whole "
+    "business, each store and each category, with units, revenue, share of total and rank change against "
+    "the previous period of the same length. 'Yesterday' is the last complete day with sales; a store's "
+    "ranking reads the order lines of those days.",
     deps=[DAILY_KPIS],
 )
-def top_products(config: TopProductsConfig, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def top_products(
+    config: TopProductsConfig, warehouse: WarehouseResource, analytics: AnalyticsResource
+) -> dg.MaterializeResult:
     with warehouse.transaction() as cursor:
         as_of = marts.last_complete_day(cursor)
-        rows = marts.refresh_top_products(cursor, as_of, config.top_n) if as_of else 0
+        rows = marts.refresh_top_products(cursor, as_of, config.top_n, analytics.timezone) if as_of else 0
     with warehouse.transaction() as cursor:
-        week = queries.top_of_period(cursor, as_of, "last_7_days")
+        week = queries.top_of_period(cursor, as_of, "last_7_days", shown=5)
     metadata = {"as_of": str(as_of or ""), "rows_written": rows, "top_last_7_days": dg.MetadataValue.md(
         week.to_markdown(index=False))}  # fmt: skip
     if len(week):
@@ -188,15 +202,21 @@ def top_products(config: TopProductsConfig, warehouse: WarehouseResource) -> dg.
 @dg.asset(
     key=["marts", "dashboard"],
     group_name=GROUP,
-    description="The Dashboard record a web page or BI tool reads: headline KPIs with their change, a 30-day revenue "
-    "series, stock health counts, top 5 products, open alerts. One row per refresh in marts.dashboard (jsonb) "
-    "and dashboard.json in the dashboard folder; the JSON shape is at the top of sales_pipeline/analytics/marts.py.",
-    deps=[DAILY_KPIS, sales_trends, stock_health, top_products],
+    description="The Dashboard record a web page or BI tool reads: headline KPIs of the last day and week with their "
+    "change, a 30-day revenue series, stock health counts and the products at risk, top 5 products, open "
+    "alerts; for the whole business and each store. One row per refresh and scope in marts.dashboard (jsonb), "
+    "the whole business's also in dashboard.json in the dashboard folder; the JSON shape is at the top of "
+    "sales_pipeline/analytics/marts.py.",
+    # After the anomalies too: the record lists the alerts they opened.
+    deps=[DAILY_KPIS, sales_trends, stock_health, top_products, *ANOMALY_KEYS],
 )
-def dashboard(warehouse: WarehouseResource, analytics: AnalyticsResource) -> dg.MaterializeResult:
+def dashboard(
+    warehouse: WarehouseResource, analytics: AnalyticsResource, alerting: AlertingResource
+) -> dg.MaterializeResult:
     with warehouse.transaction() as cursor:
         as_of = marts.last_complete_day(cursor)
-        document = marts.build_dashboard(cursor, as_of, timezone=analytics.timezone) if as_of else None
+        alerts = open_alert_records(cursor, alerting) if as_of else []
+        document = marts.build_dashboard(cursor, as_of, timezone=analytics.timezone, alerts=alerts) if as_of else None
     if document is None:
         return dg.MaterializeResult(metadata={"as_of": "", "note": "no sales yet"})
     path = marts.write_dashboard_file(document, Path(analytics.dashboard_dir))
@@ -210,6 +230,15 @@ def dashboard(warehouse: WarehouseResource, analytics: AnalyticsResource) -> dg.
             "revenue_30d": dg.MetadataValue.md(line_chart_markdown({"revenue": series}, "Last 30 days", "revenue")),
         }
     )
+
+
+def open_alert_records(cursor: Cursor, alerting: AlertingResource) -> list[dict]:
+    """The alerts not resolved, in the dashboard's words (REPORT_LOCALE), with the store each is about."""
+    fmt = Formatter(alerting.locale, alerting.currency)
+    return [
+        alert_record(row, fmt, alerting.webserver_url, alerting.timezone) | {"store_id": row["store_id"]}
+        for row in read_alerts(cursor).to_dict("records")
+    ]
 
 
 mart_assets = [sales_trends, stock_health, top_products, dashboard]  # after the daily KPIs (build_daily_kpis)
