@@ -442,7 +442,7 @@ def top(url: str, period: str, scope: str = "all", scope_id: str = "") -> list[t
 
 
 def test_top_products_by_hand(rankings: str) -> None:
-    written = run(rankings, marts.refresh_top_products, AS_OF, 5)
+    written = run(rankings, marts.refresh_top_products, AS_OF, 5, "UTC")
 
     # Last 7 days (14-20 Nov): P1 600, P2 400, P8 350, P3 300, P5 150, P6 150, P7 50; total 2000.
     # P5 and P6 tie for 5th: both kept, 6 rows. Previous 7 days (7-13 Nov): P2 900 (1), P1 800 (2), P5 200 (3),
@@ -493,9 +493,9 @@ def test_top_products_by_hand(rankings: str) -> None:
     assert written == 17 + 12 + 10
 
     assert_idempotent(rankings, "marts.top_products", "as_of, period, scope, scope_id, rank, product_id",
-                      marts.refresh_top_products, AS_OF, 5)  # fmt: skip
+                      marts.refresh_top_products, AS_OF, 5, "UTC")  # fmt: skip
     # N is a setting: top 2 of the last 7 days.
-    run(rankings, marts.refresh_top_products, AS_OF, 2)
+    run(rankings, marts.refresh_top_products, AS_OF, 2, "UTC")
     assert [row[1] for row in top(rankings, "last_7_days")] == ["P1", "P2"]
 
 
@@ -536,12 +536,12 @@ def test_top_products_per_store_from_the_order_lines(empty_warehouse: str) -> No
 
 def test_two_refreshes_at_once_take_turns(rankings: str) -> None:
     """Two imports finishing together each refresh the marts: the second waits, then replaces the rows."""
-    alone = run(rankings, marts.refresh_top_products, AS_OF, 5)
+    alone = run(rankings, marts.refresh_top_products, AS_OF, 5, "UTC")
     outcomes: list[object] = []
 
     def second_refresh() -> None:
         try:
-            outcomes.append(run(rankings, marts.refresh_top_products, AS_OF, 5))
+            outcomes.append(run(rankings, marts.refresh_top_products, AS_OF, 5, "UTC"))
         except Exception as error:  # the thread's error must reach the test
             outcomes.append(error)
 
