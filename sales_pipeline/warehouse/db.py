@@ -2,9 +2,10 @@
 
 psycopg2 is the project's one driver (why: the README's Warehouse section). Logic functions take a
 cursor and run in their caller's transaction; callers open it with `transaction(url)` (the CLI, tests,
-benchmarks) or `WarehouseResource.transaction()` (assets, sensors). The two functions whose guarantees
-are about what happens around a commit (the importer moves the file after it, the forecasts fit between
-a read and a write) take a `Transaction`, the way to open one, instead.
+benchmarks) or `WarehouseResource.transaction()` (assets, sensors). The functions whose guarantees are
+about what happens around a commit take a `Transaction`, the way to open one, instead: the importer moves
+the file after its commit, the forecasts fit between a read and a write, the outbox sends between the
+claim of a message and the record of its outcome.
 """
 
 from __future__ import annotations
