@@ -20,6 +20,7 @@ from sales_pipeline import settings
 from sales_pipeline.excel.importer import ImportSettings
 from sales_pipeline.excel.mapping import TEMPLATE, Mapping, MappingError, load_mapping
 from sales_pipeline.forecasting.models import ForecastSettings
+from sales_pipeline.i18n import Formatter
 from sales_pipeline.javaapi.client import JavaApiClient
 from sales_pipeline.warehouse import db, embedded
 
@@ -105,6 +106,21 @@ class ForecastingResource(dg.ConfigurableResource):
         return ForecastSettings(holiday_country=self.holiday_country)
 
 
+class ReportingResource(dg.ConfigurableResource):
+    """The daily reports: language, currency, when they go out, and where the files are written."""
+
+    locale: str = Field(default="en", description=f"Language of the reports: en or fr ({settings.REPORT_LOCALE}).")
+    currency: str = Field(default="EUR", description=f"ISO 4217 code of the amounts ({settings.REPORT_CURRENCY}).")
+    send_time: str = Field(
+        default="07:00",
+        description=f"When yesterday's reports go out, HH:MM in the pipeline's zone ({settings.REPORT_SEND_TIME}).",
+    )
+    reports_dir: str = Field(description="Folder of the PDF reports (one folder per day) and the analytics export.")
+
+    def formatter(self) -> Formatter:
+        return Formatter(self.locale, self.currency)
+
+
 class JavaApiResource(dg.ConfigurableResource):
     """The back office's API (Spring Boot): where it is, the token, and how patiently to call it."""
 
@@ -162,6 +178,12 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
         ),
         "analytics": AnalyticsResource(
             timezone=env_or_default(settings.PIPELINE_TIMEZONE, "UTC"), dashboard_dir=str(settings.dashboard_dir())
+        ),
+        "reporting": ReportingResource(
+            locale=settings.report_locale(),
+            currency=settings.report_currency(),
+            send_time=settings.report_send_time().strftime("%H:%M"),
+            reports_dir=str(settings.reports_dir()),
         ),
         "forecasting": ForecastingResource(
             holiday_country=settings.forecast_holiday_country(), workers=settings.forecast_workers()

@@ -7,7 +7,7 @@ The names here are the ones listed in `.env.example` and the README.
 from __future__ import annotations
 
 import os
-from datetime import date
+from datetime import date, datetime, time
 from pathlib import Path
 
 DATABASE_URL = "SALES_PIPELINE_DATABASE_URL"
@@ -23,6 +23,9 @@ JAVA_API_TOKEN = "JAVA_API_TOKEN"
 JAVA_API_DEADLINE_S = "JAVA_API_DEADLINE_S"
 FORECAST_HOLIDAY_COUNTRY = "FORECAST_HOLIDAY_COUNTRY"
 FORECAST_WORKERS = "FORECAST_WORKERS"
+REPORT_LOCALE = "REPORT_LOCALE"
+REPORT_CURRENCY = "REPORT_CURRENCY"
+REPORT_SEND_TIME = "REPORT_SEND_TIME"
 
 
 def home() -> Path:
@@ -53,6 +56,11 @@ def mappings_dir() -> Path:
 def dashboard_dir() -> Path:
     """Where the dashboard's JSON file is written for a web page or a BI tool to read."""
     return home() / "dashboard"
+
+
+def reports_dir() -> Path:
+    """The daily PDF reports (one folder per day) and the analytics export workbook."""
+    return home() / "reports"
 
 
 def history_start() -> str:
@@ -110,3 +118,32 @@ def java_api_deadline_s() -> float:
     if not seconds > 0 or seconds == float("inf"):
         raise ValueError(f"{JAVA_API_DEADLINE_S}={value!r} is not a number of seconds (more than 0), e.g. 600")
     return seconds
+
+
+def report_locale() -> str:
+    """The language of the reports and emails: en or fr."""
+    from sales_pipeline.i18n import LOCALES
+
+    value = (os.environ.get(REPORT_LOCALE) or "en").strip()
+    if value not in LOCALES:
+        raise ValueError(f"{REPORT_LOCALE}={value!r} is not a report language: use one of {', '.join(LOCALES)}")
+    return value
+
+
+def report_currency() -> str:
+    """The ISO 4217 code amounts are shown in (the warehouse keeps numbers, not currencies)."""
+    from babel.numbers import list_currencies
+
+    value = (os.environ.get(REPORT_CURRENCY) or "EUR").strip().upper()
+    if value not in list_currencies():
+        raise ValueError(f"{REPORT_CURRENCY}={value!r} is not a currency Babel knows: use an ISO 4217 code such as EUR")
+    return value
+
+
+def report_send_time() -> time:
+    """When the daily reports of the day before are built and sent, in PIPELINE_TIMEZONE (HH:MM)."""
+    value = (os.environ.get(REPORT_SEND_TIME) or "07:00").strip()
+    try:
+        return datetime.strptime(value, "%H:%M").time()
+    except ValueError as error:
+        raise ValueError(f"{REPORT_SEND_TIME}={value!r} is not a time of day: use HH:MM, e.g. 07:00") from error
