@@ -123,6 +123,7 @@ def demo() -> None:
     refresh_downstream()
     print_summary(results, where)
     print_forecast_and_anomalies(os.environ[settings.DATABASE_URL])
+    build_reports_and_export()
     click.echo(NEXT_STEP)
 
 
@@ -293,6 +294,38 @@ def print_forecast_and_anomalies(url: str) -> None:
     click.echo(f"\nActive anomalies ({len(anomalies)}; all in ml.anomalies):")
     for severity, message in anomalies[:12]:
         click.echo(f"  {severity:<8} {message}")
+
+
+def build_reports_and_export() -> None:
+    """What the report sensor and automation do: the latest day's reports (chain and stores) and the export."""
+    import dagster as dg
+
+    from sales_pipeline.analytics.marts import last_complete_day
+    from sales_pipeline.definitions import defs
+    from sales_pipeline.warehouse import db
+
+    url = os.environ[settings.DATABASE_URL]
+    with db.transaction(url) as cursor:
+        day = last_complete_day(cursor)
+    if day is None:
+        click.echo("\nNo sales in the marts: no report to build.")
+        return
+    instance = dg.DagsterInstance.get()
+    defs.resolve_job_def("daily_report").execute_in_process(
+        instance=instance, partition_key=day.isoformat(), run_config=QUIET
+    )
+    defs.resolve_job_def("analytics_export").execute_in_process(instance=instance, run_config=QUIET)
+    with db.transaction(url) as cursor:
+        cursor.execute(
+            "SELECT scope, pages, bytes, path FROM ops.generated_reports WHERE day = %s AND locale = %s"
+            " ORDER BY scope <> 'all', scope",
+            (day, settings.report_locale()),
+        )
+        reports = cursor.fetchall()
+    click.echo(f"\nReports of {day} ({settings.report_locale()}; also in ops.generated_reports):")
+    for scope, pages, size, path in reports:
+        click.echo(f"  {scope:<14} {pages} pages, {size / 1024:,.0f} kB  {path}")
+    click.echo(f"  {'export':<14} {settings.reports_dir() / 'analytics_export.xlsx'}")
 
 
 def _outcome(workbook: str, result) -> dict:
@@ -556,3 +589,60 @@ def refresh() -> None:
     prepare_environment()
     refresh_downstream()
     click.echo("Up to date.")
+
+
+@main.command()
+@click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]), help="The day reported on (default: the latest"
+              " day with sales).")  # fmt: skip
+@click.option("--scope", default="all", show_default=True, help="all, store:<store id> or category:<category>.")
+@click.option("--locale", type=click.Choice(["en", "fr"]), help=f"Language (default: {settings.REPORT_LOCALE}, en).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder of the reports (default: $SALES_PIPELINE_HOME/reports).")  # fmt: skip
+def report(day: dt.datetime | None, scope: str, locale: str | None, out_dir: Path | None) -> None:
+    """Build the daily PDF report of a day for the chain, a store or a category, and print where it is."""
+    from sales_pipeline.analytics.marts import last_complete_day
+    from sales_pipeline.i18n import Formatter
+    from sales_pipeline.reporting.build import build_report
+    from sales_pipeline.reporting.data import Scope
+    from sales_pipeline.warehouse import db
+
+    try:
+        parsed = Scope.parse(scope)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--scope") from error
+    fmt = Formatter(locale or settings.report_locale(), settings.report_currency())
+    prepare_environment()
+    with db.transaction(os.environ[settings.DATABASE_URL]) as cursor:
+        when = day.date() if day else last_complete_day(cursor)
+        if when is None:
+            raise click.ClickException("no sales in the marts yet: import or pull sales first (`sales-pipeline demo`)")
+        try:
+            built, _ = build_report(cursor, when, parsed, fmt, settings.pipeline_timezone(),
+                                    out_dir or settings.reports_dir())  # fmt: skip
+        except ValueError as error:
+            raise click.ClickException(str(error)) from error
+    click.echo(
+        f"{built.path}\n{built.pages} pages, {built.bytes / 1024:,.0f} kB ({built.scope}, {built.day}, {built.locale})"
+    )
+
+
+@main.command()
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder of the workbook (default: $SALES_PIPELINE_HOME/reports).")  # fmt: skip
+@click.option("--days", default=90, show_default=True, type=click.IntRange(1), help="Days of daily KPIs and trends.")
+def export(out_dir: Path | None, days: int) -> None:
+    """Write the analytics workbook (marts, forecasts, open alerts) and print where it is."""
+    from sales_pipeline.analytics.marts import last_complete_day
+    from sales_pipeline.defs.reporting.assets import EXPORT_FILE
+    from sales_pipeline.reporting.export import build_export
+    from sales_pipeline.warehouse import db
+
+    prepare_environment()
+    path = (out_dir or settings.reports_dir()) / EXPORT_FILE
+    with db.transaction(os.environ[settings.DATABASE_URL]) as cursor:
+        last_day = last_complete_day(cursor)
+        if last_day is None:
+            raise click.ClickException("no sales in the marts yet: import or pull sales first (`sales-pipeline demo`)")
+        rows = build_export(cursor, path, last_day, days)
+    click.echo(str(path.resolve()))
+    click.echo(", ".join(f"{sheet} {count:,}" for sheet, count in rows.items()) + " rows")

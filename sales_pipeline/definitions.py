@@ -8,6 +8,8 @@ from sales_pipeline.defs.analytics import marts, sensors
 from sales_pipeline.defs.anomalies.assets import anomaly_assets
 from sales_pipeline.defs.forecasting.assets import forecast_assets, forecast_checks
 from sales_pipeline.defs.ingest import java_api, workbooks
+from sales_pipeline.defs.reporting.assets import analytics_export_job, daily_report_job, report_assets
+from sales_pipeline.defs.reporting.sensors import daily_report_sensor
 from sales_pipeline.defs.warehouse import checks, core_tables
 from sales_pipeline.resources import default_resources
 
@@ -35,6 +37,7 @@ defs = dg.Definitions(
         *marts.mart_assets,
         *forecast_assets,
         *anomaly_assets,
+        *report_assets,
     ],
     asset_checks=[*checks.core_table_checks, *forecast_checks],
     jobs=[
@@ -43,8 +46,10 @@ defs = dg.Definitions(
         marts.refresh_daily_kpis_job,
         marts.refresh_marts_job,
         refresh_forecasts_job,
+        daily_report_job,
+        analytics_export_job,
     ],
-    sensors=[workbooks.workbook_inbox_sensor, sensors.sales_changed_sensor, automation_sensor],
+    sensors=[workbooks.workbook_inbox_sensor, sensors.sales_changed_sensor, daily_report_sensor, automation_sensor],
     schedules=[sensors.daily_kpis_schedule, java_api.pull_master_data_schedule, java_api.pull_sales_schedule],
     resources=default_resources(),
 )
