@@ -175,11 +175,12 @@ def render_report(data: ReportData, fmt: Formatter, built_at_text: str) -> Rende
         rightMargin=MARGIN,
         topMargin=18 * mm,
         bottomMargin=18 * mm,
-        title=f"{title}: {scope_label}, {day_text}",
+        title=fmt.text("report_subject", title=title, scope=scope_label, day=day_text),
         author=AUTHOR,
         subject=scope_label,
         creator=AUTHOR,
         lang=fmt.locale,
+        initialFontName=FONT,  # else the canvas starts in Helvetica, listed in the PDF though never used
     )
     frame = Frame(document.leftMargin, document.bottomMargin, document.width, document.height, id="body")
     document.addPageTemplates([PageTemplate(id="page", frames=[frame])])
@@ -232,6 +233,7 @@ def _table(
     table.setStyle(
         TableStyle(
             [
+                ("FONT", (0, 0), (-1, -1), FONT, 8),  # the cells are Paragraphs, but the table sets its font anyway
                 ("LINEBELOW", (0, 0), (-1, 0), 0.6, INK),
                 ("LINEBELOW", (0, 1), (-1, -1), 0.25, RULE),
                 ("VALIGN", (0, 0), (-1, -1), "TOP"),
