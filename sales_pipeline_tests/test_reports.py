@@ -217,7 +217,7 @@ def test_report_embeds_its_fonts_charts_outline_and_metadata(retailer: str, tmp_
 def test_a_store_report_shows_its_own_figures_only(retailer: str, tmp_path: Path) -> None:
     built, _ = report(retailer, "store:S02", "en", tmp_path)
     text = text_of(built.path)
-    revenue, orders, _, _ = day_kpis(retailer, "store", "S02")
+    revenue, *_ = day_kpis(retailer, "store", "S02")
     assert spaced(fmt_en().money(revenue)) in text and "Store S02 Lyon Part-Dieu" in text
     assert "Store S02 (Lyon Part-Dieu) revenue fell below" in text
     assert "Espresso beans 1kg (P03)" not in text  # S01's stock risk is not S02's business
@@ -242,7 +242,7 @@ def test_a_day_without_sales_says_so(retailer: str, tmp_path: Path) -> None:
 def test_a_category_report_and_an_unknown_scope(retailer: str, tmp_path: Path) -> None:
     text = text_of(report(retailer, "category:Bakery", "en", tmp_path)[0].path)
     assert "Category Bakery" in text and "Butter croissant" in text and "Green tea" not in text
-    with pytest.raises(ValueError, match="no store 'S99' in core.stores"):
+    with pytest.raises(ValueError, match=r"no store 'S99' in core\.stores"):
         report(retailer, "store:S99", "en", tmp_path)
     with pytest.raises(ValueError, match="'shop:S01' is not all, store:<store id> or category:<category>"):
         Scope.parse("shop:S01")
@@ -297,3 +297,40 @@ def test_the_export_reopens_with_its_sheets_formats_and_text_kept_as_text(retail
 
 def fmt_en() -> Formatter:
     return Formatter("en", "EUR")
+
+
+def test_the_daily_report_asset_builds_the_chain_and_each_store(retailer: str, tmp_path: Path) -> None:
+    import dagster as dg
+
+    from sales_pipeline.defs.reporting.assets import daily_report
+    from sales_pipeline.resources import AnalyticsResource, ReportingResource, WarehouseResource
+
+    resources = {
+        "warehouse": WarehouseResource(database_url=retailer),
+        "analytics": AnalyticsResource(timezone="UTC", dashboard_dir=str(tmp_path)),
+        "reporting": ReportingResource(locale="fr", reports_dir=str(tmp_path)),
+    }
+    result = dg.materialize([daily_report], partition_key=DAY.isoformat(), resources=resources,
+                            instance=dg.DagsterInstance.ephemeral())  # fmt: skip
+    [event] = result.asset_materializations_for_node("reports__daily_report")
+    metadata = {key: value.value for key, value in event.metadata.items()}
+    assert metadata["path"] == str(tmp_path / "2026-11-22" / "report-2026-11-22-chain-fr.pdf")
+    assert metadata["pages"] >= 3 and metadata["revenue"] == float(day_kpis(retailer)[0])
+    assert metadata["page_1"].startswith("![page 1](data:image/png;base64,")
+    assert sorted(p.name for p in (tmp_path / "2026-11-22").iterdir()) == [
+        f"report-2026-11-22-{slug}-fr.pdf" for slug in ("chain", "store-S01", "store-S02", "store-S03")
+    ]
+
+
+def test_the_report_sensor_waits_for_its_hour_and_for_fresh_inputs(retailer: str) -> None:
+    import dagster as dg
+
+    from sales_pipeline.defs.reporting.sensors import due_day, stale_inputs
+
+    seven = dt.time(7, 0)
+    assert due_day(dt.datetime(2026, 11, 23, 6, 59), seven) is None
+    assert due_day(dt.datetime(2026, 11, 23, 7, 0), seven) == DAY
+    # The warehouse has the day's KPIs, but no Dagster run built them: a report would not know they are fresh.
+    assert stale_inputs(dg.DagsterInstance.ephemeral(), retailer, "UTC", DAY) == [
+        "marts/daily_kpis has not been built for 2026-11-22"
+    ]
