@@ -74,6 +74,7 @@ def setup(url: str, info: dict) -> dict:
         marts.refresh_top_products(cursor, last)
         cursor.execute("DELETE FROM ml.forecasts")
         cursor.execute(_FORECASTS, {"last": last})
+        cursor.execute("ANALYZE ml.forecasts")  # the planner must see the rows just written
         _, risks = refresh_stock_risks(cursor, last)
         cursor.execute("CREATE TABLE IF NOT EXISTS bench.report_setup (stamp text)")
         cursor.execute("DELETE FROM bench.report_setup")

@@ -25,6 +25,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
         # the daily report (sales_pipeline/reporting/)
         "report_title": "Daily sales report",
         "report_subject": "{title}: {scope}, {day}",
+        "report_email_intro": "The daily report of {scope} for {day} is attached. The day's figures:",
         "scope_all": "Whole chain",
         "scope_store": "Store {name}",
         "scope_category": "Category {name}",
@@ -81,11 +82,6 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "col_bias": "Bias",
         "rank_new": "new",
         "unnamed_category": "(no category)",
-        "severity_critical": "critical",
-        "severity_warning": "warning",
-        "severity_info": "info",
-        "alert_acknowledged": "acknowledged",
-        "alert_open": "open",
         "fallers_title": "Biggest fallers",
         "no_sales_day": "No sales were recorded on {day}: the day's figures are zero.",
         "no_sales_fortnight": "No sales in the 14 days up to {day}: there is nothing to rank or compare.",
@@ -106,11 +102,93 @@ CATALOGUE: dict[str, dict[str, str]] = {
         " followed. A MASE under 1 beats repeating the same weekday of the week before; a positive bias means"
         " the forecast was too high.",
         "chart_accuracy": "{scope}: forecast against actual",
+        "day": "{days} day",
+        # Alerts (sales_pipeline/alerts/render.py)
+        "severity.critical": "Critical",
+        "severity.warning": "Warning",
+        "severity.info": "Info",
+        "status.open": "open",
+        "status.acknowledged": "acknowledged",
+        "status.snoozed": "snoozed",
+        "status.resolved": "resolved",
+        "alert.scope.total": "Chain revenue",
+        "alert.scope.store": "Revenue of store {name}",
+        "alert.scope.category": "Revenue of category {name}",
+        "alert.scope.product": "Revenue of product {name}",
+        "alert.title.sales_drop": "{scope}: sales drop",
+        "alert.title.stock_risk": "{product} at {store}: stock-out risk",
+        "alert.title.customer_churn": "Customer {customer} stopped buying",
+        "alert.text.sales_drop.one_day": (
+            "{scope} was below its forecast on {day}: {actual} against {expected} expected ({change}),"
+            " under the lower bound of {bound}."
+        ),
+        "alert.text.sales_drop.days": (
+            "{scope} has been below its forecast for {days} days in a row, {first} to {last}: {actual} against"
+            " {expected} expected ({change}), {shortfall} short."
+        ),
+        "alert.text.stock_risk.runs_out": "{product} at {store} will run out in about {days}: {projected} units"
+        " projected on hand, {daily}.",
+        "alert.text.stock_risk.out": "{product} at {store} is out of stock (none counted on {counted_on}), {daily}.",
+        "alert.text.stock_risk.probably_out": "{product} at {store} has probably run out: {on_hand} counted on"
+        " {counted_on}, {sold} sold since, {daily}.",
+        "alert.text.stock_risk.daily": "about {units} sold a day",
+        "alert.text.stock_risk.daily_revenue": "about {units} sold a day ({revenue} of sales)",
+        "alert.text.stock_risk.lead_known": "The supplier needs {lead}.",
+        "alert.text.stock_risk.lead_unknown": "The supplier's lead time is unknown ({lead} assumed).",
+        "alert.text.stock_risk.on_order": "{units} units are already on order.",
+        "alert.text.stock_risk.reorder": "Reorder now.",
+        "alert.text.customer_churn": (
+            "Customer {customer} has not bought for {days_silent} days; they used to buy every {gap} days"
+            " ({purchases} purchases). A silence that long has a {chance} chance if they were still a customer."
+        ),
+        "fact.days_below": "Days below forecast",
+        "fact.actual": "Actual",
+        "fact.expected": "Expected",
+        "fact.shortfall": "Shortfall",
+        "fact.runs_out_in": "Runs out in",
+        "fact.projected_on_hand": "Projected on hand",
+        "fact.daily_demand": "Sold a day",
+        "fact.lead_time": "Supplier lead time",
+        "fact.on_order": "On order",
+        "fact.days_silent": "Days without buying",
+        "fact.usual_gap": "Usual gap between purchases",
+        "fact.chance": "Chance if still a customer",
+        "email.subject.first.one": "Critical: {title}",
+        "email.subject.first.many": "{count} critical alerts: {title} and more",
+        "email.subject.reminder.one": "Still open: {title}",
+        "email.subject.reminder.many": "Still open: {count} critical alerts, {title} and more",
+        "email.subject.resolved.one": "Resolved: {title}",
+        "email.subject.resolved.many": "Resolved: {count} alerts, {title} and more",
+        "email.subject.digest.one": "Alerts digest of {date}: 1 warning",
+        "email.subject.digest.many": "Alerts digest of {date}: {count} warnings",
+        "email.intro.first": "New critical alerts for you:",
+        "email.intro.reminder": "These critical alerts are still open (a reminder every {hours} hours until"
+        " someone acknowledges them):",
+        "email.intro.resolved": "These alerts are resolved: the detection no longer finds them.",
+        "email.intro.digest": "Warnings open on {date}:",
+        "email.digest.new": "New since the last digest",
+        "email.digest.still_open": "Still open",
+        "email.inhibited": "Part of the same drop, the same day: {names}.",
+        "email.open_in_dagster": "Open in Dagster",
+        "email.alert_since": "Alert {id}, open since {since}.",
+        "email.how_to_ack": "To stop its reminders: sales-pipeline alerts ack {id}",
+        "email.more": "And {count} more: sales-pipeline alerts list",
+        "chart.revenue": "Revenue a day",
+        "chart.units": "Units sold a day",
+        "chart.actual": "actual",
+        "chart.forecast": "forecast",
+        "chart.band": "95% band",
+        "run_failure.subject": "Run failed: {job}, step {step}",
+        "run_failure.intro": "The run of {job} failed and will not be retried.",
+        "run_failure.step": "Failed step: {step}",
+        "run_failure.error": "Error:",
+        "run_failure.open": "Open the run in Dagster",
     },
     "fr": {
         "days": "{days} jours",
         "report_title": "Rapport quotidien des ventes",
         "report_subject": "{title} : {scope}, {day}",
+        "report_email_intro": "Ci-joint le rapport quotidien ({scope}) du {day}. Les chiffres du jour :",
         "scope_all": "Toute l’enseigne",
         "scope_store": "Magasin {name}",
         "scope_category": "Catégorie {name}",
@@ -168,11 +246,6 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "col_bias": "Biais",
         "rank_new": "nouveau",
         "unnamed_category": "(sans catégorie)",
-        "severity_critical": "critique",
-        "severity_warning": "avertissement",
-        "severity_info": "info",
-        "alert_acknowledged": "prise en compte",
-        "alert_open": "ouverte",
         "fallers_title": "Plus fortes baisses",
         "no_sales_day": "Aucune vente n’a été enregistrée le {day} : les chiffres du jour sont nuls.",
         "no_sales_fortnight": "Aucune vente dans les 14 jours jusqu’au {day} : rien à classer ni à comparer.",
@@ -196,6 +269,88 @@ CATALOGUE: dict[str, dict[str, str]] = {
         " d’affaires réalisé. Un MASE inférieur à 1 fait mieux que de reprendre le même jour de la semaine"
         " précédente ; un biais positif signifie une prévision trop haute.",
         "chart_accuracy": "{scope} : prévision et réalisé",
+        "day": "{days} jour",
+        # Alertes (sales_pipeline/alerts/render.py)
+        "severity.critical": "Critique",
+        "severity.warning": "Avertissement",
+        "severity.info": "Info",
+        "status.open": "ouverte",
+        "status.acknowledged": "prise en charge",
+        "status.snoozed": "en pause",
+        "status.resolved": "résolue",
+        "alert.scope.total": "Chiffre d'affaires de l'enseigne",
+        "alert.scope.store": "Chiffre d'affaires du magasin {name}",
+        "alert.scope.category": "Chiffre d'affaires de la catégorie {name}",
+        "alert.scope.product": "Chiffre d'affaires du produit {name}",
+        "alert.title.sales_drop": "{scope} : baisse des ventes",
+        "alert.title.stock_risk": "{product} à {store} : risque de rupture",
+        "alert.title.customer_churn": "Le client {customer} n'achète plus",
+        "alert.text.sales_drop.one_day": (
+            "{scope} était sous sa prévision le {day} : {actual} contre {expected} attendus ({change}),"
+            " sous la borne basse de {bound}."
+        ),
+        "alert.text.sales_drop.days": (
+            "{scope} est sous sa prévision depuis {days} jours d'affilée, du {first} au {last} : {actual} contre"
+            " {expected} attendus ({change}), soit {shortfall} de manque."
+        ),
+        "alert.text.stock_risk.runs_out": "{product} à {store} sera en rupture dans environ {days} : {projected}"
+        " unités en stock projetées, {daily}.",
+        "alert.text.stock_risk.out": "{product} à {store} est en rupture (aucune unité comptée le {counted_on}),"
+        " {daily}.",
+        "alert.text.stock_risk.probably_out": "{product} à {store} est probablement en rupture : {on_hand} comptées"
+        " le {counted_on}, {sold} vendues depuis, {daily}.",
+        "alert.text.stock_risk.daily": "environ {units} vendues par jour",
+        "alert.text.stock_risk.daily_revenue": "environ {units} vendues par jour ({revenue} de ventes)",
+        "alert.text.stock_risk.lead_known": "Le fournisseur a besoin de {lead}.",
+        "alert.text.stock_risk.lead_unknown": "Le délai du fournisseur est inconnu ({lead} supposés).",
+        "alert.text.stock_risk.on_order": "{units} unités sont déjà en commande.",
+        "alert.text.stock_risk.reorder": "Commandez maintenant.",
+        "alert.text.customer_churn": (
+            "Le client {customer} n'a rien acheté depuis {days_silent} jours ; il achetait tous les {gap} jours"
+            " ({purchases} achats). Un silence aussi long a {chance} de chances s'il était encore client."
+        ),
+        "fact.days_below": "Jours sous la prévision",
+        "fact.actual": "Réalisé",
+        "fact.expected": "Attendu",
+        "fact.shortfall": "Manque",
+        "fact.runs_out_in": "Rupture dans",
+        "fact.projected_on_hand": "Stock projeté",
+        "fact.daily_demand": "Vendues par jour",
+        "fact.lead_time": "Délai fournisseur",
+        "fact.on_order": "En commande",
+        "fact.days_silent": "Jours sans achat",
+        "fact.usual_gap": "Intervalle habituel entre achats",
+        "fact.chance": "Probabilité s'il était encore client",
+        "email.subject.first.one": "Critique : {title}",
+        "email.subject.first.many": "{count} alertes critiques : {title} et d'autres",
+        "email.subject.reminder.one": "Toujours ouverte : {title}",
+        "email.subject.reminder.many": "Toujours ouvertes : {count} alertes critiques, {title} et d'autres",
+        "email.subject.resolved.one": "Résolue : {title}",
+        "email.subject.resolved.many": "Résolues : {count} alertes, {title} et d'autres",
+        "email.subject.digest.one": "Résumé des alertes du {date} : 1 avertissement",
+        "email.subject.digest.many": "Résumé des alertes du {date} : {count} avertissements",
+        "email.intro.first": "Nouvelles alertes critiques pour vous :",
+        "email.intro.reminder": "Ces alertes critiques sont toujours ouvertes (un rappel toutes les {hours} heures"
+        " jusqu'à leur prise en charge) :",
+        "email.intro.resolved": "Ces alertes sont résolues : la détection ne les trouve plus.",
+        "email.intro.digest": "Avertissements ouverts le {date} :",
+        "email.digest.new": "Nouveaux depuis le dernier résumé",
+        "email.digest.still_open": "Toujours ouverts",
+        "email.inhibited": "Dans la même baisse, le même jour : {names}.",
+        "email.open_in_dagster": "Ouvrir dans Dagster",
+        "email.alert_since": "Alerte {id}, ouverte depuis le {since}.",
+        "email.how_to_ack": "Pour arrêter ses rappels : sales-pipeline alerts ack {id}",
+        "email.more": "Et {count} autres : sales-pipeline alerts list",
+        "chart.revenue": "Chiffre d'affaires par jour",
+        "chart.units": "Unités vendues par jour",
+        "chart.actual": "réel",
+        "chart.forecast": "prévision",
+        "chart.band": "intervalle à 95 %",
+        "run_failure.subject": "Échec d'exécution : {job}, étape {step}",
+        "run_failure.intro": "L'exécution de {job} a échoué et ne sera pas relancée.",
+        "run_failure.step": "Étape en échec : {step}",
+        "run_failure.error": "Erreur :",
+        "run_failure.open": "Ouvrir l'exécution dans Dagster",
     },
 }
 
@@ -214,6 +369,11 @@ class Formatter:
     def text(self, key: str, **values: object) -> str:
         """The catalogue's sentence `key` in this locale, with its fields filled in (already formatted)."""
         return CATALOGUE[self.locale][key].format(**values)
+
+    def days(self, value: float, digits: int = 1) -> str:
+        """A duration in days in words, singular or plural as the locale says: '2,5 jours', '1 day'."""
+        plural = Locale.parse(self.locale).plural_form(abs(round(value, digits)))
+        return self.text("day" if plural == "one" else "days", days=self.number(value, digits))
 
     def money(self, amount: float | Decimal) -> str:
         return format_currency(amount, self.currency, locale=self.locale)

@@ -17,6 +17,7 @@ import psycopg2.extensions
 from pydantic import Field
 
 from sales_pipeline import settings
+from sales_pipeline.alerts.routing import Routing, load_routing
 from sales_pipeline.excel.importer import ImportSettings
 from sales_pipeline.excel.mapping import TEMPLATE, Mapping, MappingError, load_mapping
 from sales_pipeline.forecasting.models import ForecastSettings
@@ -116,9 +117,27 @@ class ReportingResource(dg.ConfigurableResource):
         description=f"When yesterday's reports go out, HH:MM in the pipeline's zone ({settings.REPORT_SEND_TIME}).",
     )
     reports_dir: str = Field(description="Folder of the PDF reports (one folder per day) and the analytics export.")
+    routing_file: str | None = Field(
+        default=None, description=f"Who gets which report: the alert routing file ({settings.ALERT_ROUTING})."
+    )
+    manager_emails: list[str] = Field(
+        default_factory=list,
+        description=f"Without a routing file, who gets the chain's report ({settings.MANAGER_EMAILS}).",
+    )
+    email_from: str = Field(default="sales-pipeline@localhost", description=f"Sender ({settings.ALERT_EMAIL_FROM}).")
 
     def formatter(self) -> Formatter:
         return Formatter(self.locale, self.currency)
+
+    def routing(self) -> Routing:
+        if self.routing_file:
+            return load_routing(Path(self.routing_file))
+        return Routing.everything_to(tuple(self.manager_emails))
+
+    @property
+    def email_domain(self) -> str:
+        """The right-hand side of the emails' Message-IDs: the sender's domain."""
+        return self.email_from.rpartition("@")[2] or "localhost"
 
 
 class JavaApiResource(dg.ConfigurableResource):
@@ -184,6 +203,9 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
             currency=settings.report_currency(),
             send_time=settings.report_send_time().strftime("%H:%M"),
             reports_dir=str(settings.reports_dir()),
+            routing_file=str(routing) if (routing := settings.alert_routing()) else None,
+            manager_emails=list(settings.manager_emails()),
+            email_from=settings.alert_email_from(),
         ),
         "forecasting": ForecastingResource(
             holiday_country=settings.forecast_holiday_country(), workers=settings.forecast_workers()

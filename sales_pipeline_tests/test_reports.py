@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import re
 import zipfile
 from pathlib import Path
@@ -334,3 +335,51 @@ def test_the_report_sensor_waits_for_its_hour_and_for_fresh_inputs(retailer: str
     assert stale_inputs(dg.DagsterInstance.ephemeral(), retailer, "UTC", DAY) == [
         "marts/daily_kpis has not been built for 2026-11-22"
     ]
+
+
+def test_each_manager_gets_their_report_once_by_email(retailer: str, tmp_path: Path) -> None:
+    import dagster as dg
+
+    from sales_pipeline.alerts.delivery import AlertingConfig, deliver
+    from sales_pipeline.alerts.mail import SmtpSettings
+    from sales_pipeline.defs.reporting.assets import daily_report
+    from sales_pipeline.resources import AnalyticsResource, ReportingResource, WarehouseResource
+    from sales_pipeline_tests.receivers import PASSWORD, USER, Mailbox, certificates, smtp_server
+
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(
+        "routes:\n"
+        "  - {name: Paris store, to: paris@example.com, stores: [S01]}\n"
+        "  - {name: Lyon store, to: [lyon@example.com], stores: [S02]}\n"
+        "  - {name: Head office, to: ceo@example.com, chain: true}\n"
+    )
+    resources = {
+        "warehouse": WarehouseResource(database_url=retailer),
+        "analytics": AnalyticsResource(timezone="UTC", dashboard_dir=str(tmp_path)),
+        "reporting": ReportingResource(reports_dir=str(tmp_path / "reports"), routing_file=str(routing),
+                                       email_from="reports@example.com"),
+    }  # fmt: skip
+    instance = dg.DagsterInstance.ephemeral()
+    for _ in range(2):  # the day's run executed twice
+        dg.materialize([daily_report], partition_key=DAY.isoformat(), resources=resources, instance=instance)
+    certs, mailbox = certificates(tmp_path), Mailbox()
+    with smtp_server("starttls", certs, mailbox) as port:
+        smtp = SmtpSettings(host="127.0.0.1", port=port, sender="reports@example.com", user=USER, password=PASSWORD,
+                            starttls=True, timeout_s=5)  # fmt: skip
+        config = AlertingConfig(smtp=smtp, outbox_dir=tmp_path / "outbox")
+        deliver(retailer, config, plan=False, ssl_context=certs.client)
+        deliver(retailer, config, plan=False, ssl_context=certs.client)  # the delivery run twice too
+    assert sorted(address for r in mailbox.received for address in r.rcpt_tos) == [
+        "ceo@example.com", "lyon@example.com", "paris@example.com"
+    ]  # fmt: skip
+    [paris] = mailbox.to("paris@example.com")
+    assert paris["Subject"] == "Daily sales report: Store S01 Paris Marais, Sunday, November 22, 2026"
+    [pdf] = [part for part in paris.iter_attachments() if part.get_content_type() == "application/pdf"]
+    assert pdf.get_filename() == "report-2026-11-22-store-S01-en.pdf"
+    reader = pypdf.PdfReader(io.BytesIO(pdf.get_content()))
+    assert "Store S01 Paris Marais" in reader.pages[0].extract_text()
+    [ceo] = mailbox.to("ceo@example.com")
+    assert [p.get_filename() for p in ceo.iter_attachments()] == ["report-2026-11-22-chain-en.pdf"]
+    assert spaced(fmt_en().money(day_kpis(retailer)[0])) in spaced(ceo.get_body(("plain",)).get_content())
+    assert query(retailer, "SELECT sent_to FROM ops.generated_reports WHERE day = %s AND scope = 'store:S02'"
+                 " AND locale = 'en'", (DAY,)) == [(["lyon@example.com"],)]  # fmt: skip

@@ -97,7 +97,7 @@ class ReportData:
     fallers: pd.DataFrame  # product_id, name, revenue, previous, change
     stock_counted_on: dt.date | None
     stock_risks: pd.DataFrame  # product_id, name, store_id, on_hand, days_until_stockout, lead_time_days, ...
-    alerts: pd.DataFrame  # severity, kind, message, first_seen, acknowledged
+    alerts: pd.DataFrame  # severity, kind, message, first_seen, status (open, acknowledged, snoozed)
     alerts_total: int
     churn: pd.DataFrame  # as_of, churn_rate
     accuracy_origin: dt.date | None
@@ -418,8 +418,9 @@ def _alerts(cursor: Cursor, scope: Scope) -> tuple[pd.DataFrame, int]:
         cursor,
         """
         SELECT a.severity, a.kind, a.entity_type, a.entity_id, a.message, a.first_seen_at::date AS first_seen,
-               coalesce(p.category, '') AS category
+               coalesce(p.category, '') AS category, coalesce(o.status, 'open') AS status
         FROM ml.anomalies AS a
+        LEFT JOIN ops.alerts AS o USING (dedupe_key)  -- acknowledged (or snoozed) by a person, or not
         LEFT JOIN core.products AS p
           ON p.product_id = CASE a.entity_type WHEN 'product' THEN a.entity_id
                                                WHEN 'product_store' THEN split_part(a.entity_id, '@', 1) END
@@ -438,7 +439,6 @@ def _alerts(cursor: Cursor, scope: Scope) -> tuple[pd.DataFrame, int]:
             alerts["entity_type"].isin(["product", "product_store"]) & (alerts["category"] == scope.id)
         )
         alerts = alerts[mine]
-    alerts = alerts.assign(acknowledged=False)  # no acknowledgement is recorded yet
     return alerts.head(MAX_ALERTS).reset_index(drop=True), len(alerts)
 
 

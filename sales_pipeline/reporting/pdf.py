@@ -86,10 +86,11 @@ def _styles() -> dict[str, ParagraphStyle]:
 
 @dataclass(frozen=True)
 class RenderedReport:
-    """The PDF's bytes, its page count and how long each section took to build (seconds)."""
+    """The PDF's bytes, its page count, its scope as the reader sees it, how long each section took (seconds)."""
 
     pdf: bytes
     pages: int
+    scope_label: str
     section_seconds: dict[str, float]
 
 
@@ -187,7 +188,7 @@ def render_report(data: ReportData, fmt: Formatter, built_at_text: str) -> Rende
     header = f"{title} · {scope_label} · {day_text}"
     document.build(story, canvasmaker=_numbered_canvas(header, built_at_text, fmt, pages))
     seconds["layout"] = time.perf_counter() - started
-    return RenderedReport(buffer.getvalue(), pages[0], seconds)
+    return RenderedReport(buffer.getvalue(), pages[0], scope_label, seconds)
 
 
 def scope_label_of(data: ReportData, fmt: Formatter) -> str:
@@ -261,7 +262,7 @@ def _rank_change(change_: object, fmt: Formatter) -> str:
     return f'<font color="#{color.hexval()[2:]}">{arrow} {abs(change_) if change_ else ""}</font>'
 
 
-def _kpi_text(kpi: str, value: float | None, fmt: Formatter) -> str:
+def kpi_text(kpi: str, value: float | None, fmt: Formatter) -> str:
     if value is None:
         return fmt.text("not_comparable")
     if kpi in ("orders", "units"):
@@ -285,7 +286,7 @@ def _cover(data: ReportData, fmt: Formatter, styles: dict) -> list[Flowable]:
         for period in PERIODS:
             value, previous = data.headline[period][kpi]
             row.append(
-                f"<font size=11><b>{escape(_kpi_text(kpi, value, fmt))}</b></font><br/>"
+                f"<font size=11><b>{escape(kpi_text(kpi, value, fmt))}</b></font><br/>"
                 + _arrow(change(value, previous), fmt)
             )
         rows.append(row)
@@ -390,7 +391,7 @@ def _stock(data: ReportData, fmt: Formatter, styles: dict, scope_label: str) -> 
     ]
     rows = []
     for r in data.stock_risks.itertuples():
-        severity = escape(fmt.text("severity_" + r.severity))
+        severity = escape(fmt.text("severity." + r.severity))
         rows.append(
             [
                 escape(f"{r.name} ({r.product_id})"),
@@ -415,10 +416,10 @@ def _alerts(data: ReportData, fmt: Formatter, styles: dict) -> list[Flowable]:
         header = [fmt.text("col_severity"), fmt.text("col_alert"), fmt.text("col_since"), fmt.text("col_status")]
         rows = [
             [
-                escape(fmt.text("severity_" + r.severity)),
+                escape(fmt.text("severity." + r.severity)),
                 escape(r.message),
                 fmt.date(r.first_seen, "short"),
-                escape(fmt.text("alert_acknowledged" if r.acknowledged else "alert_open")),
+                escape(fmt.text("status." + r.status)),
             ]
             for r in data.alerts.itertuples()
         ]

@@ -3,6 +3,7 @@ analytics export workbook. The logic is in sales_pipeline/reporting/."""
 
 import base64
 import datetime as dt
+from dataclasses import replace
 from pathlib import Path
 
 import dagster as dg
@@ -15,6 +16,7 @@ from sales_pipeline.records import GeneratedReport
 from sales_pipeline.reporting.build import build_report, page_one_png
 from sales_pipeline.reporting.data import report_scopes
 from sales_pipeline.reporting.export import DEFAULT_DAYS, build_export
+from sales_pipeline.reporting.mailing import enqueue_report_emails, report_recipients
 from sales_pipeline.resources import AnalyticsResource, ReportingResource, WarehouseResource
 
 GROUP = "reporting"
@@ -37,15 +39,17 @@ def build_day_reports(
     warehouse: WarehouseResource, analytics: AnalyticsResource, reporting: ReportingResource, day: dt.date
 ) -> list[tuple[GeneratedReport, bytes]]:
     """The chain's report and each store's for `day`, each written and recorded in its own transaction."""
+    routing, fmt = reporting.routing(), reporting.formatter()
     with warehouse.transaction() as cursor:
         scopes = report_scopes(cursor)
     built = []
     for scope in scopes:
+        # The report, its record and its emails in the outbox: all or nothing.
         with warehouse.transaction() as cursor:
-            report, rendered = build_report(
-                cursor, day, scope, reporting.formatter(), analytics.timezone, Path(reporting.reports_dir)
-            )
-        built.append((report, rendered.pdf))
+            report, rendered = build_report(cursor, day, scope, fmt, analytics.timezone, Path(reporting.reports_dir))
+            recipients = report_recipients(routing, scope)
+            enqueue_report_emails(cursor, report, rendered.scope_label, recipients, fmt, reporting.email_domain)
+        built.append((replace(report, sent_to=recipients), rendered.pdf))
     return built
 
 
@@ -55,7 +59,16 @@ def report_metadata(built: list[tuple[GeneratedReport, bytes]]) -> dict:
     preview = base64.b64encode(page_one_png(pdf)).decode()
     day = chain.headline["day"]
     stores = pd.DataFrame(
-        [{"scope": r.scope, "pages": r.pages, "kB": round(r.bytes / 1024), "path": r.path} for r, _ in built]
+        [
+            {
+                "scope": r.scope,
+                "pages": r.pages,
+                "kB": round(r.bytes / 1024),
+                "to": ", ".join(r.sent_to),
+                "path": r.path,
+            }
+            for r, _ in built
+        ]
     )
     return {
         "path": dg.MetadataValue.path(chain.path),
