@@ -317,14 +317,16 @@ def build_reports_and_export() -> None:
     defs.resolve_job_def("analytics_export").execute_in_process(instance=instance, run_config=QUIET)
     with db.transaction(url) as cursor:
         cursor.execute(
-            "SELECT scope, pages, bytes, path FROM ops.generated_reports WHERE day = %s AND locale = %s"
+            "SELECT scope, pages, bytes, path, sent_to FROM ops.generated_reports WHERE day = %s AND locale = %s"
             " ORDER BY scope <> 'all', scope",
             (day, settings.report_locale()),
         )
         reports = cursor.fetchall()
     click.echo(f"\nReports of {day} ({settings.report_locale()}; also in ops.generated_reports):")
-    for scope, pages, size, path in reports:
+    for scope, pages, size, path, sent_to in reports:
         click.echo(f"  {scope:<14} {pages} pages, {size / 1024:,.0f} kB  {path}")
+        if sent_to:
+            click.echo(f"  {'':<14} emailed to {', '.join(sent_to)} (ops.notifications)")
     click.echo(f"  {'export':<14} {settings.reports_dir() / 'analytics_export.xlsx'}")
 
 
