@@ -23,7 +23,18 @@ import pytest
 from sales_pipeline_tests.conftest import PROJECT
 from sales_pipeline_tests.workbooks import products, sales, write_workbook
 
-COMMANDS = ["demo", "dev", "generate", "template", "import", "refresh", "simulate-api", "pull-sales"]
+COMMANDS = [
+    "demo",
+    "dev",
+    "generate",
+    "template",
+    "import",
+    "refresh",
+    "simulate-api",
+    "pull-sales",
+    "report",
+    "export",
+]
 # What a newcomer's first screen must not show: warnings that are not theirs to act on.
 NOISE = ("plotly", "BetaWarning", "PreviewWarning", "SupersessionWarning", "will not be used")
 # The console script pip installs next to this Python, as a user runs it.
@@ -93,6 +104,12 @@ def test_every_command_has_help():
         assert run(command, "--help").returncode == 0
 
 
+def test_report_names_a_scope_it_cannot_read():
+    result = run("report", "--scope", "shop:S01")
+    assert result.returncode == 2
+    assert "'shop:S01' is not all, store:<store id> or category:<category>" in result.stderr
+
+
 def test_generate_is_deterministic_by_seed(tmp_path):
     first, second, other = tmp_path / "a", tmp_path / "b", tmp_path / "c"
     for folder, seed in ((first, "7"), (second, "7"), (other, "8")):
@@ -127,6 +144,10 @@ def test_demo_imports_the_samples_and_a_second_demo_loads_nothing_new(cli_home):
     assert (cli_home / "dashboard" / "dashboard.json").exists()
     assert "Revenue forecast, next 7 days" in first.stdout and "Active anomalies" in first.stdout
     assert "sales_forecast: " in first.stdout and " 0 reused" in first.stdout
+    assert "Reports of 2026-11-22 (en; also in ops.generated_reports):" in first.stdout
+    for slug in ("chain", "store-S01", "store-S02"):
+        assert (cli_home / "reports" / "2026-11-22" / f"report-2026-11-22-{slug}-en.pdf").exists()
+    assert (cli_home / "reports" / "analytics_export.xlsx").exists()
     counts = warehouse_counts(cli_home)
     assert counts["core.products"] == 80
     assert counts["core.sales"] > 40_000
