@@ -164,6 +164,14 @@ def _scope_name(cursor: Cursor, scope: Scope) -> str:
     return scope.id
 
 
+def _filters(scope: Scope) -> dict[str, str | None]:
+    """The store and category a query keeps (None: all), as %(store)s and %(category)s."""
+    return {
+        "store": scope.id if scope.kind == "store" else None,
+        "category": scope.id if scope.kind == "category" else None,
+    }
+
+
 def _kpi_scope(scope: Scope) -> tuple[str, str]:
     """The (scope, scope_id) of marts.daily_kpis and ml.forecasts for a report scope."""
     return (scope.kind, scope.id)
@@ -278,12 +286,7 @@ def _fortnight(cursor: Cursor, day: dt.date, scope: Scope, timezone: str) -> pd.
           AND (%(category)s IS NULL OR coalesce(p.category, '') = %(category)s)
         GROUP BY 1, 2, 3, 4, 5, 6
         """,
-        {
-            "tz": timezone,
-            "day": day,
-            "store": scope.id if scope.kind == "store" else None,
-            "category": scope.id if scope.kind == "category" else None,
-        },
+        {"tz": timezone, "day": day, **_filters(scope)},
     )
 
 
@@ -338,10 +341,7 @@ def _stock(cursor: Cursor, scope: Scope) -> tuple[dt.date | None, pd.DataFrame]:
         "SELECT max(h.as_of) FROM marts.stock_health AS h LEFT JOIN core.products AS p USING (product_id)"
         " WHERE (%(store)s IS NULL OR h.store_id = %(store)s)"
         " AND (%(category)s IS NULL OR coalesce(p.category, '') = %(category)s)",
-        {
-            "store": scope.id if scope.kind == "store" else None,
-            "category": scope.id if scope.kind == "category" else None,
-        },
+        _filters(scope),
     )
     counted_on = cursor.fetchone()[0]
     risks = read_frame(
