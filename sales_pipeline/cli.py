@@ -22,6 +22,7 @@ from sales_pipeline import settings
 
 PROJECT_ROOT = Path.cwd()
 SAMPLE_DIR = Path("data/sample")
+DEMO_ROUTING = Path("data/alert_routing.example.yaml")  # the sample retailer's store managers, buyer, head office
 # The retailer data/sample was generated from, so that the API and the workbooks agree.
 SIMULATED_RETAILER = {"seed": 42, "scale": 2, "days": 730}
 DEMO_API_DAYS = 7  # the demo pulls the last week of sales from the back office, as a night would
@@ -39,6 +40,12 @@ SIMULATOR_OPTION = click.option(
 )
 # How long `dev` waits for dagster dev's processes to stop before killing them.
 DEV_STOP_TIMEOUT_S = 30
+
+
+def demo_routing() -> None:
+    """The demo's managers: the shipped example routing when nobody said who gets the alerts and reports."""
+    if not os.environ.get(settings.ALERT_ROUTING) and not os.environ.get(settings.MANAGER_EMAILS):
+        os.environ[settings.ALERT_ROUTING] = str(DEMO_ROUTING.resolve())
 
 
 def prepare_environment(simulator: bool = False) -> dict[str, str]:
@@ -109,7 +116,9 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 
 @main.command()
 def demo() -> None:
-    """Import the bundled sample workbooks through the Dagster assets and print what was built."""
+    """Import the bundled sample workbooks through the Dagster assets, print what was built, send the alerts
+    and the daily reports."""
+    demo_routing()
     where = prepare_environment(simulator=True)
     samples = sorted(SAMPLE_DIR.glob("*.xlsx"))
     if not samples:
@@ -123,7 +132,10 @@ def demo() -> None:
     refresh_downstream()
     print_summary(results, where)
     print_forecast_and_anomalies(os.environ[settings.DATABASE_URL])
-    build_reports_and_export()
+    day = build_reports_and_export()
+    deliver_notifications()
+    if day is not None:
+        print_report_emails(day)
     click.echo(NEXT_STEP)
 
 
@@ -296,8 +308,9 @@ def print_forecast_and_anomalies(url: str) -> None:
         click.echo(f"  {severity:<8} {message}")
 
 
-def build_reports_and_export() -> None:
-    """What the report sensor and automation do: the latest day's reports (chain and stores) and the export."""
+def build_reports_and_export() -> dt.date | None:
+    """What the report sensor and automation do: the latest day's reports (chain and stores), their emails
+    queued in the outbox, and the export. Returns the day reported on (None: no sales yet)."""
     import dagster as dg
 
     from sales_pipeline.analytics.marts import last_complete_day
@@ -309,7 +322,7 @@ def build_reports_and_export() -> None:
         day = last_complete_day(cursor)
     if day is None:
         click.echo("\nNo sales in the marts: no report to build.")
-        return
+        return None
     instance = dg.DagsterInstance.get()
     defs.resolve_job_def("daily_report").execute_in_process(
         instance=instance, partition_key=day.isoformat(), run_config=QUIET
@@ -317,17 +330,54 @@ def build_reports_and_export() -> None:
     defs.resolve_job_def("analytics_export").execute_in_process(instance=instance, run_config=QUIET)
     with db.transaction(url) as cursor:
         cursor.execute(
-            "SELECT scope, pages, bytes, path, sent_to FROM ops.generated_reports WHERE day = %s AND locale = %s"
+            "SELECT scope, pages, bytes, path FROM ops.generated_reports WHERE day = %s AND locale = %s"
             " ORDER BY scope <> 'all', scope",
             (day, settings.report_locale()),
         )
         reports = cursor.fetchall()
     click.echo(f"\nReports of {day} ({settings.report_locale()}; also in ops.generated_reports):")
-    for scope, pages, size, path, sent_to in reports:
+    for scope, pages, size, path in reports:
         click.echo(f"  {scope:<14} {pages} pages, {size / 1024:,.0f} kB  {path}")
-        if sent_to:
-            click.echo(f"  {'':<14} emailed to {', '.join(sent_to)} (ops.notifications)")
     click.echo(f"  {'export':<14} {settings.reports_dir() / 'analytics_export.xlsx'}")
+    return day
+
+
+def print_report_emails(day: dt.date) -> None:
+    """Who each report of `day` was emailed to, and whether the delivery got it out."""
+    from sales_pipeline.reporting.mailing import report_emails
+    from sales_pipeline.warehouse import db
+
+    with db.transaction(os.environ[settings.DATABASE_URL]) as cursor:
+        emails = report_emails(cursor, day, settings.report_locale())
+    if not emails:
+        click.echo(f"\nThe reports go to nobody: set {settings.ALERT_ROUTING} or {settings.MANAGER_EMAILS}.")
+        return
+    click.echo("\nThe reports' emails (ops.notifications):")
+    for scope, recipient, state in emails:
+        click.echo(f"  {scope:<14} {recipient} ({state})")
+
+
+def deliver_notifications() -> None:
+    """What the delivery sensor does under the daemon: one run that writes the messages due and sends them."""
+    import dagster as dg
+
+    from sales_pipeline.definitions import defs
+
+    result = defs.resolve_job_def("deliver_notifications").execute_in_process(
+        instance=dg.DagsterInstance.get(), run_config=QUIET
+    )
+    metadata = {
+        k: v.value for k, v in result.asset_materializations_for_node("alerts__notifications")[0].metadata.items()
+    }
+    written = ", ".join(f"{count} {kind}" for kind, count in sorted(metadata["written"].items())) or "none"
+    host = os.environ.get(settings.SMTP_HOST)
+    where = f"the mail server {host}" if host else f".eml files in {settings.outbox_dir()}"
+    click.echo(f"\nAlert messages written: {written}; sent {metadata['sent']} (alerts and reports) to {where}"
+               + (" and the webhook" if os.environ.get(settings.ALERT_WEBHOOK_URL) else ""))  # fmt: skip
+    if metadata["retrying"] or metadata["failed"]:
+        click.echo(f"  not sent: {metadata['retrying']} waiting to be tried again, {metadata['failed']} refused;"
+                   " see ops.notifications.last_error")  # fmt: skip
+    click.echo("  `sales-pipeline alerts list` shows the open alerts; `alerts ack ID` stops an alert's reminders")
 
 
 def _outcome(workbook: str, result) -> dict:
@@ -420,11 +470,13 @@ def dev(port: int, host: str, simulator: bool) -> None:
 
 def _absolute_folders() -> dict[str, str]:
     """This environment, with the pipeline's folders as absolute paths, for a process running elsewhere."""
+    routing = settings.alert_routing()
     return {
         **os.environ,
         settings.HOME: str(settings.home()),
         settings.INBOX: str(settings.inbox_dir()),
         settings.MAPPINGS: str(settings.mappings_dir()),
+        **({settings.ALERT_ROUTING: str(routing)} if routing else {}),
     }
 
 
@@ -648,3 +700,73 @@ def export(out_dir: Path | None, days: int) -> None:
         rows = build_export(cursor, path, last_day, days)
     click.echo(str(path.resolve()))
     click.echo(", ".join(f"{sheet} {count:,}" for sheet, count in rows.items()) + " rows")
+
+
+@main.group()
+def alerts() -> None:
+    """The alerts people act on: list them, acknowledge one (no more reminders), snooze one."""
+
+
+@alerts.command("list")
+@click.option("--status", type=click.Choice(["open", "acknowledged", "snoozed", "resolved"]),
+              help="Only alerts in this status (default: every alert not resolved).")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="A JSON list of {id, kind, severity, status, message, since}.")
+def alerts_list(status: str | None, as_json: bool) -> None:
+    """The alerts, most severe and newest first."""
+    from sales_pipeline.alerts.render import alert_record
+    from sales_pipeline.alerts.store import read_alerts
+    from sales_pipeline.i18n import Formatter
+    from sales_pipeline.warehouse import db
+
+    prepare_environment()
+    fmt = Formatter(settings.report_locale(), settings.report_currency())
+    with db.transaction(os.environ[settings.DATABASE_URL]) as cursor:
+        rows = read_alerts(cursor, status).to_dict("records")
+    records = [alert_record(r, fmt, settings.dagster_webserver_url(), settings.pipeline_timezone()) for r in rows]
+    if as_json:
+        click.echo(json.dumps(records, indent=2, ensure_ascii=False))
+        return
+    if not records:
+        click.echo("No alerts" + (f" {status}" if status else " open") + ".")
+    for record in records:
+        click.echo(f"{record['id']:>5}  {record['severity']:<8} {record['status']:<12} {record['since'][:16]}  "
+                   f"{record['message']}")  # fmt: skip
+
+
+@alerts.command("ack")
+@click.argument("alert_id", type=int)
+@click.option("--by", default=lambda: os.environ.get("USER") or "someone", show_default="$USER",
+              help="Who is on it (recorded with the alert).")  # fmt: skip
+def alerts_ack(alert_id: int, by: str) -> None:
+    """Acknowledge an alert: someone is on it, so it is not reminded again (its resolved note still goes)."""
+    from sales_pipeline.alerts.store import AlertError, acknowledge
+    from sales_pipeline.warehouse import db
+
+    prepare_environment()
+    try:
+        with db.transaction(os.environ[settings.DATABASE_URL]) as cursor:
+            acknowledge(cursor, alert_id, by)
+    except AlertError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"Alert {alert_id} acknowledged by {by}: no more reminders.")
+
+
+@alerts.command("snooze")
+@click.argument("alert_id", type=int)
+@click.option("--until", "until", required=True, type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M"]),
+              help=f"A day (its start) or a time, in {settings.PIPELINE_TIMEZONE}.")  # fmt: skip
+def alerts_snooze(alert_id: int, until: dt.datetime) -> None:
+    """No reminders of an alert until a day; then it is open again."""
+    from zoneinfo import ZoneInfo
+
+    from sales_pipeline.alerts.store import AlertError, snooze
+    from sales_pipeline.warehouse import db
+
+    prepare_environment()
+    moment = until.replace(tzinfo=ZoneInfo(settings.pipeline_timezone()))
+    try:
+        with db.transaction(os.environ[settings.DATABASE_URL]) as cursor:
+            snooze(cursor, alert_id, moment)
+    except AlertError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"Alert {alert_id} snoozed until {moment.isoformat()}.")

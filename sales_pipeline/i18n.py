@@ -12,6 +12,7 @@ import copy
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cache
 
 from babel import Locale
 from babel.dates import format_date, format_datetime, format_skeleton
@@ -355,6 +356,12 @@ CATALOGUE: dict[str, dict[str, str]] = {
 }
 
 
+@cache
+def _babel(locale: str) -> Locale:
+    """Babel's Locale, parsed once: Babel parses a locale given by name on every call (most of its cost)."""
+    return Locale.parse(locale)
+
+
 @dataclass(frozen=True)
 class Formatter:
     """Formats for one locale and currency: `Formatter("fr", "EUR").money(1234.56)` is '1 234,56 €'."""
@@ -372,22 +379,22 @@ class Formatter:
 
     def days(self, value: float, digits: int = 1) -> str:
         """A duration in days in words, singular or plural as the locale says: '2,5 jours', '1 day'."""
-        plural = Locale.parse(self.locale).plural_form(abs(round(value, digits)))
+        plural = _babel(self.locale).plural_form(abs(round(value, digits)))
         return self.text("day" if plural == "one" else "days", days=self.number(value, digits))
 
     def money(self, amount: float | Decimal) -> str:
-        return format_currency(amount, self.currency, locale=self.locale)
+        return format_currency(amount, self.currency, locale=_babel(self.locale))
 
     def number(self, value: float | Decimal, digits: int = 0) -> str:
         """A number with the locale's separators and `digits` decimals (at most)."""
         pattern = "#,##0" + ("." + "#" * digits if digits else "")
-        return format_decimal(value, format=pattern, locale=self.locale)
+        return format_decimal(value, format=pattern, locale=_babel(self.locale))
 
     def percent(self, ratio: float, digits: int = 1) -> str:
         """0.123 is '12.3%' in en, '12,3 %' in fr (the locale's own pattern, `digits` decimals)."""
-        pattern = copy.copy(Locale.parse(self.locale).percent_formats[None])  # Babel's own is shared
+        pattern = copy.copy(_babel(self.locale).percent_formats[None])  # Babel's own is shared
         pattern.frac_prec = (digits, digits)
-        return pattern.apply(ratio, self.locale)
+        return pattern.apply(ratio, _babel(self.locale))
 
     def money_compact(self, amount: float | Decimal) -> str:
         """A short amount for chart axes: '€12.5K' in en, '12,5 k €' in fr."""
@@ -401,11 +408,11 @@ class Formatter:
 
     def date(self, day: dt.date, style: str = "full") -> str:
         """'jeudi 5 mars 2026' / 'Thursday, March 5, 2026' (style full); medium, short as Babel has them."""
-        return format_date(day, style, locale=self.locale)
+        return format_date(day, style, locale=_babel(self.locale))
 
     def day_month(self, day: dt.date) -> str:
         """A short date for chart axes: '5 Mar' / '5 mars' (the locale's own skeleton)."""
         return format_skeleton("dMMM", day, locale=self.locale)
 
     def datetime(self, instant: dt.datetime, style: str = "medium") -> str:
-        return format_datetime(instant, style, locale=self.locale)
+        return format_datetime(instant, style, locale=_babel(self.locale))

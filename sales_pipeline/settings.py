@@ -299,6 +299,22 @@ def alert_repeat_hours() -> float:
     return hours
 
 
+# Never shown: an error quoting one has it replaced by *** (alerts/delivery.py, redact).
+SECRET_SETTINGS = (SMTP_PASSWORD, ALERT_WEBHOOK_URL, JAVA_API_TOKEN, "API_TOKENS")
+
+
+def secret_values() -> tuple[str, ...]:
+    """The values of the secret settings that are set (API_TOKENS' `token:role` pairs as their tokens)."""
+    values = []
+    for name in SECRET_SETTINGS:
+        value = (os.environ.get(name) or "").strip()
+        if name == "API_TOKENS":
+            values += [pair.partition(":")[0].strip() for pair in value.split(",") if pair.strip()]
+        elif value:
+            values.append(value)
+    return tuple(values)
+
+
 def dagster_webserver_url() -> str:
     """The Dagster UI's address, for the links in emails and chat messages."""
     value = (os.environ.get(DAGSTER_WEBSERVER_URL) or "http://127.0.0.1:3000").strip().rstrip("/")

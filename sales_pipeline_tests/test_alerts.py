@@ -386,3 +386,19 @@ def test_routing_file_errors_name_the_file_and_line(tmp_path, shop):
     good.write_text("routes:\n  - to: a@shop.example\n\n  - to: b@shop.example\n    stores: [S02, S99]\n")
     with transaction(shop) as cursor, pytest.raises(RoutingError, match=r"line 4: stores S99 unknown to the warehouse"):
         load_routing(good).check_known(cursor)
+
+
+def test_teams_gets_an_adaptive_card_chosen_by_the_setting_or_the_url(shop, tmp_path):
+    from sales_pipeline.alerts.webhook import webhook_format
+
+    assert webhook_format("https://prod-12.westeurope.logic.azure.com/workflows/abc?sig=s3cret", None) == "teams"
+    assert webhook_format("https://hooks.slack.com/services/T/B/x", None) == "slack"
+    detect(shop, stock_risk())
+    with WebhookReceiver() as hook:
+        deliver(shop, config(tmp_path, None, webhook=hook.url, webhook_format="teams"), NOW)
+    [body] = hook.bodies
+    [attachment] = body["attachments"]
+    card = attachment["content"]
+    assert attachment["contentType"] == "application/vnd.microsoft.card.adaptive" and card["type"] == "AdaptiveCard"
+    assert any(block.get("type") == "FactSet" for block in card["body"])
+    assert card["actions"][0]["url"] == "http://127.0.0.1:3000/assets/anomalies/stock_risks"

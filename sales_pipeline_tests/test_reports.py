@@ -304,12 +304,13 @@ def test_the_daily_report_asset_builds_the_chain_and_each_store(retailer: str, t
     import dagster as dg
 
     from sales_pipeline.defs.reporting.assets import daily_report
-    from sales_pipeline.resources import AnalyticsResource, ReportingResource, WarehouseResource
+    from sales_pipeline.resources import AlertingResource, AnalyticsResource, ReportingResource, WarehouseResource
 
     resources = {
         "warehouse": WarehouseResource(database_url=retailer),
         "analytics": AnalyticsResource(timezone="UTC", dashboard_dir=str(tmp_path)),
-        "reporting": ReportingResource(locale="fr", reports_dir=str(tmp_path)),
+        "reporting": ReportingResource(reports_dir=str(tmp_path)),
+        "alerting": AlertingResource(locale="fr", outbox_dir=str(tmp_path / "outbox")),  # nobody to email
     }
     result = dg.materialize([daily_report], partition_key=DAY.isoformat(), resources=resources,
                             instance=dg.DagsterInstance.ephemeral())  # fmt: skip
@@ -337,13 +338,19 @@ def test_the_report_sensor_waits_for_its_hour_and_for_fresh_inputs(retailer: str
     ]
 
 
-def test_each_manager_gets_their_report_once_by_email(retailer: str, tmp_path: Path) -> None:
+def test_each_manager_gets_their_report_once_through_the_alerts_delivery(
+    retailer: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The report run queues the emails; the alerts' delivery sensor asks for a run that sends them."""
     import dagster as dg
 
-    from sales_pipeline.alerts.delivery import AlertingConfig, deliver
-    from sales_pipeline.alerts.mail import SmtpSettings
-    from sales_pipeline.defs.reporting.assets import daily_report
-    from sales_pipeline.resources import AnalyticsResource, ReportingResource, WarehouseResource
+    from sales_pipeline.defs.alerts.delivery import (
+        deliver_notifications_job,
+        notification_delivery_sensor,
+        notifications,
+    )
+    from sales_pipeline.defs.reporting.assets import daily_report, daily_report_job
+    from sales_pipeline.resources import AlertingResource, AnalyticsResource, ReportingResource, WarehouseResource
     from sales_pipeline_tests.receivers import PASSWORD, USER, Mailbox, certificates, smtp_server
 
     routing = tmp_path / "routing.yaml"
@@ -351,24 +358,35 @@ def test_each_manager_gets_their_report_once_by_email(retailer: str, tmp_path: P
         "routes:\n"
         "  - {name: Paris store, to: paris@example.com, stores: [S01]}\n"
         "  - {name: Lyon store, to: [lyon@example.com], stores: [S02]}\n"
+        "  - {name: Coffee buyer, to: coffee@example.com, categories: [Coffee]}\n"
         "  - {name: Head office, to: ceo@example.com, chain: true}\n"
     )
-    resources = {
-        "warehouse": WarehouseResource(database_url=retailer),
-        "analytics": AnalyticsResource(timezone="UTC", dashboard_dir=str(tmp_path)),
-        "reporting": ReportingResource(reports_dir=str(tmp_path / "reports"), routing_file=str(routing),
-                                       email_from="reports@example.com"),
-    }  # fmt: skip
-    instance = dg.DagsterInstance.ephemeral()
-    for _ in range(2):  # the day's run executed twice
-        dg.materialize([daily_report], partition_key=DAY.isoformat(), resources=resources, instance=instance)
     certs, mailbox = certificates(tmp_path), Mailbox()
-    with smtp_server("starttls", certs, mailbox) as port:
-        smtp = SmtpSettings(host="127.0.0.1", port=port, sender="reports@example.com", user=USER, password=PASSWORD,
-                            starttls=True, timeout_s=5)  # fmt: skip
-        config = AlertingConfig(smtp=smtp, outbox_dir=tmp_path / "outbox")
-        deliver(retailer, config, plan=False, ssl_context=certs.client)
-        deliver(retailer, config, plan=False, ssl_context=certs.client)  # the delivery run twice too
+    monkeypatch.setenv("SSL_CERT_FILE", str(certs.ca_file))  # the client trusts the test CA, as a system store
+    with smtp_server("starttls", certs, mailbox) as port, dg.instance_for_test() as instance:
+        alerting = AlertingResource(
+            smtp_host="127.0.0.1", smtp_port=port, smtp_user=USER, smtp_password=PASSWORD, smtp_timeout_s=5,
+            email_from="reports@example.com", routing_file=str(routing), outbox_dir=str(tmp_path / "outbox"),
+        )  # fmt: skip
+        defs = dg.Definitions(
+            assets=[daily_report, notifications],
+            jobs=[daily_report_job, deliver_notifications_job],
+            sensors=[notification_delivery_sensor],
+            resources={
+                "warehouse": WarehouseResource(database_url=retailer),
+                "analytics": AnalyticsResource(timezone="UTC", dashboard_dir=str(tmp_path)),
+                "reporting": ReportingResource(reports_dir=str(tmp_path / "reports")),
+                "alerting": alerting,
+            },
+        )
+        for _ in range(2):  # the day's run executed twice
+            run = defs.resolve_job_def("daily_report").execute_in_process(instance=instance, partition_key=str(DAY))
+            assert run.success
+        context = dg.build_sensor_context(instance=instance, definitions=defs, resources=defs.resources)
+        [request] = defs.resolve_sensor_def("notification_delivery_sensor").evaluate_tick(context).run_requests
+        deliver = defs.resolve_job_def("deliver_notifications")
+        for _ in range(2):  # the delivery run twice too
+            assert deliver.execute_in_process(instance=instance, tags=request.tags).success
     assert sorted(address for r in mailbox.received for address in r.rcpt_tos) == [
         "ceo@example.com", "lyon@example.com", "paris@example.com"
     ]  # fmt: skip

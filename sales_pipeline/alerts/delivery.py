@@ -24,9 +24,9 @@ from zoneinfo import ZoneInfo
 from psycopg2.extensions import cursor as Cursor
 
 from sales_pipeline.alerts import outbox, policy
-from sales_pipeline.alerts.charts import alert_chart
+from sales_pipeline.alerts.charts import AlertCharts
 from sales_pipeline.alerts.mail import DeliveryError, EmlWriter, SmtpSender, SmtpSettings
-from sales_pipeline.alerts.render import alerts_message, run_failure_message, view
+from sales_pipeline.alerts.render import MAX_TOLD, alerts_message, run_failure_message, view
 from sales_pipeline.alerts.routing import Routing
 from sales_pipeline.alerts.store import ALERT_COLUMNS, wake_snoozed
 from sales_pipeline.alerts.webhook import WebhookSender, webhook_format
@@ -109,7 +109,8 @@ def plan_and_write(cursor: Cursor, config: AlertingConfig, now: dt.datetime) -> 
 
 def write_plan(cursor: Cursor, planned: list[policy.Planned], config: AlertingConfig, now: dt.datetime) -> None:
     """Render each planned message (charts drawn once per alert) and queue it."""
-    ids = sorted({i for p in planned for i in (*p.alert_ids, *p.inhibited_ids, *p.earlier_ids)})
+    # Only what the messages tell in full is read and put into words; the rest is counted.
+    ids = sorted({i for p in planned for i in (*p.alert_ids[:MAX_TOLD], *p.inhibited_ids, *p.earlier_ids[:MAX_TOLD])})
     if not ids:
         return
     alerts = read_frame(cursor, f"SELECT {ALERT_COLUMNS} FROM ops.alerts WHERE alert_id = ANY(%s)", (ids,))
@@ -117,16 +118,17 @@ def write_plan(cursor: Cursor, planned: list[policy.Planned], config: AlertingCo
     fmt = config.formatter
     views = {i: view(row, fmt, config.webserver_url, config.policy.timezone) for i, row in rows.items()}
     charts: dict[int, bytes | None] = {}
+    draw = AlertCharts(cursor, fmt)
     day = now.astimezone(ZoneInfo(config.policy.timezone)).date()
     for p in planned:
-        lead = next((i for i in p.alert_ids if rows[i]["kind"] in CHARTED_KINDS), None)
+        lead = next((i for i in p.alert_ids[:MAX_TOLD] if rows[i]["kind"] in CHARTED_KINDS), None)
         chart = None
         if p.channel == "email" and p.kind in ("first", "reminder") and lead is not None:
             if lead not in charts:
-                charts[lead] = alert_chart(cursor, rows[lead], fmt)
+                charts[lead] = draw.png(rows[lead])
             chart = charts[lead]
         # The charted alert is told first, so the chart sits under it.
-        told = [lead, *(i for i in p.alert_ids if i != lead)] if chart else list(p.alert_ids)
+        told = [lead, *(i for i in p.alert_ids[:MAX_TOLD] if i != lead)] if chart else list(p.alert_ids[:MAX_TOLD])
         cid = f"chart-{lead}@{config.domain}" if chart else None
         rendered = alerts_message(
             p.kind,
@@ -134,7 +136,8 @@ def write_plan(cursor: Cursor, planned: list[policy.Planned], config: AlertingCo
             fmt,
             day,
             inhibited=[views[i] for i in p.inhibited_ids],
-            earlier=[views[i] for i in p.earlier_ids],
+            earlier=[views[i] for i in p.earlier_ids[:MAX_TOLD]],
+            untold=len(p.alert_ids) - len(told),
             repeat_hours=config.policy.repeat_hours,
             chart_cid=cid,
         )

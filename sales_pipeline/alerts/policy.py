@@ -149,43 +149,53 @@ def _key(prefix: str, ids: list[int]) -> str:
     return f"{prefix}:{hashlib.sha256(','.join(map(str, sorted(ids))).encode()).hexdigest()[:16]}"
 
 
-def _ordered(rows: pd.DataFrame) -> list[int]:
-    """Alert ids, the chain's drops first, then by kind and id: the order the message tells them."""
-    order = rows.assign(chain=rows["entity_type"] != "total").sort_values(["chain", "kind", "alert_id"])
-    return [int(a) for a in order["alert_id"]]
+def _in_order(rows: pd.DataFrame) -> pd.DataFrame:
+    """The order messages tell alerts in: the chain's drops first, then by kind and id."""
+    return rows.assign(chain=rows["entity_type"] != "total").sort_values(["chain", "kind", "alert_id"])
+
+
+def _per_recipient(rows: pd.DataFrame) -> list[tuple[tuple[str, str], list[int]]]:
+    """((channel, recipient), alert ids in telling order) for each recipient of `rows`."""
+    ordered = _in_order(rows)
+    ids = ordered.groupby(["channel", "recipient"], sort=True)["alert_id"].agg(list)
+    return [(key, [int(i) for i in values]) for key, values in ids.items()]
 
 
 def _groups(rows: pd.DataFrame, kind: str, prefix: str) -> list[Planned]:
     return [
-        Planned(kind, channel, recipient, _key(prefix, ids := _ordered(group)), tuple(ids))
-        for (channel, recipient), group in rows.groupby(["channel", "recipient"], sort=True)
+        Planned(kind, channel, recipient, _key(prefix, ids), tuple(ids))
+        for (channel, recipient), ids in _per_recipient(rows)
     ]
 
 
 def _first_groups(new: pd.DataFrame, open_pushed: pd.DataFrame) -> list[Planned]:
     """Each recipient's new critical alerts; the same day's store and category drops under a chain drop
     are inhibited: named in its message, or held back while an earlier message about it stands."""
-    planned = []
-    chain_drops = open_pushed[(open_pushed["kind"] == "sales_drop") & (open_pushed["entity_type"] == "total")]
-    for (channel, recipient), group in new.groupby(["channel", "recipient"], sort=True):
-        theirs = chain_drops[(chain_drops["channel"] == channel) & (chain_drops["recipient"] == recipient)]
-        inhibited = (
-            (group["kind"] == "sales_drop")
-            & group["entity_type"].isin(["store", "category"])
-            & group["detected_on"].isin(set(theirs["detected_on"]))
+    if new.empty:
+        return []
+    keys = ["channel", "recipient", "detected_on"]
+    chain = open_pushed[(open_pushed["kind"] == "sales_drop") & (open_pushed["entity_type"] == "total")]
+    chain_days = chain[keys].drop_duplicates().assign(under_chain=True)
+    new_chain = new[new["entity_type"] == "total"]
+    told_days = new_chain[keys].drop_duplicates().assign(chain_told_now=True)
+    rows = new.merge(chain_days, how="left", on=keys).merge(told_days, how="left", on=keys)
+    under = rows["under_chain"].fillna(False).astype(bool)
+    rows["inhibited"] = (rows["kind"] == "sales_drop") & rows["entity_type"].isin(["store", "category"]) & under
+    rows["named"] = rows["inhibited"] & rows["chain_told_now"].fillna(False).astype(bool)
+    told = dict(_per_recipient(rows[~rows["inhibited"]]))
+    named = dict(_per_recipient(rows[rows["named"]]))
+    # A recipient with only drops under a chain drop told before gets nothing: they wait while it stands.
+    return [
+        Planned(
+            "first",
+            channel,
+            recipient,
+            _key("first", ids + named.get((channel, recipient), [])),
+            tuple(ids),
+            tuple(named.get((channel, recipient), [])),
         )
-        told_now = group[~inhibited]
-        if told_now.empty:
-            continue  # only drops under a chain drop told before: they wait while it stands
-        held = group[inhibited]
-        new_chain_days = set(told_now.loc[told_now["entity_type"] == "total", "detected_on"])
-        named = held[held["detected_on"].isin(new_chain_days)]
-        ids = _ordered(told_now)
-        inhibited_ids = _ordered(named)
-        planned.append(
-            Planned("first", channel, recipient, _key("first", ids + inhibited_ids), tuple(ids), tuple(inhibited_ids))
-        )
-    return planned
+        for (channel, recipient), ids in told.items()
+    ]
 
 
 def _digests(pairs: pd.DataFrame, made: frozenset[tuple[str, str]], policy: Policy, now: dt.datetime) -> list[Planned]:
@@ -196,11 +206,11 @@ def _digests(pairs: pd.DataFrame, made: frozenset[tuple[str, str]], policy: Poli
     key = f"digest:{local.date().isoformat()}"
     emailed = pairs[(pairs["channel"] == "email") & (pairs["status"] == "open")]
     listed = emailed[(emailed["severity"] == "warning") | (_product_drop(emailed) & (emailed["severity"] != "info"))]
-    planned = []
-    for recipient, group in listed.groupby("recipient", sort=True):
-        new = group[~group["in_digest"]]
-        if new.empty or (recipient, key) in made:
-            continue
-        earlier = tuple(_ordered(group[group["in_digest"]]))
-        planned.append(Planned("digest", "email", recipient, key, tuple(_ordered(new)), earlier_ids=earlier))
-    return planned
+    made_today = {recipient for recipient, made_key in made if made_key == key}
+    listed = listed[~listed["recipient"].isin(made_today)]
+    new = dict(_per_recipient(listed[~listed["in_digest"]]))
+    earlier = dict(_per_recipient(listed[listed["in_digest"]]))
+    return [
+        Planned("digest", "email", recipient, key, tuple(ids), earlier_ids=tuple(earlier.get((channel, recipient), [])))
+        for (channel, recipient), ids in new.items()
+    ]

@@ -169,16 +169,28 @@ def _churn(alert: Mapping, n: dict, context: dict, fmt: Formatter) -> tuple[str,
     return fmt.text("alert.title.customer_churn", customer=customer), text, facts
 
 
+def alert_record(alert: Mapping, fmt: Formatter, webserver_url: str, timezone: str = "UTC") -> dict:
+    """An alert as the CLI's JSON and the dashboard record show it."""
+    described = view(alert, fmt, webserver_url, timezone)
+    return {
+        "id": described.alert_id,
+        "kind": alert["kind"],
+        "severity": alert["severity"],
+        "status": alert["status"],
+        "message": described.text,
+        "since": alert["first_seen_at"].isoformat(),
+    }
+
+
 # --- messages ---------------------------------------------------------------------------------------
 
 
-def _subject(kind: str, views: list[AlertView], fmt: Formatter, day: dt.date) -> str:
+def _subject(kind: str, views: list[AlertView], fmt: Formatter, day: dt.date, count: int) -> str:
     if kind == "digest":
-        count = len(views)
         return fmt.text(f"email.subject.digest.{'one' if count == 1 else 'many'}", date=fmt.date(day, "medium"),
                         count=fmt.number(count))  # fmt: skip
-    size = "one" if len(views) == 1 else "many"
-    return fmt.text(f"email.subject.{kind}.{size}", title=views[0].title, count=fmt.number(len(views)))
+    size = "one" if count == 1 else "many"
+    return fmt.text(f"email.subject.{kind}.{size}", title=views[0].title, count=fmt.number(count))
 
 
 def alerts_message(
@@ -190,9 +202,10 @@ def alerts_message(
     earlier: list[AlertView] = (),
     repeat_hours: float = 24,
     chart_cid: str | None = None,
+    untold: int = 0,
 ) -> Rendered:
-    """The email and chat card of a planned message: `views` told in full (the first with the chart);
-    `inhibited` named under the chain's drop; `earlier` (digests) listed as still open."""
+    """The email and chat card of a planned message: `views` told in full (the first with the chart), and
+    `untold` more counted; `inhibited` named under the chain's drop; `earlier` (digests) listed as still open."""
     intro = {
         "first": fmt.text("email.intro.first"),
         "reminder": fmt.text("email.intro.reminder", hours=fmt.number(repeat_hours)),
@@ -200,7 +213,7 @@ def alerts_message(
         "digest": fmt.text("email.intro.digest", date=fmt.date(day, "medium")),
     }[kind]
     told = views[:MAX_TOLD]
-    more = len(views) - len(told)
+    more = len(views) - len(told) + untold
     acknowledge = kind in ("first", "reminder")
     text = [intro, ""]
     parts = [f"<p>{html.escape(intro)}</p>"]
@@ -222,7 +235,7 @@ def alerts_message(
         text += ["", heading] + [f"- {v.title} ({fmt.text('severity.' + v.severity)})" for v in earlier[:MAX_TOLD]]
         items = "".join(f"<li>{html.escape(v.title)}</li>" for v in earlier[:MAX_TOLD])
         parts.append(f"<h3>{html.escape(heading)}</h3><ul>{items}</ul>")
-    subject = _subject(kind, views, fmt, day)
+    subject = _subject(kind, views, fmt, day, len(views) + untold)
     body_html = _html_page(subject, "".join(parts))
     content = {
         "title": subject,

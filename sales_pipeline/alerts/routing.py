@@ -15,7 +15,9 @@ A routing file is a list of routes; an alert goes to the addresses of every rout
         to: [ceo@example.com, finance@example.com]
         chain: true                       # chain-wide alerts: the total's, categories' and products' drops
 
-A route's conditions all hold for an alert it matches; a condition left out matches everything. An
+A route's conditions all hold for an alert it matches; a condition left out matches everything.
+The daily reports follow the same routes (reporting/mailing.py): a route with stores gets those stores'
+reports, a chain route or one without stores and categories the chain's. An
 alert's store is the store it is about (a stock position's store, a churned customer's usual store),
 its category that of its product or category (see store.py). The webhook, when set, gets every critical
 alert: it is the chain's channel, not a person's.
@@ -56,8 +58,9 @@ class Route:
     line: int = 0  # where it starts in its file (1-based), for messages
 
     def matches(self, alerts: pd.DataFrame) -> pd.Series:
-        """Which of `alerts` (columns kind, severity, store_id, category) this route takes."""
-        mask = alerts["severity"].map(SEVERITY_RANK) >= SEVERITY_RANK[self.min_severity]
+        """Which of `alerts` (columns kind, severity or its rank, store_id, category) this route takes."""
+        rank = alerts["rank"] if "rank" in alerts else alerts["severity"].map(SEVERITY_RANK)
+        mask = rank >= SEVERITY_RANK[self.min_severity]
         if self.kinds is not None:
             mask &= alerts["kind"].isin(self.kinds)
         if self.stores is not None:
@@ -82,8 +85,9 @@ class Routing:
     def recipients(self, alerts: pd.DataFrame) -> dict[int, set[str]]:
         """alert_id -> the addresses it goes to (alerts no route takes are left out)."""
         found: dict[int, set[str]] = {}
+        ranked = alerts.assign(rank=alerts["severity"].map(SEVERITY_RANK).astype(int))
         for route in self.routes:
-            for alert_id in alerts.loc[route.matches(alerts), "alert_id"]:
+            for alert_id in ranked["alert_id"].to_numpy()[route.matches(ranked).to_numpy()]:
                 found.setdefault(int(alert_id), set()).update(route.to)
         return found
 

@@ -17,7 +17,7 @@ from sales_pipeline.reporting.build import build_report, page_one_png
 from sales_pipeline.reporting.data import report_scopes
 from sales_pipeline.reporting.export import DEFAULT_DAYS, build_export
 from sales_pipeline.reporting.mailing import enqueue_report_emails, report_recipients
-from sales_pipeline.resources import AnalyticsResource, ReportingResource, WarehouseResource
+from sales_pipeline.resources import AlertingResource, AnalyticsResource, ReportingResource, WarehouseResource
 
 GROUP = "reporting"
 TAGS = {"domain": "reporting", "layer": "reports"}
@@ -36,10 +36,16 @@ REPORT_INPUTS = [
 
 
 def build_day_reports(
-    warehouse: WarehouseResource, analytics: AnalyticsResource, reporting: ReportingResource, day: dt.date
+    warehouse: WarehouseResource,
+    analytics: AnalyticsResource,
+    reporting: ReportingResource,
+    alerting: AlertingResource,
+    day: dt.date,
 ) -> list[tuple[GeneratedReport, bytes]]:
-    """The chain's report and each store's for `day`, each written and recorded in its own transaction."""
-    routing, fmt = reporting.routing(), reporting.formatter()
+    """The chain's report and each store's for `day`, each written, recorded and its emails queued in one
+    transaction; the alerts' delivery run sends them. Language, currency and recipients are the alerts'."""
+    sending = alerting.config()
+    fmt = sending.formatter
     with warehouse.transaction() as cursor:
         scopes = report_scopes(cursor)
     built = []
@@ -47,8 +53,8 @@ def build_day_reports(
         # The report, its record and its emails in the outbox: all or nothing.
         with warehouse.transaction() as cursor:
             report, rendered = build_report(cursor, day, scope, fmt, analytics.timezone, Path(reporting.reports_dir))
-            recipients = report_recipients(routing, scope)
-            enqueue_report_emails(cursor, report, rendered.scope_label, recipients, fmt, reporting.email_domain)
+            recipients = report_recipients(sending.routing, scope)
+            enqueue_report_emails(cursor, report, rendered.scope_label, recipients, fmt, sending.domain)
         built.append((replace(report, sent_to=recipients), rendered.pdf))
     return built
 
@@ -96,7 +102,9 @@ def report_metadata(built: list[tuple[GeneratedReport, bytes]]) -> dict:
     description="The daily PDF report of the day (partition): the whole chain's and each store's, in REPORT_LOCALE. "
     "Cover KPIs (day, week and month to date), revenue with the 7-day forecast, categories and stores, top 5 and "
     "fallers, stock at risk, open alerts and churn, last week's forecast accuracy. Recorded in "
-    "ops.generated_reports; the daily_report_sensor builds yesterday's at REPORT_SEND_TIME once its inputs are fresh.",
+    "ops.generated_reports, each report's emails queued in the outbox (ops.notifications) to its recipients by the "
+    "alert routing; the alerts' delivery sends them. The daily_report_sensor builds yesterday's at REPORT_SEND_TIME "
+    "once its inputs are fresh.",
     partitions_def=daily_partitions,
     deps=REPORT_INPUTS,
 )
@@ -105,9 +113,10 @@ def daily_report(
     warehouse: WarehouseResource,
     analytics: AnalyticsResource,
     reporting: ReportingResource,
+    alerting: AlertingResource,
 ) -> dg.MaterializeResult:
     day = dt.date.fromisoformat(context.partition_key)
-    built = build_day_reports(warehouse, analytics, reporting, day)
+    built = build_day_reports(warehouse, analytics, reporting, alerting, day)
     context.log.info(f"{len(built)} reports of {day} in {Path(built[0][0].path).parent}")
     return dg.MaterializeResult(metadata=report_metadata(built))
 

@@ -1,5 +1,6 @@
 -- The daily PDF reports (GeneratedReport): one row per day, scope and language, replaced when the
--- report is built again; sent_to lists who it was delivered to.
+-- report is built again; sent_to lists who it is emailed to (its messages in ops.notifications, one per
+-- recipient, sent by the alerts' delivery run).
 CREATE TABLE ops.generated_reports (
     day      date        NOT NULL,
     scope    text        NOT NULL,  -- all | store:<store_id> | category:<category>
