@@ -175,8 +175,8 @@ def test_chain_report_holds_the_days_figures_in_the_locale(retailer: str, tmp_pa
         assert re.search(r"\d \d{3},\d\d €", text)  # 2 597,00 €: thousands and the euro after, with spaces
     positions = [text.find(title) for title in SECTIONS[locale]]
     assert -1 not in positions and positions == sorted(positions)
-    top5 = [name for (name,) in query(retailer, "SELECT product_name FROM marts.top_products"
-            " WHERE as_of = %s AND period = 'last_7_days' ORDER BY rank, product_id", (DAY,))][:5]  # fmt: skip
+    top5 = [name for (name,) in query(retailer, "SELECT product_name FROM marts.top_products WHERE as_of = %s"
+            " AND period = 'last_7_days' AND scope = 'all' ORDER BY rank, product_id", (DAY,))][:5]  # fmt: skip
     at = [text.find(name) for name in top5]
     assert -1 not in at and at == sorted(at), (top5, at)
     assert "Espresso beans 1kg (P03)" in text  # at risk
@@ -281,11 +281,14 @@ def test_the_export_reopens_with_its_sheets_formats_and_text_kept_as_text(retail
     assert kpis["A2"].number_format == "yyyy-mm-dd" and kpis["E2"].number_format == "#,##0.00"
     assert kpis["K2"].number_format == "0.0%" and kpis.column_dimensions["D"].width >= len("Whole chain")
     assert book["Stock health"].max_row - 1 == 14 and book["Open alerts"].max_row - 1 == 2
+    top = list(book["Top products"].iter_rows(min_row=2, values_only=True))
+    assert len(top) == rows["Top products"] and {row[2] for row in top} == {"all", "store", "category"}
+    assert [row[1:5] for row in top[:2]] == [("last_7_days", "all", "", 1), ("last_7_days", "all", "", 2)]
     names = {}
     for sheet in ("Top products", "Stock health"):
         for row in book[sheet].iter_rows(min_row=2):
             for cell in row:
-                if isinstance(cell.value, str) and cell.value[:1] in "=@":
+                if isinstance(cell.value, str) and cell.value.startswith(("=", "@")):
                     names[cell.value] = cell.data_type
     assert names == {'=HYPERLINK("http://x","y")': "s", "@SUM(A1)": "s"}
     readme = [row for row in book["README"].iter_rows(values_only=True)]

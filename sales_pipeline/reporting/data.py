@@ -11,7 +11,7 @@ Definitions
   0); a scope with fewer than ``MIN_HISTORY_DAYS`` days since its first sale gets a sentence instead
   of the chart. The forecast is the latest published one (``ml.forecasts``) made on or before the day.
 - **Weeks** (breakdown, top products, fallers): the 7 days ending at the day against the 7 before,
-  from ``core.sales`` by reporting day (a store's top products are not in the marts). Ranks as in
+  from ``core.sales`` by reporting day (any day and scope, a category's stores too). Ranks as in
   ``marts.top_products``: by revenue, ties share a rank, every product ranked within the top N kept.
   Fallers are the products whose revenue fell the most, in money.
 - **Stock at risk**: the active ``stock_risk`` anomalies of the scope. The suggested order covers

@@ -51,8 +51,10 @@ SHEETS = (
         ("Week over week", "wow_growth", "ratio"), ("Month over month", "mom_growth", "ratio"),
         ("Year over year", "yoy_growth", "ratio"), ("Direction", "direction", "text"),
     )),
-    SheetSpec("Top products", "Top products by revenue per period, latest day (marts.top_products).", (
-        ("As of", "as_of", "date"), ("Period", "period", "text"), ("Rank", "rank", "int"),
+    SheetSpec("Top products", "Top products by revenue per period, latest day, for the whole chain, each store and"
+              " each category (marts.top_products).", (
+        ("As of", "as_of", "date"), ("Period", "period", "text"), ("Scope", "scope", "text"),
+        ("Store or category", "scope_id", "text"), ("Rank", "rank", "int"),
         ("Product", "product_id", "text"), ("Name", "product_name", "text"), ("Category", "category", "text"),
         ("Units", "units", "int"), ("Revenue", "revenue", "money"), ("Share", "share", "ratio"),
         ("Previous rank", "previous_rank", "int"), ("Rank change", "rank_change", "int"),
@@ -90,10 +92,11 @@ _QUERIES = {
         FROM marts.sales_trends WHERE scope IN ('all', 'category') AND day BETWEEN %(first)s AND %(last)s
         ORDER BY scope, scope_id, day""",
     "Top products": """
-        SELECT as_of, period, rank, product_id, product_name, category, units, revenue, share, previous_rank,
-               rank_change
+        SELECT as_of, period, scope, scope_id, rank, product_id, product_name, category, units, revenue, share,
+               previous_rank, rank_change
         FROM marts.top_products WHERE as_of = (SELECT max(as_of) FROM marts.top_products WHERE as_of <= %(last)s)
-        ORDER BY array_position(ARRAY['last_7_days', 'yesterday', 'last_30_days', 'month_to_date'], period), rank,
+        ORDER BY array_position(ARRAY['all', 'store', 'category'], scope), scope_id,
+                 array_position(ARRAY['last_7_days', 'yesterday', 'last_30_days', 'month_to_date'], period), rank,
                  product_id""",
     "Stock health": """
         SELECT h.product_id, p.name, h.store_id, h.as_of, h.on_hand, h.on_order, h.reorder_point,
@@ -226,21 +229,29 @@ def _add_charts(workbook, frames: dict[str, pd.DataFrame]) -> None:
         chart.set_y_axis({"num_format": "#,##0", "major_gridlines": {"visible": True}})
         chart.set_size({"width": 900, "height": 360})
         workbook.get_worksheet_by_name("Daily KPIs").insert_chart("N2", chart)
-    week = int((top["period"] == "last_7_days").sum()) if len(top) else 0
+    # The chain's last 7 days are the sheet's first rows (its order).
+    week = int(((top["scope"] == "all") & (top["period"] == "last_7_days")).sum()) if len(top) else 0
     if week:
+        name, revenue = _column("Top products", "product_name"), _column("Top products", "revenue")
         bars = workbook.add_chart({"type": "bar"})
         bars.add_series(
             {
                 "name": "Revenue, last 7 days",
-                "categories": ["Top products", 1, 4, week, 4],
-                "values": ["Top products", 1, 7, week, 7],
+                "categories": ["Top products", 1, name, week, name],
+                "values": ["Top products", 1, revenue, week, revenue],
                 "fill": {"color": "#1F5F99"},
             }
         )
         bars.set_title({"name": "Top products, last 7 days"})
         bars.set_y_axis({"reverse": True})
         bars.set_legend({"none": True})
-        workbook.get_worksheet_by_name("Top products").insert_chart("M2", bars)
+        workbook.get_worksheet_by_name("Top products").insert_chart("O2", bars)
+
+
+def _column(sheet: str, column: str) -> int:
+    """Where `column` is on `sheet` (0-based), as SHEETS lays it out."""
+    spec = next(spec for spec in SHEETS if spec.name == sheet)
+    return [name for _, name, _ in spec.columns].index(column)
 
 
 def build_export(cursor: Cursor, path: Path, last_day: dt.date, days: int = DEFAULT_DAYS) -> dict[str, int]:
