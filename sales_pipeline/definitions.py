@@ -15,6 +15,7 @@ from sales_pipeline.defs.anomalies.assets import anomaly_assets
 from sales_pipeline.defs.conventions import with_conventions
 from sales_pipeline.defs.forecasting.assets import forecast_definitions
 from sales_pipeline.defs.ingest import java_api, workbooks
+from sales_pipeline.defs.reporting import reporting_definitions
 from sales_pipeline.defs.warehouse import checks, core_tables
 from sales_pipeline.resources import default_resources
 from sales_pipeline.settings import Settings
@@ -60,5 +61,6 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         java_api.api_definitions(settings),
         analytics_definitions(settings),
         forecast_definitions(settings),
+        reporting_definitions(settings),
     )
     return defs.map_asset_specs(func=with_conventions)  # owners, kinds, tags, automation: defs/conventions.py

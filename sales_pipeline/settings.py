@@ -34,6 +34,7 @@ FORECAST_HOLIDAY_COUNTRY = "FORECAST_HOLIDAY_COUNTRY"
 FORECAST_WORKERS = "FORECAST_WORKERS"
 REPORT_LOCALE = "REPORT_LOCALE"
 REPORT_CURRENCY = "REPORT_CURRENCY"
+REPORT_SEND_TIME = "REPORT_SEND_TIME"
 # Alerts and the outbox (sales_pipeline/alerts/).
 SMTP_HOST = "SMTP_HOST"
 SMTP_PORT = "SMTP_PORT"
@@ -145,6 +146,7 @@ class Settings:
     forecast_workers: int  # processes fitting forecasts in parallel
     report_locale: str  # the language of the reports, emails and the page: en or fr
     report_currency: str  # the ISO 4217 code amounts are shown in (the warehouse keeps numbers)
+    report_send_time: time  # when the daily reports of the day before are built and sent, in the pipeline's zone
     dagster_webserver_url: str  # the Dagster UI's address, for the links in emails and chat messages
     alerts: AlertSettings
     api: ApiSettings
@@ -164,6 +166,7 @@ class Settings:
             forecast_workers=_processes(FORECAST_WORKERS, environ.get(FORECAST_WORKERS) or str(os.cpu_count() or 1)),
             report_locale=_locale(REPORT_LOCALE, (environ.get(REPORT_LOCALE) or "en").strip()),
             report_currency=_currency(REPORT_CURRENCY, (environ.get(REPORT_CURRENCY) or "EUR").strip().upper()),
+            report_send_time=_time_of_day(REPORT_SEND_TIME, environ.get(REPORT_SEND_TIME) or "07:00"),
             dagster_webserver_url=_web_url(DAGSTER_WEBSERVER_URL, environ.get(DAGSTER_WEBSERVER_URL) or ""),
             alerts=AlertSettings.from_environment(environ),
             api=ApiSettings.from_environment(environ),
@@ -183,6 +186,11 @@ class Settings:
     def dashboard_dir(self) -> Path:
         """Where the dashboard's JSON file is written for a web page or a BI tool to read."""
         return self.home / "dashboard"
+
+    @property
+    def reports_dir(self) -> Path:
+        """The daily PDF reports (one folder per day) and the analytics export workbook."""
+        return self.home / "reports"
 
     @property
     def outbox_dir(self) -> Path:

@@ -23,6 +23,7 @@ TAGS = {
     "forecasting": {"domain": "forecasting", "layer": "ml"},
     "anomalies": {"domain": "alerts", "layer": "ml"},
     "alerts": {"domain": "alerts", "layer": "ops"},
+    "reporting": {"domain": "reporting", "layer": "reports"},
 }
 # eager() also waits until no dependency has a missing partition. Partitioned dependencies always
 # miss some (a workbook whose import failed, days before the first sale), so the assets after them
