@@ -335,6 +335,21 @@ def _products(weeks: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 # --- stock, alerts, churn ----------------------------------------------------------------------
 
 
+STOCK_RISK_COLUMNS = [
+    "severity",
+    "product_id",
+    "name",
+    "category",
+    "store_id",
+    "on_hand",
+    "on_order",
+    "daily_demand",
+    "days_until_stockout",
+    "lead_time_days",
+    "suggested_order",
+]
+
+
 def _stock(cursor: Cursor, scope: Scope) -> tuple[dt.date | None, pd.DataFrame]:
     """The latest stock count of the scope (None without one) and its products at risk."""
     cursor.execute(
@@ -344,6 +359,26 @@ def _stock(cursor: Cursor, scope: Scope) -> tuple[dt.date | None, pd.DataFrame]:
         _filters(scope),
     )
     counted_on = cursor.fetchone()[0]
+    frame = _stock_risks(cursor)
+    if frame.empty:
+        return counted_on, pd.DataFrame(columns=STOCK_RISK_COLUMNS)
+    if scope.kind == "store":
+        frame = frame[frame["store_id"] == scope.id]
+    elif scope.kind == "category":
+        frame = frame[frame["category"] == scope.id]
+    frame["suggested_order"] = [
+        suggested_order(demand, lead, on_hand, on_order)
+        for demand, lead, on_hand, on_order in frame[["daily_demand", "lead_time_days", "on_hand", "on_order"]]
+        .astype(float)
+        .itertuples(index=False)
+    ]
+    frame = frame.assign(rank=frame["severity"].map({s: i for i, s in enumerate(SEVERITY_ORDER)}))
+    frame = frame.sort_values(["rank", "days_until_stockout", "product_id", "store_id"])
+    return counted_on, frame[STOCK_RISK_COLUMNS].reset_index(drop=True)
+
+
+def _stock_risks(cursor: Cursor) -> pd.DataFrame:
+    """Every active stock-out risk, with its product's name and category (empty when none)."""
     risks = read_frame(
         cursor,
         """
@@ -352,21 +387,8 @@ def _stock(cursor: Cursor, scope: Scope) -> tuple[dt.date | None, pd.DataFrame]:
         WHERE a.active AND a.kind = 'stock_risk' AND a.entity_type = 'product_store'
         """,
     )
-    columns = [
-        "severity",
-        "product_id",
-        "name",
-        "category",
-        "store_id",
-        "on_hand",
-        "on_order",
-        "daily_demand",
-        "days_until_stockout",
-        "lead_time_days",
-        "suggested_order",
-    ]
     if risks.empty:
-        return counted_on, pd.DataFrame(columns=columns)
+        return risks
     pairs = risks["entity_id"].str.rsplit("@", n=1, expand=True)  # a store id never holds an '@'
     numbers = pd.DataFrame(list(risks["numbers"]))
     frame = pd.DataFrame(
@@ -389,19 +411,7 @@ def _stock(cursor: Cursor, scope: Scope) -> tuple[dt.date | None, pd.DataFrame]:
     )
     frame = frame.merge(names, on="product_id", how="left")
     frame["name"] = frame["name"].fillna(frame["product_id"])
-    if scope.kind == "store":
-        frame = frame[frame["store_id"] == scope.id]
-    elif scope.kind == "category":
-        frame = frame[frame["category"] == scope.id]
-    frame["suggested_order"] = [
-        suggested_order(demand, lead, on_hand, on_order)
-        for demand, lead, on_hand, on_order in frame[["daily_demand", "lead_time_days", "on_hand", "on_order"]]
-        .astype(float)
-        .itertuples(index=False)
-    ]
-    frame = frame.assign(rank=frame["severity"].map({s: i for i, s in enumerate(SEVERITY_ORDER)}))
-    frame = frame.sort_values(["rank", "days_until_stockout", "product_id", "store_id"])
-    return counted_on, frame[columns].reset_index(drop=True)
+    return frame
 
 
 def suggested_order(daily_demand: float, lead_time_days: float, on_hand: float, on_order: float) -> int:
