@@ -638,7 +638,7 @@ def import_command(path: Path, mapping: Path | None) -> None:
     print_summary(results, where)
     failed = [outcome for outcome in results if outcome["status"] in ("failed", "rejected")]
     if failed:  # nothing of the file loaded: the command failed, whatever it printed
-        raise click.ClickException(f"the import of {path.name} {failed[0]['status']}: {failed[0]['reason']}")
+        raise click.ClickException(f"{path.name} was not imported ({failed[0]['status']}): {failed[0]['reason']}")
     click.echo(NEXT_STEP)
 
 

@@ -25,9 +25,11 @@ def cli_env(home: Path | None = None) -> dict[str, str]:
     return env
 
 
-def run(*args: str, home: Path | None = None) -> subprocess.CompletedProcess:
+def run(*args: str, home: Path | None = None, **settings: str) -> subprocess.CompletedProcess:
+    """`sales-pipeline *args` with this home and these settings (SALES_PIPELINE_DATABASE_URL="...")."""
     command = [SALES_PIPELINE, *args]
-    return subprocess.run(command, cwd=PROJECT, env=cli_env(home), capture_output=True, text=True, timeout=300)
+    env = cli_env(home) | settings
+    return subprocess.run(command, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=300)
 
 
 @contextlib.contextmanager

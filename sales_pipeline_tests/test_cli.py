@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -290,3 +291,103 @@ def test_dev_started_in_the_background_stops_everything_on_sigterm(cli_home):
     assert "java api       not configured: the API schedules' runs fail until JAVA_API_BASE_URL is set" in output
     for noise in NOISE:
         assert noise not in output
+
+
+# Every command that reads the settings, as a user would start it (pull-sales with the simulator, so that the
+# setting under test is what fails).
+PIPELINE_COMMANDS = {
+    "demo": ["demo"],
+    "dev": ["dev", "--port", "0"],
+    "import": ["import", "data/sample/master_data.xlsx"],
+    "refresh": ["refresh"],
+    "pull-sales": ["pull-sales", "--from", "2026-11-01", "--to", "2026-11-02", "--simulator"],
+}
+ONE_LINE_ERROR = re.compile(r"^Error: [^\n]+$")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", PIPELINE_COMMANDS.values(), ids=PIPELINE_COMMANDS.keys())
+def test_a_bad_setting_stops_every_command_in_one_line_before_anything_starts(cli_home, command):
+    result = run(*command, home=cli_home, PIPELINE_TIMEZONE="Mars/Olympus")
+
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "Error: PIPELINE_TIMEZONE='Mars/Olympus' is not a time zone: use an IANA name such as UTC or Europe/Paris"
+    )
+    assert list(cli_home.iterdir()) == []  # no folder made, no server started
+
+
+BAD_SETTINGS = {
+    "SALES_PIPELINE_DAYFIRST": ("maybe", "is not a boolean: use true or false"),
+    "SALES_PIPELINE_HISTORY_START": ("2020-13-01", "is not a date: use YYYY-MM-DD"),
+    "JAVA_API_DEADLINE_S": ("soon", "is not a number of seconds (more than 0), e.g. 600"),
+    "FORECAST_HOLIDAY_COUNTRY": ("XX", "is not a country the holidays package knows: use an ISO 3166 code"),
+    "FORECAST_WORKERS": ("0", "is not a whole number of processes (1 or more)"),
+    "SALES_PIPELINE_DAGSTER_DATABASE_URL": ("mysql://dagster:s3cret@db/dagster", "is not a PostgreSQL URL"),
+}
+
+
+@pytest.mark.parametrize(("setting", "bad"), BAD_SETTINGS.items(), ids=BAD_SETTINGS.keys())
+def test_each_setting_with_a_bad_value_is_named_with_its_value(cli_home, setting, bad):
+    value, accepted = bad
+    result = run("refresh", home=cli_home, **{setting: value})
+
+    assert result.returncode == 1
+    assert ONE_LINE_ERROR.match(result.stderr.strip()), result.stderr
+    assert result.stderr.startswith(f"Error: {setting}='{value.replace('s3cret', '***')}' {accepted}")
+    assert "s3cret" not in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", PIPELINE_COMMANDS.values(), ids=PIPELINE_COMMANDS.keys())
+def test_a_database_that_does_not_answer_is_named_in_one_line_without_its_password(cli_home, command):
+    with socket.socket() as closed:  # a port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        url = f"postgresql://sales:s3cret@127.0.0.1:{closed.getsockname()[1]}/sales_pipeline"
+
+    result = run(*command, home=cli_home, SALES_PIPELINE_DATABASE_URL=url)
+
+    assert result.returncode == 1
+    assert ONE_LINE_ERROR.match(result.stderr.strip()), result.stderr
+    assert result.stderr.startswith(
+        f"Error: cannot use SALES_PIPELINE_DATABASE_URL ({url.replace('s3cret', '***')}): connection to server at"
+    )
+    assert "Connection refused" in result.stderr and "s3cret" not in result.stdout + result.stderr
+
+
+def test_debug_shows_the_traceback_after_the_reason(cli_home):
+    result = run("--debug", "refresh", home=cli_home, PIPELINE_TIMEZONE="Mars/Olympus")
+
+    assert result.returncode == 1
+    assert result.stderr.startswith("Traceback (most recent call last):")
+    assert result.stderr.strip().endswith("PIPELINE_TIMEZONE='Mars/Olympus' is not a time zone: use an IANA name"
+                                          " such as UTC or Europe/Paris")  # fmt: skip
+
+
+def test_commands_without_settings_fail_in_one_line_too(tmp_path):
+    (tmp_path / "a file").write_text("not a folder")
+    out = tmp_path / "a file" / "retailer"
+    generate = run("generate", "--scale", "1", "--days", "28", "--out", str(out))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        simulate = run("simulate-api", "--port", str(taken.getsockname()[1]))
+
+    assert generate.returncode == 1
+    assert generate.stderr.strip() == f"Error: NotADirectoryError: [Errno 20] Not a directory: '{out}'"
+    assert simulate.returncode != 0
+    assert simulate.stderr.strip() == "simulate-api: [Errno 98] Address already in use"
+
+
+@pytest.mark.slow
+def test_import_of_a_file_that_loads_nothing_exits_1_naming_it(cli_home, tmp_path):
+    notes = tmp_path / "notes.xlsx"
+    notes.write_text("this is not a workbook")
+
+    result = run("import", str(notes), home=cli_home)
+
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "Error: notes.xlsx was not imported (rejected): the file is not a .xlsx workbook (it is not a zip archive)"
+    )
+    assert "notes.xlsx: rejected" in result.stdout  # the summary still says where it was put
