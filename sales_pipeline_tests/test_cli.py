@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import openpyxl
+import psycopg2
 import pytest
 
 from sales_pipeline_tests.commands import (
@@ -391,3 +392,38 @@ def test_import_of_a_file_that_loads_nothing_exits_1_naming_it(cli_home, tmp_pat
         "Error: notes.xlsx was not imported (rejected): the file is not a .xlsx workbook (it is not a zip archive)"
     )
     assert "notes.xlsx: rejected" in result.stdout  # the summary still says where it was put
+
+
+@pytest.mark.slow
+def test_an_import_killed_after_its_commit_is_refreshed_into_the_marts_by_the_next_command(cli_home, tmp_path):
+    from sales_pipeline_tests.test_embedded_server import connection_to_running_server, wait_until
+
+    workbook = write_workbook(tmp_path / "week.xlsx", {"Products": products(), "Sales": sales(40)})
+    command = subprocess.Popen([SALES_PIPELINE, "import", str(workbook)], cwd=PROJECT, env=cli_env(cli_home),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+
+    def committed() -> bool:
+        with connection_to_running_server(cli_home, "sales_pipeline") as connection:
+            if connection is None:
+                return False
+            with connection.cursor() as cursor:
+                try:
+                    cursor.execute("SELECT count(*) FROM ops.import_ledger WHERE status = 'loaded'")
+                except psycopg2.errors.UndefinedTable:
+                    return False
+                return cursor.fetchone()[0] == 1
+
+    wait_until(committed, every_s=0.01)  # the moment: the import committed, the marts not refreshed yet
+    os.kill(command.pid, signal.SIGKILL)
+    command.wait()
+    kpis = "SELECT count(*), sum(revenue) FROM marts.daily_kpis WHERE scope = 'all'"
+    assert home_query(cli_home, kpis)[0][0] == 0  # what the kill left: sales without marts
+
+    again = run("import", str(workbook), home=cli_home)
+
+    assert again.returncode == 0, again.stderr
+    assert ": duplicate (same content as import" in again.stdout
+    assert "Refreshing the daily KPIs for 2026-11-01 .. 2026-11-03 (1 import or pull)" in again.stdout
+    assert home_query(cli_home, kpis) == home_query(
+        cli_home, "SELECT count(DISTINCT sale_date), sum(revenue) FROM core.sales"
+    )
