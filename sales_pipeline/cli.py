@@ -255,6 +255,9 @@ def demo() -> None:
     refresh_downstream()
     print_summary(results, where)
     print_forecast_and_anomalies(os.environ[settings.DATABASE_URL])
+    failed = [outcome for outcome in results if outcome["status"] == "failed"]
+    if failed:
+        raise click.ClickException(f"the import of {failed[0]['workbook']} failed: {failed[0]['reason']}")
     click.echo(NEXT_STEP)
 
 
