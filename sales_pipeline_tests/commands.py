@@ -17,19 +17,22 @@ from sales_pipeline_tests.conftest import PROJECT
 SALES_PIPELINE = str(Path(sys.executable).with_name("sales-pipeline"))
 
 
-def cli_env(home: Path | None = None) -> dict[str, str]:
-    """The environment of a user who configured nothing (no server, no Java API), with its own home."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SALES_PIPELINE_", "DAGSTER_", "JAVA_API_"))}
+def cli_env(home: Path | None = None, **settings: str) -> dict[str, str]:
+    """The environment of a user who configured nothing (no server, no Java API, no mail server) but
+    `settings`, with its own home."""
+    configured = ("SALES_PIPELINE_", "DAGSTER_", "JAVA_API_", "SMTP_", "ALERT_", "MANAGER_EMAILS", "ENGINEER_EMAILS")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(configured)}
     if home:
         env["SALES_PIPELINE_HOME"] = str(home)
-    return env
+    return env | settings
 
 
-def run(*args: str, home: Path | None = None, **settings: str) -> subprocess.CompletedProcess:
+def run(*args: str, home: Path | None = None, timeout: float = 300, **settings: str) -> subprocess.CompletedProcess:
     """`sales-pipeline *args` with this home and these settings (SALES_PIPELINE_DATABASE_URL="...")."""
     command = [SALES_PIPELINE, *args]
-    env = cli_env(home) | settings
-    return subprocess.run(command, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        command, cwd=PROJECT, env=cli_env(home, **settings), capture_output=True, text=True, timeout=timeout
+    )
 
 
 @contextlib.contextmanager
