@@ -446,13 +446,7 @@ def print_forecast_and_anomalies(url: str) -> None:
 
 def deliver_notifications() -> None:
     """What the delivery sensor does under the daemon: one run that writes the messages due and sends them."""
-    import dagster as dg
-
-    from sales_pipeline.definitions import defs
-
-    result = defs.resolve_job_def("deliver_notifications").execute_in_process(
-        instance=dg.DagsterInstance.get(), run_config=QUIET
-    )
+    result = run_job("deliver_notifications")
     metadata = {
         k: v.value for k, v in result.asset_materializations_for_node("alerts__notifications")[0].metadata.items()
     }

@@ -345,6 +345,7 @@ PIPELINE_COMMANDS = {
     "import": ["import", "data/sample/master_data.xlsx"],
     "refresh": ["refresh"],
     "pull-sales": ["pull-sales", "--from", "2026-11-01", "--to", "2026-11-02", "--simulator"],
+    "alerts list": ["alerts", "list"],
 }
 ONE_LINE_ERROR = re.compile(r"^Error: [^\n]+$")
 
