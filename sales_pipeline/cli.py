@@ -326,7 +326,13 @@ def import_one(path: Path, mapping: Path | None) -> list[dict]:
     return execute_imports([request])
 
 
-def run_job(name: str, must_succeed: bool = True, run_config: dict | None = None, **options: object):
+def run_job(
+    name: str,
+    tags: dict[str, str] | None = None,
+    run_config: dict | None = None,
+    partition_key: str | None = None,
+    must_succeed: bool = True,
+):
     """Run a job of the code location in this process, as a run of its own tagged with this process (so
     the next command can tell if it died: see runs.py). A failed run stops the command with its reason,
     unless `must_succeed` is False."""
@@ -338,9 +344,9 @@ def run_job(name: str, must_succeed: bool = True, run_config: dict | None = None
     result = defs.resolve_job_def(name).execute_in_process(
         instance=dg.DagsterInstance.get(),
         run_config={**(run_config or {}), **QUIET},
-        tags={**options.pop("tags", {}), **process_tags()},  # type: ignore[dict-item]
+        tags={**(tags or {}), **process_tags()},
+        partition_key=partition_key,
         raise_on_error=False,
-        **options,
     )
     if must_succeed and not result.success:
         raise click.ClickException(failure_line(run_problems(result)))
