@@ -122,6 +122,28 @@ def test_a_command_killed_outright_leaves_neither_a_running_server_nor_a_started
 
 
 @pytest.mark.slow
+def test_a_run_whose_worker_was_killed_outside_the_cli_is_marked_failed_by_the_next_command(cli_home):
+    # A run worker as `dagster dev` starts one (no tag of the CLI's: its process is the one on its start event).
+    script = (
+        "from sales_pipeline.cli import prepare_environment; prepare_environment(); import dagster as dg;"
+        " from sales_pipeline.definitions import defs; job = defs.resolve_job_def('refresh_forecasts_and_anomalies');"
+        " job.execute_in_process(instance=dg.DagsterInstance.get())"
+    )
+    worker = subprocess.Popen([sys.executable, "-c", script], cwd=PROJECT, env=cli_env(cli_home),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    (run_id,) = wait_until(lambda: started_runs(cli_home))
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait()
+
+    again = run("refresh", home=cli_home)
+
+    assert again.returncode == 0, again.stderr
+    assert f"Marked failed 1 Dagster run(s) left unfinished by a process that is gone (killed, or cut from its" \
+           f" database): {run_id[:8]}" in again.stderr  # fmt: skip
+    assert run_statuses(cli_home)[run_id] == "FAILURE"
+
+
+@pytest.mark.slow
 def test_a_lock_file_naming_a_pid_now_another_programs_is_stale_and_said_so(cli_home):
     # A server killed outright while a process used it, and its PID then taken by another program
     # (of the server's own user, so that PostgreSQL's own check would refuse it too).
