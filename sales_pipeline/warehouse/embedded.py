@@ -148,8 +148,8 @@ def _clear_stale_lock_files(folder: Path) -> str | None:
         (Path(lines[4].strip()) / f".s.PGSQL.{lines[3].strip()}.lock").unlink(missing_ok=True)
     lock_file.unlink()
     return (
-        f"The embedded PostgreSQL in {folder} had stopped without shutting down (its {LOCK_FILE} names PID {pid}, "
-        f"which {_what_runs_as(pid)}): removed its stale lock files and started it again; it recovers every "
+        f"The embedded PostgreSQL in {folder} had stopped without shutting down (its {LOCK_FILE} names "
+        f"{_what_runs_as(pid)}): removed its stale lock files and started it again; it recovers every "
         "committed transaction from its write-ahead log, and none that was under way"
     )
 
@@ -175,11 +175,11 @@ def _postgres_processes_in(folder: Path) -> list[int]:
 
 def _what_runs_as(pid: int | None) -> str:
     if pid is None:
-        return "is unreadable"
+        return "no PID"
     try:
-        return f"is now another program, {psutil.Process(pid).name()}"
+        return f"PID {pid}, which is now another program, {psutil.Process(pid).name()}"
     except psutil.NoSuchProcess:
-        return "is gone"
+        return f"PID {pid}, which is gone"
 
 
 def _create_database(admin_url: str, database: str) -> None:
