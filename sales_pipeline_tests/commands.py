@@ -20,7 +20,8 @@ SALES_PIPELINE = str(Path(sys.executable).with_name("sales-pipeline"))
 def cli_env(home: Path | None = None, **settings: str) -> dict[str, str]:
     """The environment of a user who configured nothing (no server, no Java API, no mail server) but
     `settings`, with its own home."""
-    configured = ("SALES_PIPELINE_", "DAGSTER_", "JAVA_API_", "SMTP_", "ALERT_", "MANAGER_EMAILS", "ENGINEER_EMAILS")
+    configured = ("SALES_PIPELINE_", "DAGSTER_", "JAVA_API_", "SMTP_", "ALERT_", "MANAGER_EMAILS", "ENGINEER_EMAILS",
+                  "API_")  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith(configured)}
     if home:
         env["SALES_PIPELINE_HOME"] = str(home)
