@@ -361,6 +361,7 @@ PIPELINE_COMMANDS = {
     "refresh": ["refresh"],
     "pull-sales": ["pull-sales", "--from", "2026-11-01", "--to", "2026-11-02", "--simulator"],
     "alerts list": ["alerts", "list"],
+    "serve": ["serve", "--port", "0"],
 }
 ONE_LINE_ERROR = re.compile(r"^Error: [^\n]+$")
 
