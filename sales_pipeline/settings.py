@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DATABASE_URL = "SALES_PIPELINE_DATABASE_URL"
@@ -58,6 +59,7 @@ API_CORS_ORIGINS = "API_CORS_ORIGINS"
 API_UPLOAD_MAX_MB = "API_UPLOAD_MAX_MB"
 API_UPLOAD_MAX_UNZIPPED_MB = "API_UPLOAD_MAX_UNZIPPED_MB"
 API_ROLES = ("read", "write")
+URL_EXAMPLE = "postgresql://user:password@host:5432/database"
 
 # An address people type: local@domain, no spaces, no display name (ASCII: SMTP without SMTPUTF8).
 EMAIL_ADDRESS = re.compile(
@@ -154,6 +156,8 @@ class Settings:
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Settings:
         home = pipeline_home(environ)
+        for name in (DATABASE_URL, DAGSTER_DATABASE_URL):  # secrets: checked, not kept
+            _database_url_checked(name, environ.get(name) or "")
         return cls(
             home=home,
             inbox_dir=Path(environ.get(INBOX) or home / "inbox").expanduser().resolve(),
@@ -233,6 +237,20 @@ def secret_values(environ: Mapping[str, str] = os.environ) -> tuple[str, ...]:
         elif value:
             values.append(value)
     return tuple(values)
+
+
+def without_password(url: str) -> str:
+    """A database URL as it may be shown: the password, in the address or its query, replaced by ***."""
+    if "://" not in url:
+        return "(not a URL)"
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        user, _, host = netloc.rpartition("@")
+        netloc = f"{user.partition(':')[0]}:***@{host}"
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    query = "&".join(f"{key}={'***' if key == 'password' else value}" for key, value in pairs)
+    return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
 
 
 def email_list(name: str, value: str) -> tuple[str, ...]:
@@ -369,6 +387,16 @@ def _webhook_url_checked(environ: Mapping[str, str]) -> None:
     value = (environ.get(ALERT_WEBHOOK_URL) or "").strip()
     if value and not value.startswith(("https://", "http://")):
         raise ValueError(f"{ALERT_WEBHOOK_URL} is not an http(s) URL (its value is a secret and not shown)")
+
+
+def _database_url_checked(name: str, value: str) -> None:
+    """A PostgreSQL URL, or unset; its password never appears in the message."""
+    if not value:
+        return
+    if "://" not in value:
+        raise SettingError(name, "(hidden: it may hold a password)", f"a URL: use {URL_EXAMPLE}")
+    if urlsplit(value).scheme.partition("+")[0] not in ("postgres", "postgresql"):
+        raise SettingError(name, without_password(value), f"a PostgreSQL URL: use {URL_EXAMPLE}")
 
 
 def _file(name: str, value: str) -> Path | None:
