@@ -5,11 +5,14 @@ from __future__ import annotations
 import hashlib
 import html
 import re
+import xml.etree.ElementTree as ElementTree
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import python_calamine
+
+from sales_pipeline.excel.exports import export_kind, read_export
 
 SUPPORTED_SUFFIXES = (".xlsx", ".xlsm", ".xlsb", ".xls", ".ods")
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # legacy .xls, and the container Office encrypts into
@@ -40,7 +43,12 @@ def content_hash(path: Path) -> str:
 
 def read_workbook(path: Path) -> dict[str, RawSheet]:
     """All worksheets of a workbook by name, or UnreadableWorkbook with one specific reason."""
-    check_readable(path)
+    export = check_readable(path)
+    if export:
+        try:
+            return {name: RawSheet(name, rows, 1, 1) for name, rows in read_export(path, export).items()}
+        except ElementTree.ParseError as error:
+            raise UnreadableWorkbook(f"the XML Spreadsheet 2003 file is damaged ({error})") from error
     try:
         workbook = python_calamine.CalamineWorkbook.from_path(str(path))
         sheets = {}
@@ -59,8 +67,9 @@ def read_workbook(path: Path) -> dict[str, RawSheet]:
         raise UnreadableWorkbook(f"the workbook is damaged and cannot be read ({_first_line(error)})") from error
 
 
-def check_readable(path: Path) -> None:
-    """Reject, with a specific reason, files that are not a workbook we can open."""
+def check_readable(path: Path) -> str | None:
+    """Reject, with a specific reason, files that are not a workbook we can open; the kind of an ERP's
+    export (`html`, `xml2003`: see exports.py) when the file is one, whatever its name."""
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise UnreadableWorkbook(
@@ -76,11 +85,29 @@ def check_readable(path: Path) -> None:
             raise UnreadableWorkbook("the workbook is encrypted with a password: save it without a password")
         if suffix != ".xls":
             raise UnreadableWorkbook(f"the file is a legacy binary Excel workbook named '{suffix}': rename it .xls")
-        return
-    if suffix in (".xlsx", ".xlsm", ".xlsb", ".ods"):
-        if not head.startswith(b"PK"):
-            raise UnreadableWorkbook(f"the file is not a {suffix} workbook (it is not a zip archive)")
-        _check_zip(path)
+        return None
+    export = export_kind(head)
+    if export:
+        return export
+    if suffix == ".xls":
+        holds = (
+            "text (comma- or tab-separated values?), not an Excel workbook"
+            if _looks_like_text(head)
+            else "neither an Excel workbook nor an Excel export (HTML, XML Spreadsheet 2003)"
+        )
+        raise UnreadableWorkbook(f"the file is named .xls but holds {holds}: open it in Excel and save it as .xlsx")
+    if not head.startswith(b"PK"):
+        raise UnreadableWorkbook(f"the file is not a {suffix} workbook (it is not a zip archive)")
+    _check_zip(path)
+    return None
+
+
+def _looks_like_text(head: bytes) -> bool:
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        text = head.decode("latin-1")
+    return sum(ch.isprintable() or ch in "\t\r\n" for ch in text) >= 0.95 * len(text)
 
 
 def _check_zip(path: Path) -> None:
@@ -108,34 +135,76 @@ def uses_1904_dates(path: Path) -> bool:
 
 
 def _first_line(error: BaseException) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    """The error's first line, without the bytes some libraries quote (`signature \\x3c\\x68...`)."""
+    line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return _QUOTED_BYTES.sub("…", "".join(ch for ch in line if ch.isprintable()))
 
 
-def uncalculated_formula_cells(path: Path, sheet_name: str) -> set[tuple[int, int]]:
-    """(row, column) numbers of the cells of a sheet holding a formula with no saved result.
+_QUOTED_BYTES = re.compile(r"(?:\\x[0-9a-fA-F]{2}|\\u[0-9a-fA-F]{4}|\\[0-7]{3})+")
 
-    A workbook written by a program (not saved by Excel) may carry formulas nobody calculated;
-    calamine reads such a cell as empty. Only .xlsx/.xlsm keep formulas in a form read here.
+
+# What Excel shows in a cell whose formula failed. calamine reads such a cell as empty.
+EXCEL_ERRORS = frozenset(
+    ("#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A", "#GETTING_DATA", "#SPILL!", "#CALC!")
+)
+
+
+@dataclass(frozen=True)
+class CellMarks:
+    """What calamine does not tell about a sheet's cells, by Excel (row, column) numbers."""
+
+    errors: dict[tuple[int, int], str] = field(default_factory=dict)  # cells showing #REF!, #N/A...
+    uncalculated: frozenset[tuple[int, int]] = frozenset()  # formulas without a saved result
+    summary_rows: frozenset[int] = frozenset()  # rows with a SUBTOTAL, AGGREGATE or column SUM formula
+
+
+def cell_marks(path: Path, sheet_name: str) -> CellMarks:
+    """Error cells, formulas nobody calculated and summary formulas of a sheet of an .xlsx/.xlsm workbook.
+
+    A workbook written by a program (not saved by Excel) may carry formulas nobody calculated; a formula
+    that failed shows an error; Data > Subtotal writes SUBTOTAL formulas. calamine reads all of them as
+    empty cells, so the sheet's XML is scanned for them, streamed (a large sheet is never held whole), and
+    only the blocks that hold a formula or an error are searched.
     """
     if path.suffix.lower() not in (".xlsx", ".xlsm"):
-        return set()
+        return CellMarks()
+    errors: dict[tuple[int, int], str] = {}
+    uncalculated: set[tuple[int, int]] = set()
+    summary_rows: set[int] = set()
     with zipfile.ZipFile(path) as archive:
         part = _sheet_part(archive, sheet_name)
-        xml = archive.read(part) if part else b""
-    if b"<f" not in xml:  # most exported data has no formula at all: one scan, no parsing
-        return set()
-    found = set()
-    for match in _FORMULA_CELL.finditer(xml):
-        value = match["value"]
-        if value is None or not value.strip():
-            found.add((int(match["row"]), _column_number(match["column"].decode())))
-    return found
+        if part is None:
+            return CellMarks()
+        with archive.open(part) as stream:
+            rest = b""
+            for block in iter(lambda: stream.read(1 << 22), b""):
+                text = rest + block
+                cut = text.rfind(b"</c>") + len(b"</c>") if b"</c>" in text else 0
+                text, rest = text[:cut], text[cut:]
+                if b"<f" not in text and b't="e"' not in text:
+                    continue
+                for match in _MARKED_CELL.finditer(text):
+                    where = (int(match["row"]), _column_number(match["column"].decode()))
+                    value = (match["value"] or b"").strip()
+                    if b't="e"' in match["attributes"]:
+                        errors[where] = html.unescape(value.decode("utf-8", "replace"))
+                    elif match["cell_formula"] and not value:
+                        uncalculated.add(where)
+                    formula = html.unescape((match["formula"] or b"").decode("utf-8", "replace"))
+                    if formula and _SUMMARY_FORMULA.match(formula):
+                        summary_rows.add(where[0])
+    return CellMarks(errors, frozenset(uncalculated), frozenset(summary_rows))
 
 
-_FORMULA_CELL = re.compile(
-    rb'<c r="(?P<column>[A-Z]+)(?P<row>\d+)"[^>]*>\s*'
-    rb"<f(?:\s[^>]*)?(?:/>|>[^<]*</f>)\s*"
+_MARKED_CELL = re.compile(
+    rb'<c r="(?P<column>[A-Z]+)(?P<row>\d+)"(?P<attributes>[^>]*)>\s*'
+    rb"(?:(?P<cell_formula><f(?:\s[^>]*)?(?:/>|>(?P<formula>[^<]*)</f>))\s*)?"
     rb"(?:<v>(?P<value>[^<]*)</v>|<v\s*/>)?\s*</c>"
+)
+# A total over the rows above: =SUBTOTAL(9,F2:F9), =AGGREGATE(...), =SUM(F2:F9) (not a SUM along a row).
+_SUMMARY_FORMULA = re.compile(
+    r"\s*=?\s*(?:_xlfn\.)?(?:SUBTOTAL|AGGREGATE)\(|\s*=?\s*SUM\(\s*\$?[A-Z]+\$?(\d+)\s*:\s*\$?[A-Z]+\$?(?!\1\b)\d+\s*\)",
+    re.IGNORECASE,
 )
 
 

@@ -32,13 +32,15 @@ def stage_frame(
     like_table: str,
     staging_table: str,
     extra_columns: dict[str, str] | None = None,
+    index_as: str | None = None,
 ) -> None:
     """COPY `frame` into a temporary table typed like `like_table`'s columns of the same names.
 
     `extra_columns` adds staging-only columns (name -> SQL type) that the merge turns into
-    target columns. The staging table is dropped at commit.
+    target columns. `index_as` stages the frame's index too, as an integer column of that name
+    (the importer's Excel row numbers). The staging table is dropped at commit.
     """
-    extra_columns = extra_columns or {}
+    extra_columns = (extra_columns or {}) | ({index_as: "integer"} if index_as else {})
     table_columns = [c for c in frame.columns if c not in extra_columns]
     cursor.execute(
         sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
@@ -56,11 +58,12 @@ def stage_frame(
     buffer = io.StringIO()
     # Unquoted empty fields are NULL in COPY's CSV format; the importer turns blanks into NULLs.
     # (A hand-built text format measured slower than pandas' C CSV writer.)
-    frame.to_csv(buffer, index=False, header=False)
+    frame.to_csv(buffer, index=index_as is not None, header=False)
     buffer.seek(0)
+    columns = ([index_as] if index_as else []) + list(frame.columns)
     cursor.copy_expert(
         sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)")
-        .format(sql.Identifier(staging_table), sql.SQL(", ").join(map(sql.Identifier, frame.columns)))
+        .format(sql.Identifier(staging_table), sql.SQL(", ").join(map(sql.Identifier, columns)))
         .as_string(cursor),
         buffer,
     )
