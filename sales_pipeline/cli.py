@@ -26,6 +26,9 @@ SAMPLE_DIR = Path("data/sample")
 SIMULATED_RETAILER = {"seed": 42, "scale": 2, "days": 730}
 DEMO_API_DAYS = 7  # the demo pulls the last week of sales from the back office, as a night would
 SUMMARY_TABLES = ("core.products", "core.stores", "core.customers", "core.sales", "core.stock", "ops.import_rejects")
+# `sales-pipeline import`'s exit status per outcome, for scripts (README, The CLI); a failed run exits 1, a
+# command line click refuses 2.
+IMPORT_EXIT_CODES = {"loaded": 0, "duplicate": 0, "rejected": 3, "loaded_with_rejects": 4}
 # Keep the terminal to the summary: each run's full log is in the Dagster UI.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -322,6 +325,8 @@ def print_summary(results: list[dict], where: dict[str, str]) -> None:
         if outcome.get("reason"):
             line += f" ({outcome['reason']})"
         click.echo(line)
+        for sheet, why in (outcome.get("ignored_sheets") or {}).items():
+            click.echo(f"    sheet {sheet!r} not read: {why}")
         if outcome.get("feedback_workbook"):
             click.echo(f"    feedback workbook: {outcome['feedback_workbook']}")
     click.echo("\nWarehouse rows:")
@@ -516,8 +521,16 @@ def import_command(path: Path, mapping: Path | None) -> None:
     """Import one workbook now, through the same Dagster asset the inbox sensor runs.
 
     The file is copied into the inbox first (under a name of its own if another file waits there under
-    this one), so your copy is left where it is.
+    this one), so your copy is left where it is. Excel's lock files (~$name.xlsx) are skipped.
+
+    Exit status: 0 loaded (or already loaded), 1 the import run failed, 2 a wrong command line,
+    3 rejected (nothing loaded), 4 loaded with rows rejected (see the feedback workbook).
     """
+    from sales_pipeline.excel.read import skipped_name
+
+    if skipped_name(path.name):
+        click.echo(f"{path.name} skipped: {skipped_name(path.name)}")
+        return
     where = prepare_environment()
     inbox_copy = copy_into_inbox(path, settings.inbox_dir())
     results = import_one(inbox_copy, mapping)
@@ -527,6 +540,7 @@ def import_command(path: Path, mapping: Path | None) -> None:
     if failed:
         raise click.ClickException(f"the import of {path.name} failed: {failed[0]['reason']}")
     click.echo(NEXT_STEP)
+    sys.exit(max(IMPORT_EXIT_CODES[outcome["status"]] for outcome in results))
 
 
 def copy_into_inbox(path: Path, inbox: Path) -> Path:

@@ -598,7 +598,7 @@ def _settle_repeated_keys(sheets: list[PreparedSheet]) -> None:
         if sheet.good.empty:
             continue
         keys = pd.MultiIndex.from_frame(sheet.good[key_columns])
-        suspect = sheet.good.duplicated(key_columns, keep=False).to_numpy()
+        suspect = sheet.good.duplicated(key_columns, keep=False).to_numpy(copy=True)
         for other in sheets:
             if other is not sheet and not other.good.empty:
                 suspect |= keys.isin(pd.MultiIndex.from_frame(other.good[key_columns]))

@@ -19,6 +19,15 @@ _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # legacy .xls, and the contain
 _ENCRYPTION_STREAM = "EncryptionInfo".encode("utf-16-le")
 
 
+def skipped_name(name: str) -> str | None:
+    """Why a file is left alone by its name alone (Excel's lock files, downloads under way), or None."""
+    if name.startswith("~$"):
+        return "Excel's lock file of an open workbook, not a workbook"
+    if name.lower().endswith((".tmp", ".part", ".crdownload")):
+        return "a download or copy under way, not a workbook yet"
+    return None
+
+
 class UnreadableWorkbook(Exception):
     """The file as a whole cannot be imported; the message says why, in the sender's words."""
 

@@ -42,6 +42,8 @@ def stage_frame(
     """
     extra_columns = (extra_columns or {}) | ({index_as: "integer"} if index_as else {})
     table_columns = [c for c in frame.columns if c not in extra_columns]
+    # A workbook may bring several sheets to one table (Sales, Sales (2)): each is staged and merged in turn.
+    cursor.execute(sql.SQL("DROP TABLE IF EXISTS pg_temp.{}").format(sql.Identifier(staging_table)))
     cursor.execute(
         sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
             sql.Identifier(staging_table),

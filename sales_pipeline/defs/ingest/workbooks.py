@@ -18,7 +18,7 @@ import pandas as pd
 from pydantic import Field
 
 from sales_pipeline.excel.importer import earlier_imports, import_workbook, refuse_link
-from sales_pipeline.excel.read import SUPPORTED_SUFFIXES, content_hash
+from sales_pipeline.excel.read import SUPPORTED_SUFFIXES, content_hash, skipped_name
 from sales_pipeline.records import ImportResult
 from sales_pipeline.resources import WarehouseResource, WorkbookInboxResource
 from sales_pipeline.warehouse.db import transaction
@@ -30,11 +30,9 @@ workbook_partitions = dg.DynamicPartitionsDefinition(name="workbooks")
 # drop that clause: they refresh whenever any partition upstream was updated.
 AFTER_ANY_UPSTREAM_UPDATE = dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing())
 IMPORT_OP = "ingest__workbook_import"  # the op behind the asset, as run config names it
-# Excel's lock files (~$name.xlsx) and half-written downloads are not workbooks to import. Hidden
-# files (.name) are the tools' own (LibreOffice's .~lock.name#, Finder's .DS_Store) unless their name
+# Excel's lock files (~$name.xlsx) and half-written downloads are not workbooks to import (`skipped_name`).
+# Hidden files (.name) are the tools' own (LibreOffice's .~lock.name#, Finder's .DS_Store) unless their name
 # ends like a workbook (..xlsx is a workbook): those are named in the sensor's message, not imported.
-_IGNORED_PREFIXES = ("~$",)
-_IGNORED_SUFFIXES = (".tmp", ".part", ".crdownload")
 STEM_CHARS = 40  # of the file name in a partition key: long enough to recognise, short enough for the UI
 HASH_CHARS = 8  # of the content hash in a partition key: two contents under one name stay apart
 
@@ -186,6 +184,8 @@ def import_metadata(result: ImportResult, database_url: str) -> dict[str, dg.Met
         "rows_loaded_per_table": dg.MetadataValue.json({s.target: s.rows_loaded for s in result.sheets}),
         "archived": dg.MetadataValue.path(result.archived_path or ""),
     }
+    if result.ignored_sheets:
+        metadata["ignored_sheets"] = dg.MetadataValue.json(result.ignored_sheets)
     if result.reason:
         metadata["reason"] = result.reason
     if result.feedback_path:
@@ -223,7 +223,7 @@ def scan_inbox(inbox_dir: Path) -> tuple[list[Path], list[Path], list[Path]]:
         for path in inner:
             if path.is_symlink():
                 links.append(path)
-            elif not path.is_file() or path.name.startswith(_IGNORED_PREFIXES) or path.name.endswith(_IGNORED_SUFFIXES):
+            elif not path.is_file() or skipped_name(path.name):
                 continue
             elif path.name.startswith(".") and not path.name.lower().endswith(SUPPORTED_SUFFIXES):
                 hidden.append(path)
