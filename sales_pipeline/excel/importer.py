@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import io
 import itertools
 import json
 import logging
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,7 +59,16 @@ from sales_pipeline.excel.read import (
 from sales_pipeline.excel.template import README_SHEET
 from sales_pipeline.records import ImportResult, SheetResult
 from sales_pipeline.warehouse.db import transaction
-from sales_pipeline.warehouse.merge import MergeCounts, escape_copy_text, merge_frame, merge_staged, stage_frame
+from sales_pipeline.warehouse.merge import (
+    COPY_READ,
+    COPY_ROWS,
+    MergeCounts,
+    TextStream,
+    escape_copy_text,
+    merge_frame,
+    merge_staged,
+    stage_frame,
+)
 from sales_pipeline.warehouse.quality import offending_rows
 
 log = logging.getLogger(__name__)
@@ -727,23 +735,25 @@ def _add_missing(cursor: Cursor, table: str, key: str, staging: str) -> None:
 def _land_raw_rows(cursor: Cursor, import_id: int, prepared: list[PreparedSheet]) -> None:
     """Keep every row as the sender wrote it (header -> cell, as JSON), good and bad, with its import.
 
-    A source sheet read by several targets lands once. The rows go to COPY in its text format: JSON's
-    escapes are backslashes, which that format reads as escapes too, so they are doubled.
+    A source sheet read by several targets lands once. The rows go to COPY in its text format, a slice of
+    rows at a time: JSON's escapes are backslashes, which that format reads as escapes too, so they are
+    doubled.
     """
-    chunks = []
-    landed = set()
-    for sheet in prepared:
-        if sheet.source_name in landed or sheet.sender.empty:
-            continue
-        landed.add(sheet.source_name)
-        documents = sheet.sender.to_json(orient="records", lines=True, date_format="iso", default_handler=str)
-        documents = documents.replace("\\", "\\\\")  # one pass over the whole text, not per row
-        prefix = f"{import_id}\t{escape_copy_text(sheet.source_name)}\t"
-        rows = zip(sheet.sender.index, documents.rstrip("\n").split("\n"), strict=True)
-        chunks.append("\n".join(f"{prefix}{row_number}\t{document}" for row_number, document in rows))
-    if chunks:
-        buffer = io.StringIO("\n".join(chunks) + "\n")
-        cursor.copy_expert("COPY raw.excel_rows (import_id, sheet, row_number, row) FROM STDIN", buffer)
+    senders = {sheet.source_name: sheet.sender for sheet in prepared if not sheet.sender.empty}
+
+    def slices() -> Iterator[str]:
+        for name, sender in senders.items():
+            prefix = f"{import_id}\t{escape_copy_text(name)}\t"
+            for start in range(0, len(sender), COPY_ROWS):
+                part = sender.iloc[start : start + COPY_ROWS]
+                documents = part.to_json(orient="records", lines=True, date_format="iso", default_handler=str)
+                documents = documents.replace("\\", "\\\\")  # one pass over the slice, not per row
+                rows = zip(part.index, documents.rstrip("\n").split("\n"), strict=True)
+                yield "".join(f"{prefix}{row_number}\t{document}\n" for row_number, document in rows)
+
+    if senders:
+        cursor.copy_expert("COPY raw.excel_rows (import_id, sheet, row_number, row) FROM STDIN", TextStream(slices()),
+                           size=COPY_READ)  # fmt: skip
 
 
 def _unique(names: list[str]) -> list[str]:
