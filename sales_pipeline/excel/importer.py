@@ -374,15 +374,14 @@ class _Sources:
         error (#REF!...), which calamine reads as empty, holds the error's text."""
         key = (raw_sheet.name, header_index)
         if key not in self.frames:
-            rows = raw_sheet.rows[header_index + 1 :]
-            frame = pd.DataFrame(rows, dtype=object).reindex(columns=range(len(header)))
+            frame = raw_sheet.frame.iloc[header_index + 1 :].reindex(columns=range(len(header)))
             frame.columns = _unique([h or f"column {i + 1}" for i, h in enumerate(header)])
-            first_data_row = raw_sheet.first_row_number + header_index + 1
-            frame.index = pd.RangeIndex(first_data_row, first_data_row + len(frame))
             for (row, column), text in self.cell_marks(raw_sheet.name).errors.items():
                 position = column - raw_sheet.first_column_number
                 if row in frame.index and 0 <= position < frame.shape[1]:
-                    frame.iat[row - first_data_row, position] = text
+                    name = frame.columns[position]
+                    frame[name] = frame[name].astype(object)  # a number column gets a text cell
+                    frame.at[row, name] = text
             self.frames[key] = frame
         return self.frames[key]
 
@@ -395,8 +394,9 @@ def _prepare(
 ) -> PreparedSheet:
     target = sheet_mapping.target
     expected = _expected_headers(sheet_mapping)
-    header_index = _header_row(raw_sheet.rows, expected)
-    header_cells = raw_sheet.rows[header_index] if raw_sheet.rows else []
+    top = raw_sheet.head(HEADER_SEARCH_ROWS)
+    header_index = _header_row(top, expected)
+    header_cells = top[header_index] if top else []
     sender_header = ["" if is_blank(h) else str(h).strip() for h in header_cells]
     source_position: dict[str, int] = {}  # normalised sender header -> its position in the row
     for index, header in enumerate(sender_header):
@@ -434,7 +434,7 @@ def _prepare(
         found = ", ".join(repr(h) for h in sender_header if h) or "none"
         raise UnreadableWorkbook(
             f"{where}: required column(s) missing: {', '.join(missing)} (headers found in row "
-            f"{raw_sheet.first_row_number + header_index}: {found})"
+            f"{raw_sheet.frame.index[header_index] if top else 1}: {found})"
         )
 
     sender = sources.sender_frame(raw_sheet, header_index, sender_header)
@@ -537,9 +537,9 @@ def _check_line_totals(prepared: PreparedSheet, typed: pd.DataFrame) -> None:
 
 
 def _header_row(rows: list[list[object]], expected: dict[str, str]) -> int:
-    """The row (within the first few) that carries the most expected headers; 0 if none does."""
+    """The row (of the first few) that carries the most expected headers; 0 if none does."""
     best, best_hits = 0, 0
-    for index, row in enumerate(rows[:HEADER_SEARCH_ROWS]):
+    for index, row in enumerate(rows):
         hits = sum(1 for cell in row if not is_blank(cell) and normalise_header(cell) in expected)
         if hits > best_hits:
             best, best_hits = index, hits

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import html
+import io
 import re
 import xml.etree.ElementTree as ElementTree
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import python_calamine
 
 from sales_pipeline.excel.exports import export_kind, read_export
@@ -34,12 +39,26 @@ class UnreadableWorkbook(Exception):
 
 @dataclass(frozen=True)
 class RawSheet:
-    """A sheet as read: cell values as calamine gives them, rows numbered like Excel's."""
+    """A sheet as read: one column per sheet column (0 is `first_column_number`), indexed by Excel row number,
+    cells as calamine gives them (equal cells share one object: see `_compact`)."""
 
     name: str
-    rows: list[list[object]]
-    first_row_number: int  # Excel row number of rows[0]
-    first_column_number: int = 1  # Excel column number of rows[i][0]
+    frame: pd.DataFrame
+    first_column_number: int = 1
+
+    @property
+    def rows(self) -> list[list[object]]:
+        return self.head(len(self.frame))
+
+    def head(self, count: int) -> list[list[object]]:
+        """The first `count` rows as lists of cells."""
+        return self.frame.iloc[:count].to_numpy().tolist()
+
+
+def raw_sheet(name: str, rows: list[list[object]], first_row: int = 1, first_column: int = 1) -> RawSheet:
+    frame = _compact(pd.DataFrame(rows, dtype=object))
+    frame.index = pd.RangeIndex(first_row, first_row + len(frame))
+    return RawSheet(name, frame, first_column)
 
 
 def content_hash(path: Path) -> str:
@@ -55,7 +74,7 @@ def read_workbook(path: Path) -> dict[str, RawSheet]:
     export = check_readable(path)
     if export:
         try:
-            return {name: RawSheet(name, rows, 1, 1) for name, rows in read_export(path, export).items()}
+            return {name: raw_sheet(name, rows) for name, rows in read_export(path, export).items()}
         except ElementTree.ParseError as error:
             raise UnreadableWorkbook(f"the XML Spreadsheet 2003 file is damaged ({error})") from error
     try:
@@ -64,16 +83,167 @@ def read_workbook(path: Path) -> dict[str, RawSheet]:
         for metadata in workbook.sheets_metadata:
             if metadata.typ != python_calamine.SheetTypeEnum.WorkSheet:
                 continue  # chart sheets and macro sheets hold no rows
-            sheet = workbook.get_sheet_by_name(metadata.name)
-            # `start` is where data begins: calamine drops leading empty rows and columns.
-            first_row, first_column = (sheet.start[0] + 1, sheet.start[1] + 1) if sheet.start else (1, 1)
-            rows = sheet.to_python(skip_empty_area=True)
-            sheets[metadata.name] = RawSheet(metadata.name, rows, first_row, first_column)
+            sheets[metadata.name] = _read_in_slices(path, metadata.name) or _read_whole(workbook, metadata.name)
         return sheets
     except python_calamine.PasswordError as error:
         raise UnreadableWorkbook("the workbook is password-protected: save it without a password") from error
     except (python_calamine.ZipError, python_calamine.XmlError, python_calamine.CalamineError) as error:
         raise UnreadableWorkbook(f"the workbook is damaged and cannot be read ({_first_line(error)})") from error
+
+
+def _read_whole(workbook: python_calamine.CalamineWorkbook, name: str) -> RawSheet:
+    sheet = workbook.get_sheet_by_name(name)
+    # `start` is where data begins: calamine drops leading empty rows and columns.
+    first_row, first_column = (sheet.start[0] + 1, sheet.start[1] + 1) if sheet.start else (1, 1)
+    return raw_sheet(name, sheet.to_python(skip_empty_area=True), first_row, first_column)
+
+
+# --- large sheets, a slice at a time ---------------------------------------------------------------------
+#
+# calamine reads a sheet whole, and holds every cell at once (about 1 GB for a million rows of a dozen
+# columns, before Python sees a value). So a worksheet of an .xlsx/.xlsm is cut, at row boundaries of its
+# XML, into slices of about SLICE_BYTES, each made a one-sheet workbook (in memory, with the styles that
+# tell dates from numbers and the shared strings) that calamine reads; each slice's columns are made
+# compact before the next is read. Rows keep their numbers (the `r` attribute), so nothing shifts. A sheet
+# whose rows carry no numbers, or whose XML is not the usual (prefixed tags), is read whole.
+
+SLICE_BYTES = 32 << 20
+_SHEET_DATA = re.compile(rb"<sheetData\s*>")
+_DIMENSION = re.compile(rb"<dimension\b[^>]*/>")  # the whole sheet's size: calamine would reserve it per slice
+_SLICE_PARTS = {
+    "[Content_Types].xml": b'<?xml version="1.0" encoding="UTF-8"?>'
+    b'<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+    b'<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+    b'<Default Extension="xml" ContentType="application/xml"/>'
+    b'<Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.'
+    b'spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/'
+    b'vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>',
+    "_rels/.rels": b'<?xml version="1.0" encoding="UTF-8"?>'
+    b'<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+    b'<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/'
+    b'officeDocument" Target="xl/workbook.xml"/></Relationships>',
+    "xl/_rels/workbook.xml.rels": b'<?xml version="1.0" encoding="UTF-8"?>'
+    b'<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+    b'<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/'
+    b'worksheet" Target="worksheets/sheet1.xml"/><Relationship Id="rId2" Type="http://schemas.openxmlformats.'
+    b'org/officeDocument/2006/relationships/styles" Target="styles.xml"/><Relationship Id="rId3" Type="http:'
+    b'//schemas.openxmlformats.org/officeDocument/2006/relationships/sharedStrings" Target="sharedStrings.xml"'
+    b"/></Relationships>",
+}
+_SLICE_WORKBOOK = (
+    b'<?xml version="1.0" encoding="UTF-8"?><workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/'
+    b'2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
+    b'<workbookPr date1904="%s"/><sheets><sheet name="slice" sheetId="1" r:id="rId1"/></sheets></workbook>'
+)
+
+
+def _read_in_slices(path: Path, name: str) -> RawSheet | None:
+    """The sheet read a slice of rows at a time (see above), or None when it must be read whole."""
+    if path.suffix.lower() not in (".xlsx", ".xlsm"):
+        return None
+    with zipfile.ZipFile(path) as archive:
+        part = _sheet_part(archive, name)
+        if part is None or part not in archive.namelist():
+            return None
+        shared = {key: archive.read(f"xl/{target}") for key, target in _workbook_parts(archive).items()}
+        workbook = _SLICE_WORKBOOK % (b"1" if uses_1904_dates(path) else b"0")
+        frames: list[pd.DataFrame] = []
+        with archive.open(part) as stream:
+            for head, rows in _xml_slices(stream):
+                if not rows.lstrip().startswith(b"<row ") or b' r="' not in rows[:200]:
+                    return None  # rows without numbers: read the sheet whole
+                frames.append(_read_slice(head + rows + b"</sheetData></worksheet>", workbook, shared))
+    frames = [frame for frame in frames if not frame.empty]
+    if not frames:
+        return RawSheet(name, pd.DataFrame(), 1)
+    first_column = min(int(frame.columns[0]) for frame in frames)
+    frame = _concat_columns([frame.rename(columns=lambda c: c - first_column) for frame in frames])
+    return RawSheet(name, frame, first_column)
+
+
+def _workbook_parts(archive: zipfile.ZipFile) -> dict[str, str]:
+    """The styles (which tell dates from numbers) and shared strings of a workbook: name in a slice -> path."""
+    relationships = archive.read("xl/_rels/workbook.xml.rels").decode("utf-8", "replace")
+    parts = {}
+    for relationship in re.finditer(r"<Relationship\b[^>]*>", relationships):
+        kind = re.search(r'Type="[^"]*/(styles|sharedStrings)"', relationship[0])
+        target = re.search(r'Target="([^"]*)"', relationship[0])
+        if kind and target and f"xl/{target[1].removeprefix('/xl/')}" in archive.namelist():
+            parts[f"{kind[1]}.xml"] = target[1].removeprefix("/xl/")
+    return parts
+
+
+def _xml_slices(stream: io.BufferedIOBase) -> Iterator[tuple[bytes, bytes]]:
+    """(the sheet's XML up to <sheetData>, the next rows of about SLICE_BYTES), cut after a </row>."""
+    text, head = b"", None
+    for block in iter(lambda: stream.read(1 << 22), b""):
+        text += block
+        if head is None:
+            start = _SHEET_DATA.search(text)
+            if start is None:
+                continue
+            head, text = _DIMENSION.sub(b"", text[: start.end()]), text[start.end() :]
+        while len(text) >= SLICE_BYTES:
+            cut = text.rfind(b"</row>", 0, SLICE_BYTES) + len(b"</row>")
+            if cut < len(b"</row>"):
+                cut = text.find(b"</row>") + len(b"</row>")
+                if cut < len(b"</row>"):
+                    break  # one very long row: wait for its end
+            yield head, text[:cut]
+            text = text[cut:]
+    if head is not None:
+        end = text.find(b"</sheetData>")
+        yield head, text[:end] if end >= 0 else text
+
+
+def _read_slice(xml: bytes, workbook: bytes, shared: dict[str, bytes]) -> pd.DataFrame:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for name, data in _SLICE_PARTS.items():
+            archive.writestr(name, data)
+        archive.writestr("xl/workbook.xml", workbook)
+        archive.writestr("xl/worksheets/sheet1.xml", xml)
+        for name, data in shared.items():
+            archive.writestr(f"xl/{name}", data)
+    del xml
+    buffer.seek(0)
+    sheet = python_calamine.CalamineWorkbook.from_object(buffer).get_sheet_by_name("slice")
+    if not sheet.start:
+        return pd.DataFrame()
+    first_row, first_column = sheet.start[0] + 1, sheet.start[1] + 1
+    frame = _compact(pd.DataFrame(sheet.to_python(skip_empty_area=True), dtype=object))
+    frame.index = pd.RangeIndex(first_row, first_row + len(frame))
+    return frame.rename(columns=lambda c: c + first_column)
+
+
+def _compact(frame: pd.DataFrame) -> pd.DataFrame:
+    """The same cells, equal ones sharing one object (calamine makes one per cell): a column of store codes,
+    yes/no, prices or sale times then costs a pointer per row. Values are shared only with equal values of the
+    same type (1 and True stay apart). Blanks stay as read: '' or None."""
+    columns = {}
+    for name, cells in frame.items():
+        values = cells.to_numpy(dtype=object)
+        types = np.fromiter(map(type, values), dtype=object, count=len(values))
+        shared = values.copy()
+        for kind in (str, float, int, dt.datetime, dt.date):
+            same = types == kind
+            if same.sum() > 1:
+                codes, uniques = pd.factorize(values[same])
+                shared[same] = np.asarray(uniques, dtype=object)[codes]
+        columns[name] = shared
+    return pd.DataFrame(columns, index=frame.index, dtype=object)
+
+
+def _concat_columns(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """The slices one under the other, a column at a time, so that the whole is never held twice."""
+    index = pd.Index(np.concatenate([frame.index.to_numpy() for frame in frames]))
+    columns = sorted({column for frame in frames for column in frame.columns})
+    combined = {}
+    for column in columns:
+        parts = [frame.pop(column).to_numpy() if column in frame else np.full(len(frame), None, dtype=object)
+                 for frame in frames]  # fmt: skip
+        combined[column] = np.concatenate(parts)
+    return pd.DataFrame(combined, index=index, dtype=object)
 
 
 def check_readable(path: Path) -> str | None:
