@@ -322,6 +322,8 @@ def print_summary(results: list[dict], where: dict[str, str]) -> None:
         if outcome["status"].startswith("loaded"):
             loaded = ", ".join(f"{table} {rows:,}" for table, rows in outcome["rows_loaded_per_table"].items())
             line += f": {loaded} rows loaded; {outcome['rows_rejected']:,} rows rejected"
+            if outcome.get("rows_skipped"):
+                line += f"; {outcome['rows_skipped']:,} rows of totals or template examples skipped"
         if outcome.get("reason"):
             line += f" ({outcome['reason']})"
         click.echo(line)

@@ -55,6 +55,11 @@ class ImportResult:
     def rows_duplicate(self) -> int:
         return sum(s.rows_duplicate for s in self.sheets)
 
+    @property
+    def rows_skipped(self) -> int:
+        """Rows that are not data: totals and subtotals, the template's example rows."""
+        return sum(s.rows_summary + s.rows_example for s in self.sheets)
+
 
 @dataclass(frozen=True)
 class Alert:

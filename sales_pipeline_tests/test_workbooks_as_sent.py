@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import zipfile
 from pathlib import Path
 
 import openpyxl
@@ -404,3 +405,38 @@ def test_an_import_that_crashes_is_recorded_as_failed_and_its_file_moved_to_reje
     assert json.loads(json.dumps(query(url, "SELECT status FROM ops.import_ledger ORDER BY 1"))) == [
         ["failed"], ["loaded"]
     ]  # fmt: skip
+
+
+# --- 13. a large sheet is read a slice at a time -------------------------------------------------------------
+
+
+def test_a_sheet_read_in_slices_reads_as_calamine_reads_it_whole(monkeypatch, tmp_path):
+    """Large sheets are cut into slices of their XML for calamine (memory); small slices here, so that a few
+    thousand rows make many, with an error cell, a blank row, a gap in the row numbers and a first column B."""
+    import python_calamine
+
+    from sales_pipeline.excel import read
+
+    rows = sales(3000)
+    rows[1500][SALES_HEADER.index("Quantity")] = "#REF!"
+    rows[2000] = [None] * len(SALES_HEADER)
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.title = "Sales"
+    for number, row in enumerate(rows, start=1):
+        for column, value in enumerate(row, start=2):
+            sheet.cell(number if number <= 2900 else number + 99, column, value)  # rows 2901-2999 left out
+    path = tmp_path / "large.xlsx"
+    workbook.save(path)
+    monkeypatch.setattr(read, "SLICE_BYTES", 20_000)
+
+    whole = read._read_whole(python_calamine.CalamineWorkbook.from_path(str(path)), "Sales")
+    sliced = read.read_workbook(path)["Sales"]
+
+    with zipfile.ZipFile(path) as archive, archive.open("xl/worksheets/sheet1.xml") as xml:
+        assert len(list(read._xml_slices(xml))) > 20  # many slices indeed
+    assert sliced.first_column_number == whole.first_column_number == 2
+    assert sliced.frame.index[[0, -1]].tolist() == [1, 3100]
+    assert sliced.frame.index.is_unique and set(sliced.frame.index) <= set(whole.frame.index)
+    expected = whole.frame.loc[sliced.frame.index]
+    assert sliced.frame.fillna("").to_numpy().tolist() == expected.fillna("").to_numpy().tolist()

@@ -180,6 +180,7 @@ def import_metadata(result: ImportResult, database_url: str) -> dict[str, dg.Met
         "rows_loaded": result.rows_loaded,
         "rows_rejected": result.rows_rejected,
         "rows_duplicate": result.rows_duplicate,
+        "rows_skipped": result.rows_skipped,
         "mapping": result.mapping,
         "rows_loaded_per_table": dg.MetadataValue.json({s.target: s.rows_loaded for s in result.sheets}),
         "archived": dg.MetadataValue.path(result.archived_path or ""),
