@@ -145,14 +145,17 @@ def _read_in_slices(path: Path, name: str) -> RawSheet | None:
         part = _sheet_part(archive, name)
         if part is None or part not in archive.namelist():
             return None
-        shared = {key: archive.read(f"xl/{target}") for key, target in _workbook_parts(archive).items()}
+        shared = _workbook_parts(archive)
         workbook = _SLICE_WORKBOOK % (b"1" if uses_1904_dates(path) else b"0")
         frames: list[pd.DataFrame] = []
         with archive.open(part) as stream:
             for head, rows in _xml_slices(stream):
                 if not rows.lstrip().startswith(b"<row ") or b' r="' not in rows[:200]:
                     return None  # rows without numbers: read the sheet whole
-                frames.append(_read_slice(head + rows + b"</sheetData></worksheet>", workbook, shared))
+                try:
+                    frames.append(_read_slice(head + rows + b"</sheetData></worksheet>", workbook, shared))
+                except python_calamine.CalamineError:
+                    return None  # something of the workbook a slice lacks: read whole, to read it or say why not
     frames = [frame for frame in frames if not frame.empty]
     if not frames:
         return RawSheet(name, pd.DataFrame(), 1)
@@ -161,15 +164,19 @@ def _read_in_slices(path: Path, name: str) -> RawSheet | None:
     return RawSheet(name, frame, first_column)
 
 
-def _workbook_parts(archive: zipfile.ZipFile) -> dict[str, str]:
-    """The styles (which tell dates from numbers) and shared strings of a workbook: name in a slice -> path."""
+def _workbook_parts(archive: zipfile.ZipFile) -> dict[str, bytes]:
+    """The styles (which tell dates from numbers) and shared strings of a workbook: name in a slice -> bytes.
+    Part names are matched ignoring case, as Excel does (xl/SharedStrings.xml is sharedStrings.xml)."""
+    names = {name.lower(): name for name in archive.namelist()}
     relationships = archive.read("xl/_rels/workbook.xml.rels").decode("utf-8", "replace")
     parts = {}
     for relationship in re.finditer(r"<Relationship\b[^>]*>", relationships):
         kind = re.search(r'Type="[^"]*/(styles|sharedStrings)"', relationship[0])
         target = re.search(r'Target="([^"]*)"', relationship[0])
-        if kind and target and f"xl/{target[1].removeprefix('/xl/')}" in archive.namelist():
-            parts[f"{kind[1]}.xml"] = target[1].removeprefix("/xl/")
+        if kind and target:
+            name = names.get(f"xl/{target[1].removeprefix('/xl/')}".lower())
+            if name:
+                parts[f"{kind[1]}.xml"] = archive.read(name)
     return parts
 
 
@@ -352,7 +359,7 @@ def cell_marks(path: Path, sheet_name: str) -> CellMarks:
     summary_rows: set[int] = set()
     with zipfile.ZipFile(path) as archive:
         part = _sheet_part(archive, sheet_name)
-        if part is None:
+        if part is None or part not in archive.namelist():
             return CellMarks()
         with archive.open(part) as stream:
             rest = b""
@@ -388,9 +395,13 @@ _SUMMARY_FORMULA = re.compile(
 
 
 def _sheet_part(archive: zipfile.ZipFile, sheet_name: str) -> str | None:
-    """The zip part of a worksheet, from workbook.xml (name -> relationship) and its relationships."""
-    workbook = archive.read("xl/workbook.xml").decode("utf-8", "replace")
-    relationships = archive.read("xl/_rels/workbook.xml.rels").decode("utf-8", "replace")
+    """The zip part of a worksheet, from workbook.xml (name -> relationship) and its relationships; None when
+    the workbook keeps them elsewhere than the usual places (calamine finds them; this reads those only)."""
+    try:
+        workbook = archive.read("xl/workbook.xml").decode("utf-8", "replace")
+        relationships = archive.read("xl/_rels/workbook.xml.rels").decode("utf-8", "replace")
+    except KeyError:
+        return None
     for sheet in re.finditer(r"<(?:\w+:)?sheet\b[^>]*>", workbook):
         name = re.search(r'\bname="([^"]*)"', sheet[0])
         rid = re.search(r'\br:id="([^"]*)"', sheet[0]) or re.search(r'\bid="([^"]*)"', sheet[0])
