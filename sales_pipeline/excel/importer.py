@@ -160,7 +160,7 @@ def import_workbook(
     refuse_outside_folders(path, settings)
     digest = content_hash(path)
     try:
-        return _import(path, digest, settings, mapping, run_id, reimport, started_at)
+        result = _import(path, digest, settings, mapping, run_id, reimport, started_at)
     except (psycopg2.OperationalError, psycopg2.InterfaceError):
         raise  # the warehouse went away: nothing was written, and the file stays in the inbox for a retry
     except Exception as error:
@@ -168,6 +168,8 @@ def import_workbook(
         # neither retried forever nor forgotten; the run still fails, with the error.
         _record_failure(path, digest, settings, mapping, run_id, started_at, error)
         raise
+    _keep(path, Path(result.archived_path).parent)  # after the commit (a duplicate or rejected file is there)
+    return result
 
 
 def _import(
@@ -201,7 +203,6 @@ def _import(
         if result is not None and result.feedback_path:  # the commit failed: its feedback workbook goes too
             Path(result.feedback_path).unlink(missing_ok=True)
         raise
-    _keep(path, Path(result.archived_path).parent)
     return result
 
 
@@ -312,6 +313,7 @@ def prepare_sheets(
         raise UnreadableWorkbook(f"no data rows: {names} hold a header row but nothing below it")
     _mark_duplicate_keys(prepared)
     read = {s.source_name for s in prepared}
+    ignored = {name: why for name, why in ignored.items() if name not in read}  # a copy another entry read
     for name in workbook:
         if name not in read and name not in ignored and name not in _INSTRUCTIONS:
             ignored[name] = (
@@ -739,7 +741,10 @@ def _land_raw_rows(cursor: Cursor, import_id: int, prepared: list[PreparedSheet]
     rows at a time: JSON's escapes are backslashes, which that format reads as escapes too, so they are
     doubled.
     """
-    senders = {sheet.source_name: sheet.sender for sheet in prepared if not sheet.sender.empty}
+    senders: dict[str, pd.DataFrame] = {}
+    for sheet in prepared:
+        if not sheet.sender.empty:
+            senders.setdefault(sheet.source_name, sheet.sender)
 
     def slices() -> Iterator[str]:
         for name, sender in senders.items():

@@ -136,7 +136,9 @@ def _text(cells: pd.Series, options: ParseOptions) -> tuple[pd.Series, pd.Series
     strings = cells.to_numpy()
     if _INVISIBLE.search("\n".join(strings)):
         strings = [_INVISIBLE.sub("", value) for value in strings]
-    text = pd.Series([" ".join(value.split()) for value in strings], index=cells.index, dtype=object)
+    # A cell already clean keeps its string object: a million codes are not held twice.
+    folded = [value if (text := " ".join(value.split())) == value else text for value in strings]
+    text = pd.Series(folded, index=cells.index, dtype=object)
     return text.where(text != "", None).astype(object), _no_problems(cells)
 
 
