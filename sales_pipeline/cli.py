@@ -22,6 +22,7 @@ from sales_pipeline import settings
 
 PROJECT_ROOT = Path.cwd()
 SAMPLE_DIR = Path("data/sample")
+DEMO_ROUTING = Path("data/alert_routing.example.yaml")  # the sample retailer's store managers, buyer, head office
 # The retailer data/sample was generated from, so that the API and the workbooks agree.
 SIMULATED_RETAILER = {"seed": 42, "scale": 2, "days": 730}
 DEMO_API_DAYS = 7  # the demo pulls the last week of sales from the back office, as a night would
@@ -42,6 +43,12 @@ SIMULATOR_OPTION = click.option(
 )
 # How long `dev` waits for dagster dev's processes to stop before killing them.
 DEV_STOP_TIMEOUT_S = 30
+
+
+def demo_routing() -> None:
+    """The demo's managers: the shipped example routing when nobody said who gets the alerts."""
+    if not os.environ.get(settings.ALERT_ROUTING) and not os.environ.get(settings.MANAGER_EMAILS):
+        os.environ[settings.ALERT_ROUTING] = str(DEMO_ROUTING.resolve())
 
 
 def prepare_environment(simulator: bool = False) -> dict[str, str]:
@@ -112,7 +119,8 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 
 @main.command()
 def demo() -> None:
-    """Import the bundled sample workbooks through the Dagster assets and print what was built."""
+    """Import the bundled sample workbooks through the Dagster assets, print what was built, send the alerts."""
+    demo_routing()
     where = prepare_environment(simulator=True)
     samples = sorted(SAMPLE_DIR.glob("*.xlsx"))
     if not samples:
@@ -126,6 +134,7 @@ def demo() -> None:
     refresh_downstream()
     print_summary(results, where)
     print_forecast_and_anomalies(os.environ[settings.DATABASE_URL])
+    deliver_notifications()
     click.echo(NEXT_STEP)
 
 
@@ -298,6 +307,29 @@ def print_forecast_and_anomalies(url: str) -> None:
         click.echo(f"  {severity:<8} {message}")
 
 
+def deliver_notifications() -> None:
+    """What the delivery sensor does under the daemon: one run that writes the messages due and sends them."""
+    import dagster as dg
+
+    from sales_pipeline.definitions import defs
+
+    result = defs.resolve_job_def("deliver_notifications").execute_in_process(
+        instance=dg.DagsterInstance.get(), run_config=QUIET
+    )
+    metadata = {
+        k: v.value for k, v in result.asset_materializations_for_node("alerts__notifications")[0].metadata.items()
+    }
+    written = ", ".join(f"{count} {kind}" for kind, count in sorted(metadata["written"].items())) or "none"
+    host = os.environ.get(settings.SMTP_HOST)
+    where = f"the mail server {host}" if host else f".eml files in {settings.outbox_dir()}"
+    click.echo(f"\nAlert messages written: {written}; sent {metadata['sent']} to {where}"
+               + (" and the webhook" if os.environ.get(settings.ALERT_WEBHOOK_URL) else ""))  # fmt: skip
+    if metadata["retrying"] or metadata["failed"]:
+        click.echo(f"  not sent: {metadata['retrying']} waiting to be tried again, {metadata['failed']} refused;"
+                   " see ops.notifications.last_error")  # fmt: skip
+    click.echo("  `sales-pipeline alerts list` shows the open alerts; `alerts ack ID` stops an alert's reminders")
+
+
 def _outcome(workbook: str, result) -> dict:
     if not result.success:
         failure = next((e for e in result.all_events if e.is_failure), None)
@@ -392,11 +424,13 @@ def dev(port: int, host: str, simulator: bool) -> None:
 
 def _absolute_folders() -> dict[str, str]:
     """This environment, with the pipeline's folders as absolute paths, for a process running elsewhere."""
+    routing = settings.alert_routing()
     return {
         **os.environ,
         settings.HOME: str(settings.home()),
         settings.INBOX: str(settings.inbox_dir()),
         settings.MAPPINGS: str(settings.mappings_dir()),
+        **({settings.ALERT_ROUTING: str(routing)} if routing else {}),
     }
 
 
@@ -572,3 +606,73 @@ def refresh() -> None:
     prepare_environment()
     refresh_downstream()
     click.echo("Up to date.")
+
+
+@main.group()
+def alerts() -> None:
+    """The alerts people act on: list them, acknowledge one (no more reminders), snooze one."""
+
+
+@alerts.command("list")
+@click.option("--status", type=click.Choice(["open", "acknowledged", "snoozed", "resolved"]),
+              help="Only alerts in this status (default: every alert not resolved).")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="A JSON list of {id, kind, severity, status, message, since}.")
+def alerts_list(status: str | None, as_json: bool) -> None:
+    """The alerts, most severe and newest first."""
+    from sales_pipeline.alerts.render import alert_record
+    from sales_pipeline.alerts.store import read_alerts
+    from sales_pipeline.i18n import Formatter
+    from sales_pipeline.warehouse import db
+
+    prepare_environment()
+    fmt = Formatter(settings.report_locale(), settings.report_currency())
+    with db.transaction(os.environ[settings.DATABASE_URL]) as cursor:
+        rows = read_alerts(cursor, status).to_dict("records")
+    records = [alert_record(r, fmt, settings.dagster_webserver_url(), settings.pipeline_timezone()) for r in rows]
+    if as_json:
+        click.echo(json.dumps(records, indent=2, ensure_ascii=False))
+        return
+    if not records:
+        click.echo("No alerts" + (f" {status}" if status else " open") + ".")
+    for record in records:
+        click.echo(f"{record['id']:>5}  {record['severity']:<8} {record['status']:<12} {record['since'][:16]}  "
+                   f"{record['message']}")  # fmt: skip
+
+
+@alerts.command("ack")
+@click.argument("alert_id", type=int)
+@click.option("--by", default=lambda: os.environ.get("USER") or "someone", show_default="$USER",
+              help="Who is on it (recorded with the alert).")  # fmt: skip
+def alerts_ack(alert_id: int, by: str) -> None:
+    """Acknowledge an alert: someone is on it, so it is not reminded again (its resolved note still goes)."""
+    from sales_pipeline.alerts.store import AlertError, acknowledge
+    from sales_pipeline.warehouse import db
+
+    prepare_environment()
+    try:
+        with db.transaction(os.environ[settings.DATABASE_URL]) as cursor:
+            acknowledge(cursor, alert_id, by)
+    except AlertError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"Alert {alert_id} acknowledged by {by}: no more reminders.")
+
+
+@alerts.command("snooze")
+@click.argument("alert_id", type=int)
+@click.option("--until", "until", required=True, type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M"]),
+              help=f"A day (its start) or a time, in {settings.PIPELINE_TIMEZONE}.")  # fmt: skip
+def alerts_snooze(alert_id: int, until: dt.datetime) -> None:
+    """No reminders of an alert until a day; then it is open again."""
+    from zoneinfo import ZoneInfo
+
+    from sales_pipeline.alerts.store import AlertError, snooze
+    from sales_pipeline.warehouse import db
+
+    prepare_environment()
+    moment = until.replace(tzinfo=ZoneInfo(settings.pipeline_timezone()))
+    try:
+        with db.transaction(os.environ[settings.DATABASE_URL]) as cursor:
+            snooze(cursor, alert_id, moment)
+    except AlertError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"Alert {alert_id} snoozed until {moment.isoformat()}.")

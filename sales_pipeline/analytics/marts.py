@@ -70,7 +70,12 @@ are JSON numbers, dates ISO strings, money rounded to the cent)::
          "share": 0.081, "rank_change": 2},
         ...
       ],
-      "alerts": []                                     # open alerts (none until alerting exists)
+      "alerts": [                                      # alerts not resolved (ops.alerts), most severe first
+        {"id": 17, "kind": "stock_risk", "severity": "critical", "status": "open",
+         "message": "P0077 (Cocoa powder 250g) at S01 (Paris Marais) will run out in about 2.5 days: ...",
+         "since": "2026-11-23T06:00:03.120000+00:00"},
+        ...
+      ]
     }
 
 ``change`` is ``value / previous - 1`` rounded to 4 places, null when ``previous`` is 0 or null.
@@ -431,11 +436,14 @@ def last_complete_day(cursor: Cursor) -> date | None:
     return cursor.fetchone()[0]
 
 
-def build_dashboard(cursor: Cursor, as_of: date, top_n: int = 5, timezone: str = "UTC") -> dict[str, Any]:
+def build_dashboard(
+    cursor: Cursor, as_of: date, top_n: int = 5, timezone: str = "UTC", alerts: list[dict] | None = None
+) -> dict[str, Any]:
     """Build the Dashboard document for as_of (shape in this module's docstring) and store it in marts.dashboard.
 
     Reads the marts (refresh them first) and, for distinct customers over a week, core.sales by reporting
-    day in `timezone`, which must be the pipeline time zone the KPIs were built with.
+    day in `timezone`, which must be the pipeline time zone the KPIs were built with. `alerts`: the open
+    alerts, as `sales_pipeline.alerts.render.alert_record` gives them.
     """
     cursor.execute("SELECT clock_timestamp()")  # each refresh its own key, even twice in one transaction
     refreshed_at: datetime = cursor.fetchone()[0]
@@ -447,7 +455,7 @@ def build_dashboard(cursor: Cursor, as_of: date, top_n: int = 5, timezone: str =
         "revenue_30d": _revenue_series(cursor, as_of, 30),
         "stock_health": _stock_health_counts(cursor),
         "top_products": _top_products(cursor, as_of, top_n),
-        "alerts": [],
+        "alerts": alerts or [],
     }
     cursor.execute(
         "INSERT INTO marts.dashboard (refreshed_at, as_of, document)"

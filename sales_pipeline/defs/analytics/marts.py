@@ -17,11 +17,15 @@ import pandas as pd
 from pydantic import Field
 
 from sales_pipeline import settings
+from sales_pipeline.alerts.render import alert_record
+from sales_pipeline.alerts.store import read_alerts
 from sales_pipeline.analytics import marts
 from sales_pipeline.analytics.changes import absorb_sales_changes
 from sales_pipeline.analytics.charts import bar_chart_markdown, line_chart_markdown
+from sales_pipeline.defs.alerts.delivery import ANOMALY_KEYS
 from sales_pipeline.defs.ingest.workbooks import AFTER_ANY_UPSTREAM_UPDATE, OWNERS
-from sales_pipeline.resources import AnalyticsResource, WarehouseResource
+from sales_pipeline.i18n import Formatter
+from sales_pipeline.resources import AlertingResource, AnalyticsResource, WarehouseResource
 from sales_pipeline.warehouse.db import engine, transaction
 from sales_pipeline.warehouse.quality import hold_sales_still, revenue_mismatches
 
@@ -230,15 +234,19 @@ def top_products(config: TopProductsConfig, warehouse: WarehouseResource) -> dg.
         "The Dashboard record a web page or BI tool reads: headline KPIs with their change, a 30-day revenue "
         "series, stock health counts, top 5 products, open alerts. One row per refresh in marts.dashboard (jsonb) "
         "and dashboard.json in the dashboard folder; the JSON shape is documented in the README.",
-        deps=[daily_kpis, sales_trends, stock_health, top_products],
+        # After the anomalies too: the record lists the alerts they opened.
+        deps=[daily_kpis, sales_trends, stock_health, top_products, *ANOMALY_KEYS],
         automation_condition=AFTER_ANY_UPSTREAM_UPDATE,
     )
 )
-def dashboard(warehouse: WarehouseResource, analytics: AnalyticsResource) -> dg.MaterializeResult:
+def dashboard(
+    warehouse: WarehouseResource, analytics: AnalyticsResource, alerting: AlertingResource
+) -> dg.MaterializeResult:
     url = warehouse.url()
     with transaction(url) as cursor:
         as_of = marts.last_complete_day(cursor)
-        document = marts.build_dashboard(cursor, as_of, timezone=analytics.timezone) if as_of else None
+        alerts = open_alert_records(cursor, alerting) if as_of else []
+        document = marts.build_dashboard(cursor, as_of, timezone=analytics.timezone, alerts=alerts) if as_of else None
     if document is None:
         return dg.MaterializeResult(metadata={"as_of": "", "note": "no sales yet"})
     path = Path(analytics.dashboard_dir) / "dashboard.json"
@@ -259,6 +267,15 @@ def dashboard(warehouse: WarehouseResource, analytics: AnalyticsResource) -> dg.
             "revenue_30d": dg.MetadataValue.md(line_chart_markdown({"revenue": series}, "Last 30 days", "revenue")),
         }
     )
+
+
+def open_alert_records(cursor, alerting: AlertingResource) -> list[dict]:
+    """The alerts not resolved, in the dashboard's words (REPORT_LOCALE)."""
+    fmt = Formatter(alerting.locale, alerting.currency)
+    return [
+        alert_record(row, fmt, alerting.webserver_url, alerting.timezone)
+        for row in read_alerts(cursor).to_dict("records")
+    ]
 
 
 mart_assets = [daily_kpis, sales_trends, stock_health, top_products, dashboard]
