@@ -393,10 +393,12 @@ def print_dashboard(document: dict) -> None:
 
 @main.command()
 @click.option("--port", default=3000, show_default=True, help="Port of the Dagster UI.")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address the UI listens on.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address the UI and the read API listen on.")
+@click.option("--api-port", default=8000, show_default=True, help="Port of the read API and the dashboard page.")
 @SIMULATOR_OPTION
-def dev(port: int, host: str, simulator: bool) -> None:
-    """Start the embedded services and the Dagster UI with its daemon (sensors and schedules run)."""
+def dev(port: int, host: str, api_port: int, simulator: bool) -> None:
+    """Start the embedded services, the Dagster UI with its daemon (sensors and schedules run) and the read API."""
+    check_api_settings(host)
     where = prepare_environment(simulator)
     for label, value in where.items():
         click.echo(f"{label:<14} {value}")
@@ -404,6 +406,10 @@ def dev(port: int, host: str, simulator: bool) -> None:
         click.echo(f"{'java api':<14} not configured: the API schedules' runs fail until {settings.JAVA_API_BASE_URL}"
                    " is set (`sales-pipeline dev --simulator` serves the bundled simulator)")  # fmt: skip
     click.echo(f"Drop workbooks into {settings.inbox_dir()}; the UI is on http://{host}:{port}")
+    click.echo(f"The dashboard page and read API are on http://{host}:{api_port}/ (OpenAPI: /docs)")
+    # The read API launches runs through this UI's GraphQL endpoint, unless another is configured.
+    os.environ.setdefault(settings.DAGSTER_WEBSERVER_URL, f"http://{host}:{port}")
+    api = subprocess.Popen(api_command(host, api_port), env=_absolute_folders(), start_new_session=True)
     # `dagster dev` is superseded by `dg dev` (not installed here): a warning the user cannot act on.
     command = [sys.executable, "-W", "ignore:Function `dev_command` is superseded", "-m", "dagster", "dev",
                "-w", str(PROJECT_ROOT / "workspace.yaml"), "-h", host, "-p", str(port)]  # fmt: skip
@@ -418,6 +424,44 @@ def dev(port: int, host: str, simulator: bool) -> None:
     try:
         code = process.wait()
     finally:  # Ctrl-C, SIGTERM or dagster dev's own exit: before the embedded PostgreSQL stops (atexit)
+        stop_process_group(process)
+        stop_process_group(api)
+    sys.exit(code)
+
+
+def check_api_settings(host: str) -> None:
+    """The read API's settings read now, so that a bad one (or no token off loopback) stops the command at once."""
+    from sales_pipeline.api.config import ApiConfig
+    from sales_pipeline.api.security import check_listen_address
+
+    try:
+        config = ApiConfig.from_settings("")
+        check_listen_address(host, config.tokens)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def api_command(host: str, port: int, workers: int = 1) -> list[str]:
+    """uvicorn serving the read API over the warehouse this environment names."""
+    return [sys.executable, "-m", "uvicorn", "--factory", "sales_pipeline.api.app:app_from_environment",
+            "--host", host, "--port", str(port), "--workers", str(workers), "--no-server-header"]  # fmt: skip
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; other than loopback only with API_TOKENS set.")  # fmt: skip
+@click.option("--port", default=8000, show_default=True, help="Port of the read API and the dashboard page.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1), help="uvicorn worker processes.")
+def serve(host: str, port: int, workers: int) -> None:
+    """Serve the read API and the dashboard page over the warehouse (http://HOST:PORT/; OpenAPI at /docs)."""
+    check_api_settings(host)
+    prepare_environment()
+    click.echo(f"The dashboard page and read API on http://{host}:{port}/ (OpenAPI: /docs); Ctrl-C stops them")
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    process = subprocess.Popen(api_command(host, port, workers), env=_absolute_folders(), start_new_session=True)
+    try:
+        code = process.wait()
+    finally:  # before the embedded PostgreSQL stops (atexit)
         stop_process_group(process)
     sys.exit(code)
 

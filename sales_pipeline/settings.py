@@ -43,6 +43,11 @@ ALERT_ROUTING = "ALERT_ROUTING"
 ALERT_DIGEST_TIME = "ALERT_DIGEST_TIME"
 ALERT_REPEAT_HOURS = "ALERT_REPEAT_HOURS"
 DAGSTER_WEBSERVER_URL = "DAGSTER_WEBSERVER_URL"
+API_TOKENS = "API_TOKENS"
+API_CORS_ORIGINS = "API_CORS_ORIGINS"
+API_UPLOAD_MAX_MB = "API_UPLOAD_MAX_MB"
+API_UPLOAD_MAX_UNZIPPED_MB = "API_UPLOAD_MAX_UNZIPPED_MB"
+API_ROLES = ("read", "write")
 
 
 def home() -> Path:
@@ -135,6 +140,60 @@ def java_api_deadline_s() -> float:
     if not seconds > 0 or seconds == float("inf"):
         raise ValueError(f"{JAVA_API_DEADLINE_S}={value!r} is not a number of seconds (more than 0), e.g. 600")
     return seconds
+
+
+def api_tokens() -> dict[str, str]:
+    """The read API's bearer tokens and their roles (token -> read|write), from `token:role,token:role`.
+
+    A token is a secret: a bad pair is named by its position, never by its text.
+    """
+    value = os.environ.get(API_TOKENS) or ""
+    tokens: dict[str, str] = {}
+    for position, pair in enumerate((p.strip() for p in value.split(",") if p.strip()), start=1):
+        token, _, role = pair.rpartition(":")
+        if not token or role not in API_ROLES:
+            raise ValueError(
+                f"{API_TOKENS}: pair {position} is not token:role with role read or write"
+                " (e.g. API_TOKENS=k7f...:read,p2x...:write)"
+            )
+        if len(token) < 16:
+            raise ValueError(f"{API_TOKENS}: the token of pair {position} is shorter than 16 characters")
+        tokens[token] = role
+    return tokens
+
+
+def api_cors_origins() -> list[str]:
+    """Web origins (scheme://host[:port]) whose pages may call the read API from a browser; none by default."""
+    value = os.environ.get(API_CORS_ORIGINS) or ""
+    origins = [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
+    for origin in origins:
+        if not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+", origin):
+            raise ValueError(
+                f"{API_CORS_ORIGINS}={value!r}: {origin!r} is not an origin: use scheme://host[:port],"
+                " e.g. https://intranet.example.com, comma-separated"
+            )
+    return origins
+
+
+def _megabytes(name: str, default: str) -> int:
+    value = os.environ.get(name) or default
+    try:
+        megabytes = float(value)
+    except ValueError:
+        megabytes = 0.0
+    if not 0 < megabytes < 1_000_000:
+        raise ValueError(f"{name}={value!r} is not a size in megabytes (more than 0), e.g. {default}")
+    return int(megabytes * 1024 * 1024)
+
+
+def api_upload_max_bytes() -> int:
+    """The largest workbook `POST /data/import` accepts (API_UPLOAD_MAX_MB, default 50)."""
+    return _megabytes(API_UPLOAD_MAX_MB, "50")
+
+
+def api_upload_max_unzipped_bytes() -> int:
+    """The most an uploaded .xlsx/.xlsm may hold once unzipped (API_UPLOAD_MAX_UNZIPPED_MB, default 500)."""
+    return _megabytes(API_UPLOAD_MAX_UNZIPPED_MB, "500")
 
 
 def report_locale() -> str:
@@ -285,7 +344,7 @@ def alert_repeat_hours() -> float:
 
 
 # Never shown: an error quoting one has it replaced by *** (alerts/delivery.py, redact).
-SECRET_SETTINGS = (SMTP_PASSWORD, ALERT_WEBHOOK_URL, JAVA_API_TOKEN, "API_TOKENS")
+SECRET_SETTINGS = (SMTP_PASSWORD, ALERT_WEBHOOK_URL, JAVA_API_TOKEN, API_TOKENS)
 
 
 def secret_values() -> tuple[str, ...]:
@@ -293,8 +352,8 @@ def secret_values() -> tuple[str, ...]:
     values = []
     for name in SECRET_SETTINGS:
         value = (os.environ.get(name) or "").strip()
-        if name == "API_TOKENS":
-            values += [pair.partition(":")[0].strip() for pair in value.split(",") if pair.strip()]
+        if name == API_TOKENS:
+            values += [pair.rpartition(":")[0].strip() for pair in value.split(",") if pair.strip()]
         elif value:
             values.append(value)
     return tuple(values)

@@ -25,7 +25,7 @@ from sales_pipeline_tests.conftest import PROJECT
 from sales_pipeline_tests.receivers import PASSWORD, USER, Mailbox, WebhookReceiver, certificates, smtp_server
 from sales_pipeline_tests.workbooks import products, sales, write_workbook
 
-COMMANDS = ["demo", "dev", "generate", "template", "import", "refresh", "simulate-api", "pull-sales", "alerts"]
+COMMANDS = ["demo", "dev", "serve", "generate", "template", "import", "refresh", "simulate-api", "pull-sales", "alerts"]
 # What a newcomer's first screen must not show: warnings that are not theirs to act on.
 NOISE = ("plotly", "BetaWarning", "PreviewWarning", "SupersessionWarning", "will not be used")
 # The console script pip installs next to this Python, as a user runs it.
@@ -44,7 +44,8 @@ def cli_home() -> Iterator[Path]:
 def cli_env(home: Path | None = None, **settings: str) -> dict[str, str]:
     """The environment of a user who configured nothing (no server, no Java API, no mail server) but
     `settings`, with its own home."""
-    configured = ("SALES_PIPELINE_", "DAGSTER_", "JAVA_API_", "SMTP_", "ALERT_", "MANAGER_EMAILS", "ENGINEER_EMAILS")
+    configured = ("SALES_PIPELINE_", "DAGSTER_", "JAVA_API_", "SMTP_", "ALERT_", "MANAGER_EMAILS", "ENGINEER_EMAILS",
+                  "API_")  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith(configured)}
     if home:
         env["SALES_PIPELINE_HOME"] = str(home)
@@ -97,6 +98,17 @@ def test_every_command_has_help():
     for command in COMMANDS:
         assert command in result.stdout
         assert run(command, "--help").returncode == 0
+
+
+def test_serve_without_tokens_stays_on_loopback() -> None:
+    result = run("serve", "--host", "0.0.0.0")
+    assert result.returncode == 1
+    assert (
+        "API_TOKENS is not set, so the API answers anyone who reaches it: it listens on loopback only" in result.stderr
+    )
+    bad = run("serve", API_TOKENS="only-a-token-without-role")
+    assert bad.returncode == 1 and "API_TOKENS: pair 1 is not token:role" in bad.stderr
+    assert "only-a-token-without-role" not in bad.stderr + bad.stdout
 
 
 def test_generate_is_deterministic_by_seed(tmp_path):
@@ -413,17 +425,20 @@ def wait_for_ui(port: int, process: subprocess.Popen, log: Path, timeout_s: floa
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the processes left through /proc")
 def test_dev_started_in_the_background_stops_everything_on_sigterm(cli_home):
-    port, log = free_port(), cli_home / "dev.log"
+    port, api_port, log = free_port(), free_port(), cli_home / "dev.log"
     # As a shell starts a background job (`sales-pipeline dev &`): SIGINT ignored, inherited by what it starts.
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         with log.open("w") as output:
-            process = subprocess.Popen([SALES_PIPELINE, "dev", "--port", str(port)], cwd=PROJECT, env=cli_env(cli_home),
-                                       stdout=output, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+            process = subprocess.Popen([SALES_PIPELINE, "dev", "--port", str(port), "--api-port", str(api_port)],
+                                       cwd=PROJECT, env=cli_env(cli_home), stdout=output, stderr=subprocess.STDOUT,
+                                       start_new_session=True)  # fmt: skip
     finally:
         signal.signal(signal.SIGINT, previous)
     try:
         wait_for_ui(port, process, log)
+        with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/health", timeout=10) as health:
+            assert health.status == 200  # the read API beside the UI
         stopping = time.monotonic()
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=90)
@@ -436,9 +451,10 @@ def test_dev_started_in_the_background_stops_everything_on_sigterm(cli_home):
 
     assert stopped_after < 60
     assert left == []  # no webserver, daemon, code server or PostgreSQL of this home
-    assert port_is_free(port)
+    assert port_is_free(port) and port_is_free(api_port)
     assert not (cli_home / "pgdata" / "postmaster.pid").exists()  # the embedded server stopped
     output = log.read_text()
     assert "java api       not configured: the API schedules' runs fail until JAVA_API_BASE_URL is set" in output
+    assert f"The dashboard page and read API are on http://127.0.0.1:{api_port}/ (OpenAPI: /docs)" in output
     for noise in NOISE:
         assert noise not in output
