@@ -46,7 +46,7 @@ DEV_STOP_TIMEOUT_S = 30
 
 
 def demo_routing() -> None:
-    """The demo's managers: the shipped example routing when nobody said who gets the alerts."""
+    """The demo's managers: the shipped example routing when nobody said who gets the alerts and reports."""
     if not os.environ.get(settings.ALERT_ROUTING) and not os.environ.get(settings.MANAGER_EMAILS):
         os.environ[settings.ALERT_ROUTING] = str(DEMO_ROUTING.resolve())
 
@@ -119,7 +119,8 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 
 @main.command()
 def demo() -> None:
-    """Import the bundled sample workbooks through the Dagster assets, print what was built, send the alerts."""
+    """Import the bundled sample workbooks through the Dagster assets, print what was built, send the alerts
+    and the daily reports."""
     demo_routing()
     where = prepare_environment(simulator=True)
     samples = sorted(SAMPLE_DIR.glob("*.xlsx"))
@@ -134,7 +135,10 @@ def demo() -> None:
     refresh_downstream()
     print_summary(results, where)
     print_forecast_and_anomalies(os.environ[settings.DATABASE_URL])
+    day = build_reports_and_export()
     deliver_notifications()
+    if day is not None:
+        print_report_emails(day)
     click.echo(NEXT_STEP)
 
 
@@ -307,6 +311,55 @@ def print_forecast_and_anomalies(url: str) -> None:
         click.echo(f"  {severity:<8} {message}")
 
 
+def build_reports_and_export() -> dt.date | None:
+    """What the report sensor and automation do: the latest day's reports (chain and stores), their emails
+    queued in the outbox, and the export. Returns the day reported on (None: no sales yet)."""
+    import dagster as dg
+
+    from sales_pipeline.analytics.marts import last_complete_day
+    from sales_pipeline.definitions import defs
+    from sales_pipeline.warehouse import db
+
+    url = os.environ[settings.DATABASE_URL]
+    with db.transaction(url) as cursor:
+        day = last_complete_day(cursor)
+    if day is None:
+        click.echo("\nNo sales in the marts: no report to build.")
+        return None
+    instance = dg.DagsterInstance.get()
+    defs.resolve_job_def("daily_report").execute_in_process(
+        instance=instance, partition_key=day.isoformat(), run_config=QUIET
+    )
+    defs.resolve_job_def("analytics_export").execute_in_process(instance=instance, run_config=QUIET)
+    with db.transaction(url) as cursor:
+        cursor.execute(
+            "SELECT scope, pages, bytes, path FROM ops.generated_reports WHERE day = %s AND locale = %s"
+            " ORDER BY scope <> 'all', scope",
+            (day, settings.report_locale()),
+        )
+        reports = cursor.fetchall()
+    click.echo(f"\nReports of {day} ({settings.report_locale()}; also in ops.generated_reports):")
+    for scope, pages, size, path in reports:
+        click.echo(f"  {scope:<14} {pages} pages, {size / 1024:,.0f} kB  {path}")
+    click.echo(f"  {'export':<14} {settings.reports_dir() / 'analytics_export.xlsx'}")
+    return day
+
+
+def print_report_emails(day: dt.date) -> None:
+    """Who each report of `day` was emailed to, and whether the delivery got it out."""
+    from sales_pipeline.reporting.mailing import report_emails
+    from sales_pipeline.warehouse import db
+
+    with db.transaction(os.environ[settings.DATABASE_URL]) as cursor:
+        emails = report_emails(cursor, day, settings.report_locale())
+    if not emails:
+        click.echo(f"\nThe reports go to nobody: set {settings.ALERT_ROUTING} or {settings.MANAGER_EMAILS}.")
+        return
+    click.echo("\nThe reports' emails (ops.notifications):")
+    for scope, recipient, state in emails:
+        click.echo(f"  {scope:<14} {recipient} ({state})")
+
+
 def deliver_notifications() -> None:
     """What the delivery sensor does under the daemon: one run that writes the messages due and sends them."""
     import dagster as dg
@@ -322,7 +375,7 @@ def deliver_notifications() -> None:
     written = ", ".join(f"{count} {kind}" for kind, count in sorted(metadata["written"].items())) or "none"
     host = os.environ.get(settings.SMTP_HOST)
     where = f"the mail server {host}" if host else f".eml files in {settings.outbox_dir()}"
-    click.echo(f"\nAlert messages written: {written}; sent {metadata['sent']} to {where}"
+    click.echo(f"\nAlert messages written: {written}; sent {metadata['sent']} (alerts and reports) to {where}"
                + (" and the webhook" if os.environ.get(settings.ALERT_WEBHOOK_URL) else ""))  # fmt: skip
     if metadata["retrying"] or metadata["failed"]:
         click.echo(f"  not sent: {metadata['retrying']} waiting to be tried again, {metadata['failed']} refused;"
@@ -650,6 +703,63 @@ def refresh() -> None:
     prepare_environment()
     refresh_downstream()
     click.echo("Up to date.")
+
+
+@main.command()
+@click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]), help="The day reported on (default: the latest"
+              " day with sales).")  # fmt: skip
+@click.option("--scope", default="all", show_default=True, help="all, store:<store id> or category:<category>.")
+@click.option("--locale", type=click.Choice(["en", "fr"]), help=f"Language (default: {settings.REPORT_LOCALE}, en).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder of the reports (default: $SALES_PIPELINE_HOME/reports).")  # fmt: skip
+def report(day: dt.datetime | None, scope: str, locale: str | None, out_dir: Path | None) -> None:
+    """Build the daily PDF report of a day for the chain, a store or a category, and print where it is."""
+    from sales_pipeline.analytics.marts import last_complete_day
+    from sales_pipeline.i18n import Formatter
+    from sales_pipeline.reporting.build import build_report
+    from sales_pipeline.reporting.data import Scope
+    from sales_pipeline.warehouse import db
+
+    try:
+        parsed = Scope.parse(scope)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--scope") from error
+    fmt = Formatter(locale or settings.report_locale(), settings.report_currency())
+    prepare_environment()
+    with db.transaction(os.environ[settings.DATABASE_URL]) as cursor:
+        when = day.date() if day else last_complete_day(cursor)
+        if when is None:
+            raise click.ClickException("no sales in the marts yet: import or pull sales first (`sales-pipeline demo`)")
+        try:
+            built, _ = build_report(cursor, when, parsed, fmt, settings.pipeline_timezone(),
+                                    out_dir or settings.reports_dir())  # fmt: skip
+        except ValueError as error:
+            raise click.ClickException(str(error)) from error
+    click.echo(
+        f"{built.path}\n{built.pages} pages, {built.bytes / 1024:,.0f} kB ({built.scope}, {built.day}, {built.locale})"
+    )
+
+
+@main.command()
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder of the workbook (default: $SALES_PIPELINE_HOME/reports).")  # fmt: skip
+@click.option("--days", default=90, show_default=True, type=click.IntRange(1), help="Days of daily KPIs and trends.")
+def export(out_dir: Path | None, days: int) -> None:
+    """Write the analytics workbook (marts, forecasts, open alerts) and print where it is."""
+    from sales_pipeline.analytics.marts import last_complete_day
+    from sales_pipeline.defs.reporting.assets import EXPORT_FILE
+    from sales_pipeline.reporting.export import build_export
+    from sales_pipeline.warehouse import db
+
+    prepare_environment()
+    path = (out_dir or settings.reports_dir()) / EXPORT_FILE
+    with db.transaction(os.environ[settings.DATABASE_URL]) as cursor:
+        last_day = last_complete_day(cursor)
+        if last_day is None:
+            raise click.ClickException("no sales in the marts yet: import or pull sales first (`sales-pipeline demo`)")
+        rows = build_export(cursor, path, last_day, days)
+    click.echo(str(path.resolve()))
+    click.echo(", ".join(f"{sheet} {count:,}" for sheet, count in rows.items()) + " rows")
 
 
 @main.group()

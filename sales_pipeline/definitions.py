@@ -9,6 +9,8 @@ from sales_pipeline.defs.analytics import marts, sensors
 from sales_pipeline.defs.anomalies.assets import anomaly_assets
 from sales_pipeline.defs.forecasting.assets import forecast_assets, forecast_checks
 from sales_pipeline.defs.ingest import java_api, workbooks
+from sales_pipeline.defs.reporting.assets import analytics_export_job, daily_report_job, report_assets
+from sales_pipeline.defs.reporting.sensors import daily_report_sensor
 from sales_pipeline.defs.warehouse import checks, core_tables
 from sales_pipeline.resources import default_resources
 
@@ -38,6 +40,7 @@ defs = dg.Definitions(
         *forecast_assets,
         *anomaly_assets,
         *delivery.alert_assets,
+        *report_assets,
     ],
     asset_checks=[*checks.core_table_checks, *forecast_checks, *delivery.alert_checks],
     jobs=[
@@ -47,8 +50,16 @@ defs = dg.Definitions(
         marts.refresh_marts_job,
         refresh_forecasts_job,
         delivery.deliver_notifications_job,
+        daily_report_job,
+        analytics_export_job,
     ],
-    sensors=[workbooks.workbook_inbox_sensor, sensors.sales_changed_sensor, automation_sensor, *delivery.alert_sensors],
+    sensors=[
+        workbooks.workbook_inbox_sensor,
+        sensors.sales_changed_sensor,
+        daily_report_sensor,
+        automation_sensor,
+        *delivery.alert_sensors,
+    ],
     schedules=[sensors.daily_kpis_schedule, java_api.pull_master_data_schedule, java_api.pull_sales_schedule],
     resources=default_resources(),
 )

@@ -77,3 +77,18 @@ class Alert:
     message: str  # one human sentence with the numbers
     numbers: dict  # the figures that triggered it (JSON-serialisable)
     dedupe_key: str
+
+
+@dataclass(frozen=True)
+class GeneratedReport:
+    """One daily PDF report, as recorded in ops.generated_reports."""
+
+    day: date
+    scope: str  # all | store:<store_id> | category:<category>
+    locale: str
+    path: str
+    pages: int
+    bytes: int
+    sha256: str
+    headline: dict  # period -> kpi -> {value, previous, change}
+    sent_to: tuple[str, ...] = ()

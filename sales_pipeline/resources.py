@@ -111,6 +111,17 @@ class ForecastingResource(dg.ConfigurableResource):
         return ForecastSettings(holiday_country=self.holiday_country)
 
 
+class ReportingResource(dg.ConfigurableResource):
+    """The daily reports: when they go out and where the files are written. Their language and currency, who
+    gets them and how are the alerting resource's (one set of settings for everything sent)."""
+
+    send_time: str = Field(
+        default="07:00",
+        description=f"When yesterday's reports go out, HH:MM in the pipeline's zone ({settings.REPORT_SEND_TIME}).",
+    )
+    reports_dir: str = Field(description="Folder of the PDF reports (one folder per day) and the analytics export.")
+
+
 class JavaApiResource(dg.ConfigurableResource):
     """The back office's API (Spring Boot): where it is, the token, and how patiently to call it."""
 
@@ -178,7 +189,7 @@ class AlertingResource(dg.ConfigurableResource):
     webserver_url: str = Field(
         default="http://127.0.0.1:3000", description=f"Links ({settings.DAGSTER_WEBSERVER_URL})."
     )
-    locale: str = Field(default="en", description=f"Language of the messages ({settings.REPORT_LOCALE}).")
+    locale: str = Field(default="en", description=f"Language of the messages and reports ({settings.REPORT_LOCALE}).")
     currency: str = Field(default="EUR", description=f"Currency of amounts ({settings.REPORT_CURRENCY}).")
     timezone: str = Field(default="UTC", description=f"Digest time and dates ({settings.PIPELINE_TIMEZONE}).")
     outbox_dir: str = Field(description="Where .eml files go when no mail server is set.")
@@ -266,6 +277,10 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
         ),
         "analytics": AnalyticsResource(
             timezone=env_or_default(settings.PIPELINE_TIMEZONE, "UTC"), dashboard_dir=str(settings.dashboard_dir())
+        ),
+        "reporting": ReportingResource(
+            send_time=settings.report_send_time().strftime("%H:%M"),
+            reports_dir=str(settings.reports_dir()),
         ),
         "forecasting": ForecastingResource(
             holiday_country=settings.forecast_holiday_country(), workers=settings.forecast_workers()

@@ -26,6 +26,7 @@ FORECAST_HOLIDAY_COUNTRY = "FORECAST_HOLIDAY_COUNTRY"
 FORECAST_WORKERS = "FORECAST_WORKERS"
 REPORT_LOCALE = "REPORT_LOCALE"
 REPORT_CURRENCY = "REPORT_CURRENCY"
+REPORT_SEND_TIME = "REPORT_SEND_TIME"
 # Alerts and the outbox (sales_pipeline/alerts/).
 SMTP_HOST = "SMTP_HOST"
 SMTP_PORT = "SMTP_PORT"
@@ -78,6 +79,11 @@ def mappings_dir() -> Path:
 def dashboard_dir() -> Path:
     """Where the dashboard's JSON file is written for a web page or a BI tool to read."""
     return home() / "dashboard"
+
+
+def reports_dir() -> Path:
+    """The daily PDF reports (one folder per day) and the analytics export workbook."""
+    return home() / "reports"
 
 
 def outbox_dir() -> Path:
@@ -214,6 +220,15 @@ def report_currency() -> str:
     if value not in list_currencies():
         raise ValueError(f"{REPORT_CURRENCY}={value!r} is not a currency Babel knows: use an ISO 4217 code such as EUR")
     return value
+
+
+def report_send_time() -> time:
+    """When the daily reports of the day before are built and sent, in PIPELINE_TIMEZONE (HH:MM)."""
+    value = (os.environ.get(REPORT_SEND_TIME) or "07:00").strip()
+    try:
+        return datetime.strptime(value, "%H:%M").time()
+    except ValueError as error:
+        raise ValueError(f"{REPORT_SEND_TIME}={value!r} is not a time of day: use HH:MM, e.g. 07:00") from error
 
 
 # --- alerts and the outbox -------------------------------------------------------------------------

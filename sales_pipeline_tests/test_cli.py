@@ -25,7 +25,20 @@ from sales_pipeline_tests.conftest import PROJECT
 from sales_pipeline_tests.receivers import PASSWORD, USER, Mailbox, WebhookReceiver, certificates, smtp_server
 from sales_pipeline_tests.workbooks import products, sales, write_workbook
 
-COMMANDS = ["demo", "dev", "serve", "generate", "template", "import", "refresh", "simulate-api", "pull-sales", "alerts"]
+COMMANDS = [
+    "demo",
+    "dev",
+    "serve",
+    "generate",
+    "template",
+    "import",
+    "refresh",
+    "simulate-api",
+    "pull-sales",
+    "report",
+    "export",
+    "alerts",
+]
 # What a newcomer's first screen must not show: warnings that are not theirs to act on.
 NOISE = ("plotly", "BetaWarning", "PreviewWarning", "SupersessionWarning", "will not be used")
 # The console script pip installs next to this Python, as a user runs it.
@@ -100,6 +113,12 @@ def test_every_command_has_help():
         assert run(command, "--help").returncode == 0
 
 
+def test_report_names_a_scope_it_cannot_read():
+    result = run("report", "--scope", "shop:S01")
+    assert result.returncode == 2
+    assert "'shop:S01' is not all, store:<store id> or category:<category>" in result.stderr
+
+
 def test_serve_without_tokens_stays_on_loopback() -> None:
     result = run("serve", "--host", "0.0.0.0")
     assert result.returncode == 1
@@ -156,6 +175,10 @@ def test_demo_imports_the_samples_and_a_second_demo_loads_nothing_new(cli_home, 
     assert (cli_home / "dashboard" / "dashboard.json").exists()
     assert "Revenue forecast, next 7 days" in first.stdout and "Active anomalies" in first.stdout
     assert "sales_forecast: " in first.stdout and " 0 reused" in first.stdout
+    assert "Reports of 2026-11-22 (en; also in ops.generated_reports):" in first.stdout
+    for slug in ("chain", "store-S01", "store-S02"):
+        assert (cli_home / "reports" / "2026-11-22" / f"report-2026-11-22-{slug}-en.pdf").exists()
+    assert (cli_home / "reports" / "analytics_export.xlsx").exists()
     counts = warehouse_counts(cli_home)
     assert counts["core.products"] == 80
     assert counts["core.sales"] > 40_000
@@ -177,8 +200,20 @@ def test_demo_imports_the_samples_and_a_second_demo_loads_nothing_new(cli_home, 
     assert mentioning("manager.lyon", "P0077") == mentioning("head.office", "P0077") == []
     assert mentioning("manager.paris", "S02 (Lyon Part-Dieu)") == []
     assert len(hook.bodies) == 1 and "S02" in json.dumps(hook.bodies) and "P0077" in json.dumps(hook.bodies)
+
+    # The reports of the day: each store manager their store's, head office the chain's, the buyer none.
+    def reports_to(address: str) -> list[str]:
+        return [a.get_filename() for m in mailbox.to(address) for a in m.iter_attachments()
+                if a.get_content_type() == "application/pdf"]  # fmt: skip
+
+    assert reports_to("manager.paris@example.com") == ["report-2026-11-22-store-S01-en.pdf"]
+    assert reports_to("manager.lyon@example.com") == ["report-2026-11-22-store-S02-en.pdf"]
+    assert reports_to("head.office@example.com") == ["report-2026-11-22-chain-en.pdf"]
+    assert reports_to("buyer.chocolate@example.com") == []
+    assert "  store:S01      manager.paris@example.com (sent)" in first.stdout
+    assert "  all            head.office@example.com (sent)" in first.stdout
     assert len(mailbox.received) == received_first  # the second demo sends nothing
-    assert "Alert messages written: none; sent 0" in second.stdout
+    assert "Alert messages written: none; sent 0 (alerts and reports)" in second.stdout
     document = json.loads((cli_home / "dashboard" / "dashboard.json").read_text())
     assert {a["severity"] for a in document["alerts"]} >= {"critical"}
 

@@ -162,11 +162,8 @@ def feedback_path(cursor: Cursor, content_hash: str) -> str | None:
     return row[0] if row else None
 
 
-def report(cursor: Cursor, day: dt.date, scope: str, locale: str) -> str | bool | None:
-    """The path of a day's PDF report from ops.generated_reports; False while the pipeline builds no reports."""
-    cursor.execute("SELECT to_regclass('ops.generated_reports') IS NOT NULL")
-    if not cursor.fetchone()[0]:
-        return False
+def report(cursor: Cursor, day: dt.date, scope: str, locale: str) -> str | None:
+    """The path of a day's PDF report from ops.generated_reports (reports/daily_report, `sales-pipeline report`)."""
     cursor.execute(
         "SELECT path FROM ops.generated_reports WHERE day = %s AND scope = %s AND locale = %s",
         (day, scope, locale),
