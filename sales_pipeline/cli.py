@@ -6,7 +6,9 @@ import atexit
 import contextlib
 import datetime as dt
 import json
+import logging
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -14,6 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -21,6 +24,7 @@ import click
 from sales_pipeline import settings
 
 PROJECT_ROOT = Path.cwd()
+PACKAGE_FOLDER = Path(__file__).resolve().parent  # where this project's code runs from
 SAMPLE_DIR = Path("data/sample")
 DEMO_ROUTING = Path("data/alert_routing.example.yaml")  # the sample retailer's store managers, buyer, head office
 # The retailer data/sample was generated from, so that the API and the workbooks agree.
@@ -30,8 +34,8 @@ SUMMARY_TABLES = ("core.products", "core.stores", "core.customers", "core.sales"
 # `sales-pipeline import`'s exit status per outcome, for scripts (README, The CLI); a failed run exits 1, a
 # command line click refuses 2.
 IMPORT_EXIT_CODES = {"loaded": 0, "duplicate": 0, "rejected": 3, "loaded_with_rejects": 4}
-# Keep the terminal to the summary: each run's full log is in the Dagster UI.
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# Keep the terminal to the summary and, on failure, its one line: each run's full log is in the Dagster UI.
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 NEXT_STEP = "\nNext: `sales-pipeline dev` opens the Dagster UI on http://127.0.0.1:3000"
@@ -58,30 +62,45 @@ def prepare_environment(simulator: bool = False) -> dict[str, str]:
     Dagster processes started from here connect to the same server without starting their own.
     `simulator`: serve the bundled Java API simulator when JAVA_API_BASE_URL is unset.
     """
+    from sales_pipeline import folders
     from sales_pipeline.warehouse import db, embedded
 
+    settings.check_all()  # a bad value fails here, before anything starts
     home = settings.home()
     for folder in (home, settings.inbox_dir(), settings.archive_dir(), settings.rejected_dir()):
-        folder.mkdir(parents=True, exist_ok=True)
+        folders.make_private(folder)
     embedded_server = not os.environ.get(settings.DATABASE_URL)
+    embedded_runs = embedded_server and not os.environ.get(settings.DAGSTER_DATABASE_URL)
     # Dagster's storage first: once the embedded warehouse's URL is in the environment, it reads
     # as an external warehouse, and Dagster's tables would land in the warehouse's `public` schema.
     os.environ[settings.DAGSTER_DATABASE_URL] = embedded.dagster_storage_url()
     warehouse_url = embedded.warehouse_url()
     os.environ[settings.DATABASE_URL] = warehouse_url
-    dagster_home = home / "dagster"
-    dagster_home.mkdir(exist_ok=True)
+    dagster_home = folders.make_private(home / "dagster")
     instance_settings = PROJECT_ROOT / "dagster.yaml"
     if not instance_settings.exists():
         raise click.ClickException(f"{instance_settings} not found: run sales-pipeline from the project folder")
     shutil.copyfile(instance_settings, dagster_home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     db.migrate(warehouse_url)
+    fail_runs_of_dead_commands(embedded_runs)
     return {
         "warehouse": "embedded PostgreSQL in " + str(embedded.pgdata_dir()) if embedded_server else "external server",
         "dagster home": str(dagster_home),
         "inbox": str(settings.inbox_dir()),
     } | java_api(simulator)
+
+
+def fail_runs_of_dead_commands(storage_on_this_machine: bool) -> None:
+    """Mark failed the Dagster runs left STARTED by a process that is gone, and say so in one line."""
+    import dagster as dg
+
+    from sales_pipeline.runs import fail_runs_of_dead_processes
+
+    failed = fail_runs_of_dead_processes(dg.DagsterInstance.get(), storage_on_this_machine)
+    if failed:
+        click.echo(f"Marked failed {len(failed)} Dagster run(s) left unfinished by a process that is gone (killed, or "
+                   f"cut from its database): {', '.join(run_id[:8] for run_id in failed)}", err=True)  # fmt: skip
 
 
 def java_api(simulator: bool) -> dict[str, str]:
@@ -105,16 +124,139 @@ def start_simulator() -> str:
     return f"simulator on {base_url} (the retailer of data/sample)"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def main() -> None:
+# The database settings as the user gave them, before a command points them at the embedded server:
+# a database failure names these (filled when a command starts).
+CONFIGURED_DATABASES: dict[str, str | None] = {}
+
+
+class Commands(click.Group):
+    """The commands. One that fails prints one line saying why and exits 1; with --debug, the traceback too."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as error:
+            if ctx.params.get("debug"):
+                raise
+            raise click.ClickException(failure_line(exception_problems(error))) from None
+
+
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="When a command fails, show the whole traceback after the reason.")
+def main(debug: bool) -> None:
     """Turn a retailer's sales data into decisions (a Dagster project)."""
     # SIGTERM (a service manager, `timeout`, `kill`) exits like Ctrl-C does, through Python's exit
     # handlers, so the embedded PostgreSQL stops when its last user goes instead of being orphaned.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    CONFIGURED_DATABASES.update({name: os.environ.get(name) for name in (settings.DATABASE_URL,
+                                                                          settings.DAGSTER_DATABASE_URL)})  # fmt: skip
+    # The project's notes (a server recovered after a crash, ...) as one line each on stderr; of the
+    # libraries' logs, errors only (a failure is then said once, in the command's last line).
+    notes = logging.StreamHandler(sys.stderr)
+    notes.setFormatter(logging.Formatter("Note: %(message)s"))
+    project = logging.getLogger("sales_pipeline")
+    project.addHandler(notes)
+    project.setLevel(logging.WARNING)
+    project.propagate = False
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
+
+
+# --- one line for a failure -------------------------------------------------------------------------
+
+# psycopg2's errors for a server that cannot be reached or went away (SQLAlchemy wraps them under the same names).
+CONNECTION_ERRORS = {"OperationalError", "InterfaceError"}
+CONNECTION_LOST = ("server closed the connection", "terminating connection", "connection already closed")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One exception of a failure's chain, as a line of text."""
+
+    kind: str  # its class name
+    message: str  # the first line of its message
+    ours: bool  # raised by this project's code: its message says what is wrong and what to do
+
+
+def exception_problems(error: BaseException) -> list[Problem]:
+    """An exception and what caused it, outermost first."""
+    problems: list[Problem] = []
+    current: BaseException | None = error
+    while current is not None and len(problems) < 20:
+        problems.append(Problem(type(current).__name__, _first_line(str(current)), _raised_by_us(current)))
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+    return problems
+
+
+def _raised_by_us(error: BaseException) -> bool:
+    frame = error.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    module = frame.tb_frame.f_globals.get("__name__", "") if frame else type(error).__module__
+    return module.startswith("sales_pipeline")
+
+
+def run_problems(result) -> list[Problem]:
+    """A failed Dagster run's error and what caused it, outermost first (from its failure event)."""
+    failure = next((event for event in result.all_events if event.is_failure), None)
+    info = getattr(failure.event_specific_data, "error", None) if failure else None
+    problems = []
+    while info is not None:
+        text = info.message.strip()  # "module.Class: message"
+        qualified, _, message = text.partition(": ")
+        if not qualified.endswith(info.cls_name):
+            message = text
+        raised_in = info.stack[-1] if info.stack else ""  # '  File ".../sales_pipeline/x.py", line 3, in f\n'
+        ours = f'"{PACKAGE_FOLDER}{os.sep}' in raised_in or qualified.startswith("sales_pipeline.")
+        problems.append(Problem(info.cls_name, _first_line(message), ours))
+        info = info.cause or info.context
+    return problems or [Problem("RunFailure", "the run failed", True)]
+
+
+def failure_line(problems: list[Problem]) -> str:
+    """The one line a user reads: a setting's own message; a database named with where it is; otherwise
+    the innermost message of this project's, else the innermost cause."""
+    for problem in problems:
+        if problem.kind == "SettingError":
+            return problem.message
+    for problem in problems:
+        if problem.kind in CONNECTION_ERRORS:
+            return database_failure(problem.message)
+    chosen = next((p for p in reversed(problems) if p.ours), problems[-1])
+    if chosen.ours or not chosen.message:
+        return chosen.message or chosen.kind
+    return f"{chosen.kind}: {chosen.message}"
+
+
+def database_failure(detail: str) -> str:
+    """A database that cannot be reached, or that went away: which one, and what became of the command's work."""
+    from sales_pipeline.warehouse import embedded
+
+    detail = re.sub(r"^\(\S+\) ", "", detail)  # SQLAlchemy's "(psycopg2.OperationalError) " prefix
+    kept = "the step under way was rolled back and what was committed before it is kept; run the command again"
+    given = " or ".join(
+        f"{name} ({settings.without_password(url)})" for name, url in CONFIGURED_DATABASES.items() if url
+    )
+    if given:
+        if any(words in detail for words in CONNECTION_LOST):
+            return f"{given} stopped answering during the command ({detail}): {kept} to finish"
+        return f"cannot use {given}: {detail}"
+    folder = embedded.pgdata_dir()
+    if embedded.died(folder):
+        return (
+            f"the embedded PostgreSQL in {folder} stopped during the command (its process is gone: killed? its log: "
+            f"{folder / 'log'}): {kept}, which starts the server again"
+        )
+    return f"cannot use the embedded PostgreSQL in {folder} (its log: {folder / 'log'}): {detail}"
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
 
 
 @main.command()
@@ -139,6 +281,9 @@ def demo() -> None:
     deliver_notifications()
     if day is not None:
         print_report_emails(day)
+    failed = [outcome for outcome in results if outcome["status"] == "failed"]
+    if failed:
+        raise click.ClickException(f"the import of {failed[0]['workbook']} failed: {failed[0]['reason']}")
     click.echo(NEXT_STEP)
 
 
@@ -157,7 +302,7 @@ def run_inbox_once() -> list[dict]:
     tick = sensor.evaluate_tick(context)
     for request in tick.dynamic_partitions_requests or []:
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
-    return execute_imports(instance, tick.run_requests)
+    return execute_imports(tick.run_requests)
 
 
 def import_one(path: Path, mapping: Path | None) -> list[dict]:
@@ -185,82 +330,89 @@ def import_one(path: Path, mapping: Path | None) -> list[dict]:
         run_config=dg.RunConfig({IMPORT_OP: config}),
         tags={"workbook": path.name, "content_hash": digest},
     )
-    return execute_imports(instance, [request])
+    return execute_imports([request])
 
 
-def execute_imports(instance, requests: list) -> list[dict]:
+def run_job(
+    name: str,
+    tags: dict[str, str] | None = None,
+    run_config: dict | None = None,
+    partition_key: str | None = None,
+    must_succeed: bool = True,
+):
+    """Run a job of the code location in this process, as a run of its own tagged with this process (so
+    the next command can tell if it died: see runs.py). A failed run stops the command with its reason,
+    unless `must_succeed` is False."""
+    import dagster as dg
+
     from sales_pipeline.definitions import defs
+    from sales_pipeline.runs import process_tags
 
-    job = defs.resolve_job_def("import_workbook")
+    result = defs.resolve_job_def(name).execute_in_process(
+        instance=dg.DagsterInstance.get(),
+        run_config={**(run_config or {}), **QUIET},
+        tags={**(tags or {}), **process_tags()},
+        partition_key=partition_key,
+        raise_on_error=False,
+    )
+    if must_succeed and not result.success:
+        raise click.ClickException(failure_line(run_problems(result)))
+    return result
+
+
+def execute_imports(requests: list) -> list[dict]:
     outcomes = []
     with click.progressbar(
         requests, label="Importing", item_show_func=lambda r: r.tags["workbook"] if r else ""
     ) as bar:
         for request in bar:
-            result = job.execute_in_process(
-                instance=instance,
-                partition_key=request.partition_key,
-                run_config={**request.run_config, **QUIET},
-                tags=request.tags,
-                raise_on_error=False,
-            )
+            result = run_job("import_workbook", must_succeed=False, partition_key=request.partition_key,
+                             run_config=request.run_config, tags=request.tags)  # fmt: skip
             outcomes.append(_outcome(request.tags["workbook"], result))
     return outcomes
 
 
 def refresh_core_tables() -> None:
-    """What declarative automation does after imports when the daemon runs: publish the core tables and check them."""
-    import dagster as dg
+    """What declarative automation does after imports when the daemon runs: publish the core tables and check them.
 
-    from sales_pipeline.definitions import defs
-
-    result = defs.resolve_job_def("refresh_core_tables").execute_in_process(
-        instance=dg.DagsterInstance.get(), run_config=QUIET, raise_on_error=False
-    )
-    for evaluation in result.get_asset_check_evaluations():
-        if not evaluation.passed:
-            failures = evaluation.metadata.get("failures")
-            click.echo(f"Check failed: {evaluation.asset_key.to_user_string()} {evaluation.check_name}"
-                       f" ({failures.value if failures else '?'} rows)")  # fmt: skip
+    A failed check is reported and the refresh goes on, as under the daemon; any other failure stops it."""
+    result = run_job("refresh_core_tables", must_succeed=False)
+    failed_checks = [evaluation for evaluation in result.get_asset_check_evaluations() if not evaluation.passed]
+    for evaluation in failed_checks:
+        failures = evaluation.metadata.get("failures")
+        click.echo(f"Check failed: {evaluation.asset_key.to_user_string()} {evaluation.check_name}"
+                   f" ({failures.value if failures else '?'} rows)")  # fmt: skip
+    if not result.success and not failed_checks:
+        raise click.ClickException(failure_line(run_problems(result)))
 
 
 def pull_back_office() -> None:
     """What the nightly jobs do: products and stock, then the last days of sales, from the Java API."""
-    import dagster as dg
-
-    from sales_pipeline.definitions import defs
     from sales_pipeline.defs.analytics.sensors import range_tags
     from sales_pipeline.demo.retailer import DEFAULT_END
 
-    instance = dg.DagsterInstance.get()
     click.echo(
         f"Pulling products, stock and {DEMO_API_DAYS} days of sales from {os.environ[settings.JAVA_API_BASE_URL]}"
     )
-    defs.resolve_job_def("pull_products_and_stock").execute_in_process(instance=instance, run_config=QUIET)
+    run_job("pull_products_and_stock")
     first = DEFAULT_END - dt.timedelta(days=DEMO_API_DAYS - 1)
-    tags = range_tags(first, DEFAULT_END)
-    defs.resolve_job_def("pull_sales").execute_in_process(instance=instance, tags=tags, run_config=QUIET)
+    run_job("pull_sales", tags=range_tags(first, DEFAULT_END))
 
 
 def refresh_marts() -> None:
     """What the sales-changed sensor and automation do under the daemon: the daily KPIs for every import and pull
     they have not absorbed yet (one range), then the marts that follow them."""
-    import dagster as dg
-
-    from sales_pipeline.definitions import defs
     from sales_pipeline.defs.analytics.sensors import plan_pending_refresh, range_tags
 
     plan = plan_pending_refresh(os.environ[settings.DATABASE_URL], settings.pipeline_timezone())
     if plan.explanation:
         click.echo(f"Not in the marts: {plan.explanation}")
-    instance = dg.DagsterInstance.get()
     if plan.first_day:
         changes = "1 import or pull" if len(plan.changes) == 1 else f"{len(plan.changes)} imports and pulls"
         click.echo(f"Refreshing the daily KPIs for {plan.first_day} .. {plan.last_day} ({changes})")
-        tags = range_tags(plan.first_day, plan.last_day)
-        defs.resolve_job_def("refresh_daily_kpis").execute_in_process(instance=instance, tags=tags, run_config=QUIET)
+        run_job("refresh_daily_kpis", tags=range_tags(plan.first_day, plan.last_day))
     click.echo("Refreshing sales trends, stock health, top products and the dashboard")
-    defs.resolve_job_def("refresh_marts").execute_in_process(instance=instance, run_config=QUIET)
+    run_job("refresh_marts")
 
 
 def refresh_downstream() -> None:
@@ -272,14 +424,8 @@ def refresh_downstream() -> None:
 
 def refresh_forecasts_and_anomalies() -> None:
     """What automation does after the marts: forecasts (refitting only changed series), then the anomalies."""
-    import dagster as dg
-
-    from sales_pipeline.definitions import defs
-
     click.echo("Forecasting the next 7 days and looking for anomalies (unchanged series are reused)")
-    result = defs.resolve_job_def("refresh_forecasts_and_anomalies").execute_in_process(
-        instance=dg.DagsterInstance.get(), run_config=QUIET
-    )
+    result = run_job("refresh_forecasts_and_anomalies")
     for event in result.get_asset_materialization_events():
         metadata = event.materialization.metadata
         if "fitted" in metadata:
@@ -314,10 +460,7 @@ def print_forecast_and_anomalies(url: str) -> None:
 def build_reports_and_export() -> dt.date | None:
     """What the report sensor and automation do: the latest day's reports (chain and stores), their emails
     queued in the outbox, and the export. Returns the day reported on (None: no sales yet)."""
-    import dagster as dg
-
     from sales_pipeline.analytics.marts import last_complete_day
-    from sales_pipeline.definitions import defs
     from sales_pipeline.warehouse import db
 
     url = os.environ[settings.DATABASE_URL]
@@ -326,11 +469,8 @@ def build_reports_and_export() -> dt.date | None:
     if day is None:
         click.echo("\nNo sales in the marts: no report to build.")
         return None
-    instance = dg.DagsterInstance.get()
-    defs.resolve_job_def("daily_report").execute_in_process(
-        instance=instance, partition_key=day.isoformat(), run_config=QUIET
-    )
-    defs.resolve_job_def("analytics_export").execute_in_process(instance=instance, run_config=QUIET)
+    run_job("daily_report", partition_key=day.isoformat())
+    run_job("analytics_export")
     with db.transaction(url) as cursor:
         cursor.execute(
             "SELECT scope, pages, bytes, path FROM ops.generated_reports WHERE day = %s AND locale = %s"
@@ -362,13 +502,7 @@ def print_report_emails(day: dt.date) -> None:
 
 def deliver_notifications() -> None:
     """What the delivery sensor does under the daemon: one run that writes the messages due and sends them."""
-    import dagster as dg
-
-    from sales_pipeline.definitions import defs
-
-    result = defs.resolve_job_def("deliver_notifications").execute_in_process(
-        instance=dg.DagsterInstance.get(), run_config=QUIET
-    )
+    result = run_job("deliver_notifications")
     metadata = {
         k: v.value for k, v in result.asset_materializations_for_node("alerts__notifications")[0].metadata.items()
     }
@@ -385,12 +519,7 @@ def deliver_notifications() -> None:
 
 def _outcome(workbook: str, result) -> dict:
     if not result.success:
-        failure = next((e for e in result.all_events if e.is_failure), None)
-        error = failure.event_specific_data.error if failure else None
-        while error is not None and error.cause is not None:
-            error = error.cause  # the user's exception, not Dagster's wrapper
-        message = error.message.strip() if error else "the run failed"
-        return {"workbook": workbook, "status": "failed", "reason": message.splitlines()[0]}
+        return {"workbook": workbook, "status": "failed", "reason": failure_line(run_problems(result))}
     # A loaded workbook materializes the asset; a re-drop of imported bytes is an observation.
     node = "ingest__workbook_import"
     (event,) = result.asset_materializations_for_node(node) or result.asset_observations_for_node(node)
@@ -624,21 +753,12 @@ def pull_sales(first_day: dt.datetime, last_day: dt.datetime, simulator: bool) -
             " to pull the bundled simulator's made-up sales"
         )
     where = prepare_environment(simulator)  # before the definitions load: they read the settings it sets
-    import dagster as dg
-
-    from sales_pipeline.definitions import defs
     from sales_pipeline.defs.analytics.sensors import range_tags
 
     click.echo(f"Java API: {where['java api']}")
-    instance = dg.DagsterInstance.get()
     # Products first, as the nightly jobs do: sales of a product the warehouse does not know fail a check.
-    defs.resolve_job_def("pull_products_and_stock").execute_in_process(instance=instance, run_config=QUIET)
-    tags = range_tags(first_day.date(), last_day.date())
-    result = defs.resolve_job_def("pull_sales").execute_in_process(
-        instance=instance, tags=tags, run_config=QUIET, raise_on_error=False
-    )
-    if not result.success:
-        raise click.ClickException(_outcome("pull", result)["reason"])
+    run_job("pull_products_and_stock")
+    result = run_job("pull_sales", tags=range_tags(first_day.date(), last_day.date()))
     metadata = result.asset_materializations_for_node("ingest__api_sales")[0].metadata
     click.echo(f"Pulled {metadata['rows_pulled'].value:,} sales lines in {metadata['pages'].value} pages "
                f"({metadata['retries'].value} retries): {metadata['inserted'].value:,} new, "
@@ -669,9 +789,11 @@ def import_command(path: Path, mapping: Path | None) -> None:
     results = import_one(inbox_copy, mapping)
     refresh_downstream()
     print_summary(results, where)
-    failed = [outcome for outcome in results if outcome["status"] == "failed"]
-    if failed:
-        raise click.ClickException(f"the import of {path.name} failed: {failed[0]['reason']}")
+    failed = [outcome for outcome in results if outcome["status"] in ("failed", "rejected")]
+    if failed:  # nothing of the file loaded: the command failed, whatever it printed
+        error = click.ClickException(f"{path.name} was not imported ({failed[0]['status']}): {failed[0]['reason']}")
+        error.exit_code = IMPORT_EXIT_CODES.get(failed[0]["status"], 1)  # rejected 3, failed 1
+        raise error
     click.echo(NEXT_STEP)
     sys.exit(max(IMPORT_EXIT_CODES[outcome["status"]] for outcome in results))
 
@@ -682,7 +804,6 @@ def copy_into_inbox(path: Path, inbox: Path) -> Path:
     (not through a link) is imported where it is."""
     from sales_pipeline.excel.importer import claim_name, move_exclusively
 
-    inbox.mkdir(parents=True, exist_ok=True)
     if not path.is_symlink() and path.resolve().parent == inbox.resolve():
         return path
     partial = inbox / f".{uuid.uuid4().hex}.part"

@@ -10,6 +10,7 @@ import os
 import re
 from datetime import date, datetime, time
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DATABASE_URL = "SALES_PIPELINE_DATABASE_URL"
 DAGSTER_DATABASE_URL = "SALES_PIPELINE_DAGSTER_DATABASE_URL"
@@ -49,6 +50,26 @@ API_CORS_ORIGINS = "API_CORS_ORIGINS"
 API_UPLOAD_MAX_MB = "API_UPLOAD_MAX_MB"
 API_UPLOAD_MAX_UNZIPPED_MB = "API_UPLOAD_MAX_UNZIPPED_MB"
 API_ROLES = ("read", "write")
+URL_EXAMPLE = "postgresql://user:password@host:5432/database"
+
+
+class SettingError(ValueError):
+    """A setting with a value the pipeline cannot use; the message is one line naming it."""
+
+    def __init__(self, name: str, value: str, accepted: str) -> None:
+        super().__init__(f"{name}={value!r} is not {accepted}")
+
+
+def check_all() -> None:
+    """Read every setting once, so that a bad value fails before anything starts, naming the setting."""
+    for read in (home, inbox_dir, mappings_dir, dayfirst, pipeline_timezone, history_start, java_api_deadline_s,
+                 forecast_holiday_country, forecast_workers, report_locale, report_currency, smtp_port, smtp_timeout_s,
+                 alert_email_from, manager_emails, engineer_emails, alert_webhook_format, alert_webhook_configured,
+                 alert_routing, alert_digest_time, alert_repeat_hours, dagster_webserver_url, api_tokens,
+                 api_cors_origins, api_upload_max_bytes, api_upload_max_unzipped_bytes):  # fmt: skip
+        read()
+    for name in (DATABASE_URL, DAGSTER_DATABASE_URL):
+        database_url(name)
 
 
 def home() -> Path:
@@ -97,19 +118,57 @@ def history_start() -> str:
     try:
         date.fromisoformat(value)
     except ValueError as error:
-        raise ValueError(f"{HISTORY_START}={value!r} is not a date: use YYYY-MM-DD") from error
+        raise SettingError(HISTORY_START, value, "a date: use YYYY-MM-DD") from error
     return value
 
 
 def pipeline_timezone() -> str:
-    return os.environ.get(PIPELINE_TIMEZONE) or "UTC"
+    """Day boundaries of the marts and the daily partitions; the time zone of stores that have none."""
+    value = os.environ.get(PIPELINE_TIMEZONE) or "UTC"
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise SettingError(
+            PIPELINE_TIMEZONE, value, "a time zone: use an IANA name such as UTC or Europe/Paris"
+        ) from error
+    return value
+
+
+def database_url(name: str = DATABASE_URL) -> str | None:
+    """A PostgreSQL URL setting (`DATABASE_URL` or `DAGSTER_DATABASE_URL`), or None when unset. Its password
+    never appears in a message."""
+    value = os.environ.get(name)
+    if not value:
+        return None
+    import sqlalchemy as sa
+
+    try:
+        url = sa.make_url(value)
+    except sa.exc.ArgumentError:
+        raise SettingError(name, "(hidden: it may hold a password)", f"a URL: use {URL_EXAMPLE}") from None
+    if url.get_backend_name() not in ("postgres", "postgresql"):
+        raise SettingError(name, without_password(value), f"a PostgreSQL URL: use {URL_EXAMPLE}")
+    return value
+
+
+def without_password(url: str) -> str:
+    """A database URL as it may be shown: the password, in the address or its query, replaced by ***."""
+    import sqlalchemy as sa
+
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError:
+        return "(not a URL)"
+    if "password" in parsed.query:
+        parsed = parsed.update_query_dict({"password": "***"})
+    return parsed.render_as_string(hide_password=True)
 
 
 def dayfirst() -> bool:
     """Whether text dates like 03/04/2026 mean 3 April (day first) rather than 4 March."""
     value = os.environ.get(DAYFIRST, "true").strip().lower()
     if value not in {"true", "false", "1", "0", "yes", "no"}:
-        raise ValueError(f"{DAYFIRST}={value!r} is not a boolean: use true or false")
+        raise SettingError(DAYFIRST, value, "a boolean: use true or false")
     return value in {"true", "1", "yes"}
 
 
@@ -121,9 +180,10 @@ def forecast_holiday_country() -> str | None:
     import holidays
 
     if value not in holidays.list_supported_countries():
-        raise ValueError(
-            f"{FORECAST_HOLIDAY_COUNTRY}={value!r} is not a country the holidays package knows:"
-            " use an ISO 3166 code such as US, GB, DE or FR"
+        raise SettingError(
+            FORECAST_HOLIDAY_COUNTRY,
+            value,
+            "a country the holidays package knows: use an ISO 3166 code such as US, GB, DE or FR",
         )
     return value
 
@@ -132,7 +192,7 @@ def forecast_workers() -> int:
     """Processes fitting forecasts in parallel; one per CPU by default."""
     value = os.environ.get(FORECAST_WORKERS) or str(os.cpu_count() or 1)
     if not value.strip().isdigit() or int(value) < 1:
-        raise ValueError(f"{FORECAST_WORKERS}={value!r} is not a whole number of processes (1 or more)")
+        raise SettingError(FORECAST_WORKERS, value, "a whole number of processes (1 or more)")
     return int(value)
 
 
@@ -144,7 +204,7 @@ def java_api_deadline_s() -> float:
     except ValueError:
         seconds = 0.0
     if not seconds > 0 or seconds == float("inf"):
-        raise ValueError(f"{JAVA_API_DEADLINE_S}={value!r} is not a number of seconds (more than 0), e.g. 600")
+        raise SettingError(JAVA_API_DEADLINE_S, value, "a number of seconds (more than 0), e.g. 600")
     return seconds
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -70,6 +72,15 @@ def empty_tables(url: str) -> str:
 def empty_warehouse(warehouse_url: str) -> str:
     """The warehouse with every table emptied, so each test starts from nothing."""
     return empty_tables(warehouse_url)
+
+
+@pytest.fixture
+def cli_home() -> Iterator[Path]:
+    """A fresh pipeline home for the commands (not under pytest's private tmp folder: see above)."""
+    home = PROJECT / ".sales_pipeline" / "tests" / f"cli-{uuid.uuid4().hex[:8]}"
+    home.mkdir(parents=True)
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture

@@ -10,7 +10,9 @@ import openpyxl
 import psycopg2
 import pytest
 
+from sales_pipeline.excel.feedback import RejectedCell, SheetRows, write_feedback_workbook
 from sales_pipeline.excel.importer import OutsideTheInbox, import_workbook
+from sales_pipeline.excel.read import read_workbook
 from sales_pipeline_tests.conftest import query, table_counts
 from sales_pipeline_tests.workbooks import SALES_HEADER, products, sales, write_workbook
 
@@ -314,3 +316,29 @@ def test_a_link_in_the_inbox_is_refused_and_its_target_left_alone(import_setting
 
     assert target.read_bytes() == original  # not moved, not changed
     assert query(import_settings.database_url, "SELECT count(*) FROM ops.import_ledger") == [(0,)]
+
+
+def test_sender_text_that_excel_would_take_for_a_formula_stays_text_in_the_feedback(import_settings, folders):
+    typed = ['=HYPERLINK("http://x")', "+33 6 12 34 56 78", "-15% promo", "@SUM(A1:A9)", "\tindented"]
+    rows = sales(len(typed))
+    for row, text in zip(rows[1:], typed, strict=True):
+        row[SALES_HEADER.index("Customer ID")] = text
+        row[SALES_HEADER.index("Quantity")] = "abc"  # every row rejected, so every text is in the feedback
+    path = write_workbook(folders["inbox"] / "customers.xlsx", {"Products": products(), "Sales": rows})
+    source = openpyxl.load_workbook(path)["Sales"]
+    source["E2"].data_type = "s"  # the sender typed it as text (openpyxl would write a formula)
+    source.parent.save(path)
+
+    result = import_workbook(path, import_settings)
+    # A carriage return first survives only escaped (Excel writes _x000D_): straight to the feedback writer.
+    returned = write_feedback_workbook(
+        folders["archive"] / "returned.xlsx", "returned.xlsx", {"Sales": SheetRows(["Note"], {2: ["\rreturn"]})},
+        [RejectedCell("Sales", 2, "Note", "\rreturn", "a reason")],
+    )  # fmt: skip
+
+    sheet = openpyxl.load_workbook(result.feedback_path)["Sales"]
+    cells = [sheet.cell(row, SALES_HEADER.index("Customer ID") + 1) for row in range(2, len(typed) + 2)]
+    assert [cell.value for cell in cells] == typed
+    cells.append(openpyxl.load_workbook(returned)["Sales"]["A2"])
+    assert read_workbook(returned)["Sales"].rows[1][0] == "\rreturn"  # (openpyxl leaves it as _x000D_return)
+    assert [(cell.data_type, cell.quotePrefix) for cell in cells] == [("s", True)] * 6  # text, after an edit too
