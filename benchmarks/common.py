@@ -79,6 +79,15 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def current_rss_mb() -> float:
+    """This process's resident memory now, in MB (Linux: /proc; elsewhere its peak so far)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * resource.getpagesize() / 2**20
+    except OSError:
+        return peak_rss_mb()
+
+
 def print_outcome(outcome: dict) -> None:
     """A worker's last line: its figures and its peak RSS, as one JSON object."""
     print(json.dumps({**outcome, "peak_rss_mb": peak_rss_mb()}))

@@ -38,6 +38,9 @@ DEMO_ROUTING = Path("data/alert_routing.example.yaml")  # the sample retailer's 
 SIMULATED_RETAILER = {"seed": 42, "scale": 2, "days": 730}
 DEMO_API_DAYS = 7  # the demo pulls the last week of sales from the back office, as a night would
 SUMMARY_TABLES = ("core.products", "core.stores", "core.customers", "core.sales", "core.stock", "ops.import_rejects")
+# `sales-pipeline import`'s exit status per outcome, for scripts (README, The CLI); a failed run exits 1, a
+# command line click refuses 2.
+IMPORT_EXIT_CODES = {"loaded": 0, "duplicate": 0, "rejected": 3, "loaded_with_rejects": 4}
 # Keep the terminal to the summary and, on failure, its one line: each run's full log is in the Dagster UI.
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
@@ -570,9 +573,13 @@ def print_summary(results: list[dict], where: dict[str, str]) -> None:
         if outcome["status"].startswith("loaded"):
             loaded = ", ".join(f"{table} {rows:,}" for table, rows in outcome["rows_loaded_per_table"].items())
             line += f": {loaded} rows loaded; {outcome['rows_rejected']:,} rows rejected"
+            if outcome.get("rows_skipped"):
+                line += f"; {outcome['rows_skipped']:,} rows of totals or template examples skipped"
         if outcome.get("reason"):
             line += f" ({outcome['reason']})"
         click.echo(line)
+        for sheet, why in (outcome.get("ignored_sheets") or {}).items():
+            click.echo(f"    sheet {sheet!r} not read: {why}")
         if outcome.get("feedback_workbook"):
             click.echo(f"    feedback workbook: {outcome['feedback_workbook']}")
     click.echo("\nWarehouse rows:")
@@ -804,8 +811,16 @@ def import_command(path: Path, mapping: Path | None) -> None:
     """Import one workbook now, through the same Dagster asset the inbox sensor runs.
 
     The file is copied into the inbox first (under a name of its own if another file waits there under
-    this one), so your copy is left where it is.
+    this one), so your copy is left where it is. Excel's lock files (~$name.xlsx) are skipped.
+
+    Exit status: 0 loaded (or already loaded), 1 the import run failed, 2 a wrong command line,
+    3 rejected (nothing loaded), 4 loaded with rows rejected (see the feedback workbook).
     """
+    from sales_pipeline.excel.read import skipped_name
+
+    if skipped_name(path.name):
+        click.echo(f"{path.name} skipped: {skipped_name(path.name)}")
+        return
     where = prepare_environment()
     inbox_copy = copy_into_inbox(path, load_settings().inbox_dir)
     results = import_one(inbox_copy, mapping)
@@ -813,8 +828,11 @@ def import_command(path: Path, mapping: Path | None) -> None:
     print_summary(results, where)
     failed = [outcome for outcome in results if outcome["status"] in ("failed", "rejected")]
     if failed:  # nothing of the file loaded: the command failed, whatever it printed
-        raise click.ClickException(f"{path.name} was not imported ({failed[0]['status']}): {failed[0]['reason']}")
+        error = click.ClickException(f"{path.name} was not imported ({failed[0]['status']}): {failed[0]['reason']}")
+        error.exit_code = IMPORT_EXIT_CODES.get(failed[0]["status"], 1)  # rejected 3, failed 1
+        raise error
     click.echo(NEXT_STEP)
+    sys.exit(max(IMPORT_EXIT_CODES[outcome["status"]] for outcome in results))
 
 
 def copy_into_inbox(path: Path, inbox: Path) -> Path:

@@ -266,6 +266,58 @@ def test_import_keeps_dagster_runs_in_the_dagster_database_and_starts_no_simulat
     assert warehouse_tables == set()  # the warehouse's schemas are its own: raw, core, marts, ml, ops
 
 
+def test_import_skips_an_excel_lock_file_in_one_line(cli_home, tmp_path):
+    lock = tmp_path / "~$week 47.xlsx"  # what Excel leaves next to a workbook it has open
+    lock.write_bytes(b"\x0bJeanne Martin" + b"\x00" * 150)
+
+    result = run("import", str(lock), home=cli_home)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "~$week 47.xlsx skipped: Excel's lock file of an open workbook, not a workbook\n"
+    assert not (cli_home / "pgdata").exists() and not (cli_home / "rejected").exists()
+
+
+@pytest.mark.slow
+def test_import_exit_status_tells_a_script_what_happened(cli_home, tmp_path):
+    good = write_workbook(tmp_path / "good.xlsx", {"Products": products(), "Sales": sales(10)})
+    rows = sales(10)
+    for row in rows[1:]:
+        row[0] = "B" + row[0]
+    rows[3][6] = "abc"  # a Quantity that is not a number
+    partly = write_workbook(tmp_path / "partly.xlsx", {"Products": products(), "Sales": rows})
+    notes = tmp_path / "notes.xlsx"
+    notes.write_text("not a workbook")
+
+    codes = {path.name: run("import", str(path), home=cli_home) for path in (good, partly, notes)}
+
+    assert {name: result.returncode for name, result in codes.items()} == {
+        "good.xlsx": 0, "partly.xlsx": 4, "notes.xlsx": 3
+    }, {name: result.stderr[-2000:] for name, result in codes.items()}  # fmt: skip
+    assert (
+        "notes.xlsx: rejected (the file is not a .xlsx workbook (it is not a zip archive))"
+        in codes["notes.xlsx"].stdout
+    )
+
+    # A run that crashes (here a fault planted in the warehouse) exits 1, and its file is recorded and put away.
+    home_query(cli_home, "CREATE FUNCTION public.refuse() RETURNS trigger LANGUAGE plpgsql AS"
+                         " $$ BEGIN RAISE EXCEPTION 'a planted fault'; END $$;"
+                         " CREATE TRIGGER refuse BEFORE INSERT ON core.products FOR EACH STATEMENT"
+                         " EXECUTE FUNCTION public.refuse()")  # fmt: skip
+    crash = write_workbook(tmp_path / "crash.xlsx", {"Products": products(9)})
+    failed = run("import", str(crash), home=cli_home)
+
+    assert failed.returncode == 1, failed.stderr
+    assert "a planted fault" in failed.stderr
+    ledger = home_query(cli_home, "SELECT file_name, status, reason FROM ops.import_ledger ORDER BY import_id")
+    assert [(name, status) for name, status, _ in ledger] == [
+        ("good.xlsx", "loaded"), ("partly.xlsx", "loaded_with_rejects"), ("notes.xlsx", "rejected"),
+        ("crash.xlsx", "failed"),
+    ]  # fmt: skip
+    assert ledger[-1][2].startswith("the import failed (RaiseException: a planted fault)")
+    assert [p.name for p in (cli_home / "rejected").rglob("crash.xlsx")] == ["crash.xlsx"]
+    assert not (cli_home / "inbox" / "crash.xlsx").exists()
+
+
 def test_pull_sales_without_a_java_api_names_the_setting_and_starts_nothing(cli_home):
     result = run("pull-sales", "--from", "2026-11-01", "--to", "2026-11-02", home=cli_home)
 
@@ -478,13 +530,13 @@ def test_commands_without_settings_fail_in_one_line_too(tmp_path):
 
 
 @pytest.mark.slow
-def test_import_of_a_file_that_loads_nothing_exits_1_naming_it(cli_home, tmp_path):
+def test_import_of_a_file_that_loads_nothing_exits_3_naming_it(cli_home, tmp_path):
     notes = tmp_path / "notes.xlsx"
     notes.write_text("this is not a workbook")
 
     result = run("import", str(notes), home=cli_home)
 
-    assert result.returncode == 1
+    assert result.returncode == 3  # rejected; 1 is a failed run (README, The CLI)
     assert result.stderr.strip() == (
         "Error: notes.xlsx was not imported (rejected): the file is not a .xlsx workbook (it is not a zip archive)"
     )

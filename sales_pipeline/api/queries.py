@@ -132,7 +132,7 @@ def import_result(cursor: Cursor, content_hash: str) -> dict[str, Any] | None:
     cursor.execute(
         """
         SELECT content_hash, file_name, status, reason, mapping, rows_read, rows_loaded, rows_rejected,
-               rows_duplicate, sheets, feedback_path, run_id, finished_at
+               rows_duplicate, sheets, ignored_sheets, feedback_path, run_id, finished_at
         FROM ops.import_ledger
         WHERE content_hash = %s
         ORDER BY status = 'duplicate', import_id DESC

@@ -25,17 +25,15 @@ from sales_pipeline.excel.importer import (
     refuse_link,
     rejects_of_first_load,
 )
-from sales_pipeline.excel.read import SUPPORTED_SUFFIXES, content_hash
+from sales_pipeline.excel.read import SUPPORTED_SUFFIXES, content_hash, skipped_name
 from sales_pipeline.records import ImportResult
 from sales_pipeline.resources import WarehouseResource, WorkbookInboxResource
 
 workbook_partitions = dg.DynamicPartitionsDefinition(name="workbooks")
 IMPORT_OP = "ingest__workbook_import"  # the op behind the asset, as run config names it
-# Excel's lock files (~$name.xlsx) and half-written downloads are not workbooks to import. Hidden
-# files (.name) are the tools' own (LibreOffice's .~lock.name#, Finder's .DS_Store) unless their name
+# Excel's lock files (~$name.xlsx) and half-written downloads are not workbooks to import (`skipped_name`).
+# Hidden files (.name) are the tools' own (LibreOffice's .~lock.name#, Finder's .DS_Store) unless their name
 # ends like a workbook (..xlsx is a workbook): those are named in the sensor's message, not imported.
-_IGNORED_PREFIXES = ("~$",)
-_IGNORED_SUFFIXES = (".tmp", ".part", ".crdownload")
 STEM_CHARS = 40  # of the file name in a partition key: long enough to recognise, short enough for the UI
 HASH_CHARS = 8  # of the content hash in a partition key: two contents under one name stay apart
 
@@ -171,10 +169,13 @@ def import_metadata(cursor: Cursor, result: ImportResult) -> dict[str, dg.Metada
         "rows_loaded": result.rows_loaded,
         "rows_rejected": result.rows_rejected,
         "rows_duplicate": result.rows_duplicate,
+        "rows_skipped": result.rows_skipped,
         "mapping": result.mapping,
         "rows_loaded_per_table": dg.MetadataValue.json({s.target: s.rows_loaded for s in result.sheets}),
         "archived": dg.MetadataValue.path(result.archived_path or ""),
     }
+    if result.ignored_sheets:
+        metadata["ignored_sheets"] = dg.MetadataValue.json(result.ignored_sheets)
     if result.reason:
         metadata["reason"] = result.reason
     if result.feedback_path:
@@ -206,7 +207,7 @@ def scan_inbox(inbox_dir: Path) -> tuple[list[Path], list[Path], list[Path]]:
         for path in inner:
             if path.is_symlink():
                 links.append(path)
-            elif not path.is_file() or path.name.startswith(_IGNORED_PREFIXES) or path.name.endswith(_IGNORED_SUFFIXES):
+            elif not path.is_file() or skipped_name(path.name):
                 continue
             elif path.name.startswith(".") and not path.name.lower().endswith(SUPPORTED_SUFFIXES):
                 hidden.append(path)
