@@ -423,14 +423,13 @@ def refresh_core_tables() -> None:
 
 
 def pull_back_office() -> None:
-    """What the nightly jobs do: products and stock, then the last days of sales, from the Java API."""
+    """What the nightly pull does: products and stock, then the last days of sales, from the Java API."""
     from sales_pipeline.defs.analytics.sensors import range_tags
     from sales_pipeline.demo.retailer import DEFAULT_END
 
     click.echo(
         f"Pulling products, stock and {DEMO_API_DAYS} days of sales from {os.environ[settings.JAVA_API_BASE_URL]}"
     )
-    run_job("pull_products_and_stock")
     first = DEFAULT_END - dt.timedelta(days=DEMO_API_DAYS - 1)
     run_job("pull_sales", tags=range_tags(first, DEFAULT_END))
 
@@ -793,8 +792,6 @@ def pull_sales(first_day: dt.datetime, last_day: dt.datetime, simulator: bool) -
     from sales_pipeline.defs.analytics.sensors import range_tags
 
     click.echo(f"Java API: {where['java api']}")
-    # Products first, as the nightly jobs do: sales of a product the warehouse does not know fail a check.
-    run_job("pull_products_and_stock")
     result = run_job("pull_sales", tags=range_tags(first_day.date(), last_day.date()))
     metadata = result.asset_materializations_for_node("ingest__api_sales")[0].metadata
     click.echo(f"Pulled {metadata['rows_pulled'].value:,} sales lines in {metadata['pages'].value} pages "

@@ -12,7 +12,7 @@ import dagster as dg
 from sales_pipeline.defs.alerts import delivery
 from sales_pipeline.defs.analytics import analytics_definitions, marts
 from sales_pipeline.defs.anomalies.assets import anomaly_assets
-from sales_pipeline.defs.conventions import with_conventions
+from sales_pipeline.defs.conventions import conventions
 from sales_pipeline.defs.forecasting.assets import forecast_definitions
 from sales_pipeline.defs.ingest import java_api, workbooks
 from sales_pipeline.defs.reporting import reporting_definitions
@@ -20,14 +20,16 @@ from sales_pipeline.defs.warehouse import checks, core_tables
 from sales_pipeline.resources import default_resources
 from sales_pipeline.settings import Settings
 
-# Declarative automation (core tables after imports, marts after the daily KPIs) needs a sensor to
-# evaluate it; Dagster's default one starts stopped, this one runs as soon as the daemon does.
+# Declarative automation (defs/conventions.py: the core tables and marts after their parents, the
+# forecasts and churn once a day after the nightly KPIs, the anomalies after the forecasts) needs a
+# sensor to evaluate it; Dagster's default one starts stopped, this one runs as soon as the daemon does.
 automation_sensor = dg.AutomationConditionSensorDefinition(
     "automation_sensor",
     target=dg.AssetSelection.all(),
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
-    description="Refreshes core tables after imports, marts after the daily KPIs, then forecasts and anomalies.",
+    description="Refreshes the core tables and marts after imports and pulls; once a day, after the nightly KPIs, "
+    "the forecasts, then the anomalies and churn (one run for each wave).",
 )
 
 refresh_forecasts_job = dg.define_asset_job(
@@ -57,10 +59,13 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             ],
             sensors=[workbooks.workbook_inbox_sensor, automation_sensor, *delivery.alert_sensors],
             resources=default_resources(settings),
+            # A run's steps in its own process, one after the other: a process per step cost 3-7 s each,
+            # more than most steps take; the forecasts parallelise inside their step (FORECAST_WORKERS).
+            executor=dg.in_process_executor,
         ),
         java_api.api_definitions(settings),
         analytics_definitions(settings),
         forecast_definitions(settings),
         reporting_definitions(settings),
     )
-    return defs.map_asset_specs(func=with_conventions)  # owners, kinds, tags, automation: defs/conventions.py
+    return defs.map_asset_specs(func=conventions(settings))  # owners, kinds, tags, automation: defs/conventions.py

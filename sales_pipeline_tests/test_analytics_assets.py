@@ -93,6 +93,11 @@ def test_the_marts_follow_and_the_dashboard_file_is_written(
     assert len(document["revenue_30d"]) == 30
     assert document["top_products"] and document["alerts"] == []
     assert query(url, "SELECT count(*) FROM marts.dashboard WHERE scope = 'all'") == [(1,)]
+    # Each mart shows its table's columns and row count in Dagster's catalog.
+    [trends] = rest.asset_materializations_for_node("marts__sales_trends")
+    columns = [column.name for column in trends.metadata["dagster/column_schema"].value.columns]
+    assert columns[:3] == ["day", "scope", "scope_id"] and "ma_28" in columns
+    assert trends.metadata["dagster/row_count"].value == query(url, "SELECT count(*) FROM marts.sales_trends")[0][0]
 
 
 def test_the_reconciliation_check_fails_when_the_marts_are_wrong(

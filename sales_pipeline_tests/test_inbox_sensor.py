@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -179,7 +180,7 @@ def _run(instance, job, sensor_result, resources) -> None:
         assert result.success
 
 
-def test_core_table_assets_publish_row_counts_and_previews(resources, folders):
+def test_core_table_assets_publish_columns_row_counts_and_previews(resources, folders):
     path = write_workbook(folders["inbox"] / "week.xlsx", {"Products": products(), "Sales": sales(30)})
     job = defs.resolve_job_def("import_workbook")
 
@@ -192,6 +193,13 @@ def test_core_table_assets_publish_row_counts_and_previews(resources, folders):
     metadata = sales_event.asset_materialization.metadata
     assert metadata["dagster/row_count"].value == 30
     assert metadata["preview"].value.startswith("| order_id ")
+    # The catalog's columns are the table's, in its order, with their database types.
+    columns = {column.name: column for column in metadata["dagster/column_schema"].value.columns}
+    assert list(columns)[:2] == ["order_id", "line_number"]
+    assert columns["revenue"].type.startswith("numeric") and not columns["revenue"].constraints.nullable
+    assert columns["customer_id"].constraints.nullable  # anonymous sales have none
+    last_updated = metadata["last_updated"].value  # a timestamp, not a string
+    assert isinstance(last_updated, float) and abs(last_updated - time.time()) < 600
     assert not path.exists()
 
 

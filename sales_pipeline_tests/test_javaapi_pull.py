@@ -60,12 +60,18 @@ def resources(url: str, base_url: str, token: str = TOKEN, **client) -> dict:
     }
 
 
+# The client's own retries and limits under test: the steps' RetryPolicy (minutes of backoff) would only
+# repeat the same outcome later; test_a_back_office_down_for_a_while_is_pulled_by_the_steps_retry tests it.
+NO_STEP_RETRIES = {"execution": {"config": {"retries": {"disabled": {}}}}}
+
+
 def pull(url: str, base_url: str, partitions: tuple[str, str] | None = None, **client) -> dg.ExecuteInProcessResult:
-    """Products and stock, then the sales of a range of UTC days, as the nightly jobs do."""
+    """Products and stock, then the sales of a range of UTC days, as the nightly pull does."""
     with dg.instance_for_test() as instance:
         master = defs.resolve_job_def("pull_products_and_stock").execute_in_process(
-            instance=instance, resources=resources(url, base_url, **client), raise_on_error=False
-        )
+            instance=instance, resources=resources(url, base_url, **client), raise_on_error=False,
+            run_config=NO_STEP_RETRIES,
+        )  # fmt: skip
         if not master.success or partitions is None:
             return master
         tags = {
@@ -73,8 +79,9 @@ def pull(url: str, base_url: str, partitions: tuple[str, str] | None = None, **c
             RANGE_END_TAG: partitions[1],
         }
         return defs.resolve_job_def("pull_sales").execute_in_process(
-            instance=instance, tags=tags, resources=resources(url, base_url, **client), raise_on_error=False
-        )
+            instance=instance, tags=tags, resources=resources(url, base_url, **client), raise_on_error=False,
+            run_config=NO_STEP_RETRIES,
+        )  # fmt: skip
 
 
 def utc_days(retailer) -> pd.Series:
@@ -122,6 +129,22 @@ def test_transient_failures_are_retried_and_counted(empty_warehouse, api, faults
     metadata = products.materialization.metadata
     assert metadata["retries"].value >= 1
     assert reason in metadata["retry_reasons"].value
+    assert query(empty_warehouse, "SELECT count(*) FROM core.products")[0][0] > 0
+
+
+def step_restarts(result: dg.ExecuteInProcessResult) -> int:
+    return sum(event.event_type == dg.DagsterEventType.STEP_RESTARTED for event in result.all_events)
+
+
+def test_a_back_office_down_for_a_while_is_pulled_by_the_steps_retry(empty_warehouse, api):
+    # Down for longer than the client's own retries (none here): the step fails, waits, and tries again.
+    api.set_faults({"fail_next": {"count": 1, "status": 503}})
+    with dg.instance_for_test() as instance:
+        result = defs.resolve_job_def("pull_products_and_stock").execute_in_process(
+            instance=instance, resources=resources(empty_warehouse, api.base_url, max_retries=0), raise_on_error=False
+        )
+
+    assert result.success and step_restarts(result) == 1
     assert query(empty_warehouse, "SELECT count(*) FROM core.products")[0][0] > 0
 
 
@@ -182,6 +205,11 @@ def test_a_wrong_token_names_the_setting_and_not_the_token(empty_warehouse, api,
     assert "JAVA_API_TOKEN" in text and "401" in text
     assert "wrong-token-value" not in text and TOKEN not in text
     assert "wrong-token-value" not in caplog.text
+    with dg.instance_for_test() as instance:  # with the steps' RetryPolicy: a refused token is not retried
+        again = defs.resolve_job_def("pull_products_and_stock").execute_in_process(
+            instance=instance, resources=resources(empty_warehouse, api.base_url, token="wrong"), raise_on_error=False
+        )
+    assert not again.success and step_restarts(again) == 0
 
 
 def test_a_total_that_changes_mid_pull_leaves_no_duplicate_and_no_gap(empty_warehouse, api, retailer):

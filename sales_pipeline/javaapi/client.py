@@ -37,6 +37,10 @@ class JavaApiError(Exception):
     """The API refused, failed for good, or answered something we cannot use; the message says which."""
 
 
+class JavaApiUnavailable(JavaApiError):
+    """The API kept failing (or answering too slowly) until the client gave up: worth trying again later."""
+
+
 class _Transient(Exception):
     """A failure worth retrying: `reason` counts it in the stats, `detail` says it in a message."""
 
@@ -144,12 +148,12 @@ class JavaApiClient:
             if self.clock() >= deadline:
                 raise self._past_deadline(where, problem.detail)
             if attempt == self.max_retries:
-                raise JavaApiError(f"{where}: gave up after {self.max_retries} retries (last: {problem.detail})")
+                raise JavaApiUnavailable(f"{where}: gave up after {self.max_retries} retries (last: {problem.detail})")
             delay = problem.retry_after
             if delay is None:
                 delay = self.backoff_s * 2**attempt * random.uniform(0.5, 1.5)
             if stats.waited_s + delay > self.max_wait_s:
-                raise JavaApiError(
+                raise JavaApiUnavailable(
                     f"{where}: gave up: retrying would wait more than {self.max_wait_s:.0f} s in all"
                     f" (last: {problem.detail})"
                 )
@@ -162,7 +166,7 @@ class JavaApiClient:
         raise AssertionError("unreachable")
 
     def _past_deadline(self, where: str, last: str) -> JavaApiError:
-        return JavaApiError(
+        return JavaApiUnavailable(
             f"{where}: the pull did not finish within {self.deadline_s:g} s ({JAVA_API_DEADLINE_S}; last: {last});"
             " nothing was written"
         )

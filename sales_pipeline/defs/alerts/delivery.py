@@ -22,6 +22,7 @@ from pydantic import Field
 from sales_pipeline.alerts.delivery import RunFailure, decide, deliver, enqueue_run_failure, redact
 from sales_pipeline.alerts.outbox import outbox_summary, waiting_since
 from sales_pipeline.alerts.store import open_counts
+from sales_pipeline.defs.conventions import NETWORK_RETRY, WAREHOUSE_POOL
 from sales_pipeline.resources import AlertingResource, WarehouseResource
 
 NOTIFICATIONS_KEY = dg.AssetKey(["alerts", "notifications"])
@@ -47,7 +48,8 @@ class DeliveryConfig(dg.Config):
         "message due by email (or .eml files) and to the webhook, marking each sent once the server accepted it."
     ),
     metadata={"dagster/table_name": "ops.notifications"},
-    retry_policy=dg.RetryPolicy(max_retries=3, delay=10, backoff=dg.Backoff.EXPONENTIAL),
+    retry_policy=NETWORK_RETRY,
+    pool=WAREHOUSE_POOL,
 )
 def notifications(
     context: dg.AssetExecutionContext,

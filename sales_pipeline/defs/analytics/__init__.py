@@ -3,6 +3,7 @@
 import dagster as dg
 
 from sales_pipeline.defs.analytics import marts, sensors
+from sales_pipeline.defs.conventions import NIGHTLY_KPIS_HOUR
 from sales_pipeline.settings import Settings
 
 
@@ -17,7 +18,7 @@ def analytics_definitions(settings: Settings) -> dg.Definitions:
     )
     nightly = dg.build_schedule_from_partitioned_job(
         refresh_daily_kpis,
-        hour_of_day=1,
+        hour_of_day=NIGHTLY_KPIS_HOUR,
         default_status=dg.DefaultScheduleStatus.RUNNING,
         description="Each night, the KPIs of the day that just ended (late sales included); the marts follow.",
     )

@@ -21,9 +21,12 @@ from sales_pipeline.analytics import marts, queries
 from sales_pipeline.analytics.changes import absorb_sales_changes
 from sales_pipeline.analytics.charts import bar_chart_markdown, line_chart_markdown
 from sales_pipeline.defs.alerts.delivery import ANOMALY_KEYS
+from sales_pipeline.defs.conventions import WAREHOUSE_POOL
+from sales_pipeline.defs.warehouse.catalog import table_metadata
 from sales_pipeline.i18n import Formatter
 from sales_pipeline.resources import AlertingResource, AnalyticsResource, WarehouseResource
 from sales_pipeline.settings import Settings
+from sales_pipeline.warehouse.profile import profile_table
 from sales_pipeline.warehouse.quality import hold_sales_still, revenue_mismatches
 
 GROUP = "analytics"
@@ -50,6 +53,7 @@ def build_daily_kpis(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefin
     @dg.asset(
         key=["marts", "daily_kpis"],
         group_name=GROUP,
+        pool=WAREHOUSE_POOL,
         description=f"Per day in {partitions.timezone}, overall and per store, category and product: revenue, units, "
         "orders, distinct customers, average order value, gross margin and margin rate where cost is known, "
         "discount given.",
@@ -79,7 +83,9 @@ def build_daily_kpis(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefin
             mismatches = revenue_mismatches(cursor, analytics.timezone, first_day, last_day)
         with warehouse.transaction() as cursor:
             totals = queries.daily_totals(cursor, first_day, last_day)
+            catalog = mart_catalog(cursor, "daily_kpis")
         metadata = {
+            **catalog,
             "rows_written": rows,
             "days": f"{first_day} .. {last_day}",
             "imports_and_pulls_absorbed": absorbed,
@@ -104,6 +110,7 @@ def build_daily_kpis(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefin
 @dg.asset(
     key=["marts", "sales_trends"],
     group_name=GROUP,
+    pool=WAREHOUSE_POOL,
     description="7- and 28-day moving averages, week-over-week, month-over-month and year-over-year growth and a trend "
     "direction (rising, steady, falling, new), overall, per category and per product. Recomputed from the first "
     "day whose KPIs changed since the last refresh: rolling windows that include a changed day, nothing more.",
@@ -116,7 +123,9 @@ def sales_trends(warehouse: WarehouseResource) -> dg.MaterializeResult:
         rows = marts.refresh_sales_trends(cursor, first_changed, last_day) if first_changed and last_day else 0
     with warehouse.transaction() as cursor:
         overall = queries.recent_trend(cursor, days=120)
+        catalog = mart_catalog(cursor, "sales_trends")
     metadata = {
+        **catalog,
         "rows_written": rows,
         "recomputed_from": str(first_changed or ""),
         "preview": dg.MetadataValue.md(overall.tail(10).to_markdown(index=False)),
@@ -140,6 +149,7 @@ class StockHealthConfig(dg.Config):
 @dg.asset(
     key=["marts", "stock_health"],
     group_name=GROUP,
+    pool=WAREHOUSE_POOL,
     description="Per product and store, at its latest count: on hand, average daily demand over the 28 days ending "
     "at the count, days of cover, status (out_of_stock, below_reorder_point, healthy, overstock) and stock value at "
     "cost. It follows the stock counts (and product changes): a new day of sales after the latest count "
@@ -154,9 +164,11 @@ def stock_health(
         rows = marts.refresh_stock_health(cursor, analytics.timezone, config.overstock_days)
     with warehouse.transaction() as cursor:
         counts, riskiest = queries.stock_status_counts(cursor), queries.least_cover(cursor, limit=10)
+        catalog = mart_catalog(cursor, "stock_health")
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": rows,
+            **catalog,
+            "rows_written": rows,
             "status_counts": dg.MetadataValue.md(counts.to_markdown(index=False)),
             "least_cover": dg.MetadataValue.md(riskiest.to_markdown(index=False)),
         }
@@ -176,6 +188,7 @@ class TopProductsConfig(dg.Config):
 @dg.asset(
     key=["marts", "top_products"],
     group_name=GROUP,
+    pool=WAREHOUSE_POOL,
     description="Top N products by revenue for yesterday, the last 7 and 30 days and month to date, for the whole "
     "business, each store and each category, with units, revenue, share of total and rank change against "
     "the previous period of the same length. 'Yesterday' is the last complete day with sales; a store's "
@@ -190,7 +203,8 @@ def top_products(
         rows = marts.refresh_top_products(cursor, as_of, config.top_n, analytics.timezone) if as_of else 0
     with warehouse.transaction() as cursor:
         week = queries.top_of_period(cursor, as_of, "last_7_days", shown=5)
-    metadata = {"as_of": str(as_of or ""), "rows_written": rows, "top_last_7_days": dg.MetadataValue.md(
+        catalog = mart_catalog(cursor, "top_products")
+    metadata = {**catalog, "as_of": str(as_of or ""), "rows_written": rows, "top_last_7_days": dg.MetadataValue.md(
         week.to_markdown(index=False))}  # fmt: skip
     if len(week):
         metadata["chart"] = dg.MetadataValue.md(
@@ -202,6 +216,7 @@ def top_products(
 @dg.asset(
     key=["marts", "dashboard"],
     group_name=GROUP,
+    pool=WAREHOUSE_POOL,
     description="The Dashboard record a web page or BI tool reads: headline KPIs of the last day and week with their "
     "change, a 30-day revenue series, stock health counts and the products at risk, top 5 products, open "
     "alerts; for the whole business and each store. One row per refresh and scope in marts.dashboard (jsonb), "
@@ -217,12 +232,14 @@ def dashboard(
         as_of = marts.last_complete_day(cursor)
         alerts = open_alert_records(cursor, alerting) if as_of else []
         document = marts.build_dashboard(cursor, as_of, timezone=analytics.timezone, alerts=alerts) if as_of else None
+        catalog = mart_catalog(cursor, "dashboard")
     if document is None:
-        return dg.MaterializeResult(metadata={"as_of": "", "note": "no sales yet"})
+        return dg.MaterializeResult(metadata={**catalog, "as_of": "", "note": "no sales yet"})
     path = marts.write_dashboard_file(document, Path(analytics.dashboard_dir))
     series = pd.DataFrame(document["revenue_30d"]).set_index("day")["revenue"]
     return dg.MaterializeResult(
         metadata={
+            **catalog,
             "as_of": document["as_of"],
             "file": dg.MetadataValue.path(str(path)),
             "headline": dg.MetadataValue.json(document["headline"]),
@@ -230,6 +247,11 @@ def dashboard(
             "revenue_30d": dg.MetadataValue.md(line_chart_markdown({"revenue": series}, "Last 30 days", "revenue")),
         }
     )
+
+
+def mart_catalog(cursor: Cursor, name: str) -> dict:
+    """The catalog's metadata of marts.<name>: columns, row count, last refresh (defs/warehouse/catalog.py)."""
+    return table_metadata(profile_table(cursor, f"marts.{name}", changed_column="computed_at", preview_rows=0))
 
 
 def open_alert_records(cursor: Cursor, alerting: AlertingResource) -> list[dict]:

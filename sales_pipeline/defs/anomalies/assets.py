@@ -14,11 +14,13 @@ from sales_pipeline.alerts.store import follow_anomalies
 from sales_pipeline.anomalies.churn import refresh_churn
 from sales_pipeline.anomalies.drops import refresh_sales_drops
 from sales_pipeline.anomalies.stock_risk import refresh_stock_risks
+from sales_pipeline.defs.conventions import WAREHOUSE_POOL
 from sales_pipeline.defs.forecasting.assets import DEMAND_KEY, SALES_KEY
 from sales_pipeline.records import Alert
 from sales_pipeline.resources import WarehouseResource
 
-ANOMALY = {"group_name": "anomalies", "kinds": {"python"}, "metadata": {"dagster/table_name": "ml.anomalies"}}
+ANOMALY = {"group_name": "anomalies", "kinds": {"python"}, "metadata": {"dagster/table_name": "ml.anomalies"},
+           "pool": WAREHOUSE_POOL}  # fmt: skip
 
 
 def _alerts_metadata(alerts: list[Alert], followed: dict[str, int]) -> dict:
@@ -70,7 +72,8 @@ def stock_risks(warehouse: WarehouseResource) -> dg.MaterializeResult:
     description="Customers with two or more purchase days whose silence is improbable given their own purchase rhythm "
     "(ml.customer_churn per customer, ml.churn_kpis for the churn rate); one-time buyers are counted apart, "
     "never alerted. The model and its thresholds are at the top of sales_pipeline/anomalies/churn.py.",
-    deps=[["core", "sales"]],
+    # The day's KPIs too: churn is judged once a day, when the day's sales are all in (defs/conventions.py).
+    deps=[["core", "sales"], ["marts", "daily_kpis"]],
     **ANOMALY,
 )
 def customer_churn(warehouse: WarehouseResource) -> dg.MaterializeResult:

@@ -15,6 +15,7 @@ import dagster as dg
 from psycopg2.extensions import cursor as Cursor
 
 from sales_pipeline.analytics.charts import forecast_chart_markdown, line_chart_markdown
+from sales_pipeline.defs.conventions import WAREHOUSE_POOL
 from sales_pipeline.forecasting import queries
 from sales_pipeline.forecasting.models import ENGINE_CODE, PROPHET, SEASONAL_NAIVE
 from sales_pipeline.forecasting.runner import forecast_target
@@ -27,7 +28,7 @@ SALES_KEY = dg.AssetKey(["forecasting", "sales_forecast"])
 DEMAND_KEY = dg.AssetKey(["forecasting", "demand_forecast"])
 
 
-FORECAST = {"group_name": GROUP, "kinds": {"prophet"}, "code_version": CODE_VERSION,
+FORECAST = {"group_name": GROUP, "kinds": {"prophet"}, "code_version": CODE_VERSION, "pool": WAREHOUSE_POOL,
             "metadata": {"dagster/table_name": "ml.forecasts"}}  # fmt: skip
 
 

@@ -8,15 +8,28 @@ import datetime as dt
 
 import dagster as dg
 
+from sales_pipeline.defs.conventions import NETWORK_RETRY, WAREHOUSE_POOL
 from sales_pipeline.javaapi import load
-from sales_pipeline.javaapi.client import PullStats
+from sales_pipeline.javaapi.client import JavaApiError, JavaApiUnavailable, PullStats
 from sales_pipeline.resources import JavaApiResource, WarehouseResource
 from sales_pipeline.settings import Settings
 
 API_PRODUCTS = dg.AssetKey(["ingest", "api_products"])
 API_SALES = dg.AssetKey(["ingest", "api_sales"])
 API_STOCK = dg.AssetKey(["ingest", "api_stock"])
-ASSET = {"group_name": "ingest", "kinds": {"api"}, "tags": {"source": "api"}}
+ASSET = {"group_name": "ingest", "kinds": {"api"}, "tags": {"source": "api"}, "pool": WAREHOUSE_POOL,
+         "retry_policy": NETWORK_RETRY}  # fmt: skip
+
+
+def fetch(java_api: JavaApiResource, endpoint: str, params: dict | None = None) -> tuple[list[dict], PullStats]:
+    """Every page of `endpoint`. An answer no retry mends (a refused token, a bad record) fails the step at
+    once; an API that stayed down fails it to the step's RetryPolicy (NETWORK_RETRY), which tries again later."""
+    try:
+        return java_api.client().fetch_all(endpoint, params or {})
+    except JavaApiUnavailable:
+        raise
+    except JavaApiError as error:
+        raise dg.Failure(str(error), allow_retries=False) from error
 
 
 def _pull_metadata(result: load.PullResult, stats: PullStats, window: str) -> dict:
@@ -43,7 +56,7 @@ def _pull_metadata(result: load.PullResult, stats: PullStats, window: str) -> di
 def api_products(context: dg.AssetExecutionContext, java_api: JavaApiResource, warehouse: WarehouseResource):
     with warehouse.transaction() as cursor:
         since = load.products_cursor(cursor)
-    records, stats = java_api.client().fetch_all("products", {"updatedSince": since} if since else {})
+    records, stats = fetch(java_api, "products", {"updatedSince": since} if since else {})
     with warehouse.transaction() as cursor:
         pull_id = load.start_pull(cursor, "products", (since, None), context.run_id)
         load.land_records(cursor, pull_id, "products", records)
@@ -69,9 +82,7 @@ def build_api_sales(days: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
     def api_sales(context: dg.AssetExecutionContext, java_api: JavaApiResource, warehouse: WarehouseResource):
         window = context.partition_time_window
         first_day, end_day = window.start.date(), window.end.date()
-        records, stats = java_api.client().fetch_all(
-            "sales", {"from": first_day.isoformat(), "to": end_day.isoformat()}
-        )
+        records, stats = fetch(java_api, "sales", {"from": first_day.isoformat(), "to": end_day.isoformat()})
         instants = (window.start.astimezone(dt.UTC), window.end.astimezone(dt.UTC))
         with warehouse.transaction() as cursor:
             pull_id = load.start_pull(cursor, "sales", instants, context.run_id)
@@ -91,7 +102,7 @@ def build_api_sales(days: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
     **ASSET,
 )
 def api_stock(context: dg.AssetExecutionContext, java_api: JavaApiResource, warehouse: WarehouseResource):
-    records, stats = java_api.client().fetch_all("stock")
+    records, stats = fetch(java_api, "stock")
     with warehouse.transaction() as cursor:
         pull_id = load.start_pull(cursor, "stock", (None, None), context.run_id)
         load.land_records(cursor, pull_id, "stock", records)
@@ -106,33 +117,31 @@ pull_master_data_job = dg.define_asset_job(
     selection=[api_products.key, api_stock.key],
     description="Pull the products changed since the last pull and the latest stock from the back office.",
 )
-pull_master_data_schedule = dg.ScheduleDefinition(
-    job=pull_master_data_job,
-    cron_schedule="15 0 * * *",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Each night: products changed since the last pull, then the stock snapshot.",
-)
 
 
 def api_definitions(settings: Settings) -> dg.Definitions:
     """The API's assets, jobs and nightly schedules; its days of sales start at the history start."""
     # The API's days are UTC days (its `from`/`to` filter sale instants in UTC).
     days = dg.DailyPartitionsDefinition(start_date=settings.history_start.isoformat(), timezone="UTC")
+    # One run for the whole pull: products first (a sale of an unknown product fails a check), the
+    # stock, then the days of sales; the core tables follow it once.
     pull_sales = dg.define_asset_job(
         "pull_sales",
-        selection=[API_SALES],
+        selection=[API_PRODUCTS, API_STOCK, API_SALES],
         partitions_def=days,
-        description="Pull a day, or a range of days, of sales from the back office (one run per range).",
+        description="Pull the products changed since the last pull, the latest stock and a day, or a range of days, "
+        "of sales from the back office (one run per range).",
     )
     nightly_sales = dg.build_schedule_from_partitioned_job(
         pull_sales,
         hour_of_day=0,
         minute_of_hour=30,
         default_status=dg.DefaultScheduleStatus.RUNNING,
-        description="Each night, the sales of the UTC day that ended.",
+        description="Each night at 00:30 UTC: the products changed, the stock, and the sales of the UTC day that "
+        "ended.",
     )
     return dg.Definitions(
         assets=[api_products, build_api_sales(days), api_stock],
         jobs=[pull_master_data_job, pull_sales],
-        schedules=[pull_master_data_schedule, nightly_sales],
+        schedules=[nightly_sales],
     )

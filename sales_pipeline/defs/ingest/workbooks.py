@@ -18,6 +18,7 @@ import pandas as pd
 from psycopg2.extensions import cursor as Cursor
 from pydantic import Field
 
+from sales_pipeline.defs.conventions import WAREHOUSE_POOL
 from sales_pipeline.excel.importer import (
     earlier_imports,
     first_rejects,
@@ -86,6 +87,7 @@ class WorkbookImportConfig(dg.Config):
         )
     ],
     can_subset=True,
+    pool=WAREHOUSE_POOL,
     # Partitioned checks: each workbook's outcome stays on its own partition in the UI.
     check_specs=[
         dg.AssetCheckSpec("workbook_loaded", asset=["ingest", "workbook_import"], partitions_def=workbook_partitions,

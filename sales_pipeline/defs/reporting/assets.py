@@ -12,6 +12,7 @@ from babel import Locale
 from pydantic import Field
 
 from sales_pipeline.analytics.marts import last_complete_day
+from sales_pipeline.defs.conventions import WAREHOUSE_POOL
 from sales_pipeline.records import GeneratedReport
 from sales_pipeline.reporting.build import build_report, page_one_png
 from sales_pipeline.reporting.data import report_scopes
@@ -101,6 +102,7 @@ def build_daily_report(partitions: dg.DailyPartitionsDefinition, settings: Setti
     @dg.asset(
         key=DAILY_REPORT_KEY,
         group_name=GROUP,
+        pool=WAREHOUSE_POOL,
         kinds={"pdf", "reportlab"},
         description=f"The daily PDF report of the day (partition): the whole chain's and each store's, in "
         f"{language}. Cover KPIs (day, week and month to date), revenue with the 7-day forecast, "
@@ -133,6 +135,7 @@ class AnalyticsExportConfig(dg.Config):
 @dg.asset(
     key=["reports", "analytics_export"],
     group_name=GROUP,
+    pool=WAREHOUSE_POOL,
     kinds={"excel", "xlsxwriter"},
     description="The analytics workbook beside the reports: daily KPIs, trends, top products, stock health, forecasts "
     "with bands and open alerts, one sheet each, with a README sheet and native charts. Input text is always "

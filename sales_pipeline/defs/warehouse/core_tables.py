@@ -9,6 +9,7 @@ import dagster as dg
 
 from sales_pipeline.defs.ingest.java_api import API_PRODUCTS, API_SALES, API_STOCK
 from sales_pipeline.defs.ingest.workbooks import workbook_import
+from sales_pipeline.defs.warehouse.catalog import table_metadata
 from sales_pipeline.resources import WarehouseResource
 from sales_pipeline.warehouse.profile import profile_table
 
@@ -34,8 +35,7 @@ def build_core_table_asset(name: str, description: str) -> dg.AssetsDefinition:
             profile = profile_table(cursor, f"core.{name}")
         return dg.MaterializeResult(
             metadata={
-                "dagster/row_count": profile.row_count,
-                "last_updated": profile.last_updated or "",
+                **table_metadata(profile),
                 "preview": dg.MetadataValue.md(profile.preview.to_markdown(index=False)),
             }
         )
