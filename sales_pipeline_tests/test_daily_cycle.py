@@ -13,9 +13,12 @@ import dagster as dg
 import pytest
 
 from sales_pipeline.definitions import build_definitions
+from sales_pipeline.defs.analytics.marts import daily_partitions, partition_bounds
 from sales_pipeline.defs.conventions import NIGHTLY_KPIS_HOUR
 from sales_pipeline.defs.ingest.workbooks import workbook_partitions
+from sales_pipeline.defs.reporting.sensors import stale_inputs
 from sales_pipeline.settings import Settings
+from sales_pipeline.warehouse.db import transaction
 
 SETTINGS = Settings.from_environment()
 defs = build_definitions(SETTINGS)
@@ -134,3 +137,23 @@ def test_every_schedule_and_sensor_is_described_and_runs_under_dev():
         assert schedule.description and schedule.default_status == dg.DefaultScheduleStatus.RUNNING, schedule.name
     for sensor in defs.sensors or []:
         assert sensor.description and sensor.default_status == dg.DefaultSensorStatus.RUNNING, sensor.name
+
+
+def test_the_reports_take_the_nights_forecasts_after_a_late_import_rebuilt_the_kpis(empty_warehouse):
+    day = dt.date.today() - dt.timedelta(days=2)  # the night after it is over, whatever the hour now
+    with dg.instance_for_test() as instance:
+        built(instance, "marts/daily_kpis", day=day.isoformat())
+        built(instance, *DAILY)  # the night's cycle
+        built(instance, "marts/daily_kpis", day=day.isoformat())  # a late import of that day, in the morning
+        built(instance, "marts/top_products", "marts/stock_health")  # what follows it at once
+        with transaction(empty_warehouse) as cursor:
+            bounds = partition_bounds(daily_partitions(SETTINGS))
+            waiting = stale_inputs(instance, cursor, SETTINGS.pipeline_timezone, bounds, day)
+        built(instance, "marts/daily_kpis", day=day.isoformat())  # another, before the marts follow it
+        with transaction(empty_warehouse) as cursor:
+            marts_behind = stale_inputs(instance, cursor, SETTINGS.pipeline_timezone, bounds, day)
+
+    assert waiting == []  # the forecasts and anomalies are refit the next night, not after each import
+    assert marts_behind == [
+        f"marts/{name} was not built after the daily KPIs of {day}" for name in ("top_products", "stock_health")
+    ]

@@ -60,18 +60,12 @@ def resources(url: str, base_url: str, token: str = TOKEN, **client) -> dict:
     }
 
 
-# The client's own retries and limits under test: the steps' RetryPolicy (minutes of backoff) would only
-# repeat the same outcome later; test_a_back_office_down_for_a_while_is_pulled_by_the_steps_retry tests it.
-NO_STEP_RETRIES = {"execution": {"config": {"retries": {"disabled": {}}}}}
-
-
 def pull(url: str, base_url: str, partitions: tuple[str, str] | None = None, **client) -> dg.ExecuteInProcessResult:
     """Products and stock, then the sales of a range of UTC days, as the nightly pull does."""
     with dg.instance_for_test() as instance:
         master = defs.resolve_job_def("pull_products_and_stock").execute_in_process(
-            instance=instance, resources=resources(url, base_url, **client), raise_on_error=False,
-            run_config=NO_STEP_RETRIES,
-        )  # fmt: skip
+            instance=instance, resources=resources(url, base_url, **client), raise_on_error=False
+        )
         if not master.success or partitions is None:
             return master
         tags = {
@@ -79,9 +73,8 @@ def pull(url: str, base_url: str, partitions: tuple[str, str] | None = None, **c
             RANGE_END_TAG: partitions[1],
         }
         return defs.resolve_job_def("pull_sales").execute_in_process(
-            instance=instance, tags=tags, resources=resources(url, base_url, **client), raise_on_error=False,
-            run_config=NO_STEP_RETRIES,
-        )  # fmt: skip
+            instance=instance, tags=tags, resources=resources(url, base_url, **client), raise_on_error=False
+        )
 
 
 def utc_days(retailer) -> pd.Series:
@@ -190,6 +183,8 @@ def test_a_broken_page_fails_the_pull_and_changes_nothing(empty_warehouse, api, 
     result = pull(empty_warehouse, api.base_url, (str(days.index.min()), str(days.index.max())), max_retries=1)
 
     assert not result.success
+    # A back office that kept failing is tried again later by the step (NETWORK_RETRY); a bad record is not.
+    assert step_restarts(result) == (3 if "gave up" in message else 0)
     failure = next(e for e in result.all_events if e.is_failure).event_specific_data.error
     assert message in failure.to_string()
     after = table_counts(empty_warehouse) | {"sales pulls": query(empty_warehouse, sales_pulls)[0][0]}

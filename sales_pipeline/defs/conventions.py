@@ -27,6 +27,7 @@ from sales_pipeline.settings import Settings
 
 OWNERS = ["team:data-engineering"]
 RUN_BY_SENSORS = ("ingest", "alerts")
+RUN_NIGHTLY = ("forecasting", "anomalies")  # the groups built once a night, after the nightly KPIs
 TABLE_SCHEMAS = ("core", "marts")
 TAGS = {
     "ingest": {"domain": "ingest"},

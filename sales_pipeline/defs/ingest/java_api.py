@@ -11,6 +11,7 @@ import dagster as dg
 from sales_pipeline.defs.conventions import NETWORK_RETRY, WAREHOUSE_POOL
 from sales_pipeline.javaapi import load
 from sales_pipeline.javaapi.client import JavaApiError, JavaApiUnavailable, PullStats
+from sales_pipeline.javaapi.records import InvalidPage
 from sales_pipeline.resources import JavaApiResource, WarehouseResource
 from sales_pipeline.settings import Settings
 
@@ -28,7 +29,7 @@ def fetch(java_api: JavaApiResource, endpoint: str, params: dict | None = None) 
         return java_api.client().fetch_all(endpoint, params or {})
     except JavaApiUnavailable:
         raise
-    except JavaApiError as error:
+    except (JavaApiError, InvalidPage) as error:
         raise dg.Failure(str(error), allow_retries=False) from error
 
 
