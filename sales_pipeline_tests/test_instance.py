@@ -26,7 +26,7 @@ def test_dagster_yaml_stores_runs_in_postgres_and_queues_imports_one_at_a_time(t
     with dg.DagsterInstance.get() as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
-        limits = instance.run_coordinator.get_run_queue_config().tag_concurrency_limits
+        limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits  # what the daemon applies
         assert {"key": "sales_pipeline/queue", "value": "workbook_imports", "limit": 1} in limits
         # The import job carries the tag the limit applies to.
         from sales_pipeline.definitions import defs
