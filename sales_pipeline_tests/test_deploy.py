@@ -123,7 +123,7 @@ def test_the_image_is_slim_pinned_and_runs_as_another_user_than_root():
     users = re.findall(r"^USER (\S+)", dockerfile, re.MULTILINE)
     assert users and users[-1] not in ("root", "0")
     pins = (PROJECT / "deploy" / "docker" / "constraints.txt").read_text()
-    assert re.search(rf"^dagster=={re.escape(dg.__version__)}$", pins, re.MULTILINE)
+    assert re.search(r"^dagster==1\.13\.\d+$", pins, re.MULTILINE)  # the pyproject range, one exact version
 
 
 @pytest.mark.skipif(not shutil.which("docker-compose"), reason="Debian's docker-compose is not installed")
