@@ -44,6 +44,7 @@ def test_instance_settings_load_with_retries_pools_monitoring_retention_and_fres
         assert (instance.run_retries_enabled, instance.run_retries_max_retries) == (True, 2)
         assert instance.run_retries_retry_on_asset_or_op_failure is False
         assert instance.run_monitoring_enabled and instance.run_monitoring_max_runtime_seconds >= 3600
+        assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] > 0  # a dead run's pool slots
         assert instance.freshness_enabled is True
         concurrency = instance.get_concurrency_config()
         assert concurrency.pool_config.default_pool_limit == 3  # the `warehouse` pool
@@ -173,6 +174,7 @@ def test_helm_values_have_what_the_chart_needs_for_the_user_deployment():
     daemon = values["dagsterDaemon"]
     assert daemon["runRetries"] == {"enabled": True, "maxRetries": 2, "retryOnAssetOrOpFailure": False}
     assert daemon["runMonitoring"]["enabled"] and daemon["runMonitoring"]["maxRuntimeSeconds"] > 0
+    assert daemon["runMonitoring"]["freeSlotsAfterRunEndSeconds"] > 0
     assert values["concurrency"]["enabled"] and values["concurrency"]["pools"]["defaultLimit"] == 3
     assert values["additionalInstanceConfig"]["freshness"] == {"enabled": True}
     assert values["postgresql"]["enabled"] is False and values["postgresql"]["postgresqlParams"]["sslmode"]
