@@ -167,6 +167,7 @@ def test_helm_values_have_what_the_chart_needs_for_the_user_deployment():
     assert args[args.index("--attribute") + 1] == "defs"
     assert isinstance(deployment["port"], int)
     assert deployment["envSecrets"] == [{"name": "sales-pipeline-env"}]
+    assert {"name": settings.RUN_EXECUTOR, "value": "k8s"} in deployment["env"]  # each step a Job
     assert deployment["includeConfigInLaunchedRuns"]["enabled"]
     assert deployment["podSecurityContext"]["runAsNonRoot"]
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
@@ -178,6 +179,24 @@ def test_helm_values_have_what_the_chart_needs_for_the_user_deployment():
     assert values["concurrency"]["enabled"] and values["concurrency"]["pools"]["defaultLimit"] == 3
     assert values["additionalInstanceConfig"]["freshness"] == {"enabled": True}
     assert values["postgresql"]["enabled"] is False and values["postgresql"]["postgresqlParams"]["sslmode"]
+
+
+@pytest.mark.parametrize(("value", "executor"), [("", "multi_or_in_process_executor"), ("k8s", "k8s")])
+def test_the_run_executor_setting_chooses_how_steps_execute(value, executor, monkeypatch, warehouse_url):
+    from sales_pipeline.definitions import build_definitions
+
+    monkeypatch.setenv(settings.RUN_EXECUTOR, value)
+    definitions = build_definitions(settings.Settings.from_environment())
+    for job in ("refresh_forecasts_and_anomalies", "import_workbook"):
+        assert definitions.resolve_job_def(job).executor_def.name == executor
+    assert definitions.resolve_implicit_global_asset_job_def().executor_def.name == executor
+
+
+def test_a_run_executor_the_pipeline_does_not_know_fails_naming_the_setting(monkeypatch):
+    monkeypatch.setenv(settings.RUN_EXECUTOR, "celery")
+    with pytest.raises(settings.SettingError) as error:
+        settings.Settings.from_environment()
+    assert str(error.value) == "SALES_PIPELINE_RUN_EXECUTOR='celery' is not a run executor: use multiprocess or k8s"
 
 
 # --- what the code reads ----------------------------------------------------------------------------
