@@ -105,6 +105,8 @@ def test_compose_file_has_the_deploy_docker_structure():
     for name in ("webserver", "daemon"):
         assert services[name]["depends_on"]["user_code"]["condition"] == "service_healthy"
         assert "/var/run/docker.sock:/var/run/docker.sock" in services[name]["volumes"]
+        assert services[name]["user"] == "root"  # the Docker socket's owner; the others run as the image's user
+    assert all("user" not in services[name] for name in ("user_code", "api", "java_api"))
     assert services["api"]["command"][:2] == ["sales-pipeline", "serve"]
     assert services["java_api"]["command"][:2] == ["sales-pipeline", "simulate-api"]
     assert services["mailpit"]["image"].startswith("axllent/mailpit:v")
