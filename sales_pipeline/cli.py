@@ -78,12 +78,13 @@ def code_location() -> dg.Definitions:
     return build_definitions(load_settings())
 
 
-def prepare_environment(simulator: bool = False) -> dict[str, str]:
+def prepare_environment(simulator: bool = False, live: bool = False) -> dict[str, str]:
     """Start (or reuse) the embedded PostgreSQL unless a server is configured, and point Dagster at it.
 
     Returns what was set, for the message. The URLs go into this process's environment, so that
     Dagster processes started from here connect to the same server without starting their own.
-    `simulator`: serve the bundled Java API simulator when JAVA_API_BASE_URL is unset.
+    `simulator`: serve the bundled Java API simulator when JAVA_API_BASE_URL is unset; `live`: its retailer
+    trades on after the sample's last day, to now, so that the nightly pulls find yesterday's sales.
     """
     from sales_pipeline import folders
     from sales_pipeline.warehouse import db, embedded
@@ -112,7 +113,7 @@ def prepare_environment(simulator: bool = False) -> dict[str, str]:
         "warehouse": "embedded PostgreSQL in " + str(embedded.pgdata_dir()) if embedded_server else "external server",
         "dagster home": str(dagster_home),
         "inbox": str(config.inbox_dir),
-    } | java_api(simulator)
+    } | java_api(simulator, live)
 
 
 def fail_runs_of_dead_commands(storage_on_this_machine: bool) -> None:
@@ -127,25 +128,26 @@ def fail_runs_of_dead_commands(storage_on_this_machine: bool) -> None:
                    f"cut from its database): {', '.join(run_id[:8] for run_id in failed)}", err=True)  # fmt: skip
 
 
-def java_api(simulator: bool) -> dict[str, str]:
+def java_api(simulator: bool, live: bool = False) -> dict[str, str]:
     """Where the Java API is, for the message: none when JAVA_API_BASE_URL is unset, unless `simulator`
     asks for the bundled one (never by omission: its made-up sales must not reach a real warehouse)."""
     if os.environ.get(settings.JAVA_API_BASE_URL):
         return {"java api": "configured server (JAVA_API_BASE_URL)"}
-    return {"java api": start_simulator()} if simulator else {}
+    return {"java api": start_simulator(live)} if simulator else {}
 
 
-def start_simulator() -> str:
+def start_simulator(live: bool = False) -> str:
     """Serve the bundled simulator from this process while it runs, and point the pulls at it."""
     from sales_pipeline.demo.simulator import JavaApiSimulator
 
     token = os.environ.get(settings.JAVA_API_TOKEN) or secrets.token_urlsafe(16)
-    simulator = JavaApiSimulator(token=token, **SIMULATED_RETAILER)
+    simulator = JavaApiSimulator(token=token, live=live, **SIMULATED_RETAILER)
     base_url = simulator.start()
     atexit.register(simulator.stop)
     os.environ[settings.JAVA_API_BASE_URL] = base_url
     os.environ[settings.JAVA_API_TOKEN] = token
-    return f"simulator on {base_url} (the retailer of data/sample)"
+    carried_on = ", trading on to today" if live else ""
+    return f"simulator on {base_url} (the retailer of data/sample{carried_on})"
 
 
 # The database settings as the user gave them, before a command points them at the embedded server:
@@ -618,7 +620,10 @@ def print_dashboard(document: dict) -> None:
 def dev(port: int, host: str, api_port: int, simulator: bool) -> None:
     """Start the embedded services, the Dagster UI with its daemon (sensors and schedules run) and the read API."""
     check_api_settings(host)
-    where = prepare_environment(simulator)
+    # On the embedded warehouse the demo retailer is served by default, and goes on trading: the nightly pulls find
+    # its days. A configured warehouse gets made-up sales only when asked (--simulator).
+    simulator = simulator or not os.environ.get(settings.DATABASE_URL)
+    where = prepare_environment(simulator, live=True)
     for label, value in where.items():
         click.echo(f"{label:<14} {value}")
     if "java api" not in where:

@@ -433,7 +433,8 @@ def test_dev_started_in_the_background_stops_everything_on_sigterm(cli_home):
     assert port_is_free(port) and port_is_free(api_port)
     assert not (cli_home / "pgdata" / "postmaster.pid").exists()  # the embedded server stopped
     output = log.read_text()
-    assert "java api       not configured: the API schedules' runs fail until JAVA_API_BASE_URL is set" in output
+    # The embedded warehouse: the demo retailer's back office, trading on to today, is served by default.
+    assert "(the retailer of data/sample, trading on to today)" in output
     assert f"The dashboard page and read API are on http://127.0.0.1:{api_port}/ (OpenAPI: /docs)" in output
     for noise in NOISE:
         assert noise not in output

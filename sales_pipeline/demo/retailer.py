@@ -32,6 +32,7 @@ DEFAULT_END = date(2026, 11, 22)  # fixed so the same seed gives the same bytes 
 EXCEL_MAX_ROWS = 1_048_576  # rows per worksheet, header included
 MIN_DAYS = 28  # the planted anomalies need a few weeks of normal history to stand out from
 
+HOLIDAYS = ((1, 1), (5, 1), (12, 25))  # (month, day): every store is closed
 _WORKBOOK_CREATED = datetime(2026, 1, 1)  # document metadata; a fixed value keeps the bytes reproducible
 _CONSTANT_MEMORY_ROWS = 50_000  # above this many rows stream rows to disk instead of keeping cells
 
@@ -337,7 +338,9 @@ def _calendar(end: date, days: int) -> _Calendar:
     dates = np.datetime64(end, "D") - np.arange(days - 1, -1, -1)
     index = pd.DatetimeIndex(dates)
     month, dom = index.month.to_numpy(), index.day.to_numpy()
-    holiday = ((month == 1) & (dom == 1)) | ((month == 5) & (dom == 1)) | ((month == 12) & (dom == 25))
+    holiday = np.zeros(days, dtype=bool)
+    for m, d in HOLIDAYS:
+        holiday |= (month == m) & (dom == d)
     return _Calendar(dates, index.weekday.to_numpy(), index.dayofyear.to_numpy(), holiday)
 
 
@@ -910,11 +913,15 @@ def _sales_frame(
             "unit_price": unit_price,
             "discount": lines.discount,
             "promotion": lines.promotion,
-            # Half a cent rounds up, as the till does (the epsilon undoes binary float error).
-            "revenue": np.floor(lines.quantity * unit_price * (1 - lines.discount) * 100 + 0.5 + 1e-9) / 100,
+            "revenue": line_revenue(lines.quantity, unit_price, lines.discount),
             "unit_cost": None,  # blank: the lines cost what their product costs (Products sheet)
         }
     )
+
+
+def line_revenue(quantity: np.ndarray, unit_price: np.ndarray, discount: np.ndarray) -> np.ndarray:
+    """A line's net amount: half a cent rounds up, as the till does (the epsilon undoes binary float error)."""
+    return np.floor(quantity * unit_price * (1 - discount) * 100 + 0.5 + 1e-9) / 100
 
 
 def _products_frame(prod: dict[str, np.ndarray], units: np.ndarray) -> pd.DataFrame:

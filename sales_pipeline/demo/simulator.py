@@ -20,6 +20,8 @@ What the contract leaves open, decided here:
   read as '+'. Products' `updatedAt` are deterministic by seed: most long before the sales history, some
   during it, a few in its last two weeks, and a delisted product's when it stopped selling.
 * Stock is the latest count per store and product (the retailer's last snapshot).
+* Live (`--live`): after `end` the retailer's trade goes on to the clock's now (`demo/live.py`): each later
+  day is drawn from the seed and the date alone, and a line is served once its soldAt has passed.
 * The admin endpoints (`/admin/...`) and `/actuator/health` need no token: they exist for tests and demos.
 
 Faults (CLI flags, or `POST /admin/faults` with a JSON object; `GET` shows them, `DELETE` clears them and
@@ -47,7 +49,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
@@ -57,6 +59,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
+from sales_pipeline.demo.live import LiveTrade
 from sales_pipeline.demo.retailer import DEFAULT_END, Retailer, generate_retailer
 from sales_pipeline.javaapi.records import (
     API_PREFIX,
@@ -243,54 +246,23 @@ def parse_faults(spec: dict[str, Any] | Faults | None, base: Faults | None = Non
 class _Data:
     """The retailer as the API serves it: records validated by the models, serialised once, in contract order."""
 
-    def __init__(self, retailer: Retailer, seed: int, end: dt.date, days: int) -> None:
+    def __init__(
+        self, retailer: Retailer, seed: int, end: dt.date, days: int, clock: Callable[[], dt.datetime] | None = None
+    ) -> None:
         self.retailer = retailer
         self.store_zone = dict(zip(retailer.stores["store_id"], retailer.stores["timezone"], strict=True))
         self._init_sales(retailer.sales)
+        # Live: the days after `end` up to the clock's now, drawn as they are asked for (see demo/live.py).
+        self.live = LiveTrade(retailer, seed, end) if clock is not None else None
+        self.clock = clock
+        self._live_days: dict[dt.date, list[tuple[int, str, int, bytes]]] = {}
         self._init_products(retailer, seed, end, days)
         self._init_stock(retailer.stock)
 
     # Sales: sorted by (soldAt instant, orderId, lineNumber), with the instants for binary search.
     def _init_sales(self, sales: pd.DataFrame) -> None:
-        n = len(sales)
-        local = pd.DatetimeIndex(sales["sold_at"]).as_unit("us")
-        utc_us = np.empty(n, dtype=np.int64)
-        stores = sales["store_id"].to_numpy(dtype=object)
-        for store, zone in self.store_zone.items():
-            mask = stores == store
-            if mask.any():
-                zoned = local[mask].tz_localize(
-                    zone or "UTC", ambiguous=np.zeros(int(mask.sum()), dtype=bool), nonexistent="shift_forward"
-                )
-                utc_us[mask] = zoned.tz_convert("UTC").tz_localize(None).as_unit("us").asi8
-        offset_min = (local.asi8 - utc_us) // (60 * _MICROS)
-        offsets = {int(m): _offset_text(int(m)) for m in np.unique(offset_min)}
-        wall = np.datetime_as_string(local.to_numpy().astype("datetime64[s]")).tolist()
-        sold_at = [w + offsets[m] for w, m in zip(wall, offset_min.tolist(), strict=True)]
-
-        order = np.lexsort((sales["line_number"].to_numpy(), sales["order_id"].to_numpy(dtype=str), utc_us))
-        self.sales_us = utc_us[order]
-        ordered = sales.iloc[order]
-        sold_at = [sold_at[i] for i in order.tolist()]
-
-        def column(name: str) -> list:
-            values = ordered[name]
-            return values.astype(object).where(values.notna(), None).tolist()
-
-        names = ("order_id", "line_number", "store_id", "customer_id", "product_id", "quantity", "unit_price",
-                 "discount", "promotion", "revenue")  # fmt: skip
-        columns = {name: column(name) for name in names}
-        columns["line_total"] = columns.pop("revenue")
-        columns["sold_at"] = sold_at
-        order_ids, line_numbers = columns["order_id"], columns["line_number"]
-        # Validated and serialised in chunks: a whole history of models at once would cost hundreds of MB.
-        adapter, to_json = TypeAdapter(list[SaleLine]), SaleLine.__pydantic_serializer__.to_json
-        self.sales: list[bytes] = []
-        for start in range(0, n, _CHUNK):
-            chunk = {name: values[start : start + _CHUNK] for name, values in columns.items()}
-            rows = [dict(zip(chunk, values, strict=True)) for values in zip(*chunk.values(), strict=True)]
-            self.sales += [to_json(model, by_alias=True) for model in adapter.validate_python(rows)]
-        self.sales_keys: list[tuple[str, int]] = list(zip(order_ids, line_numbers, strict=True))
+        self.sales_us, self.sales, self.sales_keys = _serialised_sales(sales, self.store_zone)
+        order_ids = [order_id for order_id, _ in self.sales_keys]
         self.next_order_number = 1 + max((int(o.split("-")[-1]) for o in order_ids if o[-1:].isdigit()), default=0)
         self.order_id_width = max((len(o.split("-")[-1]) for o in order_ids), default=7)
         # Lines added at run time (shifting_total): (instant us, orderId, lineNumber, bytes), kept sorted.
@@ -326,13 +298,33 @@ class _Data:
         lo = int(np.searchsorted(self.sales_us, from_us, "left"))
         hi = int(np.searchsorted(self.sales_us, to_us, "left"))
         extras = []
-        for at, order_id, line, payload in self.extra_sales:
+        for at, order_id, line, payload in sorted([*self.extra_sales, *self._live_sales(from_us, to_us)]):
             if from_us <= at < to_us:
                 pos = int(np.searchsorted(self.sales_us, at, "left"))
                 while pos < len(self.sales_us) and self.sales_us[pos] == at and self.sales_keys[pos] < (order_id, line):
                     pos += 1
                 extras.append((pos, payload))
         return lo, hi, extras
+
+    def _live_sales(self, from_us: int, to_us: int) -> list[tuple[int, str, int, bytes]]:
+        """The live days' lines sold in [from_us, to_us) by now, as (instant us, orderId, lineNumber, bytes)."""
+        if self.live is None or self.clock is None:
+            return []
+        now_us = _instant_us(self.clock())
+        to_us = min(to_us, now_us + 1)
+        first = max(_us_instant(from_us).date() - dt.timedelta(days=1), self.live.end + dt.timedelta(days=1))
+        last = _us_instant(max(to_us - 1, from_us)).date() + dt.timedelta(days=1)  # a store's day spans two UTC days
+        out = []
+        for k in range((last - first).days + 1):
+            out += [entry for entry in self._live_day(first + dt.timedelta(days=k)) if from_us <= entry[0] < to_us]
+        return out
+
+    def _live_day(self, day: dt.date) -> list[tuple[int, str, int, bytes]]:
+        if day not in self._live_days:
+            assert self.live is not None
+            at, payloads, keys = _serialised_sales(self.live.day(day), self.store_zone)
+            self._live_days[day] = [(int(a), o, n, p) for a, (o, n), p in zip(at, keys, payloads, strict=True)]
+        return self._live_days[day]
 
     def sales_page(self, lo: int, hi: int, extras: list[tuple[int, bytes]], start: int, stop: int) -> list[bytes]:
         """Lines [start, stop) of the window (base lines [lo, hi) with `extras` merged in)."""
@@ -349,6 +341,52 @@ class _Data:
             else:
                 out.append(self.sales[lo + c - before])
         return out
+
+
+def _serialised_sales(
+    sales: pd.DataFrame, store_zone: dict[str, str]
+) -> tuple[np.ndarray, list[bytes], list[tuple[str, int]]]:
+    """Sale lines sorted by (soldAt instant, orderId, lineNumber): their instants (us), JSON and keys."""
+    n = len(sales)
+    local = pd.DatetimeIndex(sales["sold_at"]).as_unit("us")
+    utc_us = np.empty(n, dtype=np.int64)
+    stores = sales["store_id"].to_numpy(dtype=object)
+    for store, zone in store_zone.items():
+        mask = stores == store
+        if mask.any():
+            zoned = local[mask].tz_localize(
+                zone or "UTC", ambiguous=np.zeros(int(mask.sum()), dtype=bool), nonexistent="shift_forward"
+            )
+            utc_us[mask] = zoned.tz_convert("UTC").tz_localize(None).as_unit("us").asi8
+    offset_min = (local.asi8 - utc_us) // (60 * _MICROS)
+    offsets = {int(m): _offset_text(int(m)) for m in np.unique(offset_min)}
+    wall = np.datetime_as_string(local.to_numpy().astype("datetime64[s]")).tolist()
+    sold_at = [w + offsets[m] for w, m in zip(wall, offset_min.tolist(), strict=True)]
+
+    order = np.lexsort((sales["line_number"].to_numpy(), sales["order_id"].to_numpy(dtype=str), utc_us))
+    sales_us = utc_us[order]
+    ordered = sales.iloc[order]
+    sold_at = [sold_at[i] for i in order.tolist()]
+
+    def column(name: str) -> list:
+        values = ordered[name]
+        return values.astype(object).where(values.notna(), None).tolist()
+
+    names = ("order_id", "line_number", "store_id", "customer_id", "product_id", "quantity", "unit_price",
+             "discount", "promotion", "revenue")  # fmt: skip
+    columns = {name: column(name) for name in names}
+    columns["line_total"] = columns.pop("revenue")
+    columns["sold_at"] = sold_at
+    order_ids, line_numbers = columns["order_id"], columns["line_number"]
+    # Validated and serialised in chunks: a whole history of models at once would cost hundreds of MB.
+    adapter, to_json = TypeAdapter(list[SaleLine]), SaleLine.__pydantic_serializer__.to_json
+    serialised: list[bytes] = []
+    for start in range(0, n, _CHUNK):
+        chunk = {name: values[start : start + _CHUNK] for name, values in columns.items()}
+        rows = [dict(zip(chunk, values, strict=True)) for values in zip(*chunk.values(), strict=True)]
+        serialised += [to_json(model, by_alias=True) for model in adapter.validate_python(rows)]
+    keys: list[tuple[str, int]] = list(zip(order_ids, line_numbers, strict=True))
+    return sales_us, serialised, keys
 
 
 def _offset_text(minutes: int) -> str:
@@ -483,7 +521,8 @@ class JavaApiSimulator:
 
     `start()` returns the base URL (port 0 picks a free port); `stop()` shuts it down; as a context manager
     it starts on entry. `retailer` may be passed to reuse one already generated; it must be
-    `generate_retailer(scale, seed, days, end)` for the served data to match `generate`'s.
+    `generate_retailer(scale, seed, days, end)` for the served data to match `generate`'s. `live` carries the
+    sales on past `end` up to `clock()` (default: the real UTC time).
     """
 
     def __init__(
@@ -498,6 +537,8 @@ class JavaApiSimulator:
         port: int = 0,
         retailer: Retailer | None = None,
         verbose: bool = False,
+        live: bool = False,
+        clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
         if not token:
             raise ValueError("the simulator needs a token to check")
@@ -506,7 +547,7 @@ class JavaApiSimulator:
         self.host, self.port = host, port
         self.verbose = verbose
         retailer = retailer if retailer is not None else generate_retailer(scale=scale, seed=seed, days=days, end=end)
-        self.data = _Data(retailer, seed, end, days)
+        self.data = _Data(retailer, seed, end, days, (clock or _utc_now) if live else None)
         self._lock = threading.Lock()
         self._faults = Faults()
         self._fail_rate_rng = random.Random(seed)
@@ -923,6 +964,10 @@ def _instant_param(params: dict[str, str], name: str) -> int | None:
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
 def _instant_us(value: dt.datetime) -> int:
     return (value - _EPOCH) // dt.timedelta(microseconds=1)
 
@@ -950,12 +995,14 @@ def serve(
     faults: dict[str, Any] | Faults | None = None,
     host: str = "127.0.0.1",
     verbose: bool = False,
+    live: bool = False,
 ) -> None:
     """Serve until interrupted (Ctrl-C or SIGTERM). Prints one line, `... listening on <base url> ...`, when ready."""
     started = time.perf_counter()
     simulator = JavaApiSimulator(
-        seed=seed, scale=scale, days=days, end=end, token=token, faults=faults, host=host, port=port, verbose=verbose
-    )
+        seed=seed, scale=scale, days=days, end=end, token=token, faults=faults, host=host, port=port, verbose=verbose,
+        live=live,
+    )  # fmt: skip
     url = simulator.start()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
@@ -963,7 +1010,8 @@ def serve(
     first_day = end - dt.timedelta(days=days - 1)
     token_note = f"token {DEFAULT_TOKEN!r} (the default)" if token == DEFAULT_TOKEN else "token as given"
     print(
-        f"Java API simulator listening on {url} ({len(data.sales):,} sales lines {first_day}..{end}, "
+        f"Java API simulator listening on {url} ({len(data.sales):,} sales lines {first_day}..{end}"
+        f"{', then every day to now (live)' if live else ''}, "
         f"{len(data.products)} products, {len(data.stock)} stock levels; seed {seed}, scale {scale}; {token_note}; "
         f"ready in {time.perf_counter() - started:.1f} s)",
         flush=True,
@@ -1023,6 +1071,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--token", default=None, help=f"bearer token to accept (default: ${TOKEN_ENV}, else {DEFAULT_TOKEN!r})"
     )
+    parser.add_argument(
+        "--live", action="store_true", help="carry the retailer on after --end: every day to now, today's lines as "
+        "their time passes (each day the same whenever asked)",
+    )  # fmt: skip
     parser.add_argument("--verbose", action="store_true", help="log each request line to stderr")
     faults = parser.add_argument_group("faults (the same as POST /admin/faults)")
     faults.add_argument("--faults", type=_json_object, default=None, metavar="JSON", help="a JSON object of faults")
@@ -1075,7 +1127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"faults: {error}")
     token = args.token or os.environ.get(TOKEN_ENV) or DEFAULT_TOKEN
     try:
-        serve(args.port, args.seed, args.scale, token, args.days, args.end, faults, args.host, args.verbose)
+        serve(args.port, args.seed, args.scale, token, args.days, args.end, faults, args.host, args.verbose, args.live)
     except (ValueError, OSError) as error:
         print(f"simulate-api: {error}", file=sys.stderr)
         return 2
