@@ -236,8 +236,9 @@ def open_alert_records(cursor: Cursor, alerting: AlertingResource) -> list[dict]
     """The alerts not resolved, in the dashboard's words (REPORT_LOCALE), with the store each is about."""
     fmt = Formatter(alerting.locale, alerting.currency)
     return [
-        alert_record(row, fmt, alerting.webserver_url, alerting.timezone) | {"store_id": row["store_id"]}
-        for row in read_alerts(cursor).to_dict("records")
+        # A frame's missing store (a chain-wide alert) may read as NaN, which JSON cannot hold: None.
+        alert_record(row, fmt, alerting.webserver_url, alerting.timezone) | {"store_id": row["store_id"] or None}
+        for row in read_alerts(cursor).astype({"store_id": object}).fillna({"store_id": ""}).to_dict("records")
     ]
 
 
