@@ -10,13 +10,18 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import dagster as dg
 import pandas as pd
 import pytest
 import requests
 
 from sales_pipeline.cli import SAMPLE_DIR, SIMULATED_RETAILER
+from sales_pipeline.definitions import defs as code_location
+from sales_pipeline.defs.analytics.sensors import range_tags
 from sales_pipeline.demo.retailer import DEFAULT_END, Retailer, generate_retailer
 from sales_pipeline.demo.simulator import JavaApiSimulator
+from sales_pipeline.resources import JavaApiResource, WarehouseResource
+from sales_pipeline_tests.conftest import query
 
 TOKEN = "live-token"
 PROJECT = Path(__file__).resolve().parents[1]
@@ -196,3 +201,30 @@ def test_simulate_api_live_serves_yesterday_by_the_real_clock() -> None:
     finally:
         process.terminate()
         assert process.wait(timeout=10) == 0
+
+
+def test_the_nightly_pull_finds_yesterday(empty_warehouse: str, retailer: Retailer) -> None:
+    """The jobs the nightly schedules run, against the live back office the morning after a day of trade."""
+    yesterday = dt.date(2026, 12, 7)
+    clock = Clock(dt.datetime.combine(yesterday + dt.timedelta(days=1), dt.time(5, 0), dt.UTC))
+    defs = code_location()
+    with (
+        JavaApiSimulator(token=TOKEN, retailer=retailer, live=True, clock=clock, **SIMULATED_RETAILER) as api,
+        dg.instance_for_test() as instance,
+    ):
+        resources = {
+            "warehouse": WarehouseResource(database_url=empty_warehouse),
+            "java_api": JavaApiResource(base_url=api.base_url, token=TOKEN),
+        }
+        for job, tags in (("pull_products_and_stock", {}), ("pull_sales", range_tags(yesterday, yesterday))):
+            result = defs.resolve_job_def(job).execute_in_process(instance=instance, resources=resources, tags=tags)
+            assert result.success
+        served = sales(api, yesterday, yesterday + dt.timedelta(days=1))
+    statement = (
+        "SELECT count(*), sum(revenue)::float FROM core.sales"
+        " WHERE source = 'api' AND (sold_at AT TIME ZONE 'UTC')::date = %s"
+    )
+    pulled = query(empty_warehouse, statement, (yesterday,))
+    assert len(served) > 30
+    assert pulled[0][0] == len(served)
+    assert round(pulled[0][1], 2) == round(sum(line["lineTotal"] for line in served), 2)
