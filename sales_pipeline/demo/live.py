@@ -182,9 +182,8 @@ _COLUMNS = ["order_id", "line_number", "sold_at", "store_id", "customer_id", "pr
 
 def _frame(parts: list[pd.DataFrame]) -> pd.DataFrame:
     """The lines as the Sales sheet has them (no promotions after the history: none were planned)."""
-    frame = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else None
-    if frame is None:
-        frame = pd.DataFrame({c: pd.Series(dtype=object) for c in _COLUMNS})
+    parts = [part for part in parts if len(part)]
+    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=_COLUMNS)
     frame = frame.astype({"sold_at": "datetime64[us]", "line_number": np.int64, "quantity": np.int64})
     frame = frame.astype({"unit_price": float, "discount": float})
     frame["promotion"] = False
