@@ -939,7 +939,8 @@ def _products_frame(prod: dict[str, np.ndarray], units: np.ndarray) -> pd.DataFr
 
 def _stores_frame(stores: dict[str, np.ndarray]) -> pd.DataFrame:
     columns = ("store_id", "name", "city", "region", "timezone")
-    return pd.DataFrame({**{c: stores[c] for c in columns}, "opened_on": stores["opened_on"].astype("datetime64[us]")})
+    frame = {**{c: stores[c] for c in columns}, "opened_on": stores["opened_on"].astype("datetime64[us]")}
+    return pd.DataFrame({**frame, "kind": "store"})  # shops: a day without a sale may be a closure
 
 
 def _customers_frame(cust: dict[str, np.ndarray]) -> pd.DataFrame:
