@@ -10,9 +10,11 @@ Rules
   the rolling-origin backtest of the series' chosen model (``ml.forecast_accuracy.chosen``), again
   from the greatest origin < d, with the normal bands the published forecast uses (its error scale
   ``ml.forecast_series.sigma``): ``yhat ± 1.2816·σ`` (80%) and ``yhat ± 1.96·σ`` (95%), clipped at 0.
-- A day is **closed** when its forecast says so, or when the store (scope ``store``) or the whole
-  chain (every other scope) sold nothing that day (no ``marts.daily_kpis`` row): a shut shop is not a
-  drop. Closed days are not anomalies, do not break a run and do not count in it.
+- A day is **closed** when its forecast says so, or when the calendar of the store (scope ``store``)
+  or of the chain (every other scope) says it was (``sales_pipeline/forecasting/calendar.py``: the
+  store calendar, or a physical store's day inferred closed under its strict rule); a zero of a
+  channel, a category or a product is a zero. Closed days are not anomalies, do not break a run and
+  do not count in it.
 - A **run** is the streak of consecutive open days, ending at the series' latest open day with a
   forecast (on or before as_of), on which actual revenue was below the forecast; an open day at or
   above its forecast ends it, and so does an open day without a forecast (nothing to compare with).
@@ -28,7 +30,20 @@ Rules
   series and day: 3.2% at 95%, 0.9% at 99%, 0.23% at 99.9%; a 1σ drop lasting 10 days is still
   found as critical 78% (99%) and 58% (99.9%) of the time. A run that has ended is over, and
   ``record_anomalies`` resolves its alert.
-- **Severity** by the run's length in open days: 1 -> info, 2 -> warning, 3 or more -> critical.
+- **Severity** by the run's length in open days: 1 -> info, 2 -> warning, 3 or more -> critical; a
+  product's run is critical only when it is also under its one-in-ten-thousand bound (z 3.719): a
+  critical is what wakes a manager, products are many, and the daily errors of a real series are not
+  independent (a slow week is slow on every day), so a 99.9% bound on a streak is crossed more often
+  than its name says. A product's longer run under only the ordinary bound is a warning.
+- **Intermittent and lumpy series** (``ml.forecast_series.demand_class``: a product selling on a few
+  days a month) are not judged by their revenue against normal bounds: most of their days are zeros
+  under a forecast of a small daily rate, and a streak of them is the usual silence. Instead, a
+  count model: over the year before the run the series sold on m of its n open days; its chance of a
+  sale on a day is uncertain, Beta(m + ½, n - m + ½), so the number of selling days in the run's k
+  open days is beta-binomial, and the run's p-value is the chance of at most the s selling days it
+  had. p < 0.01 is a drop (info), under 0.001 a warning, under 0.0001 a critical; a product that
+  sold 5 times in 4 years is never surprising in its silence, one that sold on most days and stopped
+  for two weeks is.
 - One alert per run, keyed ``sales_drop:<scope>:<scope_id>:<first day of the run>``: the key stays the
   same while the run goes on, so it is alerted once and its severity rises in place. The detection
   widens its window until it sees where a run starts (up to ``MAX_WINDOW_DAYS``), so a run longer than
@@ -44,20 +59,28 @@ sources used (published and/or backtest). Money is rounded to the cent.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
+import numpy as np
 import pandas as pd
 from psycopg2.extensions import cursor as Cursor
+from scipy.special import betaln, gammaln
 
 from sales_pipeline.anomalies.store import record_anomalies
+from sales_pipeline.forecasting.calendar import CHAIN, load_closed_days
 from sales_pipeline.forecasting.models import Z95 as Z_95  # the z the published bands were built with
 from sales_pipeline.records import Alert
+from sales_pipeline.warehouse.db import read_frame
 
 KIND = "sales_drop"
 # The confidence of the bound a run of two days or more is judged against, by scope (see Rules).
 RUN_CONFIDENCE = {"product": (0.999, 3.0902)}
 CHAIN_RUN_CONFIDENCE = (0.99, 2.5758)
+CRITICAL_CONFIDENCE = (0.9999, 3.7190)  # a product's run of 3 days or more is critical only under this bound
+INTERMITTENT = ("intermittent", "lumpy")
+SILENCE_P = ((0.0001, "critical"), (0.001, "warning"), (0.01, "info"))  # intermittent series: p -> severity
+HISTORY_DAYS = 365  # the year an intermittent series' chance of a sale is estimated on
 DEFAULT_WINDOW_DAYS = 14
 MAX_WINDOW_DAYS = 366  # how far back the detection looks for the start of a long run
 SEVERITY_BY_DAYS = ((3, "critical"), (2, "warning"), (1, "info"))
@@ -75,21 +98,66 @@ class _Run:
     drops: pd.DataFrame  # the run's drop days, oldest first
     closed_days: int
     bounded: bool  # an open day before the run ends it in the data: its start is known
+    demand_class: str | None = None
+    history: tuple[int, int] | None = None  # intermittent series: (open days, selling days) the year before
+
+    @property
+    def intermittent(self) -> bool:
+        return self.demand_class in INTERMITTENT and self.history is not None
+
+    def silence_p(self) -> float:
+        """The chance of at most the run's selling days in its open days, given the year before (module rules)."""
+        open_days, selling_days = self.history or (0, 0)
+        k, s = len(self.drops), int((self.drops["actual"] > 0).sum())
+        return beta_binomial_cdf(s, k, selling_days + 0.5, open_days - selling_days + 0.5)
 
 
 def severity_for(days: int) -> str:
-    """info for one drop day, warning for two in a row, critical for three or more."""
+    """info for one drop day, warning for two in a row, critical for three or more (before the critical bound)."""
     return next(severity for minimum, severity in SEVERITY_BY_DAYS if days >= minimum)
 
 
-def find_sales_drops(days: pd.DataFrame, as_of: date) -> list[Alert]:
+def beta_binomial_cdf(s: int, k: int, a: float, b: float) -> float:
+    """P(X <= s) for X ~ BetaBinomial(k, a, b): selling days among k when the chance of one is Beta(a, b)."""
+    x = np.arange(0, s + 1)
+    log_pmf = (
+        gammaln(k + 1) - gammaln(x + 1) - gammaln(k - x + 1)
+        + betaln(x + a, k - x + b) - betaln(a, b)
+    )  # fmt: skip
+    return float(min(1.0, np.exp(log_pmf).sum()))
+
+
+def find_sales_drops(days: pd.DataFrame, as_of: date, history: dict | None = None) -> list[Alert]:
     """The drops still going on at `as_of`, one Alert per series.
 
     `days` has one row per (scope, scope_id, day): actual, yhat, lower_95, optionally sigma (NaN without a
-    forecast) and closed (bool); an optional ``name`` column (a store's or product's name) is used in
-    the message. Rows after `as_of` are ignored.
+    forecast) and closed (bool); optional columns ``name`` (a store's or product's name, for the message)
+    and ``demand_class``. Rows after `as_of` are ignored. `history`: (scope, scope_id) -> (open days,
+    selling days) of the year before, for the intermittent series (module rules).
     """
-    return [_alert(run, as_of) for run in _ongoing_runs(days, as_of) if _under_bound(run)]
+    runs = _with_history(_ongoing_runs(days, as_of), history or {})
+    return [_alert(run, as_of) for run in runs if _is_drop(run)]
+
+
+def _with_history(runs: list[_Run], history: dict) -> list[_Run]:
+    return [replace(run, history=history.get((run.scope, run.scope_id))) for run in runs]
+
+
+def _is_drop(run: _Run) -> bool:
+    if run.demand_class in INTERMITTENT:
+        return run.intermittent and run.silence_p() < SILENCE_P[-1][0]
+    return _under_bound(run)
+
+
+def _severity(run: _Run) -> str:
+    if run.intermittent:
+        p = run.silence_p()
+        return next(severity for limit, severity in SILENCE_P if p < limit)
+    severity = severity_for(len(run.drops))
+    if severity == "critical" and run.scope == "product":
+        if float(run.drops["actual"].sum()) >= _lower_bound(run.drops, run.scope, critical=True):
+            return "warning"
+    return severity
 
 
 def _ongoing_runs(days: pd.DataFrame, as_of: date) -> list[_Run]:
@@ -103,6 +171,8 @@ def _ongoing_runs(days: pd.DataFrame, as_of: date) -> list[_Run]:
     frame = frame[frame["day"] <= as_of]
     if "name" not in frame.columns:
         frame["name"] = None
+    if "demand_class" not in frame.columns:
+        frame["demand_class"] = None
     for column in ("actual", "yhat", "lower_95"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
     frame["actual"] = frame["actual"].fillna(0.0)
@@ -118,20 +188,25 @@ def _ongoing_runs(days: pd.DataFrame, as_of: date) -> list[_Run]:
         run = _latest_run(series)
         if run is not None:
             drops, closed_days, bounded = run
-            name = series["name"].dropna()
+            name, demand = series["name"].dropna(), series["demand_class"].dropna()
             runs.append(
-                _Run(str(scope), str(scope_id), str(name.iloc[-1]) if len(name) else None, drops, closed_days, bounded)
-            )
+                _Run(
+                    str(scope), str(scope_id), str(name.iloc[-1]) if len(name) else None, drops, closed_days, bounded,
+                    str(demand.iloc[-1]) if len(demand) else None,
+                )
+            )  # fmt: skip
     return runs
 
 
-def _confidence(days: pd.DataFrame, scope: str) -> tuple[float, float]:
+def _confidence(days: pd.DataFrame, scope: str, critical: bool = False) -> tuple[float, float]:
     """The (confidence, z) the run is judged at: 95% for one day, stricter for a streak (see Rules)."""
+    if critical:
+        return CRITICAL_CONFIDENCE
     return (0.95, Z_95) if len(days) == 1 else RUN_CONFIDENCE.get(scope, CHAIN_RUN_CONFIDENCE)
 
 
-def _lower_bound(days: pd.DataFrame, scope: str) -> float:
-    _, z = _confidence(days, scope)
+def _lower_bound(days: pd.DataFrame, scope: str, critical: bool = False) -> float:
+    _, z = _confidence(days, scope, critical)
     return float(days["yhat"].sum() - z * math.sqrt(float((days["sigma"] ** 2).sum())))
 
 
@@ -192,13 +267,24 @@ def _alert(run: _Run, as_of: date) -> Alert:
     }
     if "source" in drops.columns:
         numbers["forecast_sources"] = sorted(str(s) for s in drops["source"].dropna().unique())
+    message = _message(run, numbers, shortfall_pct)
+    if run.intermittent:
+        open_days, selling_days = run.history
+        numbers |= {
+            "demand_class": run.demand_class,
+            "selling_days": int((drops["actual"] > 0).sum()),
+            "history_open_days": open_days,
+            "history_selling_days": selling_days,
+            "p_silence": float(f"{run.silence_p():.3g}"),
+        }
+        message = _silence_message(run, numbers)
     return Alert(
         kind=KIND,
-        severity=severity_for(count),
+        severity=_severity(run),
         entity_type=ENTITY_TYPES.get(run.scope, run.scope),
         entity_id=run.scope_id if run.scope != "all" else "all",
         detected_on=as_of,
-        message=_message(run, numbers, shortfall_pct),
+        message=message,
         numbers=numbers,
         dedupe_key=f"{KIND}:{run.scope}:{run.scope_id}:{first_day.isoformat()}",
     )
@@ -228,6 +314,25 @@ def _message(run: _Run, numbers: dict, shortfall_pct: float | None) -> str:
         f" ({numbers['first_day']} to {numbers['last_day']}): {against},"
         f" under the {numbers['confidence']:.1%} lower bound of {numbers['lower_bound']:,.2f} for those days."
     )
+
+
+def _silence_message(run: _Run, numbers: dict) -> str:
+    subject = _subject(run.scope, run.scope_id, run.name).removesuffix(" revenue")
+    sold = "has not sold" if not numbers["selling_days"] else f"has sold on only {numbers['selling_days']}"
+    share = numbers["history_selling_days"] / max(numbers["history_open_days"], 1)
+    return (
+        f"{subject} {sold} in the last {numbers['days']} open days ({numbers['first_day']} to {numbers['last_day']});"
+        f" over the year before it sold on {numbers['history_selling_days']} of {numbers['history_open_days']} open"
+        f" days ({share:.0%}), so a run that quiet has a {_chance(numbers['p_silence'])} chance."
+    )
+
+
+def _chance(p: float) -> str:
+    """A probability as a percentage with two significant digits: 0.35%, 0.020%, 0.0041%."""
+    pct = p * 100
+    if pct <= 0:
+        return "0%"
+    return f"{pct:.{max(0, 1 - math.floor(math.log10(pct)))}f}%"
 
 
 def _money(value: float) -> float:
@@ -272,18 +377,15 @@ SELECT c.scope,
        coalesce(p.yhat, b.yhat) AS yhat,
        coalesce(p.yhat_lower_95, greatest(b.yhat - %(z_95)s * b.sigma, 0)) AS lower_95,
        coalesce(p.sigma, b.sigma) AS sigma,
-       coalesce(p.closed, false) OR o.day IS NULL AS closed,
+       coalesce(p.closed, false) AS closed,
+       fs.demand_class,
        CASE WHEN p.yhat IS NOT NULL THEN 'published' WHEN b.yhat IS NOT NULL THEN 'backtest' END AS source,
        CASE c.scope WHEN 'store' THEN st.name WHEN 'product' THEN pr.name END AS name
 FROM calendar AS c
 LEFT JOIN published AS p ON p.scope = c.scope AND p.scope_id = c.scope_id AND p.day = c.day
 LEFT JOIN backtest AS b ON b.scope = c.scope AND b.scope_id = c.scope_id AND b.day = c.day
 LEFT JOIN marts.daily_kpis AS k ON k.day = c.day AND k.scope = c.scope AND k.scope_id = c.scope_id
--- Open: the store (for a store) or the chain (for everything else) sold something that day.
-LEFT JOIN marts.daily_kpis AS o
-    ON o.day = c.day
-   AND o.scope = CASE WHEN c.scope = 'store' THEN 'store' ELSE 'all' END
-   AND o.scope_id = CASE WHEN c.scope = 'store' THEN c.scope_id ELSE '' END
+LEFT JOIN ml.forecast_series AS fs ON (fs.target, fs.scope, fs.scope_id) = ('sales', c.scope, c.scope_id)
 LEFT JOIN core.stores AS st ON c.scope = 'store' AND st.store_id = c.scope_id
 LEFT JOIN core.products AS pr ON c.scope = 'product' AND pr.product_id = c.scope_id
 ORDER BY c.scope, c.scope_id, c.day
@@ -303,8 +405,43 @@ def load_days(cursor: Cursor, first_day: date, last_day: date) -> pd.DataFrame:
     frame = pd.DataFrame(cursor.fetchall(), columns=columns)
     for column in ("actual", "yhat", "lower_95", "sigma"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    calendars = load_closed_days(cursor, last_day, 0)
+    if calendars and len(frame):
+        days = pd.to_datetime(frame["day"])
+        for (scope, scope_id), rows in frame.groupby(["scope", "scope_id"]).groups.items():
+            closed = calendars.get(scope_id, calendars[CHAIN]) if scope == "store" else calendars[CHAIN]
+            frame.loc[rows, "closed"] = frame.loc[rows, "closed"].astype(bool) | closed.reindex(days[rows]).fillna(
+                False
+            ).to_numpy(dtype=bool)
     frame["closed"] = frame["closed"].astype(bool)
     return frame
+
+
+def load_history(cursor: Cursor, runs: list[_Run]) -> dict[tuple[str, str], tuple[int, int]]:
+    """(open days, selling days) of each intermittent run's series over the year before the run starts."""
+    wanted = [run for run in runs if run.demand_class in INTERMITTENT]
+    if not wanted:
+        return {}
+    first = min(run.drops["day"].iloc[0] for run in wanted) - timedelta(days=HISTORY_DAYS)
+    last = max(run.drops["day"].iloc[0] for run in wanted)
+    calendars = load_closed_days(cursor, last, 0)
+    selling = read_frame(
+        cursor,
+        "SELECT scope, scope_id, day FROM marts.daily_kpis WHERE day BETWEEN %s AND %s AND revenue > 0"
+        " AND (scope, scope_id) IN (SELECT unnest(%s::text[]), unnest(%s::text[]))",
+        (first, last, [run.scope for run in wanted], [run.scope_id for run in wanted]),
+    )
+    selling["day"] = pd.to_datetime(selling["day"])
+    by_series = {key: frame["day"] for key, frame in selling.groupby(["scope", "scope_id"])}
+    history = {}
+    for run in wanted:
+        start = pd.Timestamp(run.drops["day"].iloc[0])
+        window = pd.date_range(start - pd.Timedelta(days=HISTORY_DAYS), start - pd.Timedelta(days=1), freq="D")
+        closed = calendars.get(run.scope_id, calendars.get(CHAIN)) if run.scope == "store" else calendars.get(CHAIN)
+        open_ = window if closed is None else window[~closed.reindex(window).fillna(False).to_numpy(dtype=bool)]
+        sold = by_series.get((run.scope, run.scope_id), pd.Series(dtype="datetime64[ns]"))
+        history[(run.scope, run.scope_id)] = (len(open_), int(sold.isin(open_).sum()))
+    return history
 
 
 def detect_sales_drops(
@@ -329,7 +466,8 @@ def detect_sales_drops(
         if window >= MAX_WINDOW_DAYS or all(run.bounded for run in runs):
             break
         window = min(2 * window, MAX_WINDOW_DAYS)
-    return [_alert(run, as_of) for run in runs if _under_bound(run)]
+    runs = _with_history(runs, load_history(cursor, runs))
+    return [_alert(run, as_of) for run in runs if _is_drop(run)]
 
 
 def refresh_sales_drops(

@@ -300,7 +300,7 @@ class PlantedAnomalies:
 # eq=False: the generated __eq__/__hash__ would try to compare and hash DataFrames, which pandas refuses.
 @dataclass(frozen=True, eq=False)
 class Retailer:
-    """The five template tables, columns named and ordered as in `layout`, plus what was planted."""
+    """The template tables, columns named and ordered as in `layout`, plus what was planted."""
 
     products: pd.DataFrame
     stores: pd.DataFrame
@@ -308,6 +308,7 @@ class Retailer:
     sales: pd.DataFrame
     stock: pd.DataFrame
     planted: PlantedAnomalies
+    calendar: pd.DataFrame  # the known closures: the Sunday-closed store and the chain's holidays
 
     def frames(self) -> dict[str, pd.DataFrame]:
         """Sheet name -> table, in load order."""
@@ -317,6 +318,7 @@ class Retailer:
             layout.CUSTOMERS.name: self.customers,
             layout.SALES.name: self.sales,
             layout.STOCK.name: self.stock,
+            layout.CALENDAR.name: self.calendar,
         }
 
 
@@ -627,7 +629,7 @@ def generate_retailer(scale: int = 1, seed: int = 42, days: int = 730, end: date
     )
     sales = _sales_frame(cal, orders, lines, prod, stores, cust)
     frames = _products_frame(prod, units), _stores_frame(stores), _customers_frame(cust)
-    return Retailer(*frames, sales, stock, planted_anomalies)
+    return Retailer(*frames, sales, stock, planted_anomalies, _calendar_frame(cal, stores["store_id"]))
 
 
 def _plant_choices(rng: np.random.Generator, prod: dict[str, np.ndarray], n_stores: int) -> _Planted:
@@ -943,6 +945,16 @@ def _stores_frame(stores: dict[str, np.ndarray]) -> pd.DataFrame:
     return pd.DataFrame({**frame, "kind": "store"})  # shops: a day without a sale may be a closure
 
 
+def _calendar_frame(cal: _Calendar, store_ids: np.ndarray) -> pd.DataFrame:
+    """What the retailer knows of its closures: the chain's holidays, and the second store's Sundays."""
+    holidays = pd.DatetimeIndex(cal.dates[cal.holiday]).astype("datetime64[us]")
+    rows = [{"store_id": None, "day": day, "weekday": None, "open": False, "note": "holiday"} for day in holidays]
+    if len(store_ids) > 1:  # _store_traffic shuts the second store on Sundays
+        rows.append({"store_id": str(store_ids[1]), "day": pd.NaT, "weekday": "Sunday", "open": False, "note": None})
+    columns = [column.name for column in layout.CALENDAR.columns]
+    return pd.DataFrame(rows, columns=columns).astype({"day": "datetime64[us]"})
+
+
 def _customers_frame(cust: dict[str, np.ndarray]) -> pd.DataFrame:
     columns = ("customer_id", "name", "segment", "city")
     return pd.DataFrame({**{c: cust[c] for c in columns}, "joined_on": cust["joined_on"].astype("datetime64[us]")})
@@ -1132,6 +1144,7 @@ def write_workbooks(retailer: Retailer, out_dir: Path, split: Literal["single", 
                 layout.PRODUCTS.name: retailer.products,
                 layout.STORES.name: retailer.stores,
                 layout.CUSTOMERS.name: retailer.customers,
+                layout.CALENDAR.name: retailer.calendar,
             },
         )
     ]

@@ -77,10 +77,10 @@ def _known(days: pd.DatetimeIndex, calendar: pd.DataFrame, store: str) -> tuple[
     state = np.full(len(days), np.nan)  # 1 closed, 0 open, NaN not said
     weekday = np.asarray(days.day_of_week)
     for rows in (calendar[calendar["store_id"] == ""], calendar[calendar["store_id"] == store]):
-        for row in rows[rows["weekday"] != ""].itertuples(index=False):
+        for row in rows[rows["weekday"].notna() & rows["day"].isna()].itertuples(index=False):
             state[weekday == WEEKDAYS.index(row.weekday)] = 0.0 if row.open else 1.0
     for rows in (calendar[calendar["store_id"] == ""], calendar[calendar["store_id"] == store]):
-        dated = rows[rows["weekday"] == ""]
+        dated = rows[rows["day"].notna()]
         where = days.get_indexer(pd.to_datetime(dated["day"]))
         state[where[where >= 0]] = np.where(dated["open"].to_numpy(dtype=bool)[where >= 0], 0.0, 1.0)
     return state == 1.0, state == 0.0
@@ -130,7 +130,9 @@ def load_closed_days(cursor: Cursor, origin: date, horizon: int) -> dict[str, pd
         return {}
     days = pd.date_range(first, pd.Timestamp(origin) + pd.Timedelta(days=horizon), freq="D")
     kinds = dict(read_frame(cursor, "SELECT store_id, kind FROM core.stores", ()).itertuples(index=False))
-    calendar = read_frame(cursor, "SELECT store_id, day, weekday, open FROM core.store_calendar", ())
+    calendar = read_frame(
+        cursor, "SELECT coalesce(store_id, '') AS store_id, day, weekday, open FROM core.store_calendar", ()
+    )
     sold = {
         str(store): days.isin(pd.to_datetime(frame["day"]).to_numpy())
         for store, frame in kpis.groupby("store_id", sort=True)
@@ -143,7 +145,9 @@ def load_promotions(cursor: Cursor, last_day: date) -> pd.DataFrame:
     return read_frame(
         cursor,
         """
-        SELECT product_id, category, store_id, starts_on, ends_on FROM core.promotions WHERE starts_on <= %s
+        SELECT coalesce(product_id, '') AS product_id, coalesce(category, '') AS category,
+               coalesce(store_id, '') AS store_id, starts_on, ends_on
+        FROM core.promotions WHERE starts_on <= %s
         """,
         (last_day,),
     )

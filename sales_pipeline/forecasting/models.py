@@ -212,6 +212,10 @@ class ForecastResult:
     accuracy: list[dict] = field(default_factory=list)
     error: str | None = None
 
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.target, self.scope, self.scope_id)
+
 
 CachedFolds = dict[tuple[date, str], tuple[str, np.ndarray]]  # (origin, model) -> (input hash, yhat)
 
@@ -335,7 +339,8 @@ def _add_combination(
     for origin, folds in sorted(by_origin.items()):
         if len(folds) == 2:
             fold_hash = digest(*(fold.input_hash for fold in folds))
-            result.folds.append(Fold(origin, COMBINATION, fold_hash, (folds[0].yhat + folds[1].yhat) / 2))
+            reused = all(fold.reused for fold in folds)
+            result.folds.append(Fold(origin, COMBINATION, fold_hash, (folds[0].yhat + folds[1].yhat) / 2, reused))
     combined = score_folds(series, [fold for fold in result.folds if fold.model == COMBINATION], settings)
     result.accuracy += combined
     scores.update({row["model"]: row for row in combined})

@@ -7,33 +7,32 @@
 ALTER TABLE core.stores ADD COLUMN kind text CHECK (kind IN ('store', 'channel'));
 
 -- The store calendar: a date (or every such weekday) on which a store is closed, or open by
--- exception (a Sunday opening of a store closed on Sundays). store_id '' means every store; a row
--- names either a date (weekday '') or a weekday (day NULL). A date outranks its weekday.
+-- exception (a Sunday opening of a store closed on Sundays). store_id NULL means every store; a row
+-- names a date or a weekday (a row with both is read as its date, one with neither says nothing).
+-- A date outranks a weekday.
 CREATE TABLE core.store_calendar (
-    store_id   text NOT NULL DEFAULT '',
+    store_id   text,
     day        date,
-    weekday    text NOT NULL DEFAULT ''
-        CHECK (weekday IN ('', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday', 'Sunday')),
+    weekday    text CHECK (weekday IN ('Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday', 'Sunday')),
     open       boolean NOT NULL DEFAULT false,
     note       text,
     source     text NOT NULL,
     updated_at timestamptz NOT NULL DEFAULT now(),
-    CHECK ((day IS NULL) <> (weekday = '')),
     UNIQUE NULLS NOT DISTINCT (store_id, day, weekday)
 );
 
--- Promotions known ahead: a product (or every product of a category, or every product) in a store
--- (or every store, ''), from starts_on to ends_on inclusive.
+-- Promotions known ahead: a product (or, product NULL, every product of a category, or with both
+-- NULL every product) in a store (or every store, NULL), from starts_on to ends_on inclusive.
 CREATE TABLE core.promotions (
-    product_id text NOT NULL DEFAULT '',
-    category   text NOT NULL DEFAULT '',
-    store_id   text NOT NULL DEFAULT '',
+    product_id text,
+    category   text,
+    store_id   text,
     starts_on  date NOT NULL,
     ends_on    date NOT NULL CHECK (ends_on >= starts_on),
     name       text,
     source     text NOT NULL,
     updated_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (product_id, category, store_id, starts_on)
+    UNIQUE NULLS NOT DISTINCT (product_id, category, store_id, starts_on)
 );
 CREATE INDEX promotions_days ON core.promotions (ends_on, starts_on);
 
