@@ -8,8 +8,10 @@ Rules
 - The **reference forecast** of day d is what was known before d: the ``ml.forecasts`` row with the
   greatest origin < d; when no published forecast covers d (the first days after forecasting started),
   the rolling-origin backtest of the series' chosen model (``ml.forecast_accuracy.chosen``), again
-  from the greatest origin < d, with the normal bands the published forecast uses (its error scale
-  ``ml.forecast_series.sigma``): ``yhat ± 1.2816·σ`` (80%) and ``yhat ± 1.96·σ`` (95%), clipped at 0.
+  from the greatest origin < d, with the normal bands the published forecast uses, σ the RMSE of the
+  chosen model's folds from earlier origins (``ml.forecast_series.sigma`` for the first): ``yhat ±
+  1.2816·σ`` (80%) and ``yhat ± 1.96·σ`` (95%), clipped at 0. (The series' own σ also scores the folds
+  of the days being judged: a drop would widen the bound it is judged against.)
 - A day is **closed** when its forecast says so, or when the calendar of the store (scope ``store``)
   or of the chain (every other scope) says it was (``sales_pipeline/forecasting/calendar.py``: the
   store calendar, or a physical store's day inferred closed under its strict rule); a zero of a
@@ -154,9 +156,9 @@ def _severity(run: _Run) -> str:
         p = run.silence_p()
         return next(severity for limit, severity in SILENCE_P if p < limit)
     severity = severity_for(len(run.drops))
-    if severity == "critical" and run.scope == "product":
-        if float(run.drops["actual"].sum()) >= _lower_bound(run.drops, run.scope, critical=True):
-            return "warning"
+    actual = float(run.drops["actual"].sum())
+    if severity == "critical" and run.scope == "product" and actual >= _lower_bound(run.drops, "product", True):
+        return "warning"
     return severity
 
 
@@ -359,16 +361,28 @@ published AS (
     WHERE target = 'sales' AND day BETWEEN %(first_day)s AND %(last_day)s AND origin < day
     ORDER BY scope, scope_id, day, origin DESC
 ),
-backtest AS (
-    -- Before the first published forecast: the chosen model's backtest, from the latest origin before the day.
-    SELECT DISTINCT ON (b.scope, b.scope_id, b.day) b.scope, b.scope_id, b.day, greatest(b.yhat, 0) AS yhat,
-           s.sigma AS sigma
+chosen_folds AS (
+    -- The chosen model's backtest folds and each fold's squared error on its open (non-zero) days.
+    SELECT b.scope, b.scope_id, b.origin, b.day, b.yhat, (b.yhat - coalesce(k.revenue, 0)) ^ 2 AS squared_error
     FROM ml.backtest_forecasts AS b
     JOIN ml.forecast_accuracy AS a
         ON a.target = b.target AND a.scope = b.scope AND a.scope_id = b.scope_id AND a.model = b.model AND a.chosen
-    JOIN ml.forecast_series AS s ON s.target = b.target AND s.scope = b.scope AND s.scope_id = b.scope_id
-    WHERE b.target = 'sales' AND b.day BETWEEN %(first_day)s AND %(last_day)s AND b.origin < b.day
-    ORDER BY b.scope, b.scope_id, b.day, b.origin DESC
+    LEFT JOIN marts.daily_kpis AS k ON (k.day, k.scope, k.scope_id) = (b.day, b.scope, b.scope_id)
+    WHERE b.target = 'sales'
+),
+backtest AS (
+    -- Before the first published forecast: the chosen model's backtest, from the latest origin before the day,
+    -- its error scale from the folds before that origin (the days judged must not widen their own bound).
+    SELECT DISTINCT ON (f.scope, f.scope_id, f.day) f.scope, f.scope_id, f.day, greatest(f.yhat, 0) AS yhat,
+           coalesce(
+               (SELECT sqrt(avg(e.squared_error)) FROM chosen_folds AS e
+                WHERE (e.scope, e.scope_id) = (f.scope, f.scope_id) AND e.origin < f.origin AND e.yhat > 0),
+               s.sigma
+           ) AS sigma
+    FROM chosen_folds AS f
+    JOIN ml.forecast_series AS s ON s.target = 'sales' AND s.scope = f.scope AND s.scope_id = f.scope_id
+    WHERE f.day BETWEEN %(first_day)s AND %(last_day)s AND f.origin < f.day
+    ORDER BY f.scope, f.scope_id, f.day, f.origin DESC
 )
 SELECT c.scope,
        c.scope_id,
@@ -410,9 +424,8 @@ def load_days(cursor: Cursor, first_day: date, last_day: date) -> pd.DataFrame:
         days = pd.to_datetime(frame["day"])
         for (scope, scope_id), rows in frame.groupby(["scope", "scope_id"]).groups.items():
             closed = calendars.get(scope_id, calendars[CHAIN]) if scope == "store" else calendars[CHAIN]
-            frame.loc[rows, "closed"] = frame.loc[rows, "closed"].astype(bool) | closed.reindex(days[rows]).fillna(
-                False
-            ).to_numpy(dtype=bool)
+            known = closed.reindex(days[rows], fill_value=False).to_numpy(dtype=bool)
+            frame.loc[rows, "closed"] = frame.loc[rows, "closed"].astype(bool).to_numpy() | known
     frame["closed"] = frame["closed"].astype(bool)
     return frame
 
@@ -438,7 +451,7 @@ def load_history(cursor: Cursor, runs: list[_Run]) -> dict[tuple[str, str], tupl
         start = pd.Timestamp(run.drops["day"].iloc[0])
         window = pd.date_range(start - pd.Timedelta(days=HISTORY_DAYS), start - pd.Timedelta(days=1), freq="D")
         closed = calendars.get(run.scope_id, calendars.get(CHAIN)) if run.scope == "store" else calendars.get(CHAIN)
-        open_ = window if closed is None else window[~closed.reindex(window).fillna(False).to_numpy(dtype=bool)]
+        open_ = window if closed is None else window[~closed.reindex(window, fill_value=False).to_numpy(dtype=bool)]
         sold = by_series.get((run.scope, run.scope_id), pd.Series(dtype="datetime64[ns]"))
         history[(run.scope, run.scope_id)] = (len(open_), int(sold.isin(open_).sum()))
     return history
