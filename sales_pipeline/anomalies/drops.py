@@ -9,7 +9,7 @@ Rules
   greatest origin < d; when no published forecast covers d (the first days after forecasting started),
   the rolling-origin backtest of the series' chosen model (``ml.forecast_accuracy.chosen``), again
   from the greatest origin < d, with the normal bands the published forecast uses, σ the RMSE of the
-  chosen model's folds from earlier origins (``ml.forecast_series.sigma`` for the first): ``yhat ±
+  chosen model's folds from two or more earlier origins (else ``ml.forecast_series.sigma``): ``yhat ±
   1.2816·σ`` (80%) and ``yhat ± 1.96·σ`` (95%), clipped at 0. (The series' own σ also scores the folds
   of the days being judged: a drop would widen the bound it is judged against.)
 - A day is **closed** when its forecast says so, or when the calendar of the store (scope ``store``)
@@ -376,7 +376,8 @@ backtest AS (
     SELECT DISTINCT ON (f.scope, f.scope_id, f.day) f.scope, f.scope_id, f.day, greatest(f.yhat, 0) AS yhat,
            coalesce(
                (SELECT sqrt(avg(e.squared_error)) FROM chosen_folds AS e
-                WHERE (e.scope, e.scope_id) = (f.scope, f.scope_id) AND e.origin < f.origin AND e.yhat > 0),
+                WHERE (e.scope, e.scope_id) = (f.scope, f.scope_id) AND e.origin < f.origin AND e.yhat > 0
+                HAVING count(DISTINCT e.origin) >= 2),
                s.sigma
            ) AS sigma
     FROM chosen_folds AS f

@@ -53,16 +53,25 @@ def recent_actuals(url: str, column: str, origin: date, days: int = 56) -> pd.Se
 
 
 def accuracy_summary(url: str, target: str) -> pd.DataFrame:
-    """Per scope: how many series publish which model, and the median backtest scores against seasonal naive."""
+    """Per scope: how many series publish which model, and the median backtest scores against seasonal naive.
+
+    The medians leave out the trivially zero series (every scored day a zero forecast of zero sales: a
+    perfect score that says nothing), counted apart.
+    """
     return pd.read_sql_query(
         """
         SELECT c.scope, count(*) AS series,
+               count(*) FILTER (WHERE c.trivially_zero) AS trivially_zero,
                count(*) FILTER (WHERE c.model = 'prophet') AS prophet,
+               count(*) FILTER (WHERE c.model IN ('auto_ets', 'auto_theta', 'combination')) AS statistical,
                count(*) FILTER (WHERE c.model = 'seasonal_naive') AS seasonal_naive,
-               count(*) FILTER (WHERE c.model = 'recent_mean') AS recent_mean,
-               round(percentile_cont(0.5) WITHIN GROUP (ORDER BY c.mase)::numeric, 3) AS median_mase,
-               round(percentile_cont(0.5) WITHIN GROUP (ORDER BY n.mase)::numeric, 3) AS naive_median_mase,
-               round(percentile_cont(0.5) WITHIN GROUP (ORDER BY c.smape)::numeric, 1) AS median_smape
+               count(*) FILTER (WHERE c.model = 'tsb') AS tsb,
+               round((percentile_cont(0.5) WITHIN GROUP (ORDER BY c.mase)
+                   FILTER (WHERE NOT c.trivially_zero))::numeric, 3) AS median_mase,
+               round((percentile_cont(0.5) WITHIN GROUP (ORDER BY n.mase)
+                   FILTER (WHERE NOT c.trivially_zero))::numeric, 3) AS naive_median_mase,
+               round((percentile_cont(0.5) WITHIN GROUP (ORDER BY c.smape)
+                   FILTER (WHERE NOT c.trivially_zero))::numeric, 1) AS median_smape
         FROM ml.forecast_accuracy c
         JOIN ml.forecast_accuracy n
           ON (n.target, n.scope, n.scope_id, n.model) = (c.target, c.scope, c.scope_id, 'seasonal_naive')

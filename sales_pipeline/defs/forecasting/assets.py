@@ -35,7 +35,7 @@ def _forecast(key: dg.AssetKey, description: str, deps: list) -> dict:
     return {
         "key": key,
         "group_name": GROUP,
-        "kinds": {"prophet", "postgres"},
+        "kinds": {"prophet", "statsforecast", "postgres"},
         "owners": OWNERS,
         "tags": TAGS,
         "description": description,
@@ -75,10 +75,11 @@ def _forecast_and_describe(
     **_forecast(
         SALES_KEY,
         "The next 7 days of revenue for the total, each store, each category and each "
-        "product with enough history, with 80% and 95% intervals, never negative. Prophet (weekly seasonality, "
-        f"yearly with two years of history, {_holidays_known()}) against seasonal naive in "
-        "a rolling-origin backtest (4 weekly origins); the better model publishes and ml.forecast_series says why. "
-        "Sparse products publish their recent daily mean. Refit only where the input changed.",
+        "product with enough history, with 80% and 95% intervals, never negative. AutoETS, AutoTheta, Prophet "
+        f"(weekly seasonality, yearly with two years of history, {_holidays_known()}, known promotions) and the "
+        "mean of the best two against seasonal naive in a rolling-origin backtest (4 weekly origins); the best "
+        "publishes and ml.forecast_series says why. Intermittent products publish their TSB rate. The total, "
+        "stores and categories are reconciled to add up. Refit only where the input changed.",
         # core/sales too: Dagster leaves daily-partitioned parents out of staleness, so without an
         # unpartitioned parent the UI could never show the forecast stale after new sales.
         deps=[["marts", "daily_kpis"], ["core", "sales"]],
@@ -108,8 +109,8 @@ def sales_forecast(
     **_forecast(
         DEMAND_KEY,
         "The next 7 days of units sold per product and store (scope product_store, id '<product>@<store>'), the "
-        "same way as the sales forecast; it feeds the stock-out risk. Most product-store series are sparse and "
-        "publish their recent daily rate.",
+        "same way as the sales forecast; it feeds the stock-out risk. Most product-store series are intermittent "
+        "and publish their TSB daily rate.",
         deps=[["core", "sales"], ["marts", "daily_kpis"]],
     )
 )
