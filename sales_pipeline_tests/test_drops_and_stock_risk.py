@@ -189,7 +189,8 @@ def test_days_within_their_own_bound_add_up_to_a_drop() -> None:
     assert find_sales_drops(days, back(2)) == []  # one day: 81 >= 80
     [two] = find_sales_drops(days, back(1))  # 162 < 200 - 26.284 x 1.4142 = 200 - 37.17 = 162.83
     [three] = find_sales_drops(days, AS_OF)  # 243 < 300 - 26.284 x 1.7321 = 300 - 45.52 = 254.48
-    assert (two.severity, three.severity) == ("warning", "critical")
+    # Three days under the bound, but 57 short of 300 is 19%, under a fifth: a warning, not a critical.
+    assert (two.severity, three.severity) == ("warning", "warning")
     assert two.dedupe_key == three.dedupe_key == f"sales_drop:store:S02:{back(2).isoformat()}"
     keys = ("days", "actual", "expected", "lower_bound", "confidence", "shortfall", "shortfall_pct")
     assert {k: three.numbers[k] for k in keys} == {
@@ -215,7 +216,10 @@ def test_days_within_their_own_bound_add_up_to_a_drop() -> None:
     # A sigma column is the error scale when given: 5 a day, bound 300 - 2.5758 x 5 x sqrt(3) = 300 - 22.31 = 277.69
     # > 270.
     [alert] = find_sales_drops(within.assign(sigma=5.0), AS_OF)
-    assert (alert.numbers["lower_bound"], alert.numbers["confidence"], alert.severity) == (277.69, 0.99, "critical")
+    assert (alert.numbers["lower_bound"], alert.numbers["confidence"], alert.severity) == (277.69, 0.99, "warning")
+    # A fifth of the expected revenue missing makes it critical: 3 x 80 = 240 is 20% short of 300.
+    [alert] = find_sales_drops(series(FINE, *[(80.0, 100.0, 80.0, False)] * 3).assign(sigma=5.0), AS_OF)
+    assert (alert.numbers["shortfall_pct"], alert.severity) == (20.0, "critical")
 
 
 def test_the_dedupe_key_stays_while_the_run_extends() -> None:

@@ -21,7 +21,6 @@ import itertools
 import json
 import logging
 import os
-import re
 import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -31,9 +30,10 @@ import pandas as pd
 from psycopg2 import sql
 from psycopg2.extensions import cursor as Cursor
 
+from sales_pipeline.excel.csv_read import is_csv, read_csv_sheets
 from sales_pipeline.excel.feedback import RejectedCell, SheetRows, write_feedback_workbook
-from sales_pipeline.excel.layout import PRODUCTS, SALES, STOCK, Sheet, normalise_header
-from sales_pipeline.excel.mapping import TEMPLATE, Mapping, SheetMapping, header_aliases
+from sales_pipeline.excel.layout import CALENDAR, PRODUCTS, PROMOTIONS, SALES, STOCK, Sheet, normalise_header
+from sales_pipeline.excel.mapping import BACKTICKED, TEMPLATE, Mapping, SheetMapping, header_aliases
 from sales_pipeline.excel.parse import (
     REQUIRED,
     UNCALCULATED_FORMULA,
@@ -66,7 +66,6 @@ SOURCE = "excel"
 API_OWNS_IT_NOT = sql.SQL("t.source <> 'api'")
 HEADER_SEARCH_ROWS = 20  # headers may sit below a title block, but not further down than this
 LINE_TOTAL_TOLERANCE = 0.015  # a cent of rounding either way, and float noise
-_BACKTICKED = re.compile(r"`([^`]+)`")
 # Advisory locks of imports, one per content hash (the two-key space, apart from the refreshes' locks).
 IMPORT_LOCK_CLASS = 74_210
 NAME_MAX_BYTES = 255  # a file name's limit on ext4, APFS, NTFS: names derived from a sender's must fit
@@ -150,7 +149,7 @@ def import_workbook(
                 reason = f"same content as import #{earlier[0]} ({earlier[1]}): nothing new to load"
                 return _record_outcome(cursor, settings, path, digest, "duplicate", reason, mapping, run_id, started_at)
             try:
-                workbook = read_workbook(path)
+                workbook = read_source(path, mapping)
                 options = mapping.parse_options(settings.dayfirst, uses_1904_dates(path))
                 prepared = prepare_sheets(workbook, mapping, options, path)
             except UnreadableWorkbook as problem:
@@ -208,6 +207,20 @@ def _sales_changed(prepared: list[PreparedSheet]) -> tuple[object, object]:
     if not spans:
         return None, None
     return min(first for first, _ in spans), max(last for _, last in spans)
+
+
+def read_source(path: Path, mapping: Mapping) -> dict[str, RawSheet]:
+    """The sheets of a workbook, or a CSV file as the one sheet a ``format: csv`` mapping reads."""
+    if mapping.format == "csv" and is_csv(path):
+        return read_csv_sheets(path, [sheet.source for sheet in mapping.sheets], mapping.delimiter)
+    if is_csv(path):
+        raise UnreadableWorkbook(
+            f"a CSV file is read through a mapping with 'format: csv' (mapping '{mapping.name}' reads workbooks):"
+            " drop it into the inbox folder of such a mapping, e.g. rossmann/"
+        )
+    if mapping.format == "csv":
+        raise UnreadableWorkbook(f"mapping '{mapping.name}' reads CSV files, and {path.name} is not one")
+    return read_workbook(path)
 
 
 def _outcome(results: tuple[SheetResult, ...]) -> tuple[str, str | None]:
@@ -269,7 +282,7 @@ def _expected_headers(sheet_mapping: SheetMapping) -> set[str]:
 
 def _other_headers(sheet_mapping: SheetMapping) -> list[str]:
     """The source headers a mapping reads besides its columns: computed operands, the date of repeated keys."""
-    headers = _BACKTICKED.findall(" ".join(sheet_mapping.computed.values()))
+    headers = BACKTICKED.findall(" ".join([*sheet_mapping.computed.values(), sheet_mapping.where or ""]))
     return headers + ([sheet_mapping.latest_by] if sheet_mapping.latest_by else [])
 
 
@@ -343,6 +356,8 @@ def _prepare(
     if position:  # rows with nothing in the columns this target reads are not rows
         empty = pd.concat([blank_mask(sender.iloc[:, i]) for i in position.values()], axis=1).all(axis=1)
         sender = sender[~empty]
+    if sheet_mapping.where:
+        sender = sender[_compute(sheet_mapping.where, sender, source_position).eq(True)]
     raw = pd.DataFrame({name: sender.iloc[:, i] for name, i in position.items()}, index=sender.index)
     headers = {name: sender_header[i] for name, i in position.items()}
     for name, value in sheet_mapping.constants.items():
@@ -354,6 +369,9 @@ def _prepare(
     raw = raw[[c.name for c in target.columns if c.name in raw.columns]]
 
     typed, problems = parse_sheet(raw, target, options)
+    for name in target.key:  # a key column the sheet leaves out is blank in every row (a calendar's weekday)
+        if name not in typed.columns and name != "line_number":
+            typed[name] = None
     problems = _flag_uncalculated_formulas(problems, raw_sheet, position, path)
     prepared = PreparedSheet(sheet_mapping, raw_sheet.name, headers, sender_header, sender, raw)
     prepared.ignored_columns = tuple(ignored)
@@ -362,6 +380,10 @@ def _prepare(
         prepared.reject(problem.row_number, problem.column, problem.value, problem.reason)
     if target is SALES and "revenue" in typed.columns:
         _check_line_totals(prepared, typed)
+    if target is CALENDAR:
+        _check_calendar_days(prepared, typed)
+    if target is PROMOTIONS:
+        _check_promotion_dates(prepared, typed)
     if target is SALES and "line_number" not in typed.columns:
         # No line column: lines are numbered within each order in sheet order.
         typed.insert(1, "line_number", typed.groupby("order_id", dropna=False).cumcount().add(1).astype("Int64"))
@@ -387,12 +409,33 @@ def _flag_uncalculated_formulas(
 
 def _check_line_totals(prepared: PreparedSheet, typed: pd.DataFrame) -> None:
     """A line total must agree with quantity x unit price x (1 - discount), to the cent."""
-    computed = typed["quantity"].astype(float) * typed["unit_price"] * (1 - typed["discount"])
+    discount = typed["discount"] if "discount" in typed else 0.0  # a mapping may give no discount: none
+    computed = typed["quantity"].astype(float) * typed["unit_price"] * (1 - discount)
     wrong = (typed["revenue"] - computed).abs() > LINE_TOTAL_TOLERANCE
     for row_number in typed.index[wrong.fillna(False).astype(bool)]:
         expected = f"{computed[row_number]:.2f}"
         reason = f"does not match quantity x unit price x (1 - discount) = {expected}"
         prepared.reject(row_number, "revenue", prepared.raw.at[row_number, "revenue"], reason)
+
+
+def _check_calendar_days(prepared: PreparedSheet, typed: pd.DataFrame) -> None:
+    """A calendar row names a date or a weekday: with both, or neither, what it means is not known."""
+    dated = typed["day"].notna() if "day" in typed else pd.Series(False, index=typed.index)
+    weekly = typed["weekday"].notna() if "weekday" in typed else pd.Series(False, index=typed.index)
+    for row_number in typed.index[dated & weekly]:
+        reason = "give a date or a weekday, not both: a date closes that day, a weekday every such day"
+        prepared.reject(row_number, "weekday", prepared.raw.at[row_number, "weekday"], reason)
+    for row_number in typed.index[~dated & ~weekly]:
+        prepared.reject(row_number, "day", None, "a date or a weekday is required: the day (or days) it is about")
+
+
+def _check_promotion_dates(prepared: PreparedSheet, typed: pd.DataFrame) -> None:
+    """A promotion ends on or after the day it starts."""
+    backwards = (typed["ends_on"] < typed["starts_on"]).fillna(False).astype(bool)
+    for row_number in typed.index[backwards]:
+        starts = typed.at[row_number, "starts_on"].date().isoformat()
+        reason = f"ends before it starts ({starts}): the To date is the promotion's last day, on or after From"
+        prepared.reject(row_number, "ends_on", prepared.raw.at[row_number, "ends_on"], reason)
 
 
 def _header_row(rows: list[list[object]], expected: dict[str, str]) -> int:
@@ -407,7 +450,7 @@ def _header_row(rows: list[list[object]], expected: dict[str, str]) -> int:
 
 def _compute(expression: str, sender: pd.DataFrame, positions: dict[str, int]) -> pd.Series:
     """Evaluate a mapping's computed column over the sender's numeric columns."""
-    names = _BACKTICKED.findall(expression)
+    names = BACKTICKED.findall(expression)
     frame = pd.DataFrame(
         {name: pd.to_numeric(sender.iloc[:, positions[normalise_header(name)]], errors="coerce") for name in names},
         index=sender.index,
@@ -533,6 +576,8 @@ def _merge_sales(cursor: Cursor, frame: pd.DataFrame, import_id: int, timezone: 
     A line without a time of day keeps that day as its reporting day in any zone (time_given false).
     """
     _add_missing_stores(cursor, frame["store_id"])
+    if "discount" not in frame:  # a sheet without discounts gives none (the line total below reads it)
+        frame["discount"] = SALES.column_by_name["discount"].default
     if "customer_id" in frame:
         customers = frame["customer_id"].dropna().unique()
         if len(customers):
@@ -579,19 +624,23 @@ def _add_missing_stores(cursor: Cursor, store_ids: pd.Series) -> None:
 def _land_raw_rows(cursor: Cursor, import_id: int, prepared: list[PreparedSheet]) -> None:
     """Keep every row as the sender wrote it (header -> cell, as JSON), good and bad, with its import.
 
-    A source sheet read by several targets lands once. The rows go to COPY in its text format: JSON's
-    escapes are backslashes, which that format reads as escapes too, so they are doubled.
+    A source sheet read by several targets lands once: each row any of them read (a row no entry's
+    ``where`` keeps is not read). The rows go to COPY in its text format: JSON's escapes are
+    backslashes, which that format reads as escapes too, so they are doubled.
     """
     chunks = []
-    landed = set()
+    by_source: dict[str, list[pd.DataFrame]] = {}
     for sheet in prepared:
-        if sheet.source_name in landed or sheet.sender.empty:
+        by_source.setdefault(sheet.source_name, []).append(sheet.sender)
+    for source_name, senders in by_source.items():
+        sender = pd.concat(senders) if len(senders) > 1 else senders[0]
+        sender = sender[~sender.index.duplicated()].sort_index()
+        if sender.empty:
             continue
-        landed.add(sheet.source_name)
-        documents = sheet.sender.to_json(orient="records", lines=True, date_format="iso", default_handler=str)
+        documents = sender.to_json(orient="records", lines=True, date_format="iso", default_handler=str)
         documents = documents.replace("\\", "\\\\")  # one pass over the whole text, not per row
-        prefix = f"{import_id}\t{escape_copy_text(sheet.source_name)}\t"
-        rows = zip(sheet.sender.index, documents.rstrip("\n").split("\n"), strict=True)
+        prefix = f"{import_id}\t{escape_copy_text(source_name)}\t"
+        rows = zip(sender.index, documents.rstrip("\n").split("\n"), strict=True)
         chunks.append("\n".join(f"{prefix}{row_number}\t{document}" for row_number, document in rows))
     if chunks:
         buffer = io.StringIO("\n".join(chunks) + "\n")

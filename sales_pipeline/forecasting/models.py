@@ -480,7 +480,8 @@ def _predict(model: str, series: Series, origin: date, settings: ForecastSetting
     closed = series.closed.to_numpy(dtype=bool)
     future_closed = closed[upto : upto + settings.horizon]
     if model == SEASONAL_NAIVE:
-        yhat = _seasonal_naive(values, closed[:upto], settings.horizon)
+        promotion = series.promotion.to_numpy(dtype=float) if series.promotion is not None else np.zeros(len(closed))
+        yhat = _seasonal_naive(values, closed[:upto], promotion[: upto + settings.horizon], settings.horizon)
     elif model == TSB:
         yhat = np.full(settings.horizon, tsb_rate(values[~closed[:upto]], settings.tsb_alpha, settings.tsb_beta))
     elif model in (AUTO_ETS, AUTO_THETA):
@@ -521,14 +522,19 @@ def _statsforecast(model: str, values: np.ndarray, settings: ForecastSettings) -
     return np.asarray(fitted.forecast(y=values[-days:], h=settings.horizon)["mean"], dtype=float)
 
 
-def _seasonal_naive(values: np.ndarray, closed: np.ndarray, horizon: int) -> np.ndarray:
-    """The same weekday's value a week before; the latest open one when that day was closed."""
+def _seasonal_naive(values: np.ndarray, closed: np.ndarray, promotion: np.ndarray, horizon: int) -> np.ndarray:
+    """The same weekday's value a week before: the latest open one on promotion as the day is, else the latest open.
+
+    `promotion` runs to the end of the horizon: the Monday after a promotion week is forecast by the
+    latest Monday without one, not by the promotion's (its dip after the promotion is expected).
+    """
     yhat = np.zeros(horizon)
     for h in range(horizon):
-        at = len(values) - WEEK + (h % WEEK)
-        while at >= 0 and closed[at]:
-            at -= WEEK
-        yhat[h] = values[at] if at >= 0 else 0.0
+        same_weekday = np.arange(len(values) - WEEK + (h % WEEK), -1, -WEEK)
+        open_ = same_weekday[~closed[same_weekday]]
+        alike = open_[promotion[open_] == promotion[len(values) + h]]
+        picked = alike if len(alike) else open_
+        yhat[h] = values[picked[0]] if len(picked) else 0.0
     return yhat
 
 
