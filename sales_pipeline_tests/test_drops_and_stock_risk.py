@@ -175,7 +175,8 @@ def test_one_good_day_does_not_end_a_drop() -> None:
     assert inside.numbers["first_day"] == back(3).isoformat()
     assert inside.message.startswith("Store S02 revenue has been below its forecast on 3 of the last 4 open days")
     [latest] = find_sales_drops(series(FINE, FINE, LOW, LOW, LOW, CLOSED, FINE), AS_OF)
-    assert (latest.numbers["days"], latest.numbers["closed_days"], latest.numbers["last_day"]) == (4, 1, AS_OF.isoformat())
+    numbers = latest.numbers
+    assert (numbers["days"], numbers["closed_days"], numbers["last_day"]) == (4, 1, AS_OF.isoformat())
     assert latest.dedupe_key == f"sales_drop:store:S02:{back(4).isoformat()}"
     # A day on its forecast before any day below is not a run.
     assert find_sales_drops(series(LOW, FINE, FINE), AS_OF) == []

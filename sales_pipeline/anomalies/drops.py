@@ -381,7 +381,9 @@ def _money(value: float) -> float:
 
 _DAYS_QUERY = """
 WITH series AS (
-    SELECT scope, scope_id FROM ml.forecast_series WHERE target = 'sales' AND status <> 'skipped'
+    SELECT scope, scope_id FROM ml.forecast_series
+    WHERE target = 'sales' AND status <> 'skipped'
+      AND (%(every_series)s OR (scope, scope_id) IN (SELECT unnest(%(scopes)s::text[]), unnest(%(ids)s::text[])))
 ),
 calendar AS (
     SELECT s.scope, s.scope_id, d::date AS day
@@ -394,6 +396,7 @@ published AS (
            (yhat_upper_95 - yhat) / %(z_95)s AS sigma, closed
     FROM ml.forecasts
     WHERE target = 'sales' AND day BETWEEN %(first_day)s AND %(last_day)s AND origin < day
+      AND (scope, scope_id) IN (SELECT scope, scope_id FROM series)
     ORDER BY scope, scope_id, day, origin
 ),
 chosen_folds AS (
@@ -403,7 +406,7 @@ chosen_folds AS (
     JOIN ml.forecast_accuracy AS a
         ON a.target = b.target AND a.scope = b.scope AND a.scope_id = b.scope_id AND a.model = b.model AND a.chosen
     LEFT JOIN marts.daily_kpis AS k ON (k.day, k.scope, k.scope_id) = (b.day, b.scope, b.scope_id)
-    WHERE b.target = 'sales'
+    WHERE b.target = 'sales' AND (b.scope, b.scope_id) IN (SELECT scope, scope_id FROM series)
 ),
 earlier_sigma AS (
     -- Per fold, the RMSE of the chosen model's folds before it on their open days (a forecast above zero),
@@ -456,9 +459,22 @@ def latest_kpi_day(cursor: Cursor) -> date | None:
     return cursor.fetchone()[0]
 
 
-def load_days(cursor: Cursor, first_day: date, last_day: date) -> pd.DataFrame:
-    """Actual, reference forecast and closed flag of every sales series for each day first_day..last_day."""
-    cursor.execute(_DAYS_QUERY, {"first_day": first_day, "last_day": last_day, "z_95": Z_95})
+def load_days(
+    cursor: Cursor, first_day: date, last_day: date, series: list[tuple[str, str]] | None = None
+) -> pd.DataFrame:
+    """Actual, reference forecast and closed flag of each sales series (default: every one), first_day..last_day."""
+    keys = series or []
+    cursor.execute(
+        _DAYS_QUERY,
+        {
+            "first_day": first_day,
+            "last_day": last_day,
+            "z_95": Z_95,
+            "every_series": series is None,
+            "scopes": [scope for scope, _ in keys],
+            "ids": [scope_id for _, scope_id in keys],
+        },
+    )
     columns = [column.name for column in cursor.description]
     frame = pd.DataFrame(cursor.fetchall(), columns=columns)
     for column in ("actual", "yhat", "lower_95", "sigma"):
@@ -476,30 +492,42 @@ def load_days(cursor: Cursor, first_day: date, last_day: date) -> pd.DataFrame:
 
 
 def load_history(cursor: Cursor, runs: list[_Run]) -> dict[tuple[str, str], tuple[int, int]]:
-    """(open days, selling days) of each intermittent run's series over the year before the run starts."""
+    """(open days, selling days) of each intermittent run's series in the year before the run starts.
+
+    The year starts no earlier than the series' first sale: a product launched two months ago has two
+    months of history, not ten months of days it could not sell on.
+    """
     wanted = [run for run in runs if run.demand_class in INTERMITTENT]
     if not wanted:
         return {}
-    first = min(run.drops["day"].iloc[0] for run in wanted) - timedelta(days=HISTORY_DAYS)
     last = max(run.drops["day"].iloc[0] for run in wanted)
     calendars = load_closed_days(cursor, last, 0)
     selling = read_frame(
         cursor,
-        "SELECT scope, scope_id, day FROM marts.daily_kpis WHERE day BETWEEN %s AND %s AND revenue > 0"
+        "SELECT scope, scope_id, day FROM marts.daily_kpis WHERE day < %s AND revenue > 0"
         " AND (scope, scope_id) IN (SELECT unnest(%s::text[]), unnest(%s::text[]))",
-        (first, last, [run.scope for run in wanted], [run.scope_id for run in wanted]),
+        (last, [run.scope for run in wanted], [run.scope_id for run in wanted]),
     )
     selling["day"] = pd.to_datetime(selling["day"])
-    by_series = {key: frame["day"] for key, frame in selling.groupby(["scope", "scope_id"])}
+    open_days = {key: (~closed).cumsum() for key, closed in calendars.items()}  # open days up to each day
+    sold = {key: np.sort(frame["day"].to_numpy()) for key, frame in selling.groupby(["scope", "scope_id"])}
     history = {}
     for run in wanted:
-        start = pd.Timestamp(run.drops["day"].iloc[0])
-        window = pd.date_range(start - pd.Timedelta(days=HISTORY_DAYS), start - pd.Timedelta(days=1), freq="D")
-        closed = calendars.get(run.scope_id, calendars.get(CHAIN)) if run.scope == "store" else calendars.get(CHAIN)
-        open_ = window if closed is None else window[~closed.reindex(window, fill_value=False).to_numpy(dtype=bool)]
-        sold = by_series.get((run.scope, run.scope_id), pd.Series(dtype="datetime64[ns]"))
-        history[(run.scope, run.scope_id)] = (len(open_), int(sold.isin(open_).sum()))
+        days = sold.get((run.scope, run.scope_id), np.array([], dtype="datetime64[ns]"))
+        start = np.datetime64(pd.Timestamp(run.drops["day"].iloc[0]), "ns")
+        since = max(start - np.timedelta64(HISTORY_DAYS, "D"), days[0] if len(days) else start)
+        cumulative = open_days.get(run.scope_id if run.scope == "store" else CHAIN, open_days.get(CHAIN))
+        opened = _count_between(cumulative, since, start) if cumulative is not None else 0
+        history[(run.scope, run.scope_id)] = (opened, int(np.searchsorted(days, start) - np.searchsorted(days, since)))
     return history
+
+
+def _count_between(cumulative: pd.Series, since: np.datetime64, until: np.datetime64) -> int:
+    """How many of the counted days fall in [since, until), from their running count (a Series by day)."""
+    index = cumulative.index.to_numpy()
+    values = cumulative.to_numpy()
+    at_until, at_since = np.searchsorted(index, until), np.searchsorted(index, since)
+    return int((values[at_until - 1] if at_until else 0) - (values[at_since - 1] if at_since else 0))
 
 
 def detect_sales_drops(
@@ -516,12 +544,13 @@ def detect_sales_drops(
         as_of = latest_kpi_day(cursor)
         if as_of is None:
             return []
-    window = window_days
+    window, runs, cut_off = window_days, [], None
     while True:
-        days = load_days(cursor, as_of - timedelta(days=window - 1), as_of)
-        runs = _ongoing_runs(days, as_of)
+        found = _ongoing_runs(load_days(cursor, as_of - timedelta(days=window - 1), as_of, cut_off), as_of)
+        runs += [run for run in found if run.bounded or window >= MAX_WINDOW_DAYS]
         # Widen for every streak cut off by the window, a drop or not yet: the whole streak decides.
-        if window >= MAX_WINDOW_DAYS or all(run.bounded for run in runs):
+        cut_off = [(run.scope, run.scope_id) for run in found if not run.bounded]
+        if window >= MAX_WINDOW_DAYS or not cut_off:
             break
         window = min(2 * window, MAX_WINDOW_DAYS)
     runs = _with_history(runs, load_history(cursor, runs))

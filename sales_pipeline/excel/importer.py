@@ -409,7 +409,7 @@ def _flag_uncalculated_formulas(
 
 def _check_line_totals(prepared: PreparedSheet, typed: pd.DataFrame) -> None:
     """A line total must agree with quantity x unit price x (1 - discount), to the cent."""
-    discount = typed["discount"] if "discount" in typed else 0.0  # a mapping may give no discount: none
+    discount = typed.get("discount", 0.0)  # a mapping may give no discount: none
     computed = typed["quantity"].astype(float) * typed["unit_price"] * (1 - discount)
     wrong = (typed["revenue"] - computed).abs() > LINE_TOTAL_TOLERANCE
     for row_number in typed.index[wrong.fillna(False).astype(bool)]:

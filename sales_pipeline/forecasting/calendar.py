@@ -7,7 +7,9 @@ A closed day is known, not guessed from a zero:
 - **The store calendar** (``core.store_calendar``, the workbook's Calendar sheet, the API's
   ``/store-calendar``): a date or every such weekday on which a store (or, with store ``''``, every
   store) is closed, or open by exception. A date outranks a weekday, a store's own row outranks an
-  every-store row. It is the only source of closures ahead.
+  every-store row. It is the only source of closures ahead: its own rows for those days, and a
+  weekday it closed the store on in each of the last ``REGULAR_WEEKS`` weeks (Rossmann's CSV gives a
+  closed row per Sunday, never "every Sunday": the next Sunday is closed too).
 - **Inferred, in the past only, and only for a physical store** (``core.stores.kind`` 'store' or
   blank): a day on which the store sold nothing at all while each of its other same weekdays within
   four weeks either side (at least three of them, within the store's history) had sales: a public
@@ -39,6 +41,7 @@ from sales_pipeline.warehouse.db import read_frame
 
 CHAIN = ""  # the calendar of the total, categories and products
 NEIGHBOUR_WEEKS = 4  # same weekdays either side that must all have sold for a zero to be a closure
+REGULAR_WEEKS = 8  # a weekday the calendar closed this many weeks running is closed ahead
 MIN_NEIGHBOURS = 3
 
 
@@ -59,7 +62,7 @@ def closed_days(
     closed: dict[str, pd.Series] = {}
     for store, sales in sold.items():
         known_closed, known_open = _known(days, calendar, store)
-        shut = known_closed.copy()
+        shut = known_closed | _closed_every_week(days, past, known_closed, known_open)
         if kinds.get(store) != "channel":
             unknown = past & ~known_closed & ~known_open
             shut |= unknown & _inferred(sales, ~known_closed & past)
@@ -84,6 +87,19 @@ def _known(days: pd.DatetimeIndex, calendar: pd.DataFrame, store: str) -> tuple[
         where = days.get_indexer(pd.to_datetime(dated["day"]))
         state[where[where >= 0]] = np.where(dated["open"].to_numpy(dtype=bool)[where >= 0], 0.0, 1.0)
     return state == 1.0, state == 0.0
+
+
+def _closed_every_week(
+    days: pd.DatetimeIndex, past: np.ndarray, known_closed: np.ndarray, known_open: np.ndarray
+) -> np.ndarray:
+    """Days ahead on a weekday the calendar closed in each of its last REGULAR_WEEKS weeks (unless open then)."""
+    weekday = np.asarray(days.day_of_week)
+    ahead = np.zeros(len(days), dtype=bool)
+    for day_of_week in range(7):
+        recent = np.flatnonzero(past & (weekday == day_of_week))[-REGULAR_WEEKS:]
+        if len(recent) == REGULAR_WEEKS and known_closed[recent].all():
+            ahead |= ~past & (weekday == day_of_week) & ~known_open
+    return ahead
 
 
 def _inferred(sales: np.ndarray, comparable: np.ndarray) -> np.ndarray:
