@@ -76,6 +76,7 @@ LABELS = {
 INTERMITTENT_CLASSES = ("intermittent", "lumpy")
 ADI_CUT, CV2_CUT = 1.32, 0.49  # Syntetos-Boylan
 Z80, Z95 = 1.2816, 1.9600
+HALF_CENT = 0.005  # under it, a forecast rounds to zero: TSB's rate of a product long silent decays towards it
 WEEK = 7
 # The code that turns a series into its forecast: this module. The runner builds the series (their
 # values and calendars are in the input hash already) and stores results, so editing it refits nothing.
@@ -376,8 +377,8 @@ def score_folds(series: Series, folds: list[Fold], settings: ForecastSettings) -
 
     MASE scales each fold's mean absolute error by the in-sample mean absolute week-on-week change
     of the history up to that fold's origin, then averages the folds (as in the M4 competition).
-    sMAPE leaves out the days where forecast and actual are both zero; with no other day it is NULL
-    and the series is `trivially_zero`.
+    sMAPE leaves out the days where forecast and actual are both zero (to the cent); with no other day it
+    is NULL and the series is `trivially_zero`.
     """
     values = series.values.to_numpy(dtype=float)
     closed = series.closed.to_numpy(dtype=bool)
@@ -403,7 +404,7 @@ def score_folds(series: Series, folds: list[Fold], settings: ForecastSettings) -
             continue
         error, actual, yhat = np.concatenate(errors), np.concatenate(actuals), np.concatenate(predicted)
         denominator = np.abs(actual) + np.abs(yhat)
-        something = denominator > 0
+        something = denominator >= HALF_CENT  # a forecast that rounds to 0.00 for a day that sold nothing: both zero
         ratios = 2 * np.abs(error[something]) / denominator[something]
         rows.append(
             {
