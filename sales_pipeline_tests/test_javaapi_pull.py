@@ -25,6 +25,7 @@ from sales_pipeline.excel.importer import import_workbook
 from sales_pipeline.javaapi.client import JavaApiClient, JavaApiError
 from sales_pipeline.javaapi.records import InvalidPage
 from sales_pipeline.resources import JavaApiResource, WarehouseResource
+from sales_pipeline.warehouse.db import transaction
 from sales_pipeline_tests.conftest import PROJECT, query, table_counts
 from sales_pipeline_tests.fault_proxy import FaultProxy, dropped_record, later_records, shifted_page, truncated
 
@@ -245,6 +246,57 @@ def test_products_pull_incrementally_from_a_cursor_kept_in_the_warehouse(empty_w
         from sales_pipeline.javaapi.records import parse_page
 
         parse_page("products", 0, {"content": [{"productId": ""}], "page": {}})
+
+
+def test_the_store_calendar_and_promotions_come_from_the_back_office_and_replace_its_last_list(empty_warehouse):
+    """Two stores over four months: a Sunday-closed store, holidays, and product promotion weeks."""
+    url = empty_warehouse
+    retailer = generate_retailer(scale=2, seed=SEED, days=120, end=END)
+    assert len(retailer.promotions) and len(retailer.calendar)
+    # Rows the back office sent before and no longer has go; a workbook's rows are not the API's to remove.
+    with transaction(url) as cursor:
+        cursor.execute(
+            "INSERT INTO core.promotions (product_id, starts_on, ends_on, source) VALUES"
+            " ('P0001', '2026-01-05', '2026-01-11', 'api'), ('P0002', '2026-01-05', '2026-01-11', 'excel')"
+        )
+        cursor.execute(
+            "INSERT INTO core.store_calendar (store_id, weekday, source) VALUES ('S01', 'Monday', 'api'),"
+            " (NULL, 'Tuesday', 'excel')"
+        )
+
+    with JavaApiSimulator(seed=SEED, scale=2, days=120, end=END, token=TOKEN, retailer=retailer) as api:
+        result = pull(url, api.base_url)
+        again = pull(url, api.base_url)  # the same lists: nothing changes
+
+    assert result.success
+    promotions = retailer.promotions
+    assert query(
+        url, "SELECT product_id, starts_on, ends_on FROM core.promotions WHERE source = 'api' ORDER BY 2, 1"
+    ) == sorted(
+        ((product, starts.date(), ends.date())
+         for product, starts, ends in promotions[["product_id", "starts_on", "ends_on"]].itertuples(index=False)),
+        key=lambda row: (row[1], row[0]),
+    )  # fmt: skip
+    assert query(url, "SELECT product_id FROM core.promotions WHERE source = 'excel'") == [("P0002",)]
+    calendar = query(url, "SELECT store_id, day, weekday, open FROM core.store_calendar ORDER BY source, day")
+    expected = [
+        (store or None, None if pd.isna(day) else day.date(), weekday or None, bool(open_))
+        for store, day, weekday, open_ in retailer.calendar[["store_id", "day", "weekday", "open"]].itertuples(
+            index=False
+        )
+    ]  # fmt: skip
+    in_order = sorted(expected, key=lambda row: (row[1] is None, row[1] or dt.date.min))
+    assert calendar == [*in_order, (None, None, "Tuesday", False)]
+    calendar_pull = next(
+        m for m in result.get_asset_materialization_events() if m.asset_key.path[-1] == "api_store_calendar"
+    )
+    assert calendar_pull.materialization.metadata["removed"].value == 1  # S01's Mondays, dropped by the back office
+
+    counts = {
+        m.asset_key.path[-1]: (m.materialization.metadata["updated"].value, m.materialization.metadata["removed"].value)
+        for m in again.get_asset_materialization_events()
+    }
+    assert counts["api_store_calendar"] == counts["api_promotions"] == (0, 0)
 
 
 # Eight UTC days, inclusive, of about 27 lines a day: 5 pages of 50; 30 days later still holds sales.

@@ -74,11 +74,8 @@ def test_workbooks_are_byte_identical_for_the_same_seed(small: Retailer, tmp_pat
 # Shape ---------------------------------------------------------------------------------------------
 
 
-GENERATED = [sheet for sheet in layout.SHEETS if sheet is not layout.PROMOTIONS]  # its promotions are in Sales
-
-
 def test_columns_are_the_layout_names_in_order(retailer: Retailer) -> None:
-    for sheet in GENERATED:
+    for sheet in layout.SHEETS:
         frame = retailer.frames()[sheet.name]
         assert list(frame.columns) == [c.name for c in sheet.columns], sheet.name
 
@@ -101,7 +98,7 @@ def test_new_york_store_from_three_stores() -> None:
 
 
 def test_keys_are_unique(retailer: Retailer) -> None:
-    for sheet in GENERATED:
+    for sheet in layout.SHEETS:
         frame = retailer.frames()[sheet.name]
         assert not frame.duplicated(list(sheet.key)).any(), sheet.name
 
@@ -238,8 +235,8 @@ def test_single_workbook_has_layout_sheets_and_headers(small: Retailer, tmp_path
     assert path.name == "retailer.xlsx"
     wb = openpyxl.load_workbook(path, read_only=True)
     try:
-        assert wb.sheetnames == [s.name for s in GENERATED]
-        for sheet in GENERATED:
+        assert wb.sheetnames == [s.name for s in layout.SHEETS]
+        for sheet in layout.SHEETS:
             rows = wb[sheet.name].iter_rows(min_row=1, max_row=2, values_only=True)
             header = next(rows)
             assert list(header) == [c.header for c in sheet.columns]
@@ -279,7 +276,7 @@ def test_monthly_split_files(small: Retailer, tmp_path: Path) -> None:
     assert names == ["master_data.xlsx", *[f"sales_{m}.xlsx" for m in months], "stock.xlsx"]
     wb = openpyxl.load_workbook(paths[0], read_only=True)
     try:
-        assert wb.sheetnames == ["Products", "Stores", "Customers", "Calendar"]
+        assert wb.sheetnames == ["Products", "Stores", "Customers", "Calendar", "Promotions"]
     finally:
         wb.close()
     total = 0

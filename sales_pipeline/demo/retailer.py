@@ -309,6 +309,7 @@ class Retailer:
     stock: pd.DataFrame
     planted: PlantedAnomalies
     calendar: pd.DataFrame  # the known closures: the Sunday-closed store and the chain's holidays
+    promotions: pd.DataFrame  # the chain-wide promotion weeks of each product, known ahead
 
     def frames(self) -> dict[str, pd.DataFrame]:
         """Sheet name -> table, in load order."""
@@ -319,6 +320,7 @@ class Retailer:
             layout.SALES.name: self.sales,
             layout.STOCK.name: self.stock,
             layout.CALENDAR.name: self.calendar,
+            layout.PROMOTIONS.name: self.promotions,
         }
 
 
@@ -629,7 +631,8 @@ def generate_retailer(scale: int = 1, seed: int = 42, days: int = 730, end: date
     )
     sales = _sales_frame(cal, orders, lines, prod, stores, cust)
     frames = _products_frame(prod, units), _stores_frame(stores), _customers_frame(cust)
-    return Retailer(*frames, sales, stock, planted_anomalies, _calendar_frame(cal, stores["store_id"]))
+    calendar, promotions = _calendar_frame(cal, stores["store_id"]), _promotions_frame(cal, prod, promo_discount)
+    return Retailer(*frames, sales, stock, planted_anomalies, calendar, promotions)
 
 
 def _plant_choices(rng: np.random.Generator, prod: dict[str, np.ndarray], n_stores: int) -> _Planted:
@@ -955,6 +958,22 @@ def _calendar_frame(cal: _Calendar, store_ids: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns).astype({"day": "datetime64[us]"})
 
 
+def _promotions_frame(cal: _Calendar, prod: dict[str, np.ndarray], discount: np.ndarray) -> pd.DataFrame:
+    """Each product's promotion weeks as the retailer plans them: every store, first to last day, the discount."""
+    rows = []
+    for p in range(discount.shape[1]):
+        on = np.concatenate([[0.0], discount[:, p], [0.0]])
+        starts, ends = np.flatnonzero((on[1:] > 0) & (on[:-1] == 0)), np.flatnonzero((on[:-1] > 0) & (on[1:] == 0))
+        for first, last in zip(starts, ends - 1, strict=True):
+            rows.append({
+                "product_id": str(prod["product_id"][p]), "category": None, "store_id": None,
+                "starts_on": cal.dates[first], "ends_on": cal.dates[last], "name": f"{discount[first, p]:.0%} off",
+            })  # fmt: skip
+    columns = [column.name for column in layout.PROMOTIONS.columns]
+    frame = pd.DataFrame(rows, columns=columns).sort_values(["starts_on", "product_id"], ignore_index=True)
+    return frame.astype({"starts_on": "datetime64[us]", "ends_on": "datetime64[us]"})
+
+
 def _customers_frame(cust: dict[str, np.ndarray]) -> pd.DataFrame:
     columns = ("customer_id", "name", "segment", "city")
     return pd.DataFrame({**{c: cust[c] for c in columns}, "joined_on": cust["joined_on"].astype("datetime64[us]")})
@@ -1145,6 +1164,7 @@ def write_workbooks(retailer: Retailer, out_dir: Path, split: Literal["single", 
                 layout.STORES.name: retailer.stores,
                 layout.CUSTOMERS.name: retailer.customers,
                 layout.CALENDAR.name: retailer.calendar,
+                layout.PROMOTIONS.name: retailer.promotions,
             },
         )
     ]

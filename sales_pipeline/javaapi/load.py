@@ -41,6 +41,8 @@ def start_pull(cursor: Cursor, endpoint: str, window: tuple[object, object], run
 
 
 def land_records(cursor: Cursor, pull_id: int, endpoint: str, records: Sequence) -> None:
+    if not records:  # an empty list (no closure known yet): nothing to keep, and COPY would read one empty row
+        return
     prefix = f"{pull_id}\t{endpoint}\t"
     lines = (prefix + escape_copy_text(record.model_dump_json(by_alias=True)) for record in records)
     cursor.copy_expert(
@@ -70,6 +72,51 @@ def merge_stock(cursor: Cursor, records: Sequence) -> MergeCounts:
     frame["source"] = SOURCE
     _add_missing(cursor, "core.stores", "store_id", frame["store_id"])
     return merge_frame(cursor, "core.stock", frame, ("product_id", "store_id", "as_of"))
+
+
+def merge_store_calendar(cursor: Cursor, records: Sequence) -> tuple[MergeCounts, int]:
+    """The back office's whole store calendar replaces the rows it sent before (a closure it dropped goes)."""
+    frame = _frame(records).rename(columns={"date": "day", "day_of_week": "weekday"})
+    if len(frame):
+        frame["weekday"] = frame["weekday"].map(lambda day: day.capitalize() if day else None)
+    return _replace_snapshot(cursor, "core.store_calendar", frame, ("store_id", "day", "weekday"))
+
+
+def merge_promotions(cursor: Cursor, records: Sequence) -> tuple[MergeCounts, int]:
+    """The back office's promotions replace the ones it sent before (a promotion it cancelled goes).
+
+    The warehouse keys a promotion by what it covers and when it starts; two of the back office's with
+    the same key are one (the later id wins).
+    """
+    frame = _frame(records).drop(columns=["promotion_id"], errors="ignore")
+    key = ("product_id", "category", "store_id", "starts_on")
+    if len(frame):
+        frame = frame.drop_duplicates(list(key), keep="last")
+    return _replace_snapshot(cursor, "core.promotions", frame, key)
+
+
+def _replace_snapshot(cursor: Cursor, table: str, frame: pd.DataFrame, key: tuple[str, ...]) -> tuple[MergeCounts, int]:
+    """Merge a complete pull of `table`'s API rows, and delete the API's rows the pull no longer has."""
+    staging = "stage_api_" + table.split(".")[-1]
+    if len(frame):
+        frame = frame.assign(source=SOURCE)
+        if "store_id" in frame:
+            _add_missing(cursor, "core.stores", "store_id", frame["store_id"])
+        counts = merge_frame(cursor, table, frame, key)
+        stage_frame(cursor, frame[list(key)], table, staging)
+    else:
+        counts = MergeCounts(0, 0, 0)
+        stage_frame(cursor, pd.DataFrame({column: [] for column in key}), table, staging)
+    same_key = sql.SQL(" AND ").join(
+        sql.SQL("s.{0} IS NOT DISTINCT FROM t.{0}").format(sql.Identifier(column)) for column in key
+    )
+    cursor.execute(
+        sql.SQL("DELETE FROM {} t WHERE t.source = %s AND NOT EXISTS (SELECT 1 FROM {} s WHERE {})").format(
+            sql.SQL(".").join(map(sql.Identifier, table.split("."))), sql.Identifier(staging), same_key
+        ),
+        (SOURCE,),
+    )
+    return counts, cursor.rowcount
 
 
 def merge_sales(cursor: Cursor, records: Sequence, window: tuple[dt.datetime, dt.datetime]) -> tuple[MergeCounts, int]:

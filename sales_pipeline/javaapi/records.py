@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -32,6 +32,7 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     field_serializer,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
 from pydantic_core import ErrorDetails, PydanticCustomError
@@ -137,6 +138,52 @@ class StockLevel(ApiRecord):
     as_of: IsoDate  # the day of the count
 
 
+WEEKDAYS = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")  # java.time.DayOfWeek
+
+
+class StoreClosure(ApiRecord):
+    """A day a store is closed, or open by exception (`GET /api/v1/store-calendar`, ordered by storeId, date,
+    dayOfWeek): a date, or every such weekday; storeId null for every store."""
+
+    KEY: ClassVar[tuple[str, ...]] = ("store_id", "date", "day_of_week")
+
+    store_id: Text | None = None
+    date: IsoDate | None = None
+    day_of_week: Literal[WEEKDAYS] | None = None  # type: ignore[valid-type]
+    open: StrictBool  # true: open that day (a Sunday opening of a store closed on Sundays)
+    note: Text | None = None
+
+    @model_validator(mode="after")
+    def _a_date_or_a_weekday(self) -> StoreClosure:
+        if (self.date is None) == (self.day_of_week is None):
+            raise PydanticCustomError("closure_day", "needs a date or a dayOfWeek, not both and not neither")
+        return self
+
+
+class Promotion(ApiRecord):
+    """A promotion planned in the back office (`GET /api/v1/promotions`, ordered by startsOn, promotionId): a
+    product, every product of a category, or every product (both null), in a store or every store."""
+
+    KEY: ClassVar[tuple[str, ...]] = ("promotion_id",)
+
+    promotion_id: Text
+    name: Text | None = None
+    product_id: Text | None = None
+    category: Text | None = None
+    store_id: Text | None = None
+    starts_on: IsoDate
+    ends_on: IsoDate  # the last day, inclusive
+
+    @model_validator(mode="after")
+    def _ends_after_it_starts(self) -> Promotion:
+        if self.ends_on < self.starts_on:
+            raise PydanticCustomError(
+                "promotion_days", "endsOn {ends} is before startsOn {starts}",
+                {"ends": self.ends_on.isoformat(), "starts": self.starts_on.isoformat()},
+            )  # fmt: skip
+        return self
+
+
 class PageInfo(BaseModel):
     """The `page` object of a Spring `PagedModel`: 0-based page number, page size, totals."""
 
@@ -149,7 +196,13 @@ class PageInfo(BaseModel):
 
 
 # endpoint name -> record model; the path is API_PREFIX + name.
-RECORD_MODELS: dict[str, type[ApiRecord]] = {"products": Product, "sales": SaleLine, "stock": StockLevel}
+RECORD_MODELS: dict[str, type[ApiRecord]] = {
+    "products": Product,
+    "sales": SaleLine,
+    "stock": StockLevel,
+    "store-calendar": StoreClosure,
+    "promotions": Promotion,
+}
 _LIST_ADAPTERS = {name: TypeAdapter(list[model]) for name, model in RECORD_MODELS.items()}
 
 
@@ -265,7 +318,7 @@ def describe_error(error: ErrorDetails) -> str:
     """One pydantic error -> 'must be 1 or more (got 0)': what the value must be and what it was."""
     kind, ctx = error["type"], error.get("ctx") or {}
     got = f" (got {_show(error.get('input'))})"
-    if kind in ("instant_text", "date_text"):
+    if kind in ("instant_text", "date_text", "closure_day", "promotion_days"):
         return error["msg"]  # our own messages, already in these words
     if kind == "missing":
         return "required but missing"

@@ -51,10 +51,12 @@ def _alerts_metadata(alerts: list[Alert]) -> dict:
 @dg.asset(
     **_anomaly(
         "sales_drops",
-        "Sales drops: actual revenue under the 95% lower bound of the forecast issued before the day, for the "
-        "total, a store, a category or a product; closed days and days without a forecast are not anomalies. "
-        "Consecutive days raise severity (1 info, 2 warning, 3+ critical).",
-        deps=[SALES_KEY, ["marts", "daily_kpis"]],
+        "Sales drops of the total, a store, a category or a product: a run of open days under the forecast issued "
+        "first for each day (one good day carried), under its cumulative lower bound; intermittent products by the "
+        "chance of so few selling days given their own year. Closed days (the store calendar) are not anomalies. "
+        "Severity by the run's length (1 info, 2 warning, 3+ critical, which also needs a fifth of the revenue "
+        "missing).",
+        deps=[SALES_KEY, ["marts", "daily_kpis"], ["core", "store_calendar"]],
     )
 )
 def sales_drops(warehouse: WarehouseResource) -> dg.MaterializeResult:

@@ -82,7 +82,7 @@ def _forecast_and_describe(
         "stores and categories are reconciled to add up. Refit only where the input changed.",
         # core/sales too: Dagster leaves daily-partitioned parents out of staleness, so without an
         # unpartitioned parent the UI could never show the forecast stale after new sales.
-        deps=[["marts", "daily_kpis"], ["core", "sales"]],
+        deps=[["marts", "daily_kpis"], ["core", "sales"], ["core", "store_calendar"], ["core", "promotions"]],
     )
 )
 def sales_forecast(
@@ -111,7 +111,7 @@ def sales_forecast(
         "The next 7 days of units sold per product and store (scope product_store, id '<product>@<store>'), the "
         "same way as the sales forecast; it feeds the stock-out risk. Most product-store series are intermittent "
         "and publish their TSB daily rate.",
-        deps=[["core", "sales"], ["marts", "daily_kpis"]],
+        deps=[["core", "sales"], ["marts", "daily_kpis"], ["core", "store_calendar"], ["core", "promotions"]],
     )
 )
 def demand_forecast(

@@ -1,4 +1,4 @@
-"""The back office's API as assets: products (incremental), sales (by day), stock (snapshot).
+"""The back office's API as assets: products (incremental), sales (by day), stock, store calendar, promotions.
 
 Each asset pulls every page first and commits afterwards, in one transaction with its ledger row in
 ops.api_pulls: a pull that fails on page 7 of 10 leaves the warehouse exactly as it was.
@@ -109,11 +109,40 @@ def api_stock(context: dg.AssetExecutionContext, java_api: JavaApiResource, ware
     return dg.MaterializeResult(metadata=_pull_metadata(result, stats, "latest snapshot"))
 
 
-api_assets = [api_products, api_sales, api_stock]
+def _snapshot_asset(endpoint: str, name: str, table: str, merge, description: str) -> dg.AssetsDefinition:
+    """A whole list the back office keeps (its calendar, its promotions): each pull replaces the API's rows."""
+
+    @dg.asset(key=["ingest", name], description=description, deps=[api_products], **ASSET)
+    def pull(context: dg.AssetExecutionContext, java_api: JavaApiResource, warehouse: WarehouseResource):
+        records, stats = java_api.client().fetch_all(endpoint)
+        with warehouse.transaction() as cursor:
+            pull_id = load.start_pull(cursor, endpoint, (None, None), context.run_id)
+            load.land_records(cursor, pull_id, endpoint, records)
+            counts, removed = merge(cursor, records)
+            result = load.PullResult(pull_id, endpoint, len(records), counts, removed)
+            load.finish_pull(cursor, result, stats)
+        return dg.MaterializeResult(metadata=_pull_metadata(result, stats, f"the whole list, into {table}"))
+
+    return pull
+
+
+api_store_calendar = _snapshot_asset(
+    "store-calendar", "api_store_calendar", "core.store_calendar", load.merge_store_calendar,
+    "The stores' known closures and openings by exception from the back office (its whole calendar, replacing "
+    "the rows it sent before), into core.store_calendar: the closures the forecasts and the drop detector know.",
+)  # fmt: skip
+api_promotions = _snapshot_asset(
+    "promotions", "api_promotions", "core.promotions", load.merge_promotions,
+    "The promotions planned in the back office (all of them, replacing the ones it sent before), into "
+    "core.promotions: the forecasts take those known for the days they forecast.",
+)  # fmt: skip
+
+api_assets = [api_products, api_sales, api_stock, api_store_calendar, api_promotions]
 pull_master_data_job = dg.define_asset_job(
     "pull_products_and_stock",
-    selection=[api_products.key, api_stock.key],
-    description="Pull the products changed since the last pull and the latest stock from the back office.",
+    selection=[api_products.key, api_stock.key, api_store_calendar.key, api_promotions.key],
+    description="Pull the products changed since the last pull, the latest stock, the store calendar and the "
+    "promotions from the back office.",
 )
 pull_sales_job = dg.define_asset_job(
     "pull_sales",
@@ -125,7 +154,8 @@ pull_master_data_schedule = dg.ScheduleDefinition(
     job=pull_master_data_job,
     cron_schedule="15 0 * * *",
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Each night: products changed since the last pull, then the stock snapshot.",
+    description="Each night: products changed since the last pull, then the stock snapshot, the store calendar "
+    "and the promotions.",
 )
 pull_sales_schedule = dg.build_schedule_from_partitioned_job(
     pull_sales_job,

@@ -19,6 +19,10 @@ CORE_TABLES = {
     "sales": "Order lines: one row per order id and line number, with the instant, the store's local day and "
     "the net revenue after discount.",
     "stock": "On-hand and on-order snapshots per product, store and date.",
+    "store_calendar": "Known closures (a date, or every such weekday) and openings by exception, per store or for "
+    "every store: the only closed days the forecasts and the drop detector take as known.",
+    "promotions": "Promotions known ahead: a product, a category or everything, in a store or every store, from a "
+    "first to a last day; the forecasts take them as an input.",
 }
 
 
