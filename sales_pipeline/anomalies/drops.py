@@ -26,22 +26,21 @@ Rules
   run, one day at or above it joins when a day below comes before it, and two such days in a row end
   it, as does an open day without a forecast (nothing to compare with). A noisy store losing a third
   of its revenue still has a good day now and then: a run broken by each of them would never grow
-  long enough to tell the drop from noise (simulated on normal errors, forgiving one day finds a
-  drop of one σ a day over 8 days 63% of the time at 99% instead of 42%, with fewer false alarms:
-  45 runs per 10,000 series-days instead of 52). An intermittent series forgives nothing: its run is
-  its latest silence, which a sale ends (a sale is a day above its small daily rate; forgiving them
-  would stretch its run over its whole history). Open days without a forecast after the latest are
+  long enough to tell the drop from noise. An intermittent series forgives nothing: its run is its
+  latest silence, which a sale ends (a sale is a day above its small daily rate; forgiving them would
+  stretch its run over its whole history). Open days without a forecast after the latest are
   skipped: a forecast not published yet does not end a drop.
 - The run is a **drop** when its revenue is under the lower bound of its forecast summed over its
   days: ``sum(actual) < sum(yhat) - z·sqrt(sum(σ²))``, σ a day's error scale. One day is judged
   against its own 95% lower bound (z 1.96). Summing tightens the bound, so a store losing 45% of its
-  revenue is found within days even when one day's noise is as large as the drop; but a streak is
-  picked because every day in it fell short, so longer runs are judged at 99% (z 2.576) for the
-  total, stores and categories and at 99.9% (z 3.09) for products, which are ten times as many.
-  Simulated on normal errors (streaks of independent days), critical false alarms per
-  series and day: 3.2% at 95%, 0.9% at 99%, 0.23% at 99.9%; a 1σ drop lasting 10 days is still
-  found as critical 78% (99%) and 58% (99.9%) of the time. A run that has ended is over, and
-  ``record_anomalies`` resolves its alert.
+  revenue is found within days even when one day's noise is as large as the drop; but a run is
+  picked because its days fell short, so longer runs are judged at 99% (z 2.576) for the total,
+  stores and categories and at 99.9% (z 3.09) for products, which are ten times as many.
+  Simulated on independent normal errors (400,000 days), a run of three days or more under its 99%
+  bound happens 47 times per 10,000 series-days (50 if each good day ended the run), and a drop of
+  1σ a day lasting 10 days is such a run by its last day 71% of the time (44% if each good day ended
+  the run); at 99.9%: 13 per 10,000, and 53%. A run that has ended is over, and ``record_anomalies``
+  resolves its alert.
 - **Severity** by the run's length in open days (a forgiven day counts): 1 -> info, 2 -> warning, 3
   or more -> critical, but a critical is what wakes a manager, so it also needs a drop worth waking for:
   a shortfall of at least a fifth (``MATERIAL_SHORTFALL``) of the run's expected revenue, and for a

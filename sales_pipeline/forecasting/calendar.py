@@ -23,9 +23,11 @@ Promotions
 ----------
 ``core.promotions`` rows (the Promotions sheet, the API's ``/promotions``): a product, every product
 of a category, or every product (both blank), in a store or every store (``''``), from ``starts_on``
-to ``ends_on``. A series is on promotion on a day when a promotion covering any of its products and
-stores runs that day: a store when any promotion runs in it, a category when one covers it (or
-everything), a product when one names it or its category (or everything), the total when any runs.
+to ``ends_on``. A series is on promotion on a day when a promotion of all of it runs that day: a
+product when one names it, its category or everything (in any of its stores); a category when one
+covers the category or everything; a store when one covers everything in it (Rossmann's Promo); the
+total when one covers everything somewhere. One product on promotion is an input to that product's
+forecast, not to its store's or the total's, which it barely moves.
 """
 
 from __future__ import annotations
@@ -188,8 +190,8 @@ def promotion_days(
         rows = rows[
             (rows["product_id"] == product) | ((rows["product_id"] == "") & rows["category"].isin(["", category]))
         ]
-    elif category is not None:
-        rows = rows[(rows["product_id"] == "") & rows["category"].isin(["", category])]
+    else:  # a store, a category or the total moves as a whole only under a promotion of all its products
+        rows = rows[(rows["product_id"] == "") & rows["category"].isin(["", category or ""])]
     if rows.empty:
         return None
     on = np.zeros(len(days))
