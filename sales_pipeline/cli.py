@@ -22,6 +22,7 @@ from sales_pipeline import settings
 
 PROJECT_ROOT = Path.cwd()
 SAMPLE_DIR = Path("data/sample")
+DEMO_ROUTING = Path("data/alert_routing.example.yaml")  # the sample retailer's store managers, buyer, head office
 # The retailer data/sample was generated from, so that the API and the workbooks agree.
 SIMULATED_RETAILER = {"seed": 42, "scale": 2, "days": 730}
 DEMO_API_DAYS = 7  # the demo pulls the last week of sales from the back office, as a night would
@@ -39,6 +40,12 @@ SIMULATOR_OPTION = click.option(
 )
 # How long `dev` waits for dagster dev's processes to stop before killing them.
 DEV_STOP_TIMEOUT_S = 30
+
+
+def demo_routing() -> None:
+    """The demo's managers: the shipped example routing when nobody said who gets the alerts."""
+    if not os.environ.get(settings.ALERT_ROUTING) and not os.environ.get(settings.MANAGER_EMAILS):
+        os.environ[settings.ALERT_ROUTING] = str(DEMO_ROUTING.resolve())
 
 
 def prepare_environment(simulator: bool = False) -> dict[str, str]:
@@ -109,7 +116,8 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 
 @main.command()
 def demo() -> None:
-    """Import the bundled sample workbooks through the Dagster assets and print what was built."""
+    """Import the bundled sample workbooks through the Dagster assets, print what was built, send the alerts."""
+    demo_routing()
     where = prepare_environment(simulator=True)
     samples = sorted(SAMPLE_DIR.glob("*.xlsx"))
     if not samples:
@@ -123,6 +131,7 @@ def demo() -> None:
     refresh_downstream()
     print_summary(results, where)
     print_forecast_and_anomalies(os.environ[settings.DATABASE_URL])
+    deliver_notifications()
     click.echo(NEXT_STEP)
 
 
@@ -295,6 +304,29 @@ def print_forecast_and_anomalies(url: str) -> None:
         click.echo(f"  {severity:<8} {message}")
 
 
+def deliver_notifications() -> None:
+    """What the delivery sensor does under the daemon: one run that writes the messages due and sends them."""
+    import dagster as dg
+
+    from sales_pipeline.definitions import defs
+
+    result = defs.resolve_job_def("deliver_notifications").execute_in_process(
+        instance=dg.DagsterInstance.get(), run_config=QUIET
+    )
+    metadata = {
+        k: v.value for k, v in result.asset_materializations_for_node("alerts__notifications")[0].metadata.items()
+    }
+    written = ", ".join(f"{count} {kind}" for kind, count in sorted(metadata["written"].items())) or "none"
+    host = os.environ.get(settings.SMTP_HOST)
+    where = f"the mail server {host}" if host else f".eml files in {settings.outbox_dir()}"
+    click.echo(f"\nAlert messages written: {written}; sent {metadata['sent']} to {where}"
+               + (" and the webhook" if os.environ.get(settings.ALERT_WEBHOOK_URL) else ""))  # fmt: skip
+    if metadata["retrying"] or metadata["failed"]:
+        click.echo(f"  not sent: {metadata['retrying']} waiting to be tried again, {metadata['failed']} refused;"
+                   " see ops.notifications.last_error")  # fmt: skip
+    click.echo("  `sales-pipeline alerts list` shows the open alerts; `alerts ack ID` stops an alert's reminders")
+
+
 def _outcome(workbook: str, result) -> dict:
     if not result.success:
         failure = next((e for e in result.all_events if e.is_failure), None)
@@ -354,10 +386,12 @@ def print_dashboard(document: dict) -> None:
 
 @main.command()
 @click.option("--port", default=3000, show_default=True, help="Port of the Dagster UI.")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address the UI listens on.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address the UI and the read API listen on.")
+@click.option("--api-port", default=8000, show_default=True, help="Port of the read API and the dashboard page.")
 @SIMULATOR_OPTION
-def dev(port: int, host: str, simulator: bool) -> None:
-    """Start the embedded services and the Dagster UI with its daemon (sensors and schedules run)."""
+def dev(port: int, host: str, api_port: int, simulator: bool) -> None:
+    """Start the embedded services, the Dagster UI with its daemon (sensors and schedules run) and the read API."""
+    check_api_settings(host)
     where = prepare_environment(simulator)
     for label, value in where.items():
         click.echo(f"{label:<14} {value}")
@@ -365,6 +399,10 @@ def dev(port: int, host: str, simulator: bool) -> None:
         click.echo(f"{'java api':<14} not configured: the API schedules' runs fail until {settings.JAVA_API_BASE_URL}"
                    " is set (`sales-pipeline dev --simulator` serves the bundled simulator)")  # fmt: skip
     click.echo(f"Drop workbooks into {settings.inbox_dir()}; the UI is on http://{host}:{port}")
+    click.echo(f"The dashboard page and read API are on http://{host}:{api_port}/ (OpenAPI: /docs)")
+    # The read API launches runs through this UI's GraphQL endpoint, unless another is configured.
+    os.environ.setdefault(settings.DAGSTER_WEBSERVER_URL, f"http://{host}:{port}")
+    api = subprocess.Popen(api_command(host, api_port), env=_absolute_folders(), start_new_session=True)
     # `dagster dev` is superseded by `dg dev` (not installed here): a warning the user cannot act on.
     command = [sys.executable, "-W", "ignore:Function `dev_command` is superseded", "-m", "dagster", "dev",
                "-w", str(PROJECT_ROOT / "workspace.yaml"), "-h", host, "-p", str(port)]  # fmt: skip
@@ -380,16 +418,56 @@ def dev(port: int, host: str, simulator: bool) -> None:
         code = process.wait()
     finally:  # Ctrl-C, SIGTERM or dagster dev's own exit: before the embedded PostgreSQL stops (atexit)
         stop_process_group(process)
+        stop_process_group(api)
+    sys.exit(code)
+
+
+def check_api_settings(host: str) -> None:
+    """The read API's settings read now, so that a bad one (or no token off loopback) stops the command at once."""
+    from sales_pipeline.api.config import ApiConfig
+    from sales_pipeline.api.security import check_listen_address
+
+    try:
+        config = ApiConfig.from_settings("")
+        check_listen_address(host, config.tokens)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def api_command(host: str, port: int, workers: int = 1) -> list[str]:
+    """uvicorn serving the read API over the warehouse this environment names."""
+    return [sys.executable, "-m", "uvicorn", "--factory", "sales_pipeline.api.app:app_from_environment",
+            "--host", host, "--port", str(port), "--workers", str(workers), "--no-server-header"]  # fmt: skip
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; other than loopback only with API_TOKENS set.")  # fmt: skip
+@click.option("--port", default=8000, show_default=True, help="Port of the read API and the dashboard page.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1), help="uvicorn worker processes.")
+def serve(host: str, port: int, workers: int) -> None:
+    """Serve the read API and the dashboard page over the warehouse (http://HOST:PORT/; OpenAPI at /docs)."""
+    check_api_settings(host)
+    prepare_environment()
+    click.echo(f"The dashboard page and read API on http://{host}:{port}/ (OpenAPI: /docs); Ctrl-C stops them")
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    process = subprocess.Popen(api_command(host, port, workers), env=_absolute_folders(), start_new_session=True)
+    try:
+        code = process.wait()
+    finally:  # before the embedded PostgreSQL stops (atexit)
+        stop_process_group(process)
     sys.exit(code)
 
 
 def _absolute_folders() -> dict[str, str]:
     """This environment, with the pipeline's folders as absolute paths, for a process running elsewhere."""
+    routing = settings.alert_routing()
     return {
         **os.environ,
         settings.HOME: str(settings.home()),
         settings.INBOX: str(settings.inbox_dir()),
         settings.MAPPINGS: str(settings.mappings_dir()),
+        **({settings.ALERT_ROUTING: str(routing)} if routing else {}),
     }
 
 
@@ -556,3 +634,73 @@ def refresh() -> None:
     prepare_environment()
     refresh_downstream()
     click.echo("Up to date.")
+
+
+@main.group()
+def alerts() -> None:
+    """The alerts people act on: list them, acknowledge one (no more reminders), snooze one."""
+
+
+@alerts.command("list")
+@click.option("--status", type=click.Choice(["open", "acknowledged", "snoozed", "resolved"]),
+              help="Only alerts in this status (default: every alert not resolved).")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="A JSON list of {id, kind, severity, status, message, since}.")
+def alerts_list(status: str | None, as_json: bool) -> None:
+    """The alerts, most severe and newest first."""
+    from sales_pipeline.alerts.render import alert_record
+    from sales_pipeline.alerts.store import read_alerts
+    from sales_pipeline.i18n import Formatter
+    from sales_pipeline.warehouse import db
+
+    prepare_environment()
+    fmt = Formatter(settings.report_locale(), settings.report_currency())
+    with db.transaction(os.environ[settings.DATABASE_URL]) as cursor:
+        rows = read_alerts(cursor, status).to_dict("records")
+    records = [alert_record(r, fmt, settings.dagster_webserver_url(), settings.pipeline_timezone()) for r in rows]
+    if as_json:
+        click.echo(json.dumps(records, indent=2, ensure_ascii=False))
+        return
+    if not records:
+        click.echo("No alerts" + (f" {status}" if status else " open") + ".")
+    for record in records:
+        click.echo(f"{record['id']:>5}  {record['severity']:<8} {record['status']:<12} {record['since'][:16]}  "
+                   f"{record['message']}")  # fmt: skip
+
+
+@alerts.command("ack")
+@click.argument("alert_id", type=int)
+@click.option("--by", default=lambda: os.environ.get("USER") or "someone", show_default="$USER",
+              help="Who is on it (recorded with the alert).")  # fmt: skip
+def alerts_ack(alert_id: int, by: str) -> None:
+    """Acknowledge an alert: someone is on it, so it is not reminded again (its resolved note still goes)."""
+    from sales_pipeline.alerts.store import AlertError, acknowledge
+    from sales_pipeline.warehouse import db
+
+    prepare_environment()
+    try:
+        with db.transaction(os.environ[settings.DATABASE_URL]) as cursor:
+            acknowledge(cursor, alert_id, by)
+    except AlertError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"Alert {alert_id} acknowledged by {by}: no more reminders.")
+
+
+@alerts.command("snooze")
+@click.argument("alert_id", type=int)
+@click.option("--until", "until", required=True, type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M"]),
+              help=f"A day (its start) or a time, in {settings.PIPELINE_TIMEZONE}.")  # fmt: skip
+def alerts_snooze(alert_id: int, until: dt.datetime) -> None:
+    """No reminders of an alert until a day; then it is open again."""
+    from zoneinfo import ZoneInfo
+
+    from sales_pipeline.alerts.store import AlertError, snooze
+    from sales_pipeline.warehouse import db
+
+    prepare_environment()
+    moment = until.replace(tzinfo=ZoneInfo(settings.pipeline_timezone()))
+    try:
+        with db.transaction(os.environ[settings.DATABASE_URL]) as cursor:
+            snooze(cursor, alert_id, moment)
+    except AlertError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"Alert {alert_id} snoozed until {moment.isoformat()}.")

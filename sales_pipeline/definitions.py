@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from sales_pipeline.defs.alerts import delivery
 from sales_pipeline.defs.analytics import marts, sensors
 from sales_pipeline.defs.anomalies.assets import anomaly_assets
 from sales_pipeline.defs.forecasting.assets import forecast_assets, forecast_checks
@@ -23,8 +24,9 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
 
 refresh_forecasts_job = dg.define_asset_job(
     "refresh_forecasts_and_anomalies",
-    selection=dg.AssetSelection.groups("forecasting", "anomalies"),
-    description="Forecast sales and demand (refitting only changed series), then detect drops, stock risks, churn.",
+    selection=dg.AssetSelection.groups("forecasting", "anomalies") | dg.AssetSelection.assets(marts.dashboard),
+    description="Forecast sales and demand (refitting only changed series), then detect drops, stock risks, churn; "
+    "the dashboard shows the alerts they opened.",
 )
 
 defs = dg.Definitions(
@@ -35,16 +37,18 @@ defs = dg.Definitions(
         *marts.mart_assets,
         *forecast_assets,
         *anomaly_assets,
+        *delivery.alert_assets,
     ],
-    asset_checks=[*checks.core_table_checks, *forecast_checks],
+    asset_checks=[*checks.core_table_checks, *forecast_checks, *delivery.alert_checks],
     jobs=[
         workbooks.import_workbook_job,
         core_tables.refresh_core_tables_job,
         marts.refresh_daily_kpis_job,
         marts.refresh_marts_job,
         refresh_forecasts_job,
+        delivery.deliver_notifications_job,
     ],
-    sensors=[workbooks.workbook_inbox_sensor, sensors.sales_changed_sensor, automation_sensor],
+    sensors=[workbooks.workbook_inbox_sensor, sensors.sales_changed_sensor, automation_sensor, *delivery.alert_sensors],
     schedules=[sensors.daily_kpis_schedule, java_api.pull_master_data_schedule, java_api.pull_sales_schedule],
     resources=default_resources(),
 )

@@ -6,6 +6,7 @@ and falls back to the embedded default when it is not (see settings.py and the R
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +18,11 @@ import psycopg2.extensions
 from pydantic import Field
 
 from sales_pipeline import settings
+from sales_pipeline.alerts.delivery import AlertingConfig
+from sales_pipeline.alerts.mail import SmtpSettings
+from sales_pipeline.alerts.outbox import Message, enqueue
+from sales_pipeline.alerts.policy import Policy
+from sales_pipeline.alerts.routing import Routing, load_routing
 from sales_pipeline.excel.importer import ImportSettings
 from sales_pipeline.excel.mapping import TEMPLATE, Mapping, MappingError, load_mapping
 from sales_pipeline.forecasting.models import ForecastSettings
@@ -144,6 +150,104 @@ class JavaApiResource(dg.ConfigurableResource):
         )
 
 
+class AlertingResource(dg.ConfigurableResource):
+    """Who is told what, and how: the mail server, the webhook, routing and the alerting policy.
+
+    The SMTP password and the webhook's URL enter as EnvVars: they never show in the UI or run config.
+    """
+
+    smtp_host: str | None = Field(default=None, description=f"Mail server ({settings.SMTP_HOST}); unset: .eml files.")
+    smtp_port: int = Field(default=587, description=f"{settings.SMTP_PORT}: 465 with SMTP_SSL, 25 plain.")
+    smtp_user: str | None = Field(default=None, description=f"Login ({settings.SMTP_USER}); unset: no login.")
+    smtp_password: str | None = Field(default=None, description=f"Password ({settings.SMTP_PASSWORD}).")
+    smtp_starttls: bool = Field(default=True, description=f"Upgrade with STARTTLS ({settings.SMTP_STARTTLS}).")
+    smtp_ssl: bool = Field(default=False, description=f"Implicit TLS ({settings.SMTP_SSL}).")
+    smtp_timeout_s: float = Field(
+        default=30.0, gt=0, description=f"Per connection or command ({settings.SMTP_TIMEOUT_S})."
+    )
+    email_from: str = Field(default="sales-pipeline@localhost", description=f"Sender ({settings.ALERT_EMAIL_FROM}).")
+    manager_emails: list[str] = Field(default=[], description=f"Everything goes to them without a routing file "
+                                      f"({settings.MANAGER_EMAILS}).")  # fmt: skip
+    engineer_emails: list[str] = Field(default=[], description=f"Told of failed runs ({settings.ENGINEER_EMAILS}).")
+    webhook_url: str | None = Field(default=None, description=f"Slack or Teams webhook ({settings.ALERT_WEBHOOK_URL}).")
+    webhook_format: str | None = Field(default=None, description=f"slack or teams ({settings.ALERT_WEBHOOK_FORMAT}).")
+    routing_file: str | None = Field(default=None, description=f"Routing YAML ({settings.ALERT_ROUTING}).")
+    digest_time: str = Field(default="07:00", description=f"Daily digest of warnings ({settings.ALERT_DIGEST_TIME}).")
+    repeat_hours: float = Field(default=24.0, gt=0, description=f"Reminders of open criticals "
+                                f"({settings.ALERT_REPEAT_HOURS}).")  # fmt: skip
+    webserver_url: str = Field(
+        default="http://127.0.0.1:3000", description=f"Links ({settings.DAGSTER_WEBSERVER_URL})."
+    )
+    locale: str = Field(default="en", description=f"Language of the messages ({settings.REPORT_LOCALE}).")
+    currency: str = Field(default="EUR", description=f"Currency of amounts ({settings.REPORT_CURRENCY}).")
+    timezone: str = Field(default="UTC", description=f"Digest time and dates ({settings.PIPELINE_TIMEZONE}).")
+    outbox_dir: str = Field(description="Where .eml files go when no mail server is set.")
+
+    def config(self) -> AlertingConfig:
+        routing = load_routing(Path(self.routing_file)) if self.routing_file else None
+        return AlertingConfig(
+            smtp=SmtpSettings(
+                host=self.smtp_host,
+                port=self.smtp_port,
+                sender=self.email_from,
+                user=self.smtp_user,
+                password=self.smtp_password,
+                starttls=self.smtp_starttls,
+                ssl=self.smtp_ssl,
+                timeout_s=self.smtp_timeout_s,
+            ),
+            outbox_dir=Path(self.outbox_dir),
+            routing=routing or Routing.everything_to(tuple(self.manager_emails)),
+            policy=Policy(
+                timezone=self.timezone,
+                digest_time=dt.time.fromisoformat(self.digest_time),
+                repeat_hours=self.repeat_hours,
+                webhook=bool(self.webhook_url),
+            ),
+            webhook_url=self.webhook_url,
+            webhook_format=self.webhook_format,
+            engineers=tuple(self.engineer_emails),
+            webserver_url=self.webserver_url,
+            locale=self.locale,
+            currency=self.currency,
+            secrets=(*settings.secret_values(), self.smtp_password or "", self.webhook_url or ""),
+        )
+
+    def enqueue(self, cursor: psycopg2.extensions.cursor, message: Message) -> int | None:
+        """Queue a message in the outbox (see alerts/outbox.py), its Message-ID on the sender's domain."""
+        return enqueue(cursor, message, self.email_from.rpartition("@")[2])
+
+
+def alerting_resource() -> AlertingResource:
+    """The alerting settings, checked now (a bad routing file fails here, naming its file and line)."""
+    routing = settings.alert_routing()
+    if routing:
+        load_routing(routing)
+    settings.alert_webhook_configured()
+    return AlertingResource(
+        smtp_host=settings.smtp_host(),
+        smtp_port=settings.smtp_port(),
+        smtp_user=env_or_default(settings.SMTP_USER),
+        smtp_password=env_or_default(settings.SMTP_PASSWORD),
+        smtp_starttls=settings.smtp_starttls(),
+        smtp_ssl=settings.smtp_ssl(),
+        smtp_timeout_s=settings.smtp_timeout_s(),
+        email_from=settings.alert_email_from(),
+        manager_emails=list(settings.manager_emails()),
+        engineer_emails=list(settings.engineer_emails()),
+        webhook_url=env_or_default(settings.ALERT_WEBHOOK_URL),
+        webhook_format=settings.alert_webhook_format(),
+        routing_file=str(routing) if routing else None,
+        digest_time=settings.alert_digest_time().strftime("%H:%M"),
+        repeat_hours=settings.alert_repeat_hours(),
+        webserver_url=settings.dagster_webserver_url(),
+        locale=settings.report_locale(),
+        currency=settings.report_currency(),
+        timezone=env_or_default(settings.PIPELINE_TIMEZONE, "UTC"),
+        outbox_dir=str(settings.outbox_dir()),
+    )
+
+
 def default_resources() -> dict[str, dg.ConfigurableResource]:
     return {
         "warehouse": WarehouseResource(database_url=env_or_default(settings.DATABASE_URL)),
@@ -166,4 +270,5 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
         "forecasting": ForecastingResource(
             holiday_country=settings.forecast_holiday_country(), workers=settings.forecast_workers()
         ),
+        "alerting": alerting_resource(),
     }

@@ -81,7 +81,7 @@ def test_the_marts_follow_and_the_dashboard_file_is_written(resources, import_se
     assert document["as_of"] == query(url, "SELECT max(day)::text FROM marts.daily_kpis")[0][0]
     assert len(document["revenue_30d"]) == 30
     assert document["top_products"] and document["alerts"] == []
-    assert query(url, "SELECT count(*) FROM marts.dashboard") == [(1,)]
+    assert query(url, "SELECT count(*) FROM marts.dashboard WHERE scope = 'all'") == [(1,)]
 
 
 def test_the_reconciliation_check_fails_when_the_marts_are_wrong(resources, import_settings, folders):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -21,9 +22,10 @@ import psycopg2
 import pytest
 
 from sales_pipeline_tests.conftest import PROJECT
+from sales_pipeline_tests.receivers import PASSWORD, USER, Mailbox, WebhookReceiver, certificates, smtp_server
 from sales_pipeline_tests.workbooks import products, sales, write_workbook
 
-COMMANDS = ["demo", "dev", "generate", "template", "import", "refresh", "simulate-api", "pull-sales"]
+COMMANDS = ["demo", "dev", "serve", "generate", "template", "import", "refresh", "simulate-api", "pull-sales", "alerts"]
 # What a newcomer's first screen must not show: warnings that are not theirs to act on.
 NOISE = ("plotly", "BetaWarning", "PreviewWarning", "SupersessionWarning", "will not be used")
 # The console script pip installs next to this Python, as a user runs it.
@@ -39,17 +41,22 @@ def cli_home() -> Iterator[Path]:
     shutil.rmtree(home, ignore_errors=True)
 
 
-def cli_env(home: Path | None = None) -> dict[str, str]:
-    """The environment of a user who configured nothing (no server, no Java API), with its own home."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SALES_PIPELINE_", "DAGSTER_", "JAVA_API_"))}
+def cli_env(home: Path | None = None, **settings: str) -> dict[str, str]:
+    """The environment of a user who configured nothing (no server, no Java API, no mail server) but
+    `settings`, with its own home."""
+    configured = ("SALES_PIPELINE_", "DAGSTER_", "JAVA_API_", "SMTP_", "ALERT_", "MANAGER_EMAILS", "ENGINEER_EMAILS",
+                  "API_")  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith(configured)}
     if home:
         env["SALES_PIPELINE_HOME"] = str(home)
-    return env
+    return env | settings
 
 
-def run(*args: str, home: Path | None = None) -> subprocess.CompletedProcess:
+def run(*args: str, home: Path | None = None, timeout: float = 300, **settings: str) -> subprocess.CompletedProcess:
     command = [SALES_PIPELINE, *args]
-    return subprocess.run(command, cwd=PROJECT, env=cli_env(home), capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        command, cwd=PROJECT, env=cli_env(home, **settings), capture_output=True, text=True, timeout=timeout
+    )
 
 
 @contextlib.contextmanager
@@ -93,6 +100,17 @@ def test_every_command_has_help():
         assert run(command, "--help").returncode == 0
 
 
+def test_serve_without_tokens_stays_on_loopback() -> None:
+    result = run("serve", "--host", "0.0.0.0")
+    assert result.returncode == 1
+    assert (
+        "API_TOKENS is not set, so the API answers anyone who reaches it: it listens on loopback only" in result.stderr
+    )
+    bad = run("serve", API_TOKENS="only-a-token-without-role")
+    assert bad.returncode == 1 and "API_TOKENS: pair 1 is not token:role" in bad.stderr
+    assert "only-a-token-without-role" not in bad.stderr + bad.stdout
+
+
 def test_generate_is_deterministic_by_seed(tmp_path):
     first, second, other = tmp_path / "a", tmp_path / "b", tmp_path / "c"
     for folder, seed in ((first, "7"), (second, "7"), (other, "8")):
@@ -116,9 +134,20 @@ def test_template_writes_the_import_template(tmp_path):
 
 
 @pytest.mark.slow
-def test_demo_imports_the_samples_and_a_second_demo_loads_nothing_new(cli_home):
-    first = run("demo", home=cli_home)
-    assert first.returncode == 0, first.stderr
+def test_demo_imports_the_samples_and_a_second_demo_loads_nothing_new(cli_home, tmp_path):
+    """Also: the alerts reach the example routing's managers through a real mail server (STARTTLS, login)
+    and the webhook, once; `alerts list --json` and `alerts ack` work on what the demo found."""
+    certs = certificates(tmp_path)
+    mailbox = Mailbox()
+    with smtp_server("starttls", certs, mailbox) as port, WebhookReceiver() as hook:
+        mail = {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(port), "SMTP_USER": USER, "SMTP_PASSWORD": PASSWORD,
+                "SSL_CERT_FILE": str(certs.ca_file), "ALERT_WEBHOOK_URL": hook.url, "ALERT_DIGEST_TIME": "00:00",
+                "ALERT_EMAIL_FROM": "alerts@shop.example"}  # fmt: skip
+        first = run("demo", home=cli_home, timeout=900, **mail)  # forecasts fitted on a shared 2-core machine
+        assert first.returncode == 0, first.stderr
+        received_first = len(mailbox.received)
+        second = run("demo", home=cli_home, timeout=900, **mail)
+        assert second.returncode == 0, second.stderr
     assert "shop_S01_handwritten_week47.xlsx: loaded_with_rejects" in first.stdout
     assert "feedback workbook:" in first.stdout
     assert "Pulling products, stock and 7 days of sales from http://127.0.0.1:" in first.stdout
@@ -134,12 +163,42 @@ def test_demo_imports_the_samples_and_a_second_demo_loads_nothing_new(cli_home):
     for noise in NOISE:
         assert noise not in first.stdout + first.stderr
 
-    second = run("demo", home=cli_home)
-    assert second.returncode == 0, second.stderr
+    # The alerts: the planted S02 drop and the churned regulars to Lyon, the P0077 stock-out (Chocolate) to
+    # Paris and the chocolate buyer; each manager's critical alerts in one email; the webhook once per group.
+    assert "to the mail server 127.0.0.1 and the webhook" in first.stdout
+
+    def mentioning(address: str, text: str) -> list:
+        return [m for m in mailbox.to(f"{address}@example.com") if text in m.get_body(("plain",)).get_content()]
+
+    lyon_critical = [m for m in mailbox.to("manager.lyon@example.com") if "critical" in m["Subject"].lower()]
+    assert len(lyon_critical) == 1 and "S02 (Lyon Part-Dieu)" in lyon_critical[0].get_body(("plain",)).get_content()
+    # The planted stock-out (P0077, Chocolate, at S01): one email to Paris's manager and one to the buyer.
+    assert len(mentioning("manager.paris", "P0077")) == len(mentioning("buyer.chocolate", "P0077")) == 1
+    assert mentioning("manager.lyon", "P0077") == mentioning("head.office", "P0077") == []
+    assert mentioning("manager.paris", "S02 (Lyon Part-Dieu)") == []
+    assert len(hook.bodies) == 1 and "S02" in json.dumps(hook.bodies) and "P0077" in json.dumps(hook.bodies)
+    assert len(mailbox.received) == received_first  # the second demo sends nothing
+    assert "Alert messages written: none; sent 0" in second.stdout
+    document = json.loads((cli_home / "dashboard" / "dashboard.json").read_text())
+    assert {a["severity"] for a in document["alerts"]} >= {"critical"}
+
+    listed = run("alerts", "list", "--json", home=cli_home)
+    assert listed.returncode == 0, listed.stderr
+    alerts = json.loads(listed.stdout)
+    assert set(alerts[0]) == {"id", "kind", "severity", "status", "message", "since"}
+    drop = next(a for a in alerts if a["kind"] == "sales_drop" and "S02" in a["message"])
+    acked = run("alerts", "ack", str(drop["id"]), "--by", "Marie", home=cli_home)
+    assert acked.returncode == 0 and "acknowledged by Marie" in acked.stdout
+    still_open = json.loads(run("alerts", "list", "--status", "open", "--json", home=cli_home).stdout)
+    assert drop["id"] not in {a["id"] for a in still_open}
+    assert run("alerts", "ack", "999999", home=cli_home).returncode == 1
+    snoozed = run("alerts", "snooze", str(still_open[0]["id"]), "--until", "2099-01-01", home=cli_home)
+    assert snoozed.returncode == 0, snoozed.stderr
+
+    again = warehouse_counts(cli_home)
     assert second.stdout.count(": duplicate (same content as import") == 28
     assert "Refreshing the daily KPIs" not in second.stdout  # nothing changed, nothing recomputed
     assert " 0 fitted" in second.stdout  # the forecasts are reused
-    again = warehouse_counts(cli_home)
     assert {k: v for k, v in again.items() if k != "ops.import_ledger"} == {
         k: v for k, v in counts.items() if k != "ops.import_ledger"
     }
@@ -314,17 +373,20 @@ def wait_for_ui(port: int, process: subprocess.Popen, log: Path, timeout_s: floa
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the processes left through /proc")
 def test_dev_started_in_the_background_stops_everything_on_sigterm(cli_home):
-    port, log = free_port(), cli_home / "dev.log"
+    port, api_port, log = free_port(), free_port(), cli_home / "dev.log"
     # As a shell starts a background job (`sales-pipeline dev &`): SIGINT ignored, inherited by what it starts.
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         with log.open("w") as output:
-            process = subprocess.Popen([SALES_PIPELINE, "dev", "--port", str(port)], cwd=PROJECT, env=cli_env(cli_home),
-                                       stdout=output, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+            process = subprocess.Popen([SALES_PIPELINE, "dev", "--port", str(port), "--api-port", str(api_port)],
+                                       cwd=PROJECT, env=cli_env(cli_home), stdout=output, stderr=subprocess.STDOUT,
+                                       start_new_session=True)  # fmt: skip
     finally:
         signal.signal(signal.SIGINT, previous)
     try:
         wait_for_ui(port, process, log)
+        with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/health", timeout=10) as health:
+            assert health.status == 200  # the read API beside the UI
         stopping = time.monotonic()
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=90)
@@ -337,9 +399,10 @@ def test_dev_started_in_the_background_stops_everything_on_sigterm(cli_home):
 
     assert stopped_after < 60
     assert left == []  # no webserver, daemon, code server or PostgreSQL of this home
-    assert port_is_free(port)
+    assert port_is_free(port) and port_is_free(api_port)
     assert not (cli_home / "pgdata" / "postmaster.pid").exists()  # the embedded server stopped
     output = log.read_text()
     assert "java api       not configured: the API schedules' runs fail until JAVA_API_BASE_URL is set" in output
+    assert f"The dashboard page and read API are on http://127.0.0.1:{api_port}/ (OpenAPI: /docs)" in output
     for noise in NOISE:
         assert noise not in output

@@ -431,12 +431,13 @@ def rankings(empty_warehouse: str) -> str:
     return url
 
 
-def top(url: str, period: str) -> list[tuple]:
+def top(url: str, period: str, scope: str = "all", scope_id: str = "") -> list[tuple]:
     return query(
         url,
         "SELECT rank, product_id, product_name, units, revenue, share, previous_rank, rank_change"
-        " FROM marts.top_products WHERE as_of = %s AND period = %s ORDER BY rank, product_id",
-        (AS_OF, period),
+        " FROM marts.top_products WHERE as_of = %s AND period = %s AND scope = %s AND scope_id = %s"
+        " ORDER BY rank, product_id",
+        (AS_OF, period, scope, scope_id),
     )
 
 
@@ -475,13 +476,59 @@ def test_top_products_by_hand(rankings: str) -> None:
         (4, "P5", None, None),
         (4, "P8", None, None),
     ]
-    assert written == 6 + 1 + 5 + 5
+    # Each category ranks its own products (odd ones are on the shelf, even ones at the counter), with its
+    # own shares and previous ranks. Shelf, last 7 days: P1 600, P3 300, P5 150, P7 50 (total 1100); the 7 days
+    # before: P1 800, P5 200, P3 100, P7 50.
+    assert [row[:2] + row[5:] for row in top(rankings, "last_7_days", "category", "shelf")] == [
+        (1, "P1", D("0.5455"), 1, 0),
+        (2, "P3", D("0.2727"), 3, 1),
+        (3, "P5", D("0.1364"), 2, -1),
+        (4, "P7", D("0.0455"), 4, 0),
+    ]
+    assert [row[:2] for row in top(rankings, "last_7_days", "category", "counter")] == [(1, "P2"), (2, "P8"), (3, "P6")]
+    # Nothing sold on the shelf yesterday: no ranking for it.
+    assert top(rankings, "yesterday", "category", "shelf") == []
+    # The whole business 6 + 1 + 5 + 5; the shelf 0 + 4 + 4 + 4 and the counter 1 + 3 + 3 + 3; no store (the
+    # rankings have no order lines).
+    assert written == 17 + 12 + 10
 
-    assert_idempotent(rankings, "marts.top_products", "as_of, period, rank, product_id",
+    assert_idempotent(rankings, "marts.top_products", "as_of, period, scope, scope_id, rank, product_id",
                       marts.refresh_top_products, AS_OF, 5)  # fmt: skip
     # N is a setting: top 2 of the last 7 days.
     run(rankings, marts.refresh_top_products, AS_OF, 2)
     assert [row[1] for row in top(rankings, "last_7_days")] == ["P1", "P2"]
+
+
+def test_top_products_per_store_from_the_order_lines(empty_warehouse: str) -> None:
+    url = empty_warehouse
+    add_products(url, ("A", "Arabica", "coffee", 4, 10), ("B", "Blend", "coffee", 3, 5))
+    add_sales(
+        url,
+        ("O1", 1, "2026-11-20 10:00+00", "S1", "K1", "A", 2, 10, 0),  # S1: A 20
+        ("O1", 2, "2026-11-19 10:00+00", "S1", "K1", "B", 1, 5, 0),  # S1: B 5
+        ("O2", 1, "2026-11-18 23:30+00", "S2", "K2", "B", 10, 5, 0),  # S2: B 50 (19 Nov in Paris)
+        ("O3", 1, "2026-11-10 11:00+00", "S2", "K2", "A", 1, 10, 0),  # S2, the 7 days before: A 10
+    )
+    with transaction(url) as cursor:
+        marts.refresh_daily_kpis(cursor, date(2026, 11, 1), AS_OF, "Europe/Paris")
+        marts.refresh_top_products(cursor, AS_OF, 5, "Europe/Paris")
+
+    assert [row[:5] for row in top(url, "last_7_days", "store", "S1")] == [
+        (1, "A", "Arabica", 2, D("20.00")),
+        (2, "B", "Blend", 1, D("5.00")),
+    ]
+    assert [row[:5] + row[6:] for row in top(url, "last_7_days", "store", "S2")] == [
+        (1, "B", "Blend", 10, D("50.00"), None, None),
+    ]
+    assert [row[:2] + row[6:] for row in top(url, "last_30_days", "store", "S2")] == [
+        (1, "B", None, None),
+        (2, "A", None, None),
+    ]
+    assert [row[1] for row in top(url, "yesterday", "store", "S2")] == []
+    # The stores add up to the whole business, whose ranking reads the daily KPIs.
+    assert sum(
+        row[4] for row in top(url, "last_30_days", "store", "S1") + top(url, "last_30_days", "store", "S2")
+    ) == sum(row[4] for row in top(url, "last_30_days"))
 
 
 # --- dashboard -------------------------------------------------------------------------------
@@ -535,8 +582,10 @@ def test_dashboard_document(empty_warehouse: str) -> None:
         document = marts.build_dashboard(cursor, AS_OF, timezone="UTC")
 
     assert list(document) == [
-        "as_of", "refreshed_at", "currency", "headline", "revenue_30d", "stock_health", "top_products", "alerts",
+        "as_of", "refreshed_at", "currency", "scope", "scope_id", "scope_name", "headline", "headline_day",
+        "revenue_30d", "stock_health", "stock_at_risk", "top_products", "alerts",
     ]  # fmt: skip
+    assert (document["scope"], document["scope_id"], document["scope_name"]) == ("all", "", None)
     assert document["as_of"] == "2026-11-20"
     assert document["currency"] is None
     assert document["alerts"] == []
@@ -564,16 +613,29 @@ def test_dashboard_document(empty_warehouse: str) -> None:
         {"rank": 1, "product_id": "A", "name": "Arabica", "revenue": 30.0, "units": 3, "share": 0.5, "rank_change": 0},
         {"rank": 1, "product_id": "B", "name": "Blend", "revenue": 30.0, "units": 1, "share": 0.5, "rank_change": None},
     ]
-    # Stored as the same JSON, one row per refresh.
-    stored = query(url, "SELECT as_of, document FROM marts.dashboard")
-    assert stored == [(AS_OF, json.loads(json.dumps(document)))]
+    # The last day (20 Nov: 30, 2 orders) against the same weekday a week before (13 Nov: nothing).
+    assert document["headline_day"]["revenue"] == {"value": 30.0, "previous": 0.0, "change": None}
+    assert document["headline_day"]["customers"] == {"value": 2, "previous": 0, "change": None}
+    assert document["stock_at_risk"] == [
+        {"product_id": "A", "name": "Arabica", "store_id": "S1", "on_hand": 0, "on_order": 0, "reorder_point": 10,
+         "days_of_cover": 0.0, "status": "out_of_stock"},
+    ]  # fmt: skip
+    # Stored as the same JSON, one row per refresh and scope: the business and its one store (S1 is not in
+    # core.stores, and still has its document), whose figures are the same here.
+    stored = query(url, "SELECT as_of, scope, scope_id, document FROM marts.dashboard ORDER BY scope")
+    assert [row[:3] for row in stored] == [(AS_OF, "all", ""), (AS_OF, "store", "S1")]
+    assert stored[0][3] == json.loads(json.dumps(document))
+    store = stored[1][3]
+    assert (store["scope"], store["scope_id"], store["refreshed_at"]) == ("store", "S1", document["refreshed_at"])
+    assert store["headline"] == document["headline"] and store["stock_at_risk"] == document["stock_at_risk"]
+    assert store["top_products"] == document["top_products"]
 
     # A week after a week without sales: no change to speak of.
     earlier = run(url, marts.build_dashboard, date(2026, 11, 13), timezone="UTC")
     assert earlier["headline"]["revenue"] == {"value": 40.0, "previous": 0.0, "change": None}
     assert earlier["headline"]["gross_margin_rate"]["previous"] is None
     assert earlier["top_products"] == []
-    assert query(url, "SELECT count(*) FROM marts.dashboard")[0][0] == 2
+    assert query(url, "SELECT count(*) FROM marts.dashboard WHERE scope = 'all'")[0][0] == 2
 
 
 def test_an_empty_warehouse(empty_warehouse: str) -> None:

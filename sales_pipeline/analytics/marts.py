@@ -40,20 +40,26 @@ Definitions
   days of cover > ``overstock_days`` (default 90), or stock with no demand at all ->
   ``overstock``; else ``healthy``.
 - **Top products** (``marts.top_products``) for ``yesterday`` (as_of itself), ``last_7_days``,
-  ``last_30_days`` and ``month_to_date``, ranked by revenue with ``RANK()`` (ties share a rank and every
-  product ranked <= N is kept); ``share`` of the period's total revenue; ``previous_rank`` in the period
-  of the same length just before (for month to date: as many days before the 1st), NULL when the product
-  did not sell then; ``rank_change = previous_rank - rank`` (positive = climbed).
+  ``last_30_days`` and ``month_to_date``, for the whole business (``all``), each ``store`` (from the
+  order lines of those reporting days) and each ``category`` (``''`` for products without one), ranked
+  by revenue with ``RANK()`` (ties share a rank and every product ranked <= N is kept); ``share`` of the
+  period's total revenue; ``previous_rank`` in the period of the same length just before (for month to
+  date: as many days before the 1st), NULL when the product did not sell then; ``rank_change =
+  previous_rank - rank`` (positive = climbed).
 
 Dashboard document
 ------------------
-``build_dashboard`` returns, and stores in ``marts.dashboard.document``, this JSON object (numbers
-are JSON numbers, dates ISO strings, money rounded to the cent)::
+``build_dashboard`` stores in ``marts.dashboard.document`` one JSON object per scope, the whole
+business's (returned, and written to dashboard.json) and each store's, all under one ``refreshed_at``
+(numbers are JSON numbers, dates ISO strings, money rounded to the cent)::
 
     {
       "as_of": "2026-11-23",                           # the last complete day covered
       "refreshed_at": "2026-11-24T06:00:01.123456+00:00",
       "currency": null,                                # no currency is recorded yet
+      "scope": "all",                                  # or "store"
+      "scope_id": "",                                  # the store's id
+      "scope_name": null,                              # the store's name
       "headline": {                                    # the 7 days ending at as_of vs the 7 days before
         "revenue":             {"value": 12345.67, "previous": 11000.0, "change": 0.1223},
         "orders":              {"value": 321, "previous": 300, "change": 0.07},
@@ -62,15 +68,26 @@ are JSON numbers, dates ISO strings, money rounded to the cent)::
         "gross_margin_rate":   {"value": 0.3121, "previous": 0.3, "change": 0.0403},
         "customers":           {"value": 250, "previous": 240, "change": 0.0417}
       },
+      "headline_day": {...},                           # as_of against the same weekday a week before
       "revenue_30d": [{"day": "2026-10-25", "revenue": 0.0}, ...],    # 30 days ending at as_of, oldest
                                                                       # first, days without sales as 0
       "stock_health": {"out_of_stock": 3, "below_reorder_point": 12, "healthy": 140, "overstock": 9},
-      "top_products": [                                # last_7_days period of marts.top_products
+      "stock_at_risk": [                               # out of stock, then at the reorder point, least cover
+        {"product_id": "P077", "name": "Oat milk 1l", "store_id": "S01", "on_hand": 0, "on_order": 0,
+         "reorder_point": 12, "days_of_cover": 0.0, "status": "out_of_stock"},   # first; at most 10
+        ...
+      ],
+      "top_products": [                                # last_7_days period of marts.top_products, this scope
         {"rank": 1, "product_id": "P001", "name": "Espresso beans 1kg", "revenue": 999.5, "units": 40,
          "share": 0.081, "rank_change": 2},
         ...
       ],
-      "alerts": []                                     # open alerts (none until alerting exists)
+      "alerts": [                                      # alerts not resolved (ops.alerts), most severe first
+        {"id": 17, "kind": "stock_risk", "severity": "critical", "status": "open",
+         "message": "P0077 (Cocoa powder 250g) at S01 (Paris Marais) will run out in about 2.5 days: ...",
+         "since": "2026-11-23T06:00:03.120000+00:00"},
+        ...
+      ]
     }
 
 ``change`` is ``value / previous - 1`` rounded to 4 places, null when ``previous`` is 0 or null.
@@ -86,7 +103,7 @@ from typing import Any
 
 from psycopg2 import sql
 from psycopg2.extensions import cursor as Cursor
-from psycopg2.extras import Json
+from psycopg2.extras import Json, execute_values
 
 from sales_pipeline.warehouse.db import refresh_in_turn
 
@@ -95,6 +112,9 @@ NEW_SCOPE_DAYS = 28  # a scope younger than this is 'new': it has no previous mo
 DEMAND_DAYS = 28  # stock health: average daily demand over this many days
 STOCK_STATUSES = ("out_of_stock", "below_reorder_point", "healthy", "overstock")
 HEADLINE_DAYS = 7
+# Sent when a new ranking or new Dashboard documents commit: the read API's cache listens (a wake-up, not the data).
+MARTS_CHANNEL = "sales_pipeline_marts"
+STOCK_AT_RISK_SHOWN = 10  # the dashboard lists this many products out of stock or at their reorder point
 
 DAILY_KPIS = sql.Identifier("marts", "daily_kpis")
 SALES_TRENDS = sql.Identifier("marts", "sales_trends")
@@ -371,8 +391,8 @@ def refresh_stock_health(cursor: Cursor, timezone: str, overstock_days: float = 
 # --- top products ------------------------------------------------------------------------------
 
 _TOP_PRODUCTS_INSERT = """
-INSERT INTO marts.top_products (as_of, period, rank, product_id, product_name, category, units, revenue, share,
-                                previous_rank, rank_change)
+INSERT INTO marts.top_products (as_of, period, scope, scope_id, rank, product_id, product_name, category, units,
+                                revenue, share, previous_rank, rank_change)
 WITH periods (period, first_day) AS (
     VALUES ('yesterday', %(as_of)s::date),
            ('last_7_days', %(as_of)s::date - 6),
@@ -387,39 +407,64 @@ windows AS (
 ),
 product_days AS (
     -- Only the days some window covers (about two months), read once.
-    SELECT day, scope_id AS product_id, revenue, units
-    FROM marts.daily_kpis
-    WHERE scope = 'product' AND day BETWEEN (SELECT min(first_day) FROM windows) AND %(as_of)s
+    SELECT d.day, d.scope_id AS product_id, coalesce(p.category, '') AS category, d.revenue, d.units
+    FROM marts.daily_kpis AS d
+    LEFT JOIN core.products AS p ON p.product_id = d.scope_id
+    WHERE d.scope = 'product' AND d.day BETWEEN (SELECT min(first_day) FROM windows) AND %(as_of)s
+),
+store_days AS (
+    -- The KPIs have no product per store: those days come from the order lines, by the same reporting day.
+    SELECT core.reporting_day(sold_at, sale_date, time_given, %(timezone)s) AS day, store_id, product_id,
+           sum(revenue) AS revenue, sum(quantity) AS units
+    FROM core.sales
+    WHERE core.reported_between(sold_at, sale_date, time_given, %(timezone)s,
+                                (SELECT min(first_day) FROM windows), %(as_of)s)
+    GROUP BY 1, 2, 3
+),
+scoped AS (
+    SELECT 'all' AS scope, '' AS scope_id, day, product_id, revenue, units FROM product_days
+    UNION ALL
+    SELECT 'category', category, day, product_id, revenue, units FROM product_days
+    UNION ALL
+    SELECT 'store', store_id, day, product_id, revenue, units FROM store_days
 ),
 totals AS (
-    SELECT w.period, w.is_current, d.product_id, sum(d.revenue) AS revenue, sum(d.units) AS units
+    SELECT w.period, w.is_current, d.scope, d.scope_id, d.product_id, sum(d.revenue) AS revenue,
+           sum(d.units) AS units
     FROM windows AS w
-    JOIN product_days AS d ON d.day BETWEEN w.first_day AND w.last_day
-    GROUP BY w.period, w.is_current, d.product_id
+    JOIN scoped AS d ON d.day BETWEEN w.first_day AND w.last_day
+    GROUP BY w.period, w.is_current, d.scope, d.scope_id, d.product_id
 ),
 ranked AS (
     SELECT *,
-           rank() OVER (PARTITION BY period, is_current ORDER BY revenue DESC) AS rank,
-           revenue / nullif(sum(revenue) OVER (PARTITION BY period, is_current), 0) AS share
+           rank() OVER (PARTITION BY period, is_current, scope, scope_id ORDER BY revenue DESC) AS rank,
+           revenue / nullif(sum(revenue) OVER (PARTITION BY period, is_current, scope, scope_id), 0) AS share
     FROM totals
 )
-SELECT %(as_of)s, c.period, c.rank, c.product_id, p.name, p.category, c.units, c.revenue, round(c.share, 4),
-       b.rank, b.rank - c.rank
+SELECT %(as_of)s, c.period, c.scope, c.scope_id, c.rank, c.product_id, p.name, p.category, c.units, c.revenue,
+       round(c.share, 4), b.rank, b.rank - c.rank
 FROM ranked AS c
-LEFT JOIN ranked AS b ON b.period = c.period AND NOT b.is_current AND b.product_id = c.product_id
+LEFT JOIN ranked AS b ON b.period = c.period AND NOT b.is_current AND b.scope = c.scope AND b.scope_id = c.scope_id
+                     AND b.product_id = c.product_id
 LEFT JOIN core.products AS p ON p.product_id = c.product_id
 WHERE c.is_current AND c.rank <= %(top_n)s
 """
 
 
-def refresh_top_products(cursor: Cursor, as_of: date, top_n: int = 5) -> int:
-    """Replace the top products of as_of for every period from marts.daily_kpis; return the rows written."""
+def refresh_top_products(cursor: Cursor, as_of: date, top_n: int = 5, timezone: str = "UTC") -> int:
+    """Replace the top products of as_of for every period and scope; return the rows written.
+
+    The whole business and each category rank from marts.daily_kpis; each store from the order lines
+    of the same days (reporting days in `timezone`, the pipeline time zone the KPIs were built with).
+    """
     if top_n < 1:
         raise ValueError(f"top_n must be 1 or more, not {top_n}")
     refresh_in_turn(cursor, "marts.top_products")
     cursor.execute("DELETE FROM marts.top_products WHERE as_of = %(as_of)s", {"as_of": as_of})
-    cursor.execute(_TOP_PRODUCTS_INSERT, {"as_of": as_of, "top_n": top_n})
-    return cursor.rowcount
+    cursor.execute(_TOP_PRODUCTS_INSERT, {"as_of": as_of, "top_n": top_n, "timezone": timezone})
+    written = cursor.rowcount
+    cursor.execute("SELECT pg_notify(%s, 'top_products')", (MARTS_CHANNEL,))
+    return written
 
 
 # --- dashboard ---------------------------------------------------------------------------------
@@ -431,62 +476,102 @@ def last_complete_day(cursor: Cursor) -> date | None:
     return cursor.fetchone()[0]
 
 
-def build_dashboard(cursor: Cursor, as_of: date, top_n: int = 5, timezone: str = "UTC") -> dict[str, Any]:
-    """Build the Dashboard document for as_of (shape in this module's docstring) and store it in marts.dashboard.
+def build_dashboard(
+    cursor: Cursor, as_of: date, top_n: int = 5, timezone: str = "UTC", alerts: list[dict] | None = None
+) -> dict[str, Any]:
+    """Build the Dashboard documents for as_of (shape in this module's docstring), the whole business's and each
+    store's, store them in marts.dashboard under one refreshed_at, and return the whole business's.
 
     Reads the marts (refresh them first) and, for distinct customers over a week, core.sales by reporting
-    day in `timezone`, which must be the pipeline time zone the KPIs were built with.
+    day in `timezone`, which must be the pipeline time zone the KPIs were built with. `alerts`: the open
+    alerts, as `sales_pipeline.alerts.render.alert_record` gives them, with their `store_id` (NULL: chain-wide):
+    a store's document lists its own.
     """
     cursor.execute("SELECT clock_timestamp()")  # each refresh its own key, even twice in one transaction
     refreshed_at: datetime = cursor.fetchone()[0]
-    document = {
+    cursor.execute(
+        "SELECT store_id, name FROM core.stores"
+        " UNION SELECT DISTINCT scope_id, NULL FROM marts.daily_kpis WHERE scope = 'store'"
+        "  AND scope_id NOT IN (SELECT store_id FROM core.stores)"
+        " ORDER BY 1"
+    )
+    scopes = [("all", "", None), *(("store", store_id, name) for store_id, name in cursor.fetchall())]
+    alerts = alerts or []
+    documents = [
+        _dashboard_document(cursor, as_of, refreshed_at, (scope, scope_id), name, top_n, timezone)
+        | {"alerts": [a for a in alerts if scope == "all" or a.get("store_id") == scope_id]}
+        for scope, scope_id, name in scopes
+    ]
+    execute_values(
+        cursor,
+        "INSERT INTO marts.dashboard (refreshed_at, as_of, scope, scope_id, document) VALUES %s",
+        [(refreshed_at, as_of, d["scope"], d["scope_id"], Json(d)) for d in documents],
+    )
+    cursor.execute("SELECT pg_notify(%s, 'dashboard')", (MARTS_CHANNEL,))
+    return documents[0]
+
+
+def _dashboard_document(
+    cursor: Cursor,
+    as_of: date,
+    refreshed_at: datetime,
+    scope: tuple[str, str],
+    name: str | None,
+    top_n: int,
+    timezone: str,
+) -> dict[str, Any]:
+    week = (as_of - timedelta(days=HEADLINE_DAYS - 1), as_of)
+    week_before = (week[0] - timedelta(days=HEADLINE_DAYS), week[0] - timedelta(days=1))
+    same_day_last_week = as_of - timedelta(days=7)
+    return {
         "as_of": as_of.isoformat(),
         "refreshed_at": refreshed_at.isoformat(),
         "currency": None,
-        "headline": _headline(cursor, as_of, timezone),
-        "revenue_30d": _revenue_series(cursor, as_of, 30),
-        "stock_health": _stock_health_counts(cursor),
-        "top_products": _top_products(cursor, as_of, top_n),
-        "alerts": [],
+        "scope": scope[0],
+        "scope_id": scope[1],
+        "scope_name": name,
+        "headline": _headline(cursor, scope, week, week_before, timezone),
+        "headline_day": _headline(cursor, scope, (as_of, as_of), (same_day_last_week, same_day_last_week), timezone),
+        "revenue_30d": _revenue_series(cursor, scope, as_of, 30),
+        "stock_health": _stock_health_counts(cursor, scope),
+        "stock_at_risk": _stock_at_risk(cursor, scope),
+        "top_products": _top_products(cursor, scope, as_of, top_n),
+        "alerts": [],  # filled in by build_dashboard
     }
-    cursor.execute(
-        "INSERT INTO marts.dashboard (refreshed_at, as_of, document)"
-        " VALUES (%(refreshed_at)s, %(as_of)s, %(document)s)",
-        {"refreshed_at": refreshed_at, "as_of": as_of, "document": Json(document)},
-    )
-    return document
 
 
-def _headline(cursor: Cursor, as_of: date, timezone: str) -> dict[str, dict[str, Any]]:
-    params = {"as_of": as_of, "days": HEADLINE_DAYS, "timezone": timezone}
+def _headline(
+    cursor: Cursor, scope: tuple[str, str], current: tuple[date, date], previous: tuple[date, date], timezone: str
+) -> dict[str, dict[str, Any]]:
+    """The KPIs of the `current` days against the `previous` ones (first and last day of each)."""
+    params = {
+        "scope": scope[0],
+        "scope_id": scope[1],
+        "store_id": scope[1] if scope[0] == "store" else None,
+        "current_first": current[0],
+        "current_last": current[1],
+        "previous_first": previous[0],
+        "previous_last": previous[1],
+        "timezone": timezone,
+    }
     # Orders sum across days (an order has one instant); distinct customers do not, see below.
     cursor.execute(
         """
-        SELECT day > %(as_of)s::date - %(days)s AS is_current,
+        SELECT day >= %(current_first)s AS is_current,
                sum(revenue), sum(units), sum(orders), sum(revenue_with_cost), sum(gross_margin)
         FROM marts.daily_kpis
-        WHERE scope = 'all' AND day BETWEEN %(as_of)s::date - 2 * %(days)s + 1 AND %(as_of)s
+        WHERE scope = %(scope)s AND scope_id = %(scope_id)s
+          AND (day BETWEEN %(current_first)s AND %(current_last)s
+               OR day BETWEEN %(previous_first)s AND %(previous_last)s)
         GROUP BY 1
         """,
         params,
     )
-    weeks = {current: values for current, *values in cursor.fetchall()}
-    cursor.execute(
-        """
-        SELECT core.reporting_day(sold_at, sale_date, time_given, %(timezone)s) > %(as_of)s::date - %(days)s
-                   AS is_current,
-               count(DISTINCT customer_id)
-        FROM core.sales
-        WHERE core.reported_between(sold_at, sale_date, time_given, %(timezone)s,
-                                    %(as_of)s::date - 2 * %(days)s + 1, %(as_of)s)
-        GROUP BY 1
-        """,
-        params,
-    )
-    customers = dict(cursor.fetchall())
+    totals = {is_current: values for is_current, *values in cursor.fetchall()}
+    customers = _distinct_customers(cursor, params)
 
-    def week(current: bool) -> dict[str, Any]:
-        revenue, units, orders, revenue_with_cost, gross_margin = weeks.get(current, (0, 0, 0, 0, None))
+    def figures(is_current: bool) -> dict[str, Any]:
+        revenue, units, orders, revenue_with_cost, gross_margin = totals.get(is_current, (0, 0, 0, 0, None))
         return {
             "revenue": _money(revenue),
             "orders": int(orders),
@@ -497,44 +582,94 @@ def _headline(cursor: Cursor, as_of: date, timezone: str) -> dict[str, dict[str,
                 if gross_margin is not None and revenue_with_cost > 0
                 else None
             ),
-            "customers": customers.get(current, 0),
+            "customers": customers.get(is_current, 0),
         }
 
-    now, before = week(True), week(False)
+    now, before = figures(True), figures(False)
     return {
         name: {"value": now[name], "previous": before[name], "change": _change(now[name], before[name])} for name in now
     }
 
 
-def _revenue_series(cursor: Cursor, as_of: date, days: int) -> list[dict[str, Any]]:
+def _distinct_customers(cursor: Cursor, params: dict[str, Any]) -> dict[bool, int]:
+    """Distinct known customers of the current and the previous days (not a sum of daily counts)."""
+    cursor.execute(
+        """
+        SELECT day >= %(current_first)s AS is_current, count(DISTINCT customer_id)
+        FROM (
+            SELECT core.reporting_day(sold_at, sale_date, time_given, %(timezone)s) AS day, customer_id
+            FROM core.sales
+            WHERE core.reported_between(sold_at, sale_date, time_given, %(timezone)s,
+                                        %(previous_first)s, %(current_last)s)
+              AND (%(store_id)s::text IS NULL OR store_id = %(store_id)s)
+        ) AS lines
+        WHERE day BETWEEN %(current_first)s AND %(current_last)s OR day BETWEEN %(previous_first)s AND %(previous_last)s
+        GROUP BY 1
+        """,
+        params,
+    )
+    return dict(cursor.fetchall())
+
+
+def _revenue_series(cursor: Cursor, scope: tuple[str, str], as_of: date, days: int) -> list[dict[str, Any]]:
     cursor.execute(
         """
         SELECT day, revenue
         FROM marts.daily_kpis
-        WHERE scope = 'all' AND day BETWEEN %(first_day)s AND %(as_of)s
+        WHERE scope = %(scope)s AND scope_id = %(scope_id)s AND day BETWEEN %(first_day)s AND %(as_of)s
         """,
-        {"first_day": as_of - timedelta(days=days - 1), "as_of": as_of},
+        {"scope": scope[0], "scope_id": scope[1], "first_day": as_of - timedelta(days=days - 1), "as_of": as_of},
     )
     revenue = dict(cursor.fetchall())
     series = (as_of - timedelta(days=days - 1 - i) for i in range(days))
     return [{"day": day.isoformat(), "revenue": _money(revenue.get(day, 0))} for day in series]
 
 
-def _stock_health_counts(cursor: Cursor) -> dict[str, int]:
-    cursor.execute("SELECT status, count(*) FROM marts.stock_health GROUP BY status")
+def _store_filter(scope: tuple[str, str]) -> dict[str, str | None]:
+    return {"store_id": scope[1] if scope[0] == "store" else None}
+
+
+def _stock_health_counts(cursor: Cursor, scope: tuple[str, str]) -> dict[str, int]:
+    cursor.execute(
+        "SELECT status, count(*) FROM marts.stock_health"
+        " WHERE %(store_id)s::text IS NULL OR store_id = %(store_id)s GROUP BY status",
+        _store_filter(scope),
+    )
     counts = dict(cursor.fetchall())
     return {status: counts.get(status, 0) for status in STOCK_STATUSES}
 
 
-def _top_products(cursor: Cursor, as_of: date, top_n: int) -> list[dict[str, Any]]:
+def _stock_at_risk(cursor: Cursor, scope: tuple[str, str]) -> list[dict[str, Any]]:
+    """The products out of stock or at their reorder point, least cover first (at most STOCK_AT_RISK_SHOWN)."""
+    cursor.execute(
+        """
+        SELECT h.product_id, p.name, h.store_id, h.on_hand, h.on_order, h.reorder_point, h.days_of_cover, h.status
+        FROM marts.stock_health AS h
+        LEFT JOIN core.products AS p USING (product_id)
+        WHERE h.status IN ('out_of_stock', 'below_reorder_point')
+          AND (%(store_id)s::text IS NULL OR h.store_id = %(store_id)s)
+        ORDER BY h.status = 'out_of_stock' DESC, h.days_of_cover NULLS LAST, h.product_id, h.store_id
+        LIMIT %(shown)s
+        """,
+        _store_filter(scope) | {"shown": STOCK_AT_RISK_SHOWN},
+    )
+    names = ("product_id", "name", "store_id", "on_hand", "on_order", "reorder_point", "days_of_cover", "status")
+    return [
+        dict(zip(names, row, strict=True)) | {"days_of_cover": float(row[6]) if row[6] is not None else None}
+        for row in cursor.fetchall()
+    ]
+
+
+def _top_products(cursor: Cursor, scope: tuple[str, str], as_of: date, top_n: int) -> list[dict[str, Any]]:
     cursor.execute(
         """
         SELECT rank, product_id, product_name, revenue, units, share, rank_change
         FROM marts.top_products
-        WHERE as_of = %(as_of)s AND period = 'last_7_days' AND rank <= %(top_n)s
+        WHERE as_of = %(as_of)s AND period = 'last_7_days' AND scope = %(scope)s AND scope_id = %(scope_id)s
+          AND rank <= %(top_n)s
         ORDER BY rank, product_id
         """,
-        {"as_of": as_of, "top_n": top_n},
+        {"as_of": as_of, "scope": scope[0], "scope_id": scope[1], "top_n": top_n},
     )
     return [
         {

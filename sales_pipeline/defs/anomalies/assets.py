@@ -1,7 +1,8 @@
 """Anomalies as assets: each detection rewrites its kind's current situations in ml.anomalies.
 
 A situation keeps its dedupe key while it lasts (the alerts send each once); one the detection no
-longer finds is resolved, not deleted.
+longer finds is resolved, not deleted. ops.alerts follows in the same transaction (alerts/store.py):
+the delivery sensor sees a new critical alert as soon as the refresh commits.
 """
 
 import json
@@ -9,6 +10,7 @@ import json
 import dagster as dg
 import pandas as pd
 
+from sales_pipeline.alerts.store import follow_anomalies
 from sales_pipeline.anomalies.churn import refresh_churn
 from sales_pipeline.anomalies.drops import refresh_sales_drops
 from sales_pipeline.anomalies.stock_risk import refresh_stock_risks
@@ -36,7 +38,7 @@ def _anomaly(name: str, description: str, deps: list) -> dict:
     }
 
 
-def _alerts_metadata(alerts: list[Alert]) -> dict:
+def _alerts_metadata(alerts: list[Alert], followed: dict[str, int]) -> dict:
     counts = {severity: sum(a.severity == severity for a in alerts) for severity in ("critical", "warning", "info")}
     preview = pd.DataFrame(
         [{"severity": a.severity, "entity": f"{a.entity_type} {a.entity_id}", "message": a.message} for a in alerts]
@@ -44,6 +46,7 @@ def _alerts_metadata(alerts: list[Alert]) -> dict:
     return {
         "anomalies": len(alerts),
         **counts,
+        **{f"alerts_{event}": count for event, count in followed.items()},
         "active": dg.MetadataValue.md(preview.head(20).to_markdown(index=False) if len(preview) else "none"),
     }
 
@@ -62,7 +65,8 @@ def _alerts_metadata(alerts: list[Alert]) -> dict:
 def sales_drops(warehouse: WarehouseResource) -> dg.MaterializeResult:
     with transaction(warehouse.url()) as cursor:
         alerts = refresh_sales_drops(cursor)
-    return dg.MaterializeResult(metadata=_alerts_metadata(alerts))
+        followed = follow_anomalies(cursor, "sales_drop")
+    return dg.MaterializeResult(metadata=_alerts_metadata(alerts, followed))
 
 
 @dg.asset(
@@ -77,7 +81,8 @@ def sales_drops(warehouse: WarehouseResource) -> dg.MaterializeResult:
 def stock_risks(warehouse: WarehouseResource) -> dg.MaterializeResult:
     with transaction(warehouse.url()) as cursor:
         projection, alerts = refresh_stock_risks(cursor)
-    return dg.MaterializeResult(metadata={"positions_assessed": len(projection), **_alerts_metadata(alerts)})
+        followed = follow_anomalies(cursor, "stock_risk")
+    return dg.MaterializeResult(metadata={"positions_assessed": len(projection), **_alerts_metadata(alerts, followed)})
 
 
 @dg.asset(
@@ -92,10 +97,11 @@ def stock_risks(warehouse: WarehouseResource) -> dg.MaterializeResult:
 def customer_churn(warehouse: WarehouseResource) -> dg.MaterializeResult:
     with transaction(warehouse.url()) as cursor:
         kpis, alerts = refresh_churn(cursor)
+        followed = follow_anomalies(cursor, "customer_churn")
     return dg.MaterializeResult(
         metadata={
             "churn_kpis": dg.MetadataValue.json(json.loads(json.dumps(kpis, default=str))),
-            **_alerts_metadata(alerts),
+            **_alerts_metadata(alerts, followed),
         }
     )
 
