@@ -93,6 +93,16 @@ def model_comparison(url: str, target: str, scope: str, scope_id: str) -> dict[s
     return {row.model: (None if pd.isna(row.mase) else float(row.mase)) for row in rows.itertuples()}
 
 
+def published_model(url: str, target: str, scope: str, scope_id: str) -> str | None:
+    """The model a series publishes (ml.forecast_series), None before its first forecast."""
+    rows = pd.read_sql_query(
+        "SELECT model FROM ml.forecast_series WHERE (target, scope, scope_id) = (%(t)s, %(s)s, %(i)s)",
+        engine(url),
+        params={"t": target, "s": scope, "i": scope_id},
+    )
+    return None if rows.empty else rows["model"].iloc[0]
+
+
 def bad_bounds(url: str, target: str) -> pd.DataFrame:
     """Latest published rows whose bounds are out of order (lower95 <= lower80 <= yhat <= upper80 <= upper95)."""
     return pd.read_sql_query(
