@@ -124,7 +124,7 @@ def test_generate_is_deterministic_by_seed(tmp_path):
 
     assert digest(first) == digest(second) != digest(other)
     workbook = openpyxl.load_workbook(first / "retailer.xlsx", read_only=True)
-    assert workbook.sheetnames == ["Products", "Stores", "Customers", "Sales", "Stock"]
+    assert workbook.sheetnames == ["Products", "Stores", "Customers", "Sales", "Stock", "Calendar", "Promotions"]
 
 
 def test_template_writes_the_import_template(tmp_path):
