@@ -7,7 +7,9 @@ How a series is forecast (`forecast_series`):
    origin, so that it does not flip from one day to the next): ADI, the mean interval between selling
    days, and CV², the squared coefficient of variation of the non-zero days, give *smooth* (ADI < 1.32,
    CV² < 0.49), *erratic* (ADI < 1.32), *intermittent* (CV² < 0.49) or *lumpy*.
-3. Candidates: seasonal naive always (the same weekday last week), the floor every model must beat.
+3. Candidates: seasonal naive always (the same weekday last week; the latest one on promotion as the
+   day is, so the Monday after a promotion week is forecast by a Monday without one), the floor every
+   model must beat.
    - Intermittent and lumpy series: TSB (Teunter-Syntetos-Babai: the chance of a sale on a day times
      the size of a sale, each exponentially smoothed, the chance updated every day so that a product
      that stopped selling fades). It publishes, seasonal naive scored beside it: by absolute error a
