@@ -32,7 +32,7 @@ slower, so the default configuration keeps none.
 
 Variants of the settings are scored over every --variant-every'th origin, against the default
 configuration on the same origins: holiday_country "DE", additive seasonality, 8 backtest origins
-instead of 4, and no promotion input (what the pipeline's `sales_series` passes today).
+instead of 4, and no promotion input (what the pipeline passed before it read core.promotions).
 
 In memory: no warehouse is needed. The forecasts run in a process pool (one process per CPU).
 
@@ -89,7 +89,7 @@ LABELS = {
     "holidays_de": "holiday_country='DE'",
     "additive": "seasonality_mode='additive'",
     "backtest_8": "backtest_origins=8 (sigma from twice the folds)",
-    "no_promotion": "no promotion input (as sales_series today)",
+    "no_promotion": "no promotion input (as the pipeline before core.promotions)",
 }
 
 

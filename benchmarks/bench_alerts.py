@@ -39,6 +39,7 @@ import sys
 import time
 from collections.abc import Iterator
 from email.message import EmailMessage
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -176,10 +177,10 @@ def one_run(url: str, total: int, port: int, folder: Path) -> dict:
             batch = decide(cursor, config, EARLY)
         ticks.append(time.perf_counter() - started)
     started = time.perf_counter()
-    critical = deliver(url, config, EARLY)
+    critical = deliver(partial(db.transaction, url), config, EARLY)
     critical_s = time.perf_counter() - started
     started = time.perf_counter()
-    digest = deliver(url, config, DIGEST)
+    digest = deliver(partial(db.transaction, url), config, DIGEST)
     digest_s = time.perf_counter() - started
     assert critical.failed == digest.failed == critical.retrying == digest.retrying == 0, critical.errors
     sent = critical.sent + digest.sent

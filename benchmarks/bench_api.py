@@ -39,6 +39,7 @@ from common import median_of, own_database
 from psycopg2.extras import Json
 
 from sales_pipeline import settings
+from sales_pipeline.settings import Settings
 from sales_pipeline.warehouse import db
 
 BENCH_DB = "bench_api_serve"
@@ -189,7 +190,7 @@ async def push(address: str, url: str, token: str, sockets: int) -> float:
 
 def prepare(lines: int) -> str:
     """The bench database holding `lines` order lines and every mart: loaded and built once, then kept."""
-    timezone = settings.pipeline_timezone()
+    timezone = Settings.from_environment().pipeline_timezone
     url = own_database(BENCH_DB)
     stamp = bench_marts.fingerprint(lines, 7, 20, timezone)
     info = bench_marts.loaded_info(url, stamp)

@@ -13,7 +13,7 @@ mean (the engine's rule, see sales_pipeline/forecasting/models.py).
 
 Ours, each run in its own process (peak RSS = that process and its worker processes, sampled with
 psutil and summed), timed from the read to the commit: `store_calendars` and `sales_series` (the
-product series kept), then `run_forecasts(url, "sales", series, ForecastSettings(), workers=os.cpu_count())`:
+product series kept), then `run_forecasts(transaction, "sales", series, ForecastSettings(), workers=os.cpu_count())`:
 
 - cold: from empty ml tables, origin Friday 2026-11-20: every backtest fold is fitted (4 Sunday
   origins per candidate, then the published model): the first run, and every run after a settings
@@ -58,6 +58,7 @@ import threading
 import time
 from collections import Counter
 from datetime import date
+from functools import partial
 
 from common import autocommit, copy_frame, engine_version, median_of, own_database, peak_rss_mb, run_worker
 
@@ -213,8 +214,9 @@ class PeakRss:
 def product_series(url: str, origin: date, settings) -> list:
     from sales_pipeline.forecasting.runner import sales_series, store_calendars
 
-    calendars = store_calendars(url, origin, settings.horizon)
-    return [item for item in sales_series(url, origin, calendars, settings) if item.scope == "product"]
+    with db.transaction(url) as cursor:
+        calendars = store_calendars(cursor, origin, settings.horizon)
+        return [item for item in sales_series(cursor, origin, calendars, settings) if item.scope == "product"]
 
 
 def quiet_prophet() -> None:
@@ -258,7 +260,7 @@ def ours_worker(url: str, origin: date) -> dict:
         started = time.perf_counter()
         series = product_series(url, origin, settings)
         read = time.perf_counter()
-        run = runner.run_forecasts(url, "sales", series, settings, workers=workers)
+        run = runner.run_forecasts(partial(db.transaction, url), "sales", series, settings, workers=workers)
         done = time.perf_counter()
     folds = [fold for result in run.results for fold in result.folds]
     with db.transaction(url) as cursor:
@@ -407,9 +409,9 @@ def main() -> None:
         print(json.dumps(worker()))
         return
 
-    from sales_pipeline import settings as pipeline_settings
+    from sales_pipeline.settings import Settings
 
-    if pipeline_settings.pipeline_timezone() != "UTC":
+    if Settings.from_environment().pipeline_timezone != "UTC":
         raise SystemExit("run with PIPELINE_TIMEZONE unset or UTC: the loaded days are UTC dates")
     n_series = args.series or (100 if args.quick else 1000)
     sample = min(args.baseline_sample or (20 if args.quick else n_series), n_series)

@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg2
-from common import autocommit, copy_frame, median_of, own_database, print_outcome, run_worker
+from common import autocommit, copy_frame, median_of, own_database, pandas_engine, print_outcome, run_worker
 from psycopg2.extensions import cursor as Cursor
 
 from sales_pipeline.warehouse import db
@@ -298,7 +298,7 @@ def run_marts(kind: str, url: str, info: dict) -> dict:
     steps.run("stock_health", lambda c: marts.refresh_stock_health(c, tz))
     steps.run(
         "top_products",
-        lambda c: (str(as_of := marts.last_complete_day(c)), marts.refresh_top_products(c, as_of, TOP_N)),
+        lambda c: (str(as_of := marts.last_complete_day(c)), marts.refresh_top_products(c, as_of, TOP_N, tz)),
     )
     steps.run("dashboard", lambda c: marts.build_dashboard(c, marts.last_complete_day(c), timezone=tz)["as_of"])
     seconds = time.perf_counter() - started
@@ -322,7 +322,7 @@ def run_baseline(url: str, info: dict) -> dict:
         "SELECT s.sold_at, s.order_id, s.store_id, s.customer_id, s.product_id, coalesce(p.category, '') AS category,"
         " s.quantity, s.unit_price, s.revenue, coalesce(s.unit_cost, p.unit_cost) AS unit_cost"
         " FROM core.sales AS s LEFT JOIN core.products AS p USING (product_id)",
-        db.engine(url),
+        pandas_engine(url),
     )
     read_s = time.perf_counter() - started
     lines["day"] = lines["sold_at"].dt.tz_convert(tz).dt.tz_localize(None).dt.normalize()
@@ -570,10 +570,10 @@ def main() -> None:
         return
 
     sys.stdout.reconfigure(line_buffering=True)  # progress shows when the output goes to a file
-    from sales_pipeline import settings
+    from sales_pipeline.settings import Settings
 
     sizes = args.sizes or ([100_000] if args.quick else [1_000_000, 5_000_000])
-    timezone = settings.pipeline_timezone()
+    timezone = Settings.from_environment().pipeline_timezone
     url, server_local = bench_database()
     print(
         f"database {BENCH_DB} on the {'embedded' if server_local else 'configured'} server; {args.runs} run(s) each;"

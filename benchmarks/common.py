@@ -45,6 +45,16 @@ def autocommit(url: str, *statements: str, tolerate: tuple[type[Exception], ...]
         connection.close()
 
 
+def pandas_engine(url: str) -> Any:
+    """A SQLAlchemy engine for the baselines' `pandas.read_sql` / `to_sql`, the plain way a pandas user reads
+    and writes a database (the package itself reads through psycopg2; SQLAlchemy comes with Dagster)."""
+    import re
+
+    import sqlalchemy
+
+    return sqlalchemy.create_engine(re.sub(r"^postgres(ql)?://", "postgresql+psycopg2://", url))
+
+
 def copy_frame(cursor: Any, table: str, frame: Any, force_not_null: tuple[str, ...] = ()) -> None:
     """COPY a DataFrame into `table`, its columns by name.
 
@@ -67,6 +77,15 @@ def engine_version() -> str:
 def peak_rss_mb() -> float:
     """This process's peak resident memory so far, in MB (ru_maxrss is in kB on Linux)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def current_rss_mb() -> float:
+    """This process's resident memory now, in MB (Linux: /proc; elsewhere its peak so far)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * resource.getpagesize() / 2**20
+    except OSError:
+        return peak_rss_mb()
 
 
 def print_outcome(outcome: dict) -> None:

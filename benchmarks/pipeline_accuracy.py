@@ -37,14 +37,14 @@ import pandas as pd
 from sales_pipeline.analytics import marts
 from sales_pipeline.anomalies.drops import detect_sales_drops
 from sales_pipeline.defs.anomalies.assets import anomaly_assets, sales_drops
-from sales_pipeline.defs.forecasting.assets import forecast_assets, sales_forecast
+from sales_pipeline.defs.forecasting.assets import build_sales_forecast, demand_forecast
 from sales_pipeline.excel.importer import ImportSettings, import_workbook
 from sales_pipeline.excel.mapping import TEMPLATE, load_mapping
 from sales_pipeline.forecasting import models
 from sales_pipeline.forecasting.calendar import load_promotions
 from sales_pipeline.forecasting.reconcile import MEMBER_SCOPES, reconcile_sales
 from sales_pipeline.forecasting.runner import sales_series, store_calendars
-from sales_pipeline.resources import AnalyticsResource, ForecastingResource, WarehouseResource
+from sales_pipeline.resources import ForecastingResource, WarehouseResource
 from sales_pipeline.warehouse.db import read_frame, transaction
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -59,8 +59,9 @@ def load(url: str, path: Path, mapping: str | None, timezone: str) -> None:
         for where in folders.values():
             where.mkdir()
         copy = Path(shutil.copy(path, folders["inbox"] / path.name))
-        settings = ImportSettings(url, folders["archive"], folders["rejected"], dayfirst=False, timezone=timezone)
-        result = import_workbook(copy, settings, load_mapping(MAPPINGS / f"{mapping}.yaml") if mapping else TEMPLATE)
+        settings = ImportSettings(folders["archive"], folders["rejected"], timezone=timezone, dayfirst=False)
+        the_mapping = load_mapping(MAPPINGS / f"{mapping}.yaml") if mapping else TEMPLATE
+        result = import_workbook(WarehouseResource(database_url=url).transaction, copy, settings, the_mapping)
         if result.status != "loaded":
             raise SystemExit(f"{path.name} did not load: {result.status} {result.reason}")
     with transaction(url) as cursor:
@@ -68,11 +69,10 @@ def load(url: str, path: Path, mapping: str | None, timezone: str) -> None:
         marts.refresh_daily_kpis(cursor, *cursor.fetchone(), timezone)
 
 
-def resources(url: str, workers: int) -> dict:
+def resources(url: str, workers: int, timezone: str = "UTC") -> dict:
     return {
         "warehouse": WarehouseResource(database_url=url),
-        "analytics": AnalyticsResource(timezone="UTC", dashboard_dir=tempfile.gettempdir()),
-        "forecasting": ForecastingResource(workers=workers),
+        "forecasting": ForecastingResource(timezone=timezone, workers=workers),
     }
 
 
@@ -106,13 +106,13 @@ def through_pipeline(url: str, weeks: int, workers: int) -> list[dict]:
     # Spawned, as the runner's: this process holds connections a fork would copy.
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         for origin in sundays(last_day(url), weeks):
-            calendars = store_calendars(url, origin, HORIZON)
             with transaction(url) as cursor:
+                calendars = store_calendars(cursor, origin, HORIZON)
                 promotions = load_promotions(cursor, origin + timedelta(days=HORIZON))
-            series = [
-                item for item in sales_series(url, origin, calendars, settings, promotions, categories)
-                if item.scope in MEMBER_SCOPES and len(item.values) >= settings.min_history_days
-            ]  # fmt: skip
+                series = [
+                    item for item in sales_series(cursor, origin, calendars, settings, promotions, categories)
+                    if item.scope in MEMBER_SCOPES and len(item.values) >= settings.min_history_days
+                ]  # fmt: skip
             results = list(pool.map(_forecast, series, chunksize=1))
             reconcile_sales(results, {item.key: item for item in series}, settings)
             for item, result in zip(series, results, strict=True):
@@ -172,6 +172,7 @@ def level_scores(rows: list[dict], scope: str) -> dict:
 
 def false_criticals(url: str, days: int, workers: int) -> dict:
     """The sales forecast and drops as Dagster runs them, then the detector on each of the last `days` days."""
+    sales_forecast = build_sales_forecast(holiday_country=None)
     result = dg.materialize([sales_forecast, sales_drops], resources=resources(url, workers), raise_on_error=True)
     assert result.success
     last = last_day(url)
@@ -203,7 +204,8 @@ def planted_recall(url: str, seeds: list[int], workers: int) -> dict:
         empty_tables(url)
         with tempfile.TemporaryDirectory(prefix="bench-planted-") as folder:
             load(url, write_sheets_workbook(Path(folder) / f"retailer_{seed}.xlsx", retailer.frames()), None, "UTC")
-        dg.materialize([*forecast_assets, *anomaly_assets], resources=resources(url, workers), raise_on_error=True)
+        forecasts = [build_sales_forecast(holiday_country=None), demand_forecast]
+        dg.materialize([*forecasts, *anomaly_assets], resources=resources(url, workers), raise_on_error=True)
         judged = _judge(url, retailer.planted)
         for kind, (found, planted) in judged["kinds"].items():
             kinds[kind][0] += found

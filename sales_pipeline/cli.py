@@ -6,7 +6,9 @@ import atexit
 import contextlib
 import datetime as dt
 import json
+import logging
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -14,21 +16,33 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from sales_pipeline import settings
+from sales_pipeline.settings import Settings
+
+if TYPE_CHECKING:  # Dagster loads in a second: the commands that need it import it when they run
+    import dagster as dg
+    from psycopg2.extensions import cursor as Cursor
 
 PROJECT_ROOT = Path.cwd()
+PACKAGE_FOLDER = Path(__file__).resolve().parent  # where this project's code runs from
 SAMPLE_DIR = Path("data/sample")
 DEMO_ROUTING = Path("data/alert_routing.example.yaml")  # the sample retailer's store managers, buyer, head office
 # The retailer data/sample was generated from, so that the API and the workbooks agree.
 SIMULATED_RETAILER = {"seed": 42, "scale": 2, "days": 730}
 DEMO_API_DAYS = 7  # the demo pulls the last week of sales from the back office, as a night would
 SUMMARY_TABLES = ("core.products", "core.stores", "core.customers", "core.sales", "core.stock", "ops.import_rejects")
-# Keep the terminal to the summary: each run's full log is in the Dagster UI.
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# `sales-pipeline import`'s exit status per outcome, for scripts (README, The CLI); a failed run exits 1, a
+# command line click refuses 2.
+IMPORT_EXIT_CODES = {"loaded": 0, "duplicate": 0, "rejected": 3, "loaded_with_rejects": 4}
+# Keep the terminal to the summary and, on failure, its one line: each run's full log is in the Dagster UI.
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 NEXT_STEP = "\nNext: `sales-pipeline dev` opens the Dagster UI on http://127.0.0.1:3000"
@@ -43,9 +57,25 @@ DEV_STOP_TIMEOUT_S = 30
 
 
 def demo_routing() -> None:
-    """The demo's managers: the shipped example routing when nobody said who gets the alerts."""
+    """The demo's managers: the shipped example routing when nobody said who gets the alerts and reports."""
     if not os.environ.get(settings.ALERT_ROUTING) and not os.environ.get(settings.MANAGER_EMAILS):
         os.environ[settings.ALERT_ROUTING] = str(DEMO_ROUTING.resolve())
+
+
+@cache
+def load_settings() -> Settings:
+    """This command's settings, read once from the environment: a bad one fails here, before anything starts,
+    with its one line (see Commands)."""
+    return Settings.from_environment()
+
+
+@cache
+def code_location() -> dg.Definitions:
+    """The code location with this command's settings, built once (after `prepare_environment`: the resources
+    read the URLs it puts in the environment)."""
+    from sales_pipeline.definitions import build_definitions
+
+    return build_definitions(load_settings())
 
 
 def prepare_environment(simulator: bool = False) -> dict[str, str]:
@@ -55,30 +85,46 @@ def prepare_environment(simulator: bool = False) -> dict[str, str]:
     Dagster processes started from here connect to the same server without starting their own.
     `simulator`: serve the bundled Java API simulator when JAVA_API_BASE_URL is unset.
     """
+    from sales_pipeline import folders
     from sales_pipeline.warehouse import db, embedded
 
-    home = settings.home()
-    for folder in (home, settings.inbox_dir(), settings.archive_dir(), settings.rejected_dir()):
-        folder.mkdir(parents=True, exist_ok=True)
+    config = load_settings()  # a bad value fails here, before anything starts
+    home = config.home
+    for folder in (home, config.inbox_dir, config.archive_dir, config.rejected_dir):
+        folders.make_private(folder)
     embedded_server = not os.environ.get(settings.DATABASE_URL)
+    embedded_runs = embedded_server and not os.environ.get(settings.DAGSTER_DATABASE_URL)
     # Dagster's storage first: once the embedded warehouse's URL is in the environment, it reads
     # as an external warehouse, and Dagster's tables would land in the warehouse's `public` schema.
     os.environ[settings.DAGSTER_DATABASE_URL] = embedded.dagster_storage_url()
     warehouse_url = embedded.warehouse_url()
     os.environ[settings.DATABASE_URL] = warehouse_url
-    dagster_home = home / "dagster"
-    dagster_home.mkdir(exist_ok=True)
+    dagster_home = folders.make_private(home / "dagster")
     instance_settings = PROJECT_ROOT / "dagster.yaml"
     if not instance_settings.exists():
         raise click.ClickException(f"{instance_settings} not found: run sales-pipeline from the project folder")
     shutil.copyfile(instance_settings, dagster_home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(dagster_home)
-    db.migrate(warehouse_url)
+    with db.transaction(warehouse_url) as cursor:
+        db.migrate(cursor)
+    fail_runs_of_dead_commands(embedded_runs)
     return {
         "warehouse": "embedded PostgreSQL in " + str(embedded.pgdata_dir()) if embedded_server else "external server",
         "dagster home": str(dagster_home),
-        "inbox": str(settings.inbox_dir()),
+        "inbox": str(config.inbox_dir),
     } | java_api(simulator)
+
+
+def fail_runs_of_dead_commands(storage_on_this_machine: bool) -> None:
+    """Mark failed the Dagster runs left STARTED by a process that is gone, and say so in one line."""
+    import dagster as dg
+
+    from sales_pipeline.runs import fail_runs_of_dead_processes
+
+    failed = fail_runs_of_dead_processes(dg.DagsterInstance.get(), storage_on_this_machine)
+    if failed:
+        click.echo(f"Marked failed {len(failed)} Dagster run(s) left unfinished by a process that is gone (killed, or "
+                   f"cut from its database): {', '.join(run_id[:8] for run_id in failed)}", err=True)  # fmt: skip
 
 
 def java_api(simulator: bool) -> dict[str, str]:
@@ -102,27 +148,151 @@ def start_simulator() -> str:
     return f"simulator on {base_url} (the retailer of data/sample)"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def main() -> None:
+# The database settings as the user gave them, before a command points them at the embedded server:
+# a database failure names these (filled when a command starts).
+CONFIGURED_DATABASES: dict[str, str | None] = {}
+
+
+class Commands(click.Group):
+    """The commands. One that fails prints one line saying why and exits 1; with --debug, the traceback too."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as error:
+            if ctx.params.get("debug"):
+                raise
+            raise click.ClickException(failure_line(exception_problems(error))) from None
+
+
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="When a command fails, show the whole traceback after the reason.")
+def main(debug: bool) -> None:
     """Turn a retailer's sales data into decisions (a Dagster project)."""
     # SIGTERM (a service manager, `timeout`, `kill`) exits like Ctrl-C does, through Python's exit
     # handlers, so the embedded PostgreSQL stops when its last user goes instead of being orphaned.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    CONFIGURED_DATABASES.update({name: os.environ.get(name) for name in (settings.DATABASE_URL,
+                                                                          settings.DAGSTER_DATABASE_URL)})  # fmt: skip
+    # The project's notes (a server recovered after a crash, ...) as one line each on stderr; of the
+    # libraries' logs, errors only (a failure is then said once, in the command's last line).
+    notes = logging.StreamHandler(sys.stderr)
+    notes.setFormatter(logging.Formatter("Note: %(message)s"))
+    project = logging.getLogger("sales_pipeline")
+    project.addHandler(notes)
+    project.setLevel(logging.WARNING)
+    project.propagate = False
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+# --- one line for a failure -------------------------------------------------------------------------
+
+# psycopg2's errors for a server that cannot be reached or went away (SQLAlchemy wraps them under the same names).
+CONNECTION_ERRORS = {"OperationalError", "InterfaceError"}
+CONNECTION_LOST = ("server closed the connection", "terminating connection", "connection already closed")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One exception of a failure's chain, as a line of text."""
+
+    kind: str  # its class name
+    message: str  # the first line of its message
+    ours: bool  # raised by this project's code: its message says what is wrong and what to do
+
+
+def exception_problems(error: BaseException) -> list[Problem]:
+    """An exception and what caused it, outermost first."""
+    problems: list[Problem] = []
+    current: BaseException | None = error
+    while current is not None and len(problems) < 20:
+        problems.append(Problem(type(current).__name__, _first_line(str(current)), _raised_by_us(current)))
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+    return problems
+
+
+def _raised_by_us(error: BaseException) -> bool:
+    frame = error.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    module = frame.tb_frame.f_globals.get("__name__", "") if frame else type(error).__module__
+    return module.startswith("sales_pipeline")
+
+
+def run_problems(result) -> list[Problem]:
+    """A failed Dagster run's error and what caused it, outermost first (from its failure event)."""
+    failure = next((event for event in result.all_events if event.is_failure), None)
+    info = getattr(failure.event_specific_data, "error", None) if failure else None
+    problems = []
+    while info is not None:
+        text = info.message.strip()  # "module.Class: message"
+        qualified, _, message = text.partition(": ")
+        if not qualified.endswith(info.cls_name):
+            message = text
+        raised_in = info.stack[-1] if info.stack else ""  # '  File ".../sales_pipeline/x.py", line 3, in f\n'
+        ours = f'"{PACKAGE_FOLDER}{os.sep}' in raised_in or qualified.startswith("sales_pipeline.")
+        problems.append(Problem(info.cls_name, _first_line(message), ours))
+        info = info.cause or info.context
+    return problems or [Problem("RunFailure", "the run failed", True)]
+
+
+def failure_line(problems: list[Problem]) -> str:
+    """The one line a user reads: a setting's own message; a database named with where it is; otherwise
+    the innermost message of this project's, else the innermost cause."""
+    for problem in problems:
+        if problem.kind == "SettingError":
+            return problem.message
+    for problem in problems:
+        if problem.kind in CONNECTION_ERRORS:
+            return database_failure(problem.message)
+    chosen = next((p for p in reversed(problems) if p.ours), problems[-1])
+    if chosen.ours or not chosen.message:
+        return chosen.message or chosen.kind
+    return f"{chosen.kind}: {chosen.message}"
+
+
+def database_failure(detail: str) -> str:
+    """A database that cannot be reached, or that went away: which one, and what became of the command's work."""
+    from sales_pipeline.warehouse import embedded
+
+    detail = re.sub(r"^\(\S+\) ", "", detail)  # SQLAlchemy's "(psycopg2.OperationalError) " prefix
+    kept = "the step under way was rolled back and what was committed before it is kept; run the command again"
+    given = " or ".join(
+        f"{name} ({settings.without_password(url)})" for name, url in CONFIGURED_DATABASES.items() if url
+    )
+    if given:
+        if any(words in detail for words in CONNECTION_LOST):
+            return f"{given} stopped answering during the command ({detail}): {kept} to finish"
+        return f"cannot use {given}: {detail}"
+    folder = embedded.pgdata_dir()
+    if embedded.died(folder):
+        return (
+            f"the embedded PostgreSQL in {folder} stopped during the command (its process is gone: killed? its log: "
+            f"{folder / 'log'}): {kept}, which starts the server again"
+        )
+    return f"cannot use the embedded PostgreSQL in {folder} (its log: {folder / 'log'}): {detail}"
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
 @main.command()
 def demo() -> None:
-    """Import the bundled sample workbooks through the Dagster assets, print what was built, send the alerts."""
+    """Import the bundled sample workbooks through the Dagster assets, print what was built, send the alerts
+    and the daily reports."""
     demo_routing()
     where = prepare_environment(simulator=True)
     samples = sorted(SAMPLE_DIR.glob("*.xlsx"))
     if not samples:
         raise click.ClickException(f"no sample workbooks in {SAMPLE_DIR.resolve()}")
-    inbox = settings.inbox_dir()
+    inbox = load_settings().inbox_dir
     for sample in samples:
         shutil.copy2(sample, inbox / sample.name)  # copy2 keeps the mtime: the files are settled
     click.echo(f"Dropped {len(samples)} sample workbooks into {inbox}")
@@ -130,27 +300,42 @@ def demo() -> None:
     pull_back_office()
     refresh_downstream()
     print_summary(results, where)
-    print_forecast_and_anomalies(os.environ[settings.DATABASE_URL])
+    from sales_pipeline.warehouse import db
+
+    with db.transaction(os.environ[settings.DATABASE_URL]) as cursor:
+        print_forecast_and_anomalies(cursor)
+    day = build_reports_and_export()
     deliver_notifications()
+    if day is not None:
+        print_report_emails(day)
+    failed = [outcome for outcome in results if outcome["status"] == "failed"]
+    if failed:
+        raise click.ClickException(f"the import of {failed[0]['workbook']} failed: {failed[0]['reason']}")
     click.echo(NEXT_STEP)
+
+
+def evaluate_sensor(name: str, cursor: str | None = None):  # -> SensorExecutionData
+    """One tick of a sensor, as the daemon evaluates it (from `cursor`; None: as a daemon that never ran it)."""
+    import dagster as dg
+
+    defs = code_location()
+    instance = dg.DagsterInstance.get()
+    # With an instance ref, as the daemon builds the context: partitions added in this tick resolve.
+    context = dg.build_sensor_context(
+        instance=instance, instance_ref=instance.get_ref(), cursor=cursor, definitions=defs, resources=defs.resources
+    )
+    return defs.resolve_sensor_def(name).evaluate_tick(context)
 
 
 def run_inbox_once() -> list[dict]:
     """Evaluate the inbox sensor once and run the imports it requests, in this process."""
     import dagster as dg
 
-    from sales_pipeline.definitions import defs
-
     instance = dg.DagsterInstance.get()
-    sensor = defs.resolve_sensor_def("workbook_inbox_sensor")
-    # With an instance ref, as the daemon builds the context: partitions added in this tick resolve.
-    context = dg.build_sensor_context(
-        instance=instance, instance_ref=instance.get_ref(), definitions=defs, resources=defs.resources
-    )
-    tick = sensor.evaluate_tick(context)
+    tick = evaluate_sensor("workbook_inbox_sensor")
     for request in tick.dynamic_partitions_requests or []:
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
-    return execute_imports(instance, tick.run_requests)
+    return execute_imports(tick.run_requests)
 
 
 def import_one(path: Path, mapping: Path | None) -> list[dict]:
@@ -178,82 +363,96 @@ def import_one(path: Path, mapping: Path | None) -> list[dict]:
         run_config=dg.RunConfig({IMPORT_OP: config}),
         tags={"workbook": path.name, "content_hash": digest},
     )
-    return execute_imports(instance, [request])
+    return execute_imports([request])
 
 
-def execute_imports(instance, requests: list) -> list[dict]:
-    from sales_pipeline.definitions import defs
+def run_job(
+    name: str,
+    tags: dict[str, str] | None = None,
+    run_config: dict | None = None,
+    partition_key: str | None = None,
+    must_succeed: bool = True,
+):
+    """Run a job of the code location in this process, as a run of its own tagged with this process (so
+    the next command can tell if it died: see runs.py). A failed run stops the command with its reason,
+    unless `must_succeed` is False."""
+    import dagster as dg
 
-    job = defs.resolve_job_def("import_workbook")
+    from sales_pipeline.runs import process_tags
+
+    result = (
+        code_location()
+        .resolve_job_def(name)
+        .execute_in_process(
+            instance=dg.DagsterInstance.get(),
+            run_config={**(run_config or {}), **QUIET},
+            tags={**(tags or {}), **process_tags()},
+            partition_key=partition_key,
+            raise_on_error=False,
+        )
+    )
+    if must_succeed and not result.success:
+        raise click.ClickException(failure_line(run_problems(result)))
+    return result
+
+
+def execute_imports(requests: list) -> list[dict]:
     outcomes = []
     with click.progressbar(
         requests, label="Importing", item_show_func=lambda r: r.tags["workbook"] if r else ""
     ) as bar:
         for request in bar:
-            result = job.execute_in_process(
-                instance=instance,
-                partition_key=request.partition_key,
-                run_config={**request.run_config, **QUIET},
-                tags=request.tags,
-                raise_on_error=False,
-            )
+            result = run_job("import_workbook", must_succeed=False, partition_key=request.partition_key,
+                             run_config=request.run_config, tags=request.tags)  # fmt: skip
             outcomes.append(_outcome(request.tags["workbook"], result))
     return outcomes
 
 
 def refresh_core_tables() -> None:
-    """What declarative automation does after imports when the daemon runs: publish the core tables and check them."""
-    import dagster as dg
+    """What declarative automation does after imports when the daemon runs: publish the core tables and check them.
 
-    from sales_pipeline.definitions import defs
-
-    result = defs.resolve_job_def("refresh_core_tables").execute_in_process(
-        instance=dg.DagsterInstance.get(), run_config=QUIET, raise_on_error=False
-    )
-    for evaluation in result.get_asset_check_evaluations():
-        if not evaluation.passed:
-            failures = evaluation.metadata.get("failures")
-            click.echo(f"Check failed: {evaluation.asset_key.to_user_string()} {evaluation.check_name}"
-                       f" ({failures.value if failures else '?'} rows)")  # fmt: skip
+    A failed check is reported and the refresh goes on, as under the daemon; any other failure stops it."""
+    result = run_job("refresh_core_tables", must_succeed=False)
+    failed_checks = [evaluation for evaluation in result.get_asset_check_evaluations() if not evaluation.passed]
+    for evaluation in failed_checks:
+        failures = evaluation.metadata.get("failures")
+        click.echo(f"Check failed: {evaluation.asset_key.to_user_string()} {evaluation.check_name}"
+                   f" ({failures.value if failures else '?'} rows)")  # fmt: skip
+    if not result.success and not failed_checks:
+        raise click.ClickException(failure_line(run_problems(result)))
 
 
 def pull_back_office() -> None:
     """What the nightly jobs do: products and stock, then the last days of sales, from the Java API."""
-    import dagster as dg
-
-    from sales_pipeline.definitions import defs
     from sales_pipeline.defs.analytics.sensors import range_tags
     from sales_pipeline.demo.retailer import DEFAULT_END
 
-    instance = dg.DagsterInstance.get()
     click.echo(
         f"Pulling products, stock and {DEMO_API_DAYS} days of sales from {os.environ[settings.JAVA_API_BASE_URL]}"
     )
-    defs.resolve_job_def("pull_products_and_stock").execute_in_process(instance=instance, run_config=QUIET)
+    run_job("pull_products_and_stock")
     first = DEFAULT_END - dt.timedelta(days=DEMO_API_DAYS - 1)
-    tags = range_tags(first, DEFAULT_END)
-    defs.resolve_job_def("pull_sales").execute_in_process(instance=instance, tags=tags, run_config=QUIET)
+    run_job("pull_sales", tags=range_tags(first, DEFAULT_END))
 
 
 def refresh_marts() -> None:
     """What the sales-changed sensor and automation do under the daemon: the daily KPIs for every import and pull
     they have not absorbed yet (one range), then the marts that follow them."""
-    import dagster as dg
+    from sales_pipeline.defs.analytics.sensors import NOTHING_WAITING, RANGE_END_TAG, RANGE_START_TAG
 
-    from sales_pipeline.definitions import defs
-    from sales_pipeline.defs.analytics.sensors import plan_pending_refresh, range_tags
-
-    plan = plan_pending_refresh(os.environ[settings.DATABASE_URL], settings.pipeline_timezone())
-    if plan.explanation:
-        click.echo(f"Not in the marts: {plan.explanation}")
-    instance = dg.DagsterInstance.get()
-    if plan.first_day:
-        changes = "1 import or pull" if len(plan.changes) == 1 else f"{len(plan.changes)} imports and pulls"
-        click.echo(f"Refreshing the daily KPIs for {plan.first_day} .. {plan.last_day} ({changes})")
-        tags = range_tags(plan.first_day, plan.last_day)
-        defs.resolve_job_def("refresh_daily_kpis").execute_in_process(instance=instance, tags=tags, run_config=QUIET)
+    # From no cursor: every import and pull the KPIs have not absorbed, as a daemon starting now would see them.
+    tick = evaluate_sensor("sales_changed_sensor")
+    for request in tick.run_requests:
+        count = len(json.loads(tick.cursor))  # the changes it requested the run for
+        changes = "1 import or pull" if count == 1 else f"{count} imports and pulls"
+        click.echo(f"Refreshing the daily KPIs for {request.tags[RANGE_START_TAG]} .. {request.tags[RANGE_END_TAG]}"
+                   f" ({changes})")  # fmt: skip
+        run_job("refresh_daily_kpis", tags=request.tags)
+        tick = evaluate_sensor("sales_changed_sensor", tick.cursor)  # what no range of days could cover
+    if tick.skip_message and tick.skip_message != NOTHING_WAITING:
+        click.echo(f"Not in the marts: {tick.skip_message}")
     click.echo("Refreshing sales trends, stock health, top products and the dashboard")
-    defs.resolve_job_def("refresh_marts").execute_in_process(instance=instance, run_config=QUIET)
+    run_job("refresh_marts")
 
 
 def refresh_downstream() -> None:
@@ -265,14 +464,8 @@ def refresh_downstream() -> None:
 
 def refresh_forecasts_and_anomalies() -> None:
     """What automation does after the marts: forecasts (refitting only changed series), then the anomalies."""
-    import dagster as dg
-
-    from sales_pipeline.definitions import defs
-
     click.echo("Forecasting the next 7 days and looking for anomalies (unchanged series are reused)")
-    result = defs.resolve_job_def("refresh_forecasts_and_anomalies").execute_in_process(
-        instance=dg.DagsterInstance.get(), run_config=QUIET
-    )
+    result = run_job("refresh_forecasts_and_anomalies")
     for event in result.get_asset_materialization_events():
         metadata = event.materialization.metadata
         if "fitted" in metadata:
@@ -280,21 +473,18 @@ def refresh_forecasts_and_anomalies() -> None:
                        f"{metadata['fitted'].value} fitted, {metadata['reused'].value} reused")  # fmt: skip
 
 
-def print_forecast_and_anomalies(url: str) -> None:
-    from sales_pipeline.warehouse import db
-
-    with db.transaction(url) as cursor:
-        cursor.execute(
-            "SELECT f.day, f.yhat, f.yhat_lower_80, f.yhat_upper_80, s.model FROM ml.forecasts f"
-            " JOIN ml.forecast_series s USING (target, scope, scope_id, origin)"
-            " WHERE f.target = 'sales' AND f.scope = 'all' ORDER BY f.day"
-        )
-        forecast = cursor.fetchall()
-        cursor.execute(
-            "SELECT severity, message FROM ml.anomalies WHERE active"
-            " ORDER BY array_position(ARRAY['critical', 'warning', 'info'], severity), kind, entity_id"
-        )
-        anomalies = cursor.fetchall()
+def print_forecast_and_anomalies(cursor: Cursor) -> None:
+    cursor.execute(
+        "SELECT f.day, f.yhat, f.yhat_lower_80, f.yhat_upper_80, s.model FROM ml.forecasts f"
+        " JOIN ml.forecast_series s USING (target, scope, scope_id, origin)"
+        " WHERE f.target = 'sales' AND f.scope = 'all' ORDER BY f.day"
+    )
+    forecast = cursor.fetchall()
+    cursor.execute(
+        "SELECT severity, message FROM ml.anomalies WHERE active"
+        " ORDER BY array_position(ARRAY['critical', 'warning', 'info'], severity), kind, entity_id"
+    )
+    anomalies = cursor.fetchall()
     if forecast:
         click.echo(f"\nRevenue forecast, next 7 days ({forecast[0][4]}; 80% interval):")
         for day, yhat, lower, upper, _ in forecast:
@@ -304,22 +494,59 @@ def print_forecast_and_anomalies(url: str) -> None:
         click.echo(f"  {severity:<8} {message}")
 
 
+def build_reports_and_export() -> dt.date | None:
+    """What the report sensor and automation do: the latest day's reports (chain and stores), their emails
+    queued in the outbox, and the export. Returns the day reported on (None: no sales yet)."""
+    from sales_pipeline.analytics.marts import last_complete_day
+    from sales_pipeline.warehouse import db
+
+    url = os.environ[settings.DATABASE_URL]
+    with db.transaction(url) as cursor:
+        day = last_complete_day(cursor)
+    if day is None:
+        click.echo("\nNo sales in the marts: no report to build.")
+        return None
+    run_job("daily_report", partition_key=day.isoformat())
+    run_job("analytics_export")
+    with db.transaction(url) as cursor:
+        cursor.execute(
+            "SELECT scope, pages, bytes, path FROM ops.generated_reports WHERE day = %s AND locale = %s"
+            " ORDER BY scope <> 'all', scope",
+            (day, load_settings().report_locale),
+        )
+        reports = cursor.fetchall()
+    click.echo(f"\nReports of {day} ({load_settings().report_locale}; also in ops.generated_reports):")
+    for scope, pages, size, path in reports:
+        click.echo(f"  {scope:<14} {pages} pages, {size / 1024:,.0f} kB  {path}")
+    click.echo(f"  {'export':<14} {load_settings().reports_dir / 'analytics_export.xlsx'}")
+    return day
+
+
+def print_report_emails(day: dt.date) -> None:
+    """Who each report of `day` was emailed to, and whether the delivery got it out."""
+    from sales_pipeline.reporting.mailing import report_emails
+    from sales_pipeline.warehouse import db
+
+    with db.transaction(os.environ[settings.DATABASE_URL]) as cursor:
+        emails = report_emails(cursor, day, load_settings().report_locale)
+    if not emails:
+        click.echo(f"\nThe reports go to nobody: set {settings.ALERT_ROUTING} or {settings.MANAGER_EMAILS}.")
+        return
+    click.echo("\nThe reports' emails (ops.notifications):")
+    for scope, recipient, state in emails:
+        click.echo(f"  {scope:<14} {recipient} ({state})")
+
+
 def deliver_notifications() -> None:
     """What the delivery sensor does under the daemon: one run that writes the messages due and sends them."""
-    import dagster as dg
-
-    from sales_pipeline.definitions import defs
-
-    result = defs.resolve_job_def("deliver_notifications").execute_in_process(
-        instance=dg.DagsterInstance.get(), run_config=QUIET
-    )
+    result = run_job("deliver_notifications")
     metadata = {
         k: v.value for k, v in result.asset_materializations_for_node("alerts__notifications")[0].metadata.items()
     }
     written = ", ".join(f"{count} {kind}" for kind, count in sorted(metadata["written"].items())) or "none"
-    host = os.environ.get(settings.SMTP_HOST)
-    where = f"the mail server {host}" if host else f".eml files in {settings.outbox_dir()}"
-    click.echo(f"\nAlert messages written: {written}; sent {metadata['sent']} to {where}"
+    host = load_settings().alerts.smtp_host
+    where = f"the mail server {host}" if host else f".eml files in {load_settings().outbox_dir}"
+    click.echo(f"\nAlert messages written: {written}; sent {metadata['sent']} (alerts and reports) to {where}"
                + (" and the webhook" if os.environ.get(settings.ALERT_WEBHOOK_URL) else ""))  # fmt: skip
     if metadata["retrying"] or metadata["failed"]:
         click.echo(f"  not sent: {metadata['retrying']} waiting to be tried again, {metadata['failed']} refused;"
@@ -329,12 +556,7 @@ def deliver_notifications() -> None:
 
 def _outcome(workbook: str, result) -> dict:
     if not result.success:
-        failure = next((e for e in result.all_events if e.is_failure), None)
-        error = failure.event_specific_data.error if failure else None
-        while error is not None and error.cause is not None:
-            error = error.cause  # the user's exception, not Dagster's wrapper
-        message = error.message.strip() if error else "the run failed"
-        return {"workbook": workbook, "status": "failed", "reason": message.splitlines()[0]}
+        return {"workbook": workbook, "status": "failed", "reason": failure_line(run_problems(result))}
     # A loaded workbook materializes the asset; a re-drop of imported bytes is an observation.
     node = "ingest__workbook_import"
     (event,) = result.asset_materializations_for_node(node) or result.asset_observations_for_node(node)
@@ -351,9 +573,13 @@ def print_summary(results: list[dict], where: dict[str, str]) -> None:
         if outcome["status"].startswith("loaded"):
             loaded = ", ".join(f"{table} {rows:,}" for table, rows in outcome["rows_loaded_per_table"].items())
             line += f": {loaded} rows loaded; {outcome['rows_rejected']:,} rows rejected"
+            if outcome.get("rows_skipped"):
+                line += f"; {outcome['rows_skipped']:,} rows of totals or template examples skipped"
         if outcome.get("reason"):
             line += f" ({outcome['reason']})"
         click.echo(line)
+        for sheet, why in (outcome.get("ignored_sheets") or {}).items():
+            click.echo(f"    sheet {sheet!r} not read: {why}")
         if outcome.get("feedback_workbook"):
             click.echo(f"    feedback workbook: {outcome['feedback_workbook']}")
     click.echo("\nWarehouse rows:")
@@ -364,9 +590,9 @@ def print_summary(results: list[dict], where: dict[str, str]) -> None:
     click.echo("\nWhere things are:")
     for label, value in where.items():
         click.echo(f"  {label:<14} {value}")
-    click.echo(f"  {'archive':<14} {settings.archive_dir()}  (originals and feedback workbooks)")
+    click.echo(f"  {'archive':<14} {load_settings().archive_dir}  (originals and feedback workbooks)")
     click.echo(f"  {'ledger':<14} table ops.import_ledger (rejected cells: ops.import_rejects)")
-    dashboard = settings.dashboard_dir() / "dashboard.json"
+    dashboard = load_settings().dashboard_dir / "dashboard.json"
     if dashboard.exists():
         click.echo(f"  {'dashboard':<14} {dashboard}  (also marts.dashboard; KPIs in marts.daily_kpis)")
         print_dashboard(json.loads(dashboard.read_text()))
@@ -398,7 +624,7 @@ def dev(port: int, host: str, api_port: int, simulator: bool) -> None:
     if "java api" not in where:
         click.echo(f"{'java api':<14} not configured: the API schedules' runs fail until {settings.JAVA_API_BASE_URL}"
                    " is set (`sales-pipeline dev --simulator` serves the bundled simulator)")  # fmt: skip
-    click.echo(f"Drop workbooks into {settings.inbox_dir()}; the UI is on http://{host}:{port}")
+    click.echo(f"Drop workbooks into {load_settings().inbox_dir}; the UI is on http://{host}:{port}")
     click.echo(f"The dashboard page and read API are on http://{host}:{api_port}/ (OpenAPI: /docs)")
     # The read API launches runs through this UI's GraphQL endpoint, unless another is configured.
     os.environ.setdefault(settings.DAGSTER_WEBSERVER_URL, f"http://{host}:{port}")
@@ -423,13 +649,13 @@ def dev(port: int, host: str, api_port: int, simulator: bool) -> None:
 
 
 def check_api_settings(host: str) -> None:
-    """The read API's settings read now, so that a bad one (or no token off loopback) stops the command at once."""
-    from sales_pipeline.api.config import ApiConfig
+    """The settings read now (the read API's with the rest), so that a bad one, or no token off loopback, stops
+    the command at once."""
     from sales_pipeline.api.security import check_listen_address
 
+    load_settings()
     try:
-        config = ApiConfig.from_settings("")
-        check_listen_address(host, config.tokens)
+        check_listen_address(host, settings.api_tokens())
     except ValueError as error:
         raise click.ClickException(str(error)) from None
 
@@ -461,13 +687,13 @@ def serve(host: str, port: int, workers: int) -> None:
 
 def _absolute_folders() -> dict[str, str]:
     """This environment, with the pipeline's folders as absolute paths, for a process running elsewhere."""
-    routing = settings.alert_routing()
+    config = load_settings()
     return {
         **os.environ,
-        settings.HOME: str(settings.home()),
-        settings.INBOX: str(settings.inbox_dir()),
-        settings.MAPPINGS: str(settings.mappings_dir()),
-        **({settings.ALERT_ROUTING: str(routing)} if routing else {}),
+        settings.HOME: str(config.home),
+        settings.INBOX: str(config.inbox_dir),
+        settings.MAPPINGS: str(config.mappings_dir),
+        **({settings.ALERT_ROUTING: str(config.alerts.routing)} if config.alerts.routing else {}),
     }
 
 
@@ -533,7 +759,7 @@ def generate(scale: int, seed: int, days: int, out_dir: Path, split: str) -> Non
 @click.option("--out", "out_path", default="sales_import_template.xlsx", show_default=True,
               type=click.Path(path_type=Path, dir_okay=False))  # fmt: skip
 def template(out_path: Path) -> None:
-    """Write the import template workbook (Products, Stores, Customers, Sales, Stock)."""
+    """Write the import template workbook (Products, Stores, Customers, Sales, Stock, Calendar, Promotions)."""
     from sales_pipeline.excel.template import write_template
 
     click.echo(f"Wrote {write_template(out_path)}")
@@ -564,21 +790,12 @@ def pull_sales(first_day: dt.datetime, last_day: dt.datetime, simulator: bool) -
             " to pull the bundled simulator's made-up sales"
         )
     where = prepare_environment(simulator)  # before the definitions load: they read the settings it sets
-    import dagster as dg
-
-    from sales_pipeline.definitions import defs
     from sales_pipeline.defs.analytics.sensors import range_tags
 
     click.echo(f"Java API: {where['java api']}")
-    instance = dg.DagsterInstance.get()
     # Products first, as the nightly jobs do: sales of a product the warehouse does not know fail a check.
-    defs.resolve_job_def("pull_products_and_stock").execute_in_process(instance=instance, run_config=QUIET)
-    tags = range_tags(first_day.date(), last_day.date())
-    result = defs.resolve_job_def("pull_sales").execute_in_process(
-        instance=instance, tags=tags, run_config=QUIET, raise_on_error=False
-    )
-    if not result.success:
-        raise click.ClickException(_outcome("pull", result)["reason"])
+    run_job("pull_products_and_stock")
+    result = run_job("pull_sales", tags=range_tags(first_day.date(), last_day.date()))
     metadata = result.asset_materializations_for_node("ingest__api_sales")[0].metadata
     click.echo(f"Pulled {metadata['rows_pulled'].value:,} sales lines in {metadata['pages'].value} pages "
                f"({metadata['retries'].value} retries): {metadata['inserted'].value:,} new, "
@@ -594,17 +811,28 @@ def import_command(path: Path, mapping: Path | None) -> None:
     """Import one workbook now, through the same Dagster asset the inbox sensor runs.
 
     The file is copied into the inbox first (under a name of its own if another file waits there under
-    this one), so your copy is left where it is.
+    this one), so your copy is left where it is. Excel's lock files (~$name.xlsx) are skipped.
+
+    Exit status: 0 loaded (or already loaded), 1 the import run failed, 2 a wrong command line,
+    3 rejected (nothing loaded), 4 loaded with rows rejected (see the feedback workbook).
     """
+    from sales_pipeline.excel.read import skipped_name
+
+    if skipped_name(path.name):
+        click.echo(f"{path.name} skipped: {skipped_name(path.name)}")
+        return
     where = prepare_environment()
-    inbox_copy = copy_into_inbox(path, settings.inbox_dir())
+    inbox_copy = copy_into_inbox(path, load_settings().inbox_dir)
     results = import_one(inbox_copy, mapping)
     refresh_downstream()
     print_summary(results, where)
-    failed = [outcome for outcome in results if outcome["status"] == "failed"]
-    if failed:
-        raise click.ClickException(f"the import of {path.name} failed: {failed[0]['reason']}")
+    failed = [outcome for outcome in results if outcome["status"] in ("failed", "rejected")]
+    if failed:  # nothing of the file loaded: the command failed, whatever it printed
+        error = click.ClickException(f"{path.name} was not imported ({failed[0]['status']}): {failed[0]['reason']}")
+        error.exit_code = IMPORT_EXIT_CODES.get(failed[0]["status"], 1)  # rejected 3, failed 1
+        raise error
     click.echo(NEXT_STEP)
+    sys.exit(max(IMPORT_EXIT_CODES[outcome["status"]] for outcome in results))
 
 
 def copy_into_inbox(path: Path, inbox: Path) -> Path:
@@ -613,7 +841,6 @@ def copy_into_inbox(path: Path, inbox: Path) -> Path:
     (not through a link) is imported where it is."""
     from sales_pipeline.excel.importer import claim_name, move_exclusively
 
-    inbox.mkdir(parents=True, exist_ok=True)
     if not path.is_symlink() and path.resolve().parent == inbox.resolve():
         return path
     partial = inbox / f".{uuid.uuid4().hex}.part"
@@ -636,6 +863,63 @@ def refresh() -> None:
     click.echo("Up to date.")
 
 
+@main.command()
+@click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]), help="The day reported on (default: the latest"
+              " day with sales).")  # fmt: skip
+@click.option("--scope", default="all", show_default=True, help="all, store:<store id> or category:<category>.")
+@click.option("--locale", type=click.Choice(["en", "fr"]), help=f"Language (default: {settings.REPORT_LOCALE}, en).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder of the reports (default: $SALES_PIPELINE_HOME/reports).")  # fmt: skip
+def report(day: dt.datetime | None, scope: str, locale: str | None, out_dir: Path | None) -> None:
+    """Build the daily PDF report of a day for the chain, a store or a category, and print where it is."""
+    from sales_pipeline.analytics.marts import last_complete_day
+    from sales_pipeline.i18n import Formatter
+    from sales_pipeline.reporting.build import build_report
+    from sales_pipeline.reporting.data import Scope
+    from sales_pipeline.warehouse import db
+
+    try:
+        parsed = Scope.parse(scope)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--scope") from error
+    fmt = Formatter(locale or load_settings().report_locale, load_settings().report_currency)
+    prepare_environment()
+    with db.transaction(os.environ[settings.DATABASE_URL]) as cursor:
+        when = day.date() if day else last_complete_day(cursor)
+        if when is None:
+            raise click.ClickException("no sales in the marts yet: import or pull sales first (`sales-pipeline demo`)")
+        try:
+            built, _ = build_report(cursor, when, parsed, fmt, load_settings().pipeline_timezone,
+                                    out_dir or load_settings().reports_dir)  # fmt: skip
+        except ValueError as error:
+            raise click.ClickException(str(error)) from error
+    click.echo(
+        f"{built.path}\n{built.pages} pages, {built.bytes / 1024:,.0f} kB ({built.scope}, {built.day}, {built.locale})"
+    )
+
+
+@main.command()
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder of the workbook (default: $SALES_PIPELINE_HOME/reports).")  # fmt: skip
+@click.option("--days", default=90, show_default=True, type=click.IntRange(1), help="Days of daily KPIs and trends.")
+def export(out_dir: Path | None, days: int) -> None:
+    """Write the analytics workbook (marts, forecasts, open alerts) and print where it is."""
+    from sales_pipeline.analytics.marts import last_complete_day
+    from sales_pipeline.defs.reporting.assets import EXPORT_FILE
+    from sales_pipeline.reporting.export import build_export
+    from sales_pipeline.warehouse import db
+
+    prepare_environment()
+    path = (out_dir or load_settings().reports_dir) / EXPORT_FILE
+    with db.transaction(os.environ[settings.DATABASE_URL]) as cursor:
+        last_day = last_complete_day(cursor)
+        if last_day is None:
+            raise click.ClickException("no sales in the marts yet: import or pull sales first (`sales-pipeline demo`)")
+        rows = build_export(cursor, path, last_day, days)
+    click.echo(str(path.resolve()))
+    click.echo(", ".join(f"{sheet} {count:,}" for sheet, count in rows.items()) + " rows")
+
+
 @main.group()
 def alerts() -> None:
     """The alerts people act on: list them, acknowledge one (no more reminders), snooze one."""
@@ -653,10 +937,12 @@ def alerts_list(status: str | None, as_json: bool) -> None:
     from sales_pipeline.warehouse import db
 
     prepare_environment()
-    fmt = Formatter(settings.report_locale(), settings.report_currency())
+    fmt = Formatter(load_settings().report_locale, load_settings().report_currency)
     with db.transaction(os.environ[settings.DATABASE_URL]) as cursor:
         rows = read_alerts(cursor, status).to_dict("records")
-    records = [alert_record(r, fmt, settings.dagster_webserver_url(), settings.pipeline_timezone()) for r in rows]
+    records = [
+        alert_record(r, fmt, load_settings().dagster_webserver_url, load_settings().pipeline_timezone) for r in rows
+    ]
     if as_json:
         click.echo(json.dumps(records, indent=2, ensure_ascii=False))
         return
@@ -697,7 +983,7 @@ def alerts_snooze(alert_id: int, until: dt.datetime) -> None:
     from sales_pipeline.warehouse import db
 
     prepare_environment()
-    moment = until.replace(tzinfo=ZoneInfo(settings.pipeline_timezone()))
+    moment = until.replace(tzinfo=ZoneInfo(load_settings().pipeline_timezone))
     try:
         with db.transaction(os.environ[settings.DATABASE_URL]) as cursor:
             snooze(cursor, alert_id, moment)

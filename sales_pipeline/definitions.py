@@ -1,16 +1,24 @@
-"""The code location: one Definitions object, loaded by workspace.yaml, the CLI and the tests."""
+"""The code location: one Definitions object, loaded by workspace.yaml, the CLI and the tests.
+
+`defs` is built when the code location loads (the code server, each run's worker, the CLI, a test):
+the settings are read from the environment then, once, and the partitions, descriptions and resources
+are made from them. The CLI and the tests that need other settings call `build_definitions` themselves.
+"""
 
 from __future__ import annotations
 
 import dagster as dg
 
 from sales_pipeline.defs.alerts import delivery
-from sales_pipeline.defs.analytics import marts, sensors
+from sales_pipeline.defs.analytics import analytics_definitions, marts
 from sales_pipeline.defs.anomalies.assets import anomaly_assets
-from sales_pipeline.defs.forecasting.assets import forecast_assets, forecast_checks
+from sales_pipeline.defs.conventions import with_conventions
+from sales_pipeline.defs.forecasting.assets import forecast_definitions
 from sales_pipeline.defs.ingest import java_api, workbooks
+from sales_pipeline.defs.reporting import reporting_definitions
 from sales_pipeline.defs.warehouse import checks, core_tables
 from sales_pipeline.resources import default_resources
+from sales_pipeline.settings import Settings
 
 # Declarative automation (core tables after imports, marts after the daily KPIs) needs a sensor to
 # evaluate it; Dagster's default one starts stopped, this one runs as soon as the daemon does.
@@ -29,26 +37,30 @@ refresh_forecasts_job = dg.define_asset_job(
     "the dashboard shows the alerts they opened.",
 )
 
-defs = dg.Definitions(
-    assets=[
-        workbooks.workbook_import,
-        *java_api.api_assets,
-        *core_tables.core_table_assets,
-        *marts.mart_assets,
-        *forecast_assets,
-        *anomaly_assets,
-        *delivery.alert_assets,
-    ],
-    asset_checks=[*checks.core_table_checks, *forecast_checks, *delivery.alert_checks],
-    jobs=[
-        workbooks.import_workbook_job,
-        core_tables.refresh_core_tables_job,
-        marts.refresh_daily_kpis_job,
-        marts.refresh_marts_job,
-        refresh_forecasts_job,
-        delivery.deliver_notifications_job,
-    ],
-    sensors=[workbooks.workbook_inbox_sensor, sensors.sales_changed_sensor, automation_sensor, *delivery.alert_sensors],
-    schedules=[sensors.daily_kpis_schedule, java_api.pull_master_data_schedule, java_api.pull_sales_schedule],
-    resources=default_resources(),
-)
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    """The code location, with the settings of the environment it loads in."""
+    return build_definitions(Settings.from_environment())
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    defs = dg.Definitions.merge(
+        dg.Definitions(
+            assets=[workbooks.workbook_import, *core_tables.core_table_assets, *anomaly_assets, *delivery.alert_assets],
+            asset_checks=[*checks.core_table_checks, *delivery.alert_checks],
+            jobs=[
+                workbooks.import_workbook_job,
+                core_tables.refresh_core_tables_job,
+                refresh_forecasts_job,
+                delivery.deliver_notifications_job,
+            ],
+            sensors=[workbooks.workbook_inbox_sensor, automation_sensor, *delivery.alert_sensors],
+            resources=default_resources(settings),
+        ),
+        java_api.api_definitions(settings),
+        analytics_definitions(settings),
+        forecast_definitions(settings),
+        reporting_definitions(settings),
+    )
+    return defs.map_asset_specs(func=with_conventions)  # owners, kinds, tags, automation: defs/conventions.py

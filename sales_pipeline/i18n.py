@@ -15,14 +15,94 @@ from decimal import Decimal
 from functools import cache
 
 from babel import Locale
-from babel.dates import format_date, format_datetime
-from babel.numbers import format_currency, format_decimal
+from babel.dates import format_date, format_datetime, format_skeleton
+from babel.numbers import format_compact_currency, format_currency, format_decimal
 
 LOCALES = ("en", "fr")
 
 CATALOGUE: dict[str, dict[str, str]] = {
     "en": {
         "days": "{days} days",
+        # the daily report (sales_pipeline/reporting/)
+        "report_title": "Daily sales report",
+        "report_subject": "{title}: {scope}, {day}",
+        "report_email_intro": "The daily report of {scope} for {day} is attached. The day's figures:",
+        "scope_all": "Whole chain",
+        "scope_store": "Store {name}",
+        "scope_category": "Category {name}",
+        "page_of": "Page {page} of {pages}",
+        "built_at": "Built {when}",
+        "kpi_revenue": "Revenue",
+        "kpi_orders": "Orders",
+        "kpi_units": "Units sold",
+        "kpi_average_order_value": "Average order value",
+        "kpi_gross_margin": "Gross margin",
+        "period_day": "The day",
+        "period_week": "Week to date",
+        "period_month": "Month to date",
+        "cover_note": "Changes: the day against the same weekday a week before; the week (from Monday) and the"
+        " month to date against the same days of the week and month before. Gross margin covers the sales"
+        " whose cost is known.",
+        "not_comparable": "n/a",
+        "section_cover": "Headline figures",
+        "section_revenue": "Revenue, last 90 days and the next 7",
+        "section_breakdown": "Revenue by category and by store, last 7 days against the 7 before",
+        "section_breakdown_category": "Revenue by category, last 7 days against the 7 before",
+        "section_breakdown_store": "Revenue by store, last 7 days against the 7 before",
+        "section_products": "Top 5 products and biggest fallers",
+        "section_stock": "Stock at risk",
+        "section_alerts": "Anomalies and churn",
+        "section_accuracy": "Forecast accuracy",
+        "chart_actual": "Revenue",
+        "chart_forecast": "Forecast",
+        "chart_band_80": "80% interval",
+        "chart_band_95": "95% interval",
+        "chart_this_week": "Last 7 days",
+        "chart_week_before": "7 days before",
+        "chart_churn_rate": "Churn rate of repeat customers (whole chain)",
+        "col_category": "Category",
+        "col_store": "Store",
+        "col_product": "Product",
+        "col_rank": "Rank",
+        "col_rank_change": "Rank change",
+        "col_revenue": "Revenue",
+        "col_previous": "7 days before",
+        "col_units": "Units",
+        "col_change": "Change",
+        "col_on_hand": "On hand",
+        "col_days_left": "Days until out",
+        "col_lead_time": "Lead time (days)",
+        "col_suggested_order": "Suggested order",
+        "col_severity": "Severity",
+        "col_alert": "Alert",
+        "col_since": "Since",
+        "col_status": "Status",
+        "col_scope": "Scope",
+        "col_mase": "MASE",
+        "col_smape": "sMAPE",
+        "col_bias": "Bias",
+        "rank_new": "new",
+        "unnamed_category": "(no category)",
+        "fallers_title": "Biggest fallers",
+        "no_sales_day": "No sales were recorded on {day}: the day's figures are zero.",
+        "no_sales_fortnight": "No sales in the 14 days up to {day}: there is nothing to rank or compare.",
+        "short_history": "{scope} has {days} days of sales history up to {day}; the revenue chart and its"
+        " forecast need at least {needed}.",
+        "no_forecast": "No forecast has been published for {scope} yet: the chart shows the sales alone.",
+        "no_fallers": "No product sold less than in the 7 days before.",
+        "no_stock_counts": "{scope} has no stock counts: stock at risk can only be judged once a count is imported.",
+        "no_stock_risk": "No product is at risk of running out before its supplier can deliver (latest count {day}).",
+        "stock_note": "Latest count {day}. Days until out from the demand forecast; the suggested order covers"
+        " the lead time and {review} more days of forecast demand, less what is on hand and on order.",
+        "no_alerts": "No open alert.",
+        "more_alerts": "… and {count} more open alerts (all of them are in the Dagster UI).",
+        "no_churn": "The churn rate has not been computed yet.",
+        "churn_rate_on": "Churn rate of repeat customers (whole chain) on {day}: {rate}.",
+        "no_accuracy": "No forecast was made a week before {day}: nothing to compare with what happened yet.",
+        "accuracy_note": "Forecasts made on {origin} for the days up to {day}, against the revenue that"
+        " followed. A MASE under 1 beats repeating the same weekday of the week before; a positive bias means"
+        " the forecast was too high.",
+        "chart_accuracy": "{scope}: forecast against actual",
         "day": "{days} day",
         # Alerts (sales_pipeline/alerts/render.py)
         "severity.critical": "Critical",
@@ -167,6 +247,89 @@ CATALOGUE: dict[str, dict[str, str]] = {
     },
     "fr": {
         "days": "{days} jours",
+        "report_title": "Rapport quotidien des ventes",
+        "report_subject": "{title} : {scope}, {day}",
+        "report_email_intro": "Ci-joint le rapport quotidien ({scope}) du {day}. Les chiffres du jour :",
+        "scope_all": "Toute l’enseigne",
+        "scope_store": "Magasin {name}",
+        "scope_category": "Catégorie {name}",
+        "page_of": "Page {page} sur {pages}",
+        "built_at": "Généré le {when}",
+        "kpi_revenue": "Chiffre d’affaires",
+        "kpi_orders": "Commandes",
+        "kpi_units": "Unités vendues",
+        "kpi_average_order_value": "Panier moyen",
+        "kpi_gross_margin": "Marge brute",
+        "period_day": "Le jour",
+        "period_week": "Semaine en cours",
+        "period_month": "Mois en cours",
+        "cover_note": "Évolutions : le jour contre le même jour de la semaine précédente ; la semaine (depuis"
+        " lundi) et le mois en cours contre les mêmes jours de la semaine et du mois précédents. La marge brute"
+        " porte sur les ventes dont le coût est connu.",
+        "not_comparable": "n.d.",
+        "section_cover": "Chiffres clés",
+        "section_revenue": "Chiffre d’affaires : les 90 derniers jours et les 7 prochains",
+        "section_breakdown": "Chiffre d’affaires par catégorie et par magasin, 7 derniers jours contre les 7"
+        " précédents",
+        "section_breakdown_category": "Chiffre d’affaires par catégorie, 7 derniers jours contre les 7 précédents",
+        "section_breakdown_store": "Chiffre d’affaires par magasin, 7 derniers jours contre les 7 précédents",
+        "section_products": "Top 5 des produits et plus fortes baisses",
+        "section_stock": "Stock à risque",
+        "section_alerts": "Anomalies et attrition",
+        "section_accuracy": "Précision des prévisions",
+        "chart_actual": "Chiffre d’affaires",
+        "chart_forecast": "Prévision",
+        "chart_band_80": "Intervalle à 80 %",
+        "chart_band_95": "Intervalle à 95 %",
+        "chart_this_week": "7 derniers jours",
+        "chart_week_before": "7 jours précédents",
+        "chart_churn_rate": "Taux d’attrition des clients réguliers (toute l’enseigne)",
+        "col_category": "Catégorie",
+        "col_store": "Magasin",
+        "col_product": "Produit",
+        "col_rank": "Rang",
+        "col_rank_change": "Évolution du rang",
+        "col_revenue": "Chiffre d’affaires",
+        "col_previous": "7 jours précédents",
+        "col_units": "Unités",
+        "col_change": "Évolution",
+        "col_on_hand": "En stock",
+        "col_days_left": "Jours avant rupture",
+        "col_lead_time": "Délai fournisseur (jours)",
+        "col_suggested_order": "Commande suggérée",
+        "col_severity": "Gravité",
+        "col_alert": "Alerte",
+        "col_since": "Depuis",
+        "col_status": "État",
+        "col_scope": "Périmètre",
+        "col_mase": "MASE",
+        "col_smape": "sMAPE",
+        "col_bias": "Biais",
+        "rank_new": "nouveau",
+        "unnamed_category": "(sans catégorie)",
+        "fallers_title": "Plus fortes baisses",
+        "no_sales_day": "Aucune vente n’a été enregistrée le {day} : les chiffres du jour sont nuls.",
+        "no_sales_fortnight": "Aucune vente dans les 14 jours jusqu’au {day} : rien à classer ni à comparer.",
+        "short_history": "{scope} a {days} jours d’historique de ventes jusqu’au {day} ; le graphique du chiffre"
+        " d’affaires et sa prévision en demandent au moins {needed}.",
+        "no_forecast": "Aucune prévision n’a encore été publiée pour {scope} : le graphique montre les ventes seules.",
+        "no_fallers": "Aucun produit ne s’est moins vendu que les 7 jours précédents.",
+        "no_stock_counts": "{scope} n’a aucun inventaire : le stock à risque ne peut être évalué qu’une fois un"
+        " comptage importé.",
+        "no_stock_risk": "Aucun produit ne risque la rupture avant que son fournisseur puisse livrer (dernier"
+        " inventaire le {day}).",
+        "stock_note": "Dernier inventaire le {day}. Jours avant rupture selon la prévision de la demande ; la"
+        " commande suggérée couvre le délai fournisseur et {review} jours de demande prévue de plus, moins le"
+        " stock et les commandes en cours.",
+        "no_alerts": "Aucune alerte ouverte.",
+        "more_alerts": "… et {count} autres alertes ouvertes (toutes sont dans l’interface Dagster).",
+        "no_churn": "Le taux d’attrition n’a pas encore été calculé.",
+        "churn_rate_on": "Taux d’attrition des clients réguliers (toute l’enseigne) le {day} : {rate}.",
+        "no_accuracy": "Aucune prévision n’a été faite une semaine avant le {day} : rien à comparer encore.",
+        "accuracy_note": "Prévisions faites le {origin} pour les jours jusqu’au {day}, comparées au chiffre"
+        " d’affaires réalisé. Un MASE inférieur à 1 fait mieux que de reprendre le même jour de la semaine"
+        " précédente ; un biais positif signifie une prévision trop haute.",
+        "chart_accuracy": "{scope} : prévision et réalisé",
         "day": "{days} jour",
         # Alertes (sales_pipeline/alerts/render.py)
         "severity.critical": "Critique",
@@ -359,9 +522,23 @@ class Formatter:
         pattern.frac_prec = (digits, digits)
         return pattern.apply(ratio, _babel(self.locale))
 
+    def money_compact(self, amount: float | Decimal) -> str:
+        """A short amount for chart axes: '€12.5K' in en, '12,5 k €' in fr."""
+        return format_compact_currency(amount, self.currency, locale=self.locale, fraction_digits=1)
+
+    def change(self, ratio: float | None) -> str:
+        """A change as a signed percent ('+12.3%', '-4,0 %'), or the locale's 'n/a' when there is none."""
+        if ratio is None:
+            return self.text("not_comparable")
+        return ("+" if ratio > 0 else "") + self.percent(ratio)
+
     def date(self, day: dt.date, style: str = "full") -> str:
         """'jeudi 5 mars 2026' / 'Thursday, March 5, 2026' (style full); medium, short as Babel has them."""
         return format_date(day, style, locale=_babel(self.locale))
+
+    def day_month(self, day: dt.date) -> str:
+        """A short date for chart axes: '5 Mar' / '5 mars' (the locale's own skeleton)."""
+        return format_skeleton("dMMM", day, locale=self.locale)
 
     def datetime(self, instant: dt.datetime, style: str = "medium") -> str:
         return format_datetime(instant, style, locale=_babel(self.locale))

@@ -16,6 +16,8 @@ class SheetResult:
     rows_loaded: int
     rows_rejected: int
     rows_duplicate: int
+    rows_summary: int = 0  # totals and subtotals, skipped
+    rows_example: int = 0  # the template's example rows, skipped
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
@@ -35,6 +37,7 @@ class ImportResult:
     sheets: tuple[SheetResult, ...] = field(default_factory=tuple)
     archived_path: str | None = None
     feedback_path: str | None = None
+    ignored_sheets: dict[str, str] = field(default_factory=dict)  # sheet -> why it was not read
 
     @property
     def rows_read(self) -> int:
@@ -51,6 +54,11 @@ class ImportResult:
     @property
     def rows_duplicate(self) -> int:
         return sum(s.rows_duplicate for s in self.sheets)
+
+    @property
+    def rows_skipped(self) -> int:
+        """Rows that are not data: totals and subtotals, the template's example rows."""
+        return sum(s.rows_summary + s.rows_example for s in self.sheets)
 
 
 @dataclass(frozen=True)
@@ -69,3 +77,18 @@ class Alert:
     message: str  # one human sentence with the numbers
     numbers: dict  # the figures that triggered it (JSON-serialisable)
     dedupe_key: str
+
+
+@dataclass(frozen=True)
+class GeneratedReport:
+    """One daily PDF report, as recorded in ops.generated_reports."""
+
+    day: date
+    scope: str  # all | store:<store_id> | category:<category>
+    locale: str
+    path: str
+    pages: int
+    bytes: int
+    sha256: str
+    headline: dict  # period -> kpi -> {value, previous, change}
+    sent_to: tuple[str, ...] = ()

@@ -1,7 +1,8 @@
-"""Dagster resources: the one place where settings from the environment enter the code location.
+"""Dagster resources: where the settings enter the code location.
 
-Each setting is an `EnvVar` when it is set, so its value never shows in the UI or in run config,
-and falls back to the embedded default when it is not (see settings.py and the README).
+They are built from the one `Settings` object (settings.py). The database URL, the Java API's URL and
+token, the SMTP login and the webhook's URL are not in it: they enter as `EnvVar`s when set, so their
+values never show in the UI or in run config, and fall back to the embedded default when not.
 """
 
 from __future__ import annotations
@@ -10,11 +11,10 @@ import datetime as dt
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import cache
 from pathlib import Path
 
 import dagster as dg
-import psycopg2.extensions
+from psycopg2.extensions import cursor as Cursor
 from pydantic import Field
 
 from sales_pipeline import settings
@@ -27,6 +27,7 @@ from sales_pipeline.excel.importer import ImportSettings
 from sales_pipeline.excel.mapping import TEMPLATE, Mapping, MappingError, load_mapping
 from sales_pipeline.forecasting.models import ForecastSettings
 from sales_pipeline.javaapi.client import JavaApiClient
+from sales_pipeline.settings import Settings
 from sales_pipeline.warehouse import db, embedded
 
 
@@ -35,25 +36,29 @@ def env_or_default(name: str, default: str | None = None) -> str | dg.EnvVar | N
     return dg.EnvVar(name) if os.environ.get(name) else default
 
 
-@cache
-def _migrated_url(url: str) -> str:
-    db.migrate(url)
-    return url
+_migrated: set[str] = set()  # the warehouses this process has migrated
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The PostgreSQL warehouse, migrated to the current schema on first use in each process."""
+    """The PostgreSQL warehouse, migrated to the current schema once per process, before its first run or tick."""
 
     database_url: str | None = Field(
         default=None,
         description=f"PostgreSQL URL ({settings.DATABASE_URL}); unset: the embedded server.",
     )
 
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        url = self.url()
+        if url not in _migrated:
+            with db.transaction(url) as cursor:
+                db.migrate(cursor)
+            _migrated.add(url)
+
     def url(self) -> str:
-        return _migrated_url(self.database_url or embedded.warehouse_url())
+        return self.database_url or embedded.warehouse_url()
 
     @contextmanager
-    def transaction(self) -> Iterator[psycopg2.extensions.cursor]:
+    def transaction(self) -> Iterator[Cursor]:
         """A cursor inside one transaction: committed when the block ends, rolled back if it raises."""
         with db.transaction(self.url()) as cursor:
             yield cursor
@@ -68,17 +73,16 @@ class WorkbookInboxResource(dg.ConfigurableResource):
     mappings_dir: str = Field(
         description=f"Folder of YAML mappings ({settings.MAPPINGS}): inbox/<name>/ uses <name>.yaml."
     )
-    dayfirst: bool = Field(default=True, description=f"03/04/2026 is 3 April ({settings.DAYFIRST}).")
-    timezone: str = Field(default="UTC", description=f"Time zone of stores with none ({settings.PIPELINE_TIMEZONE}).")
+    dayfirst: bool = Field(description=f"03/04/2026 is 3 April ({settings.DAYFIRST}).")
+    timezone: str = Field(description=f"Time zone of stores with none ({settings.PIPELINE_TIMEZONE}).")
     settle_seconds: float = Field(default=2.0, description="Ignore files modified more recently (still copying).")
 
-    def import_settings(self, database_url: str) -> ImportSettings:
+    def import_settings(self) -> ImportSettings:
         return ImportSettings(
-            database_url=database_url,
             archive_dir=Path(self.archive_dir),
             rejected_dir=Path(self.rejected_dir),
-            dayfirst=self.dayfirst,
             timezone=self.timezone,
+            dayfirst=self.dayfirst,
             inbox_dir=Path(self.inbox_dir),
         )
 
@@ -95,13 +99,14 @@ class WorkbookInboxResource(dg.ConfigurableResource):
 class AnalyticsResource(dg.ConfigurableResource):
     """How the marts read the sales: the pipeline's time zone, and where the dashboard file goes."""
 
-    timezone: str = Field(default="UTC", description=f"Day boundaries of the KPIs ({settings.PIPELINE_TIMEZONE}).")
+    timezone: str = Field(description=f"Day boundaries of the KPIs ({settings.PIPELINE_TIMEZONE}).")
     dashboard_dir: str = Field(description="Folder of dashboard.json, the record a web page or BI tool reads.")
 
 
 class ForecastingResource(dg.ConfigurableResource):
-    """How forecasts are made: the country whose public holidays they know, and how many processes fit them."""
+    """How forecasts are made: their days, the country whose public holidays they know, how many processes fit them."""
 
+    timezone: str = Field(description=f"Day boundaries of the forecast days ({settings.PIPELINE_TIMEZONE}).")
     holiday_country: str | None = Field(
         default=None, description=f"ISO country code ({settings.FORECAST_HOLIDAY_COUNTRY}); none by default."
     )
@@ -109,6 +114,17 @@ class ForecastingResource(dg.ConfigurableResource):
 
     def settings(self) -> ForecastSettings:
         return ForecastSettings(holiday_country=self.holiday_country)
+
+
+class ReportingResource(dg.ConfigurableResource):
+    """The daily reports: when they go out and where the files are written. Their language and currency, who
+    gets them and how are the alerting resource's (one set of settings for everything sent)."""
+
+    send_time: str = Field(
+        default="07:00",
+        description=f"When yesterday's reports go out, HH:MM in the pipeline's zone ({settings.REPORT_SEND_TIME}).",
+    )
+    reports_dir: str = Field(description="Folder of the PDF reports (one folder per day) and the analytics export.")
 
 
 class JavaApiResource(dg.ConfigurableResource):
@@ -178,9 +194,9 @@ class AlertingResource(dg.ConfigurableResource):
     webserver_url: str = Field(
         default="http://127.0.0.1:3000", description=f"Links ({settings.DAGSTER_WEBSERVER_URL})."
     )
-    locale: str = Field(default="en", description=f"Language of the messages ({settings.REPORT_LOCALE}).")
+    locale: str = Field(default="en", description=f"Language of the messages and reports ({settings.REPORT_LOCALE}).")
     currency: str = Field(default="EUR", description=f"Currency of amounts ({settings.REPORT_CURRENCY}).")
-    timezone: str = Field(default="UTC", description=f"Digest time and dates ({settings.PIPELINE_TIMEZONE}).")
+    timezone: str = Field(description=f"Digest time and dates ({settings.PIPELINE_TIMEZONE}).")
     outbox_dir: str = Field(description="Where .eml files go when no mail server is set.")
 
     def config(self) -> AlertingConfig:
@@ -213,62 +229,64 @@ class AlertingResource(dg.ConfigurableResource):
             secrets=(*settings.secret_values(), self.smtp_password or "", self.webhook_url or ""),
         )
 
-    def enqueue(self, cursor: psycopg2.extensions.cursor, message: Message) -> int | None:
+    def enqueue(self, cursor: Cursor, message: Message) -> int | None:
         """Queue a message in the outbox (see alerts/outbox.py), its Message-ID on the sender's domain."""
         return enqueue(cursor, message, self.email_from.rpartition("@")[2])
 
 
-def alerting_resource() -> AlertingResource:
+def alerting_resource(config: Settings) -> AlertingResource:
     """The alerting settings, checked now (a bad routing file fails here, naming its file and line)."""
-    routing = settings.alert_routing()
-    if routing:
-        load_routing(routing)
-    settings.alert_webhook_configured()
+    alerts = config.alerts
+    if alerts.routing:
+        load_routing(alerts.routing)
     return AlertingResource(
-        smtp_host=settings.smtp_host(),
-        smtp_port=settings.smtp_port(),
+        smtp_host=alerts.smtp_host,
+        smtp_port=alerts.smtp_port,
         smtp_user=env_or_default(settings.SMTP_USER),
         smtp_password=env_or_default(settings.SMTP_PASSWORD),
-        smtp_starttls=settings.smtp_starttls(),
-        smtp_ssl=settings.smtp_ssl(),
-        smtp_timeout_s=settings.smtp_timeout_s(),
-        email_from=settings.alert_email_from(),
-        manager_emails=list(settings.manager_emails()),
-        engineer_emails=list(settings.engineer_emails()),
+        smtp_starttls=alerts.smtp_starttls,
+        smtp_ssl=alerts.smtp_ssl,
+        smtp_timeout_s=alerts.smtp_timeout_s,
+        email_from=alerts.email_from,
+        manager_emails=list(alerts.manager_emails),
+        engineer_emails=list(alerts.engineer_emails),
         webhook_url=env_or_default(settings.ALERT_WEBHOOK_URL),
-        webhook_format=settings.alert_webhook_format(),
-        routing_file=str(routing) if routing else None,
-        digest_time=settings.alert_digest_time().strftime("%H:%M"),
-        repeat_hours=settings.alert_repeat_hours(),
-        webserver_url=settings.dagster_webserver_url(),
-        locale=settings.report_locale(),
-        currency=settings.report_currency(),
-        timezone=env_or_default(settings.PIPELINE_TIMEZONE, "UTC"),
-        outbox_dir=str(settings.outbox_dir()),
+        webhook_format=alerts.webhook_format,
+        routing_file=str(alerts.routing) if alerts.routing else None,
+        digest_time=alerts.digest_time.strftime("%H:%M"),
+        repeat_hours=alerts.repeat_hours,
+        webserver_url=config.dagster_webserver_url,
+        locale=config.report_locale,
+        currency=config.report_currency,
+        timezone=config.pipeline_timezone,
+        outbox_dir=str(config.outbox_dir),
     )
 
 
-def default_resources() -> dict[str, dg.ConfigurableResource]:
+def default_resources(config: Settings) -> dict[str, dg.ConfigurableResource]:
     return {
         "warehouse": WarehouseResource(database_url=env_or_default(settings.DATABASE_URL)),
         "inbox": WorkbookInboxResource(
-            inbox_dir=str(settings.inbox_dir()),
-            archive_dir=str(settings.archive_dir()),
-            rejected_dir=str(settings.rejected_dir()),
-            mappings_dir=str(settings.mappings_dir()),
-            dayfirst=settings.dayfirst(),
-            timezone=env_or_default(settings.PIPELINE_TIMEZONE, "UTC"),
+            inbox_dir=str(config.inbox_dir),
+            archive_dir=str(config.archive_dir),
+            rejected_dir=str(config.rejected_dir),
+            mappings_dir=str(config.mappings_dir),
+            dayfirst=config.dayfirst,
+            timezone=config.pipeline_timezone,
         ),
         "java_api": JavaApiResource(
             base_url=env_or_default(settings.JAVA_API_BASE_URL),
             token=env_or_default(settings.JAVA_API_TOKEN),
-            deadline_s=settings.java_api_deadline_s(),
+            deadline_s=config.java_api_deadline_s,
         ),
-        "analytics": AnalyticsResource(
-            timezone=env_or_default(settings.PIPELINE_TIMEZONE, "UTC"), dashboard_dir=str(settings.dashboard_dir())
+        "analytics": AnalyticsResource(timezone=config.pipeline_timezone, dashboard_dir=str(config.dashboard_dir)),
+        "reporting": ReportingResource(
+            send_time=config.report_send_time.strftime("%H:%M"), reports_dir=str(config.reports_dir)
         ),
         "forecasting": ForecastingResource(
-            holiday_country=settings.forecast_holiday_country(), workers=settings.forecast_workers()
+            timezone=config.pipeline_timezone,
+            holiday_country=config.forecast_holiday_country,
+            workers=config.forecast_workers,
         ),
-        "alerting": alerting_resource(),
+        "alerting": alerting_resource(config),
     }

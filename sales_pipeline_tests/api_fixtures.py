@@ -4,6 +4,7 @@ read API's tests, and the API itself over it."""
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import dagster as dg
@@ -12,7 +13,7 @@ from sales_pipeline.analytics import marts
 from sales_pipeline.api.config import ApiConfig
 from sales_pipeline.defs.analytics.marts import dashboard, sales_trends, stock_health, top_products
 from sales_pipeline.defs.anomalies.assets import anomaly_assets
-from sales_pipeline.defs.forecasting.assets import forecast_assets
+from sales_pipeline.defs.forecasting.assets import build_sales_forecast, demand_forecast
 from sales_pipeline.demo.retailer import generate_retailer, write_sheets_workbook
 from sales_pipeline.excel.importer import ImportSettings, import_workbook
 from sales_pipeline.resources import AlertingResource, AnalyticsResource, ForecastingResource, WarehouseResource
@@ -34,7 +35,8 @@ def load_retailer(url: str, folder: Path) -> None:
     for name in ("archive", "rejected"):
         (folder / name).mkdir(parents=True, exist_ok=True)
     workbook = write_sheets_workbook(folder / "retailer.xlsx", RETAILER.frames())
-    result = import_workbook(workbook, ImportSettings(url, folder / "archive", folder / "rejected"))
+    settings = ImportSettings(folder / "archive", folder / "rejected", timezone="UTC")
+    result = import_workbook(partial(transaction, url), workbook, settings)
     assert result.status == "loaded", result.reason
     with transaction(url) as cursor:
         cursor.execute("SELECT min(sale_date), max(sale_date) FROM core.sales")
@@ -42,10 +44,11 @@ def load_retailer(url: str, folder: Path) -> None:
     resources = {
         "warehouse": WarehouseResource(database_url=url),
         "analytics": AnalyticsResource(timezone="UTC", dashboard_dir=str(folder / "dashboard")),
-        "forecasting": ForecastingResource(workers=2),
-        "alerting": AlertingResource(outbox_dir=str(folder / "outbox")),
+        "forecasting": ForecastingResource(timezone="UTC", workers=2),
+        "alerting": AlertingResource(outbox_dir=str(folder / "outbox"), timezone="UTC"),
     }
-    assets = [sales_trends, stock_health, top_products, dashboard, *forecast_assets, *anomaly_assets]
+    forecasts = [build_sales_forecast(holiday_country=None), demand_forecast]
+    assets = [sales_trends, stock_health, top_products, dashboard, *forecasts, *anomaly_assets]
     assert dg.materialize(assets, resources=resources).success
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,12 +46,11 @@ def warehouse_url(pipeline_home: Path) -> Iterator[str]:
 
     Its own database, so that two test sessions at once do not empty each other's tables.
     """
-    from sales_pipeline.warehouse import db, embedded
+    from sales_pipeline.warehouse import embedded
 
     name = f"tests_{os.getpid()}"
     url = embedded.own_database(name, recreate=True)
     yield url
-    db.engine(url).dispose()
     embedded.drop_own_database(name)
 
 
@@ -73,6 +74,15 @@ def empty_warehouse(warehouse_url: str) -> str:
 
 
 @pytest.fixture
+def cli_home() -> Iterator[Path]:
+    """A fresh pipeline home for the commands (not under pytest's private tmp folder: see above)."""
+    home = PROJECT / ".sales_pipeline" / "tests" / f"cli-{uuid.uuid4().hex[:8]}"
+    home.mkdir(parents=True)
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture
 def folders(tmp_path: Path) -> dict[str, Path]:
     paths = {name: tmp_path / name for name in ("inbox", "archive", "rejected")}
     for path in paths.values():
@@ -81,15 +91,22 @@ def folders(tmp_path: Path) -> dict[str, Path]:
 
 
 @pytest.fixture
-def import_settings(empty_warehouse: str, folders: dict[str, Path]):
+def warehouse(empty_warehouse: str):
+    """The emptied warehouse as the assets see it: `warehouse.transaction` opens a transaction on it."""
+    from sales_pipeline.resources import WarehouseResource
+
+    return WarehouseResource(database_url=empty_warehouse)
+
+
+@pytest.fixture
+def import_settings(folders: dict[str, Path]):
     from sales_pipeline.excel.importer import ImportSettings
 
     return ImportSettings(
-        empty_warehouse,
         folders["archive"],
         folders["rejected"],
-        dayfirst=True,
         timezone="UTC",
+        dayfirst=True,
         inbox_dir=folders["inbox"],
     )
 

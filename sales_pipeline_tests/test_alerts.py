@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import select
 from email import message_from_bytes, policy
+from functools import partial
 from pathlib import Path
 
 import psycopg2
@@ -144,7 +145,9 @@ def test_a_critical_stock_risk_reaches_its_store_manager_and_buyer_and_the_webho
     detect(shop, stock_risk())
     mailbox = Mailbox()
     with smtp_server("starttls", certs, mailbox) as port, WebhookReceiver() as hook:
-        report = deliver(shop, config(tmp_path, port, webhook=hook.url), NOW, ssl_context=certs.client)
+        report = deliver(
+            partial(transaction, shop), config(tmp_path, port, webhook=hook.url), NOW, ssl_context=certs.client
+        )
     assert report.sent == 3 and not report.errors
     assert sorted(r.rcpt_tos[0] for r in mailbox.received) == [BUYER, LYON]  # not Paris, not head office
     [email] = mailbox.to(LYON)
@@ -167,14 +170,14 @@ def test_implicit_tls_and_a_plain_local_relay(shop, certs, tmp_path, mode):
     detect(shop, stock_risk())
     mailbox = Mailbox()
     with smtp_server(mode, certs, mailbox, login=mode != "plain") as port:
-        report = deliver(shop, config(tmp_path, port, mode), NOW, ssl_context=certs.client)
+        report = deliver(partial(transaction, shop), config(tmp_path, port, mode), NOW, ssl_context=certs.client)
     assert report.sent == 2 and sorted(r.rcpt_tos[0] for r in mailbox.received) == [BUYER, LYON]
 
 
 def test_a_server_without_starttls_is_named_and_the_messages_wait(shop, certs, tmp_path):
     detect(shop, stock_risk())
     with smtp_server("plain", certs, Mailbox(), login=False) as port:
-        report = deliver(shop, config(tmp_path, port, "starttls"), NOW, ssl_context=certs.client)
+        report = deliver(partial(transaction, shop), config(tmp_path, port, "starttls"), NOW, ssl_context=certs.client)
     assert report.retrying == 2
     assert "does not offer STARTTLS: set SMTP_SSL=true" in report.errors[0]
     assert {row[3] for row in notifications(shop)} == {"pending"}
@@ -184,7 +187,7 @@ def test_french_numbers_money_and_days(shop, certs, tmp_path):
     detect(shop, stock_risk(), drop("store", "S02"))
     mailbox = Mailbox()
     with smtp_server("starttls", certs, mailbox) as port:
-        deliver(shop, config(tmp_path, port, locale="fr"), NOW, ssl_context=certs.client)
+        deliver(partial(transaction, shop), config(tmp_path, port, locale="fr"), NOW, ssl_context=certs.client)
     [email] = mailbox.to(LYON)  # the store's drop and its stock risk, in one email
     body = text_of(email)
     assert "2,5 jours" in body and "1 234,56 €" in body
@@ -198,8 +201,8 @@ def test_the_delivery_run_twice_and_the_sensor_twice_send_one_email(shop, certs,
     with transaction(shop) as cursor:
         first, second = decide(cursor, settings, NOW), decide(cursor, settings, NOW)
     assert first.key == second.key and len(first.planned) == 2  # one run key: Dagster launches one run
-    deliver(shop, settings, NOW)
-    deliver(shop, settings, NOW)
+    deliver(partial(transaction, shop), settings, NOW)
+    deliver(partial(transaction, shop), settings, NOW)
     with transaction(shop) as cursor:
         assert decide(cursor, settings, NOW).planned == []
     assert sorted(p.name for p in (tmp_path / "outbox").iterdir()) == [
@@ -214,15 +217,22 @@ def test_smtp_down_for_a_tick_then_delivered_once_and_a_webhook_500_then_200(sho
         with smtp_server("starttls", certs, Mailbox()) as port:
             pass  # a port nobody listens on any more: the server is down
         settings = config(tmp_path, port, webhook=hook.url)
-        down = deliver(shop, settings, NOW, ssl_context=certs.client)
+        down = deliver(partial(transaction, shop), settings, NOW, ssl_context=certs.client)
         assert (down.sent, down.retrying) == (0, 3)
         assert all("unreachable: ConnectionRefusedError" in e for e in down.errors[:2])
         assert "webhook answered HTTP 500" in down.errors[2]
         # Before the backoff is over, nothing is tried again.
-        assert deliver(shop, settings, NOW + dt.timedelta(seconds=30), ssl_context=certs.client).sent == 0
+        assert (
+            deliver(partial(transaction, shop), settings, NOW + dt.timedelta(seconds=30), ssl_context=certs.client).sent
+            == 0
+        )
         with smtp_server("starttls", certs, mailbox, port=port):
-            back = deliver(shop, settings, NOW + dt.timedelta(minutes=1), ssl_context=certs.client)
-            again = deliver(shop, settings, NOW + dt.timedelta(minutes=5), ssl_context=certs.client)
+            back = deliver(
+                partial(transaction, shop), settings, NOW + dt.timedelta(minutes=1), ssl_context=certs.client
+            )
+            again = deliver(
+                partial(transaction, shop), settings, NOW + dt.timedelta(minutes=5), ssl_context=certs.client
+            )
     assert (back.sent, again.sent) == (3, 0)
     assert sorted(r.rcpt_tos[0] for r in mailbox.received) == [BUYER, LYON]
     assert len(hook.bodies) == 1 and hook.answered == [500, 200]
@@ -232,31 +242,33 @@ def test_smtp_down_for_a_tick_then_delivered_once_and_a_webhook_500_then_200(sho
 def test_a_refused_recipient_fails_for_good_and_a_429_waits(shop, certs, tmp_path):
     detect(shop, stock_risk())
     with WebhookReceiver([429]) as hook:
-        report = deliver(shop, config(tmp_path, None, webhook=hook.url), NOW)
+        report = deliver(partial(transaction, shop), config(tmp_path, None, webhook=hook.url), NOW)
     assert report.retrying == 1 and "HTTP 429" in report.errors[0]
     [(next_attempt,)] = query(shop, "SELECT next_attempt_at FROM ops.notifications WHERE channel = 'webhook'")
     assert next_attempt == NOW + dt.timedelta(minutes=1)  # the backoff, longer than Retry-After: 1
     with WebhookReceiver([404]) as hook:
-        report = deliver(shop, config(tmp_path, None, webhook=hook.url), NOW + dt.timedelta(minutes=2))
+        report = deliver(
+            partial(transaction, shop), config(tmp_path, None, webhook=hook.url), NOW + dt.timedelta(minutes=2)
+        )
     assert report.failed == 1 and "HTTP 404" in report.errors[0]
 
 
 def test_acknowledge_stops_reminders_and_a_resolved_critical_sends_one_note(shop, tmp_path):
     detect(shop, stock_risk(), stock_risk("P0001", "S01"))
     settings = config(tmp_path, None)
-    deliver(shop, settings, NOW)
+    deliver(partial(transaction, shop), settings, NOW)
     ids = dict(query(shop, "SELECT entity_id, alert_id FROM ops.alerts"))
     with transaction(shop) as cursor:
         acknowledge(cursor, ids["P0077@S02"], "Marie")
     later = NOW + dt.timedelta(hours=24)
-    report = deliver(shop, settings, later)
+    report = deliver(partial(transaction, shop), settings, later)
     assert dict(report.planned) == {"reminder": 1}  # Paris's P0001 only: Lyon's is acknowledged
     assert query(shop, "SELECT recipient FROM ops.notifications WHERE kind = 'reminder'") == [(PARIS,)]
-    assert deliver(shop, settings, later + dt.timedelta(hours=1)).planned == {}  # not every tick
+    assert deliver(partial(transaction, shop), settings, later + dt.timedelta(hours=1)).planned == {}  # not every tick
     detect(shop, stock_risk("P0001", "S01"), now=later)  # P0077 no longer at risk
-    resolved = deliver(shop, settings, later + dt.timedelta(hours=2))
+    resolved = deliver(partial(transaction, shop), settings, later + dt.timedelta(hours=2))
     assert dict(resolved.planned) == {"resolved": 2}  # to Lyon and the coffee buyer, who got it
-    assert deliver(shop, settings, later + dt.timedelta(hours=3)).planned == {}
+    assert deliver(partial(transaction, shop), settings, later + dt.timedelta(hours=3)).planned == {}
     assert query(shop, "SELECT status, acknowledged_by FROM ops.alerts WHERE alert_id = %s", (ids["P0077@S02"],)) == [
         ("resolved", "Marie")
     ]
@@ -267,28 +279,30 @@ def test_acknowledge_stops_reminders_and_a_resolved_critical_sends_one_note(shop
 def test_snooze_holds_reminders_until_its_time(shop, tmp_path):
     detect(shop, stock_risk())
     settings = config(tmp_path, None)
-    deliver(shop, settings, NOW)
+    deliver(partial(transaction, shop), settings, NOW)
     [(alert_id,)] = query(shop, "SELECT alert_id FROM ops.alerts")
     with transaction(shop) as cursor:
         snooze(cursor, alert_id, NOW + dt.timedelta(days=2), now=NOW)
-    assert deliver(shop, settings, NOW + dt.timedelta(days=1)).planned == {}
-    assert dict(deliver(shop, settings, NOW + dt.timedelta(days=2, hours=1)).planned) == {"reminder": 2}
+    assert deliver(partial(transaction, shop), settings, NOW + dt.timedelta(days=1)).planned == {}
+    assert dict(deliver(partial(transaction, shop), settings, NOW + dt.timedelta(days=2, hours=1)).planned) == {
+        "reminder": 2
+    }
     assert query(shop, "SELECT status FROM ops.alerts") == [("open",)]
 
 
 def test_the_digest_holds_the_days_warnings_once(shop, tmp_path):
     detect(shop, stock_risk(severity="warning"), drop("store", "S02", "warning", 2), drop("product", "P0001"))
     settings = config(tmp_path, None)
-    early = deliver(shop, settings, NOW.replace(hour=6))
+    early = deliver(partial(transaction, shop), settings, NOW.replace(hour=6))
     assert early.planned == {}  # warnings wait for 07:00; a product drop is never pushed, even critical
-    report = deliver(shop, settings, NOW)
+    report = deliver(partial(transaction, shop), settings, NOW)
     assert dict(report.planned) == {"digest": 3}  # Lyon, the coffee buyer, head office (the product drop)
-    assert deliver(shop, settings, NOW + dt.timedelta(hours=1)).planned == {}
+    assert deliver(partial(transaction, shop), settings, NOW + dt.timedelta(hours=1)).planned == {}
     lyon = eml(next((tmp_path / "outbox").glob("*digest-lyon*")))
     assert text_of(lyon).count("[Warning]") == 2 and lyon["Subject"] == "Alerts digest of Nov 23, 2026: 2 warnings"
     # The next day: a new warning; the two of yesterday are listed once, as still open.
     detect(shop, stock_risk(severity="warning"), drop("store", "S02", "warning", 2), churn(severity="warning"))
-    deliver(shop, settings, NOW + dt.timedelta(days=1))
+    deliver(partial(transaction, shop), settings, NOW + dt.timedelta(days=1))
     digest = text_of(eml(sorted((tmp_path / "outbox").glob("*digest-lyon*"))[-1]))
     assert digest.count("[Warning]") == 1 and "stopped buying" in digest
     assert digest.split("Still open")[1].count("- ") == 2
@@ -297,7 +311,7 @@ def test_the_digest_holds_the_days_warnings_once(shop, tmp_path):
 def test_a_chain_drop_inhibits_the_same_days_store_and_category_drops(shop, tmp_path):
     routing = Routing((Route(to=(HEAD,)),))
     detect(shop, drop("total", "all"), drop("store", "S01"), drop("category", "Coffee"))
-    deliver(shop, config(tmp_path, None, routing=routing), NOW)
+    deliver(partial(transaction, shop), config(tmp_path, None, routing=routing), NOW)
     [email] = (tmp_path / "outbox").glob("*first*")
     text = text_of(eml(email))
     assert text.count("[Critical]") == 1 and "Chain revenue: sales drop" in text
@@ -310,9 +324,9 @@ def test_hostile_names_stay_names_and_secrets_appear_nowhere(shop, certs, tmp_pa
     with smtp_server("starttls", certs, mailbox) as port, WebhookReceiver([500]) as hook:
         settings = config(tmp_path, port, webhook=hook.url)
         detect(shop, churn())
-        report = deliver(shop, settings, NOW, ssl_context=certs.client)
+        report = deliver(partial(transaction, shop), settings, NOW, ssl_context=certs.client)
         detect(shop, churn(), stock_risk())
-        deliver(shop, settings, NOW, ssl_context=certs.client)
+        deliver(partial(transaction, shop), settings, NOW, ssl_context=certs.client)
     assert all(r.rcpt_tos in ([LYON], [BUYER]) for r in mailbox.received)  # nobody Bcc'd
     churned = mailbox.to(LYON)[0]
     assert churned["Subject"] == "Critical: Customer C1 (x Bcc: thief@evil.example) stopped buying"
@@ -361,7 +375,10 @@ def test_a_report_with_a_pdf_goes_through_the_same_outbox(shop, certs, tmp_path)
         assert outbox.enqueue(cursor, message, "shop.example") is None  # queued once
     mailbox = Mailbox()
     with smtp_server("starttls", certs, mailbox) as port:
-        assert deliver(shop, config(tmp_path, port), NOW, plan=False, ssl_context=certs.client).sent == 1
+        assert (
+            deliver(partial(transaction, shop), config(tmp_path, port), NOW, plan=False, ssl_context=certs.client).sent
+            == 1
+        )
     [email] = mailbox.to(LYON)
     [attachment] = list(email.iter_attachments())
     assert attachment.get_filename() == pdf.name and attachment.get_content() == pdf.read_bytes()
@@ -395,7 +412,7 @@ def test_teams_gets_an_adaptive_card_chosen_by_the_setting_or_the_url(shop, tmp_
     assert webhook_format("https://hooks.slack.com/services/T/B/x", None) == "slack"
     detect(shop, stock_risk())
     with WebhookReceiver() as hook:
-        deliver(shop, config(tmp_path, None, webhook=hook.url, webhook_format="teams"), NOW)
+        deliver(partial(transaction, shop), config(tmp_path, None, webhook=hook.url, webhook_format="teams"), NOW)
     [body] = hook.bodies
     [attachment] = body["attachments"]
     card = attachment["content"]

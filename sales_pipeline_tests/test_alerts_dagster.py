@@ -41,7 +41,7 @@ def resources(url: str, tmp_path: Path, port: int, webhook: str | None = None) -
     alerting = AlertingResource(
         smtp_host="127.0.0.1", smtp_port=port, smtp_user=USER, smtp_password=PASSWORD, smtp_timeout_s=5,
         email_from="alerts@shop.example", manager_emails=[LYON], engineer_emails=[ENGINEER], webhook_url=webhook,
-        outbox_dir=str(tmp_path / "outbox"),
+        outbox_dir=str(tmp_path / "outbox"), timezone="UTC",
     )  # fmt: skip
     return {"warehouse": WarehouseResource(database_url=url), "alerting": alerting}
 

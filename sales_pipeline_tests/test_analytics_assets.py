@@ -12,13 +12,16 @@ import dagster as dg
 import psycopg2
 import pytest
 
-from sales_pipeline.definitions import defs
-from sales_pipeline.defs.analytics.sensors import RANGE_END_TAG, RANGE_START_TAG, sales_changed_sensor
+from sales_pipeline.definitions import defs as code_location
+from sales_pipeline.defs.analytics.sensors import RANGE_END_TAG, RANGE_START_TAG
 from sales_pipeline.excel.importer import import_workbook
 from sales_pipeline.resources import AnalyticsResource, WarehouseResource
 from sales_pipeline.warehouse.db import transaction
 from sales_pipeline_tests.conftest import query
 from sales_pipeline_tests.workbooks import SALES_HEADER, products, sales, write_workbook
+
+defs = code_location()  # the code location, as the code server loads it
+sales_changed_sensor = defs.resolve_sensor_def("sales_changed_sensor")
 
 MARTS = ("daily_kpis", "sales_trends", "stock_health", "top_products", "dashboard")
 
@@ -31,6 +34,12 @@ def resources(empty_warehouse: str, tmp_path: Path) -> dict:
     }
 
 
+def import_sales(warehouse, import_settings, folders, lines: int) -> None:
+    """A workbook of the sample products and `lines` order lines, imported."""
+    workbook = write_workbook(folders["inbox"] / "a.xlsx", {"Products": products(), "Sales": sales(lines)})
+    import_workbook(warehouse.transaction, workbook, import_settings)
+
+
 def tick(instance: dg.DagsterInstance, resources: dict, cursor: str | None):
     context = dg.build_sensor_context(
         instance=instance, instance_ref=instance.get_ref(), cursor=cursor, resources=resources, definitions=defs
@@ -38,18 +47,19 @@ def tick(instance: dg.DagsterInstance, resources: dict, cursor: str | None):
     return sales_changed_sensor.evaluate_tick(context)
 
 
-def test_an_import_triggers_one_run_for_the_days_it_changed(resources, import_settings, folders):
+def test_an_import_triggers_one_run_for_the_days_it_changed(resources, import_settings, folders, warehouse):
     # 30 lines, 7 minutes apart from 2026-11-02 09:00: all on 2026-11-02; a second file adds 2026-11-05.
     # Each span gets a day either side (a date without a time may fall on the neighbouring day).
-    import_workbook(write_workbook(folders["inbox"] / "a.xlsx", {"Products": products(), "Sales": sales(30)}),
-                    import_settings)  # fmt: skip
+    import_sales(warehouse, import_settings, folders, 30)
     later = sales(4)
     for row in later[1:]:
         row[0] = "L" + row[0]
         row[SALES_HEADER.index("Sold At")] = row[SALES_HEADER.index("Sold At")].replace(day=5)
     with dg.instance_for_test() as instance:
         first = tick(instance, resources, None)
-        import_workbook(write_workbook(folders["inbox"] / "b.xlsx", {"Sales": later}), import_settings)
+        import_workbook(
+            warehouse.transaction, write_workbook(folders["inbox"] / "b.xlsx", {"Sales": later}), import_settings
+        )
         second = tick(instance, resources, first.cursor)
         third = tick(instance, resources, second.cursor)
 
@@ -61,10 +71,11 @@ def test_an_import_triggers_one_run_for_the_days_it_changed(resources, import_se
     assert third.run_requests == []
 
 
-def test_the_marts_follow_and_the_dashboard_file_is_written(resources, import_settings, folders, tmp_path):
-    import_workbook(write_workbook(folders["inbox"] / "a.xlsx", {"Products": products(), "Sales": sales(300)}),
-                    import_settings)  # fmt: skip
-    url = import_settings.database_url
+def test_the_marts_follow_and_the_dashboard_file_is_written(
+    resources, import_settings, folders, tmp_path, warehouse, empty_warehouse
+):
+    import_sales(warehouse, import_settings, folders, 300)
+    url = empty_warehouse
     with dg.instance_for_test() as instance:
         (request,) = tick(instance, resources, None).run_requests
         kpis = defs.resolve_job_def("refresh_daily_kpis").execute_in_process(
@@ -84,10 +95,11 @@ def test_the_marts_follow_and_the_dashboard_file_is_written(resources, import_se
     assert query(url, "SELECT count(*) FROM marts.dashboard WHERE scope = 'all'") == [(1,)]
 
 
-def test_the_reconciliation_check_fails_when_the_marts_are_wrong(resources, import_settings, folders):
-    import_workbook(write_workbook(folders["inbox"] / "a.xlsx", {"Products": products(), "Sales": sales(30)}),
-                    import_settings)  # fmt: skip
-    url = import_settings.database_url
+def test_the_reconciliation_check_fails_when_the_marts_are_wrong(
+    resources, import_settings, folders, warehouse, empty_warehouse
+):
+    import_sales(warehouse, import_settings, folders, 30)
+    url = empty_warehouse
     with dg.instance_for_test() as instance:
         (request,) = tick(instance, resources, None).run_requests
         job = defs.resolve_job_def("refresh_daily_kpis")
@@ -112,21 +124,23 @@ def test_the_reconciliation_check_fails_when_the_marts_are_wrong(resources, impo
         ("quantities_and_prices_in_range", "UPDATE core.sales SET quantity = 50000 WHERE line_number = 1"),
     ],
 )
-def test_core_checks_fail_on_broken_data(resources, import_settings, folders, rule, breakage):
-    import_workbook(write_workbook(folders["inbox"] / "a.xlsx", {"Products": products(), "Sales": sales(10)}),
-                    import_settings)  # fmt: skip
-    url = import_settings.database_url
+def test_core_checks_fail_on_broken_data(
+    resources, import_settings, folders, rule, breakage, warehouse, empty_warehouse
+):
+    import_sales(warehouse, import_settings, folders, 10)
+    url = empty_warehouse
     from sales_pipeline.warehouse.quality import check_rule
 
-    assert check_rule(url, rule).passed
+    with transaction(url) as cursor:
+        assert check_rule(cursor, rule).passed
     query(url, breakage + " RETURNING 1")
-    broken = check_rule(url, rule)
+    with transaction(url) as cursor:
+        broken = check_rule(cursor, rule)
     assert not broken.passed and broken.failures == 5 and len(broken.sample) == 5
 
 
-def test_automation_refreshes_the_marts_after_some_days_of_kpis(resources, import_settings, folders):
-    import_workbook(write_workbook(folders["inbox"] / "a.xlsx", {"Products": products(), "Sales": sales(30)}),
-                    import_settings)  # fmt: skip
+def test_automation_refreshes_the_marts_after_some_days_of_kpis(resources, import_settings, folders, warehouse):
+    import_sales(warehouse, import_settings, folders, 30)
     with dg.instance_for_test() as instance:
         before = dg.evaluate_automation_conditions(defs=defs, instance=instance)  # the daemon's first tick
         (request,) = tick(instance, resources, None).run_requests
@@ -184,12 +198,13 @@ def test_imports_committing_out_of_id_order_are_each_refreshed(resources, empty_
     assert third.run_requests == []
 
 
-def test_a_refresh_absorbs_the_changes_so_a_new_daemon_has_nothing_to_redo(resources, import_settings, folders):
+def test_a_refresh_absorbs_the_changes_so_a_new_daemon_has_nothing_to_redo(
+    resources, import_settings, folders, warehouse, empty_warehouse
+):
     # What `sales-pipeline demo` leaves for `dev`: the KPIs absorbed the imports, so a sensor starting
     # from no cursor (a new daemon) requests nothing; an import that came after is still requested.
-    import_workbook(write_workbook(folders["inbox"] / "a.xlsx", {"Products": products(), "Sales": sales(30)}),
-                    import_settings)  # fmt: skip
-    url = import_settings.database_url
+    import_sales(warehouse, import_settings, folders, 30)
+    url = empty_warehouse
     with dg.instance_for_test() as instance:
         (request,) = tick(instance, resources, None).run_requests
         kpis = defs.resolve_job_def("refresh_daily_kpis").execute_in_process(
@@ -199,7 +214,9 @@ def test_a_refresh_absorbs_the_changes_so_a_new_daemon_has_nothing_to_redo(resou
         later = sales(4, start=dt.datetime(2026, 11, 9, 10))
         for row in later[1:]:
             row[0] = "L" + row[0]
-        import_workbook(write_workbook(folders["inbox"] / "b.xlsx", {"Sales": later}), import_settings)
+        import_workbook(
+            warehouse.transaction, write_workbook(folders["inbox"] / "b.xlsx", {"Sales": later}), import_settings
+        )
         after_import = tick(instance, resources, None)
 
     assert kpis.success
@@ -210,10 +227,13 @@ def test_a_refresh_absorbs_the_changes_so_a_new_daemon_has_nothing_to_redo(resou
     ]
 
 
-def test_sales_before_the_first_partition_are_explained(resources, import_settings, folders):
+def test_sales_before_the_first_partition_are_explained(resources, import_settings, folders, warehouse):
     old = sales(10, start=dt.datetime(2014, 1, 3, 9))
-    import_workbook(write_workbook(folders["inbox"] / "old.xlsx", {"Products": products(), "Sales": old}),
-                    import_settings)  # fmt: skip
+    import_workbook(
+        warehouse.transaction,
+        write_workbook(folders["inbox"] / "old.xlsx", {"Products": products(), "Sales": old}),
+        import_settings,
+    )
     with dg.instance_for_test() as instance:
         result = tick(instance, resources, None)
 
@@ -224,12 +244,13 @@ def test_sales_before_the_first_partition_are_explained(resources, import_settin
     )
 
 
-def test_sales_committed_while_the_kpis_refresh_do_not_fail_the_reconciliation(resources, import_settings, folders):
+def test_sales_committed_while_the_kpis_refresh_do_not_fail_the_reconciliation(
+    resources, import_settings, folders, warehouse, empty_warehouse
+):
     """A writer commits a sale on the refreshed day every few milliseconds (as the demo's imports and pulls
     do) while the daily KPIs refresh: the blocking check compares what the refresh saw, so it passes."""
-    import_workbook(write_workbook(folders["inbox"] / "a.xlsx", {"Products": products(), "Sales": sales(30)}),
-                    import_settings)  # fmt: skip
-    url = import_settings.database_url
+    import_sales(warehouse, import_settings, folders, 30)
+    url = empty_warehouse
     stop, written = threading.Event(), []
 
     def write_sales() -> None:

@@ -108,7 +108,7 @@ def test_a_new_dashboard_replaces_the_cached_one_at_its_commit(client: TestClien
     url, _ = retailer
     before = client.get("/analytics/dashboard").headers["etag"]
     with transaction(url) as cursor:  # the marts' refresh, as the dashboard asset makes it
-        refreshed_at = marts.build_dashboard(cursor, END)["refreshed_at"]
+        refreshed_at = marts.build_dashboard(cursor, END, timezone="UTC")["refreshed_at"]
     deadline = time.monotonic() + 2
     while (response := client.get("/analytics/dashboard")).headers["etag"] == before:
         assert time.monotonic() < deadline, "the cached dashboard outlived the new one's commit by 2 s"
@@ -226,11 +226,19 @@ def test_health(client: TestClient) -> None:
     assert body["last_import_age_s"] >= 0 and body["last_forecast_age_s"] >= 0 and body["last_pull_age_s"] is None
 
 
-def test_the_template_and_no_reports_yet(client: TestClient) -> None:
+def test_the_template_and_a_days_report(client: TestClient, retailer, tmp_path: Path) -> None:
+    from sales_pipeline.reporting.build import build_report
+    from sales_pipeline.reporting.data import Scope
+
     template = client.get("/data/template")
     assert template.status_code == 200 and template.content[:2] == b"PK"
-    report = client.get(f"/reports/{END}")
-    assert report.status_code == 404 and report.json()["detail"]
+    missing = client.get(f"/reports/{END}", params={"scope": "store:S01"})
+    assert missing.status_code == 404 and "it is built each morning for the day before" in missing.json()["detail"]
+    with transaction(retailer[0]) as cursor:  # what reports/daily_report writes, for one store
+        built, _ = build_report(cursor, END, Scope.parse("store:S01"), Formatter("en", "EUR"), "UTC", tmp_path)
+    report = client.get(f"/reports/{END}", params={"scope": "store:S01"})
+    assert report.status_code == 200 and report.headers["content-type"] == "application/pdf"
+    assert report.content == Path(built.path).read_bytes()
 
 
 def free_port() -> int:

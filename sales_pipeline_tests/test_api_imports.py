@@ -8,17 +8,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
+import psycopg2
 import pytest
 from fastapi.testclient import TestClient
 
 from sales_pipeline.api.app import create_app
-from sales_pipeline.definitions import defs
+from sales_pipeline.definitions import defs as code_location
 from sales_pipeline.defs.ingest.workbooks import workbook_inbox_sensor
 from sales_pipeline.resources import WarehouseResource, WorkbookInboxResource
 from sales_pipeline_tests.api_fixtures import WRITE_TOKEN, api_config, auth
 from sales_pipeline_tests.conftest import query
 from sales_pipeline_tests.workbooks import products, sales, write_workbook
 
+defs = code_location()  # the code location, as the code server loads it
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
@@ -39,6 +41,8 @@ def sensor_and_runs(url: str, folder: Path) -> list[dg.ExecuteInProcessResult]:
             archive_dir=str(folder / "archive"),
             rejected_dir=str(folder / "rejected"),
             mappings_dir=str(Path("data/mappings").resolve()),
+            dayfirst=True,
+            timezone="UTC",
             settle_seconds=0,
         ),
     }
@@ -81,6 +85,34 @@ def test_an_uploaded_workbook_is_imported_by_the_sensor_run(client: TestClient, 
     feedback = client.get(result["feedback_url"])
     assert feedback.status_code == 200 and feedback.content[:2] == b"PK"
     assert client.get("/data/imports/" + "0" * 64).status_code == 404
+
+
+def test_an_upload_whose_import_crashes_reads_failed_and_sheets_not_read_are_named(
+    client: TestClient, empty_warehouse: str, tmp_path
+) -> None:
+    sheets = {"Products": products(), "Sales": sales(4), "Notes": [["call the shop"]]}
+    workbook = write_workbook(tmp_path / "upload.xlsx", sheets).read_bytes()
+    status_url = client.post("/data/import", files={"file": ("week.xlsx", workbook, XLSX)}).json()["status_url"]
+    query(empty_warehouse, "CREATE FUNCTION public.refuse() RETURNS trigger LANGUAGE plpgsql AS"
+                           " $$ BEGIN RAISE EXCEPTION 'a planted fault'; END $$;"
+                           " CREATE TRIGGER refuse BEFORE INSERT ON core.sales FOR EACH STATEMENT"
+                           " EXECUTE FUNCTION public.refuse(); SELECT 1")  # fmt: skip
+    try:
+        with pytest.raises(psycopg2.errors.RaiseException, match="a planted fault"):  # the run fails, with it
+            sensor_and_runs(empty_warehouse, tmp_path)
+    finally:
+        query(empty_warehouse, "DROP TRIGGER refuse ON core.sales; DROP FUNCTION public.refuse(); SELECT 1")
+
+    failed = client.get(status_url).json()
+    assert failed["status"] == "failed" and failed["reason"].startswith("the import failed (RaiseException")
+    # Dropped again once the fault is gone, the same bytes load, and the sheet not read is named.
+    client.post("/data/import", files={"file": ("week.xlsx", workbook, XLSX)})
+    (run,) = sensor_and_runs(empty_warehouse, tmp_path)
+    loaded = client.get(status_url).json()
+    assert (run.success, loaded["status"]) == (True, "loaded")
+    assert loaded["ignored_sheets"] == {
+        "Notes": "not a sheet of the template (Products, Stores, Customers, Sales, Stock, Calendar, Promotions)"
+    }
 
 
 def test_a_workbook_for_a_mapping_goes_to_its_folder(client: TestClient, tmp_path) -> None:

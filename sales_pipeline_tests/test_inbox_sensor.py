@@ -8,7 +8,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from sales_pipeline.definitions import defs
+from sales_pipeline.definitions import defs as code_location
 from sales_pipeline.defs.ingest.workbooks import (
     locate_workbook,
     workbook_inbox_sensor,
@@ -18,6 +18,8 @@ from sales_pipeline.defs.ingest.workbooks import (
 from sales_pipeline.resources import WarehouseResource, WorkbookInboxResource
 from sales_pipeline_tests.conftest import query
 from sales_pipeline_tests.workbooks import SALES_HEADER, products, sales, write_workbook
+
+defs = code_location()  # the code location, as the code server loads it
 
 IMPORT_KEY = dg.AssetKey(["ingest", "workbook_import"])
 
@@ -31,6 +33,8 @@ def resources(empty_warehouse: str, folders: dict[str, Path]) -> dict[str, dg.Co
             archive_dir=str(folders["archive"]),
             rejected_dir=str(folders["rejected"]),
             mappings_dir=str(Path("data/mappings").resolve()),
+            dayfirst=True,
+            timezone="UTC",
             settle_seconds=0,
         ),
     }

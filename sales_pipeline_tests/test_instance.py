@@ -31,7 +31,7 @@ def test_dagster_yaml_stores_runs_in_postgres_and_queues_imports_one_at_a_time(t
         # The import job carries the tag the limit applies to.
         from sales_pipeline.definitions import defs
 
-        assert defs.resolve_job_def("import_workbook").tags["sales_pipeline/queue"] == "workbook_imports"
+        assert defs().resolve_job_def("import_workbook").tags["sales_pipeline/queue"] == "workbook_imports"
 
 
 @pytest.mark.parametrize("url", ["postgresql://u:p@db:5432/x", "postgres://u:p@db/x"])

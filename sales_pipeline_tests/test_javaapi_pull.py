@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import requests
 
-from sales_pipeline.definitions import defs
+from sales_pipeline.definitions import defs as code_location
 from sales_pipeline.defs.analytics.sensors import RANGE_END_TAG, RANGE_START_TAG
 from sales_pipeline.demo.retailer import generate_retailer, write_sheets_workbook
 from sales_pipeline.demo.simulator import JavaApiSimulator
@@ -28,6 +28,8 @@ from sales_pipeline.resources import JavaApiResource, WarehouseResource
 from sales_pipeline.warehouse.db import transaction
 from sales_pipeline_tests.conftest import PROJECT, query, table_counts
 from sales_pipeline_tests.fault_proxy import FaultProxy, dropped_record, later_records, shifted_page, truncated
+
+defs = code_location()  # the code location, as the code server loads it
 
 SEED, SCALE, DAYS, END = 5, 1, 40, dt.date(2026, 11, 22)
 TOKEN = "test-token-s3cret"
@@ -201,7 +203,7 @@ def test_a_total_that_changes_mid_pull_leaves_no_duplicate_and_no_gap(empty_ware
 
 
 def test_a_line_from_a_workbook_and_from_the_api_counts_once_and_the_api_wins(
-    empty_warehouse, api, retailer, import_settings, folders
+    empty_warehouse, api, retailer, import_settings, folders, warehouse
 ):
     days = utc_days(retailer)
     sales = retailer.sales.copy()
@@ -210,14 +212,14 @@ def test_a_line_from_a_workbook_and_from_the_api_counts_once_and_the_api_wins(
     workbook = write_sheets_workbook(
         folders["inbox"] / "shop.xlsx", {"Products": retailer.products, "Stores": retailer.stores, "Sales": sales}
     )
-    import_workbook(workbook, import_settings)
+    import_workbook(warehouse.transaction, workbook, import_settings)
     first_line = sales.iloc[0]
 
     pull(empty_warehouse, api.base_url, (str(days.index.min()), str(days.index.max())))
     import_again = write_sheets_workbook(
         folders["inbox"] / "shop again.xlsx", {"Products": retailer.products, "Stores": retailer.stores, "Sales": sales}
     )
-    again = import_workbook(import_again, import_settings)
+    again = import_workbook(warehouse.transaction, import_again, import_settings)
 
     assert query(empty_warehouse, "SELECT count(*) FROM core.sales")[0][0] == len(retailer.sales)
     stored = query(
@@ -464,10 +466,10 @@ def test_pull_sales_prints_the_clients_message_and_exits_1(warehouse_url, empty_
 
 @pytest.mark.parametrize("value", ["soon", "0", "-5", "nan"])
 def test_a_deadline_that_is_not_a_number_of_seconds_names_the_setting(monkeypatch, value):
-    from sales_pipeline import settings
+    from sales_pipeline.settings import Settings
 
     monkeypatch.setenv("JAVA_API_DEADLINE_S", value)
     with pytest.raises(ValueError, match=rf"^JAVA_API_DEADLINE_S='{value}' is not a number of seconds"):
-        settings.java_api_deadline_s()
+        Settings.from_environment()
     monkeypatch.setenv("JAVA_API_DEADLINE_S", "90")
-    assert settings.java_api_deadline_s() == 90.0
+    assert Settings.from_environment().java_api_deadline_s == 90.0

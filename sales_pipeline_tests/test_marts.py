@@ -442,7 +442,7 @@ def top(url: str, period: str, scope: str = "all", scope_id: str = "") -> list[t
 
 
 def test_top_products_by_hand(rankings: str) -> None:
-    written = run(rankings, marts.refresh_top_products, AS_OF, 5)
+    written = run(rankings, marts.refresh_top_products, AS_OF, 5, "UTC")
 
     # Last 7 days (14-20 Nov): P1 600, P2 400, P8 350, P3 300, P5 150, P6 150, P7 50; total 2000.
     # P5 and P6 tie for 5th: both kept, 6 rows. Previous 7 days (7-13 Nov): P2 900 (1), P1 800 (2), P5 200 (3),
@@ -493,9 +493,9 @@ def test_top_products_by_hand(rankings: str) -> None:
     assert written == 17 + 12 + 10
 
     assert_idempotent(rankings, "marts.top_products", "as_of, period, scope, scope_id, rank, product_id",
-                      marts.refresh_top_products, AS_OF, 5)  # fmt: skip
+                      marts.refresh_top_products, AS_OF, 5, "UTC")  # fmt: skip
     # N is a setting: top 2 of the last 7 days.
-    run(rankings, marts.refresh_top_products, AS_OF, 2)
+    run(rankings, marts.refresh_top_products, AS_OF, 2, "UTC")
     assert [row[1] for row in top(rankings, "last_7_days")] == ["P1", "P2"]
 
 
@@ -536,17 +536,17 @@ def test_top_products_per_store_from_the_order_lines(empty_warehouse: str) -> No
 
 def test_two_refreshes_at_once_take_turns(rankings: str) -> None:
     """Two imports finishing together each refresh the marts: the second waits, then replaces the rows."""
-    alone = run(rankings, marts.refresh_top_products, AS_OF, 5)
+    alone = run(rankings, marts.refresh_top_products, AS_OF, 5, "UTC")
     outcomes: list[object] = []
 
     def second_refresh() -> None:
         try:
-            outcomes.append(run(rankings, marts.refresh_top_products, AS_OF, 5))
+            outcomes.append(run(rankings, marts.refresh_top_products, AS_OF, 5, "UTC"))
         except Exception as error:  # the thread's error must reach the test
             outcomes.append(error)
 
     with transaction(rankings) as first:
-        marts.refresh_top_products(first, AS_OF, 5)
+        marts.refresh_top_products(first, AS_OF, 5, "UTC")
         second = threading.Thread(target=second_refresh)
         second.start()
         second.join(timeout=1.0)
@@ -577,7 +577,7 @@ def test_dashboard_document(empty_warehouse: str) -> None:
     with transaction(url) as cursor:
         marts.refresh_daily_kpis(cursor, date(2026, 11, 1), AS_OF, "UTC")
         marts.refresh_stock_health(cursor, "UTC")
-        marts.refresh_top_products(cursor, AS_OF)
+        marts.refresh_top_products(cursor, AS_OF, 5, "UTC")
         assert marts.last_complete_day(cursor) == AS_OF
         document = marts.build_dashboard(cursor, AS_OF, timezone="UTC")
 
@@ -644,9 +644,9 @@ def test_an_empty_warehouse(empty_warehouse: str) -> None:
         assert marts.refresh_daily_kpis(cursor, date(2026, 11, 1), date(2026, 11, 30), "UTC") == 0
         assert marts.refresh_sales_trends(cursor, date(2026, 11, 1), date(2026, 11, 30)) == 0
         assert marts.refresh_stock_health(cursor, "UTC") == 0
-        assert marts.refresh_top_products(cursor, date(2026, 11, 30)) == 0
+        assert marts.refresh_top_products(cursor, date(2026, 11, 30), 5, "UTC") == 0
         assert marts.last_complete_day(cursor) is None
-        document = marts.build_dashboard(cursor, date(2026, 11, 30))
+        document = marts.build_dashboard(cursor, date(2026, 11, 30), timezone="UTC")
     assert document["headline"]["revenue"] == {"value": 0.0, "previous": 0.0, "change": None}
     assert document["headline"]["average_order_value"]["value"] is None
     assert len(document["revenue_30d"]) == 30

@@ -24,14 +24,14 @@ from scipy.stats import binom
 from sales_pipeline.analytics import marts
 from sales_pipeline.anomalies.drops import detect_sales_drops
 from sales_pipeline.defs.anomalies.assets import sales_drops
-from sales_pipeline.defs.forecasting.assets import sales_forecast
+from sales_pipeline.defs.forecasting.assets import build_sales_forecast
 from sales_pipeline.excel.importer import ImportSettings, import_workbook
 from sales_pipeline.excel.mapping import load_mapping
 from sales_pipeline.forecasting import queries
+from sales_pipeline.resources import ForecastingResource, WarehouseResource
 from sales_pipeline.warehouse import embedded
 from sales_pipeline.warehouse.db import transaction
 from sales_pipeline_tests.conftest import DATASETS, PROJECT, empty_tables, query
-from sales_pipeline_tests.test_forecasting import resources
 
 pytestmark = pytest.mark.slow
 
@@ -48,13 +48,16 @@ def load(url: str, path: Path, mapping: str, folder: Path, timezone: str) -> Non
     for name in ("inbox", "archive", "rejected"):
         (folder / name).mkdir(parents=True, exist_ok=True)
     inbox_copy = Path(shutil.copy(path, folder / "inbox" / path.name))
-    settings = ImportSettings(url, folder / "archive", folder / "rejected", dayfirst=False, timezone=timezone)
-    result = import_workbook(inbox_copy, settings, load_mapping(PROJECT / "data" / "mappings" / f"{mapping}.yaml"))
+    settings = ImportSettings(folder / "archive", folder / "rejected", timezone=timezone, dayfirst=False)
+    warehouse = WarehouseResource(database_url=url)
+    the_mapping = load_mapping(PROJECT / "data" / "mappings" / f"{mapping}.yaml")
+    result = import_workbook(warehouse.transaction, inbox_copy, settings, the_mapping)
     assert result.status == "loaded", result.reason
     with transaction(url) as cursor:
         cursor.execute("SELECT min(sale_date), max(sale_date) FROM core.sales")
         marts.refresh_daily_kpis(cursor, *cursor.fetchone(), timezone)
-    assert dg.materialize([sales_forecast, sales_drops], resources=resources(url)).success
+    resources = {"warehouse": warehouse, "forecasting": ForecastingResource(timezone=timezone, workers=2)}
+    assert dg.materialize([build_sales_forecast(holiday_country=None), sales_drops], resources=resources).success
 
 
 def latest_forecasts(url: str, scope: str) -> dict[tuple[str, date], float]:
@@ -138,7 +141,8 @@ def test_no_product_is_critical_for_a_silence_its_own_history_makes_likely(super
         assert "over the year before it sold on" in message
     # The products' accuracy leaves out those whose every scored day was a zero forecast of zero sales.
     # TSB's rate of a product silent for years decays to nothing: forecast 0.00, sold 0, every scored day.
-    summary = queries.accuracy_summary(superstore, "sales").set_index("scope")
+    with transaction(superstore) as cursor:
+        summary = queries.accuracy_summary(cursor, "sales").set_index("scope")
     assert 0 < summary.loc["product", "trivially_zero"] < summary.loc["product", "series"]
     assert summary.loc["product", "median_mase"] > 0  # over the others: no longer a flattering 0.000
 

@@ -94,11 +94,11 @@ def sales_lines(url: str, import_id: int | None = None) -> dict[int, tuple]:
 
 
 @needs_xlsx
-def test_superstore_loads_every_order_line(import_settings, folders, mapping, source):
-    url = import_settings.database_url
+def test_superstore_loads_every_order_line(import_settings, folders, mapping, source, warehouse, empty_warehouse):
+    url = empty_warehouse
     path = drop(SUPERSTORE_XLSX, folders["inbox"])
 
-    result = import_workbook(path, import_settings, mapping)
+    result = import_workbook(warehouse.transaction, path, import_settings, mapping)
 
     assert (result.status, result.reason, result.mapping) == ("loaded", None, "superstore")
     sheets = by_target(result)
@@ -131,9 +131,9 @@ def test_superstore_loads_every_order_line(import_settings, folders, mapping, so
 
 
 @needs_xlsx
-def test_superstore_revenue_is_the_sales_column(import_settings, folders, mapping, source):
-    url = import_settings.database_url
-    import_workbook(drop(SUPERSTORE_XLSX, folders["inbox"]), import_settings, mapping)
+def test_superstore_revenue_is_the_sales_column(import_settings, folders, mapping, source, warehouse, empty_warehouse):
+    url = empty_warehouse
+    import_workbook(warehouse.transaction, drop(SUPERSTORE_XLSX, folders["inbox"]), import_settings, mapping)
     revenue = {row[0]: row[1] for row in query(url, "SELECT line_number, revenue FROM core.sales")}
 
     # Line by line: revenue is the line's Sales (the mapping's line total) as Excel shows it, 3 or 4
@@ -165,10 +165,11 @@ def to_the_cent(rows: list[tuple]) -> dict[object, Decimal]:
 
 
 @needs_xlsx
-def test_superstore_reconciles_to_the_cent_in_total_per_category_and_region(import_settings, folders, mapping,
-                                                                            source):  # fmt: skip
-    url = import_settings.database_url
-    import_workbook(drop(SUPERSTORE_XLSX, folders["inbox"]), import_settings, mapping)
+def test_superstore_reconciles_to_the_cent_in_total_per_category_and_region(
+    import_settings, folders, mapping, source, warehouse, empty_warehouse
+):
+    url = empty_warehouse
+    import_workbook(warehouse.transaction, drop(SUPERSTORE_XLSX, folders["inbox"]), import_settings, mapping)
     with transaction(url) as cursor:
         marts.refresh_daily_kpis(cursor, FIRST_ORDER, LAST_ORDER, "UTC")
     total, by_category, by_region = (workbook_sums(source, h) for h in (None, "Category", "Region"))
@@ -186,10 +187,12 @@ def test_superstore_reconciles_to_the_cent_in_total_per_category_and_region(impo
 
 
 @needs_xlsx
-def test_superstore_days_are_its_order_dates_in_los_angeles(import_settings, folders, mapping, source):
+def test_superstore_days_are_its_order_dates_in_los_angeles(
+    import_settings, folders, mapping, source, warehouse, empty_warehouse
+):
     """Order Date is a date in a Chicago store; reported in Los Angeles, each line stays on its date."""
-    url = import_settings.database_url
-    import_workbook(drop(SUPERSTORE_XLSX, folders["inbox"]), import_settings, mapping)
+    url = empty_warehouse
+    import_workbook(warehouse.transaction, drop(SUPERSTORE_XLSX, folders["inbox"]), import_settings, mapping)
     with transaction(url) as cursor:
         marts.refresh_daily_kpis(cursor, FIRST_ORDER - timedelta(days=1), LAST_ORDER + timedelta(days=1),
                                  "America/Los_Angeles")  # fmt: skip
@@ -206,13 +209,15 @@ def test_superstore_days_are_its_order_dates_in_los_angeles(import_settings, fol
 
 
 @needs_xlsx
-def test_importing_superstore_again_loads_nothing_new(import_settings, folders, mapping):
-    url = import_settings.database_url
-    first = import_workbook(drop(SUPERSTORE_XLSX, folders["inbox"]), import_settings, mapping)
+def test_importing_superstore_again_loads_nothing_new(import_settings, folders, mapping, warehouse, empty_warehouse):
+    url = empty_warehouse
+    first = import_workbook(warehouse.transaction, drop(SUPERSTORE_XLSX, folders["inbox"]), import_settings, mapping)
     before = core_state(url)
 
     # The same bytes, under another name: recorded as a duplicate, nothing read.
-    again = import_workbook(drop(SUPERSTORE_XLSX, folders["inbox"], "superstore (1).xlsx"), import_settings, mapping)
+    again = import_workbook(
+        warehouse.transaction, drop(SUPERSTORE_XLSX, folders["inbox"], "superstore (1).xlsx"), import_settings, mapping
+    )
     assert again.status == "duplicate"
     assert again.reason == f"same content as import #{first.import_id} (superstore.xlsx): nothing new to load"
     assert core_state(url) == before
@@ -220,7 +225,7 @@ def test_importing_superstore_again_loads_nothing_new(import_settings, folders, 
     # The same content in other bytes (saved again): read and merged, and every row found unchanged.
     export = repacked(SUPERSTORE_XLSX, folders["inbox"] / "superstore re-export.xlsx")
     assert content_hash(export) != content_hash(SUPERSTORE_XLSX)
-    resaved = import_workbook(export, import_settings, mapping)
+    resaved = import_workbook(warehouse.transaction, export, import_settings, mapping)
     assert resaved.status == "loaded"
     assert {t: (s.inserted, s.updated, s.unchanged) for t, s in by_target(resaved).items()} == {
         "Products": (0, 0, PRODUCTS), "Stores": (0, 0, len(STORES)), "Customers": (0, 0, CUSTOMERS),
@@ -242,10 +247,11 @@ def workbook_orders() -> pd.DataFrame:
 
 
 @needs_xlsx
-def test_superstore_products_carry_the_name_and_cost_of_their_latest_dated_line(import_settings, folders, mapping,
-                                                                                workbook_orders):  # fmt: skip
-    url = import_settings.database_url
-    import_workbook(drop(SUPERSTORE_XLSX, folders["inbox"]), import_settings, mapping)
+def test_superstore_products_carry_the_name_and_cost_of_their_latest_dated_line(
+    import_settings, folders, mapping, workbook_orders, warehouse, empty_warehouse
+):
+    url = empty_warehouse
+    import_workbook(warehouse.transaction, drop(SUPERSTORE_XLSX, folders["inbox"]), import_settings, mapping)
 
     # A product's latest Orders row by Order Date (on the same date, the later row in the sheet).
     latest = workbook_orders.sort_values("Order Date", kind="stable").drop_duplicates("Product ID", keep="last")
@@ -259,9 +265,11 @@ def test_superstore_products_carry_the_name_and_cost_of_their_latest_dated_line(
 
 
 @needs_xlsx
-def test_superstore_gross_margin_is_the_profit_column(import_settings, folders, mapping, workbook_orders):
-    url = import_settings.database_url
-    import_workbook(drop(SUPERSTORE_XLSX, folders["inbox"]), import_settings, mapping)
+def test_superstore_gross_margin_is_the_profit_column(
+    import_settings, folders, mapping, workbook_orders, warehouse, empty_warehouse
+):
+    url = empty_warehouse
+    import_workbook(warehouse.transaction, drop(SUPERSTORE_XLSX, folders["inbox"]), import_settings, mapping)
     with transaction(url) as cursor:
         marts.refresh_daily_kpis(cursor, dt.date(2014, 1, 1), dt.date(2017, 12, 31), "UTC")
 
@@ -283,11 +291,11 @@ def test_superstore_gross_margin_is_the_profit_column(import_settings, folders, 
 
 @needs_xlsx
 @needs_xls
-def test_the_legacy_xls_imports_the_same_rows(import_settings, folders, mapping, source):
-    url = import_settings.database_url
+def test_the_legacy_xls_imports_the_same_rows(import_settings, folders, mapping, source, warehouse, empty_warehouse):
+    url = empty_warehouse
     legacy = orders(SUPERSTORE_XLS)
 
-    from_xls = import_workbook(drop(SUPERSTORE_XLS, folders["inbox"]), import_settings, mapping)
+    from_xls = import_workbook(warehouse.transaction, drop(SUPERSTORE_XLS, folders["inbox"]), import_settings, mapping)
 
     assert (from_xls.status, from_xls.rows_rejected) == ("loaded", 0)
     assert {t: s.rows_loaded for t, s in by_target(from_xls).items()} == {
@@ -309,7 +317,9 @@ def test_the_legacy_xls_imports_the_same_rows(import_settings, folders, mapping,
 
     # The .xlsx after it: the same products, stores and customers, found unchanged. Sales lines are
     # keyed by Order ID and Row ID: the .xlsx adds exactly the keys the .xls lacks and changes none.
-    from_xlsx = import_workbook(drop(SUPERSTORE_XLSX, folders["inbox"]), import_settings, mapping)
+    from_xlsx = import_workbook(
+        warehouse.transaction, drop(SUPERSTORE_XLSX, folders["inbox"]), import_settings, mapping
+    )
     keys_xlsx = {(line["Order ID"], int(line["Row ID"])) for line in source}
     assert {t: (s.inserted, s.updated) for t, s in by_target(from_xlsx).items()} == {
         "Products": (0, 0), "Stores": (0, 0), "Customers": (0, 0), "Sales": (len(keys_xlsx - keys_xls), 0),
@@ -320,7 +330,12 @@ def test_the_legacy_xls_imports_the_same_rows(import_settings, folders, mapping,
 
     # And the .xls again, same bytes: a duplicate.
     before = core_state(url)
-    again = import_workbook(drop(SUPERSTORE_XLS, folders["inbox"], "copy of superstore.xls"), import_settings, mapping)
+    again = import_workbook(
+        warehouse.transaction,
+        drop(SUPERSTORE_XLS, folders["inbox"], "copy of superstore.xls"),
+        import_settings,
+        mapping,
+    )
     assert again.status == "duplicate"
     assert core_state(url) == before
 
@@ -338,7 +353,9 @@ SALES_COLUMNS = """
 """
 
 
-def test_a_mapping_naming_a_sheet_the_workbook_lacks_is_rejected_naming_both(import_settings, folders, tmp_path):
+def test_a_mapping_naming_a_sheet_the_workbook_lacks_is_rejected_naming_both(
+    import_settings, folders, tmp_path, warehouse, empty_warehouse
+):
     mapping_file = tmp_path / "monthly.yaml"
     mapping_file.write_text("name: monthly export\nsheets:\n  - sheet: Orders 2017\n    target: sales" + SALES_COLUMNS)
     header = ["Order ID", "Order Date", "Region", "Product ID", "Quantity", "Price"]
@@ -347,17 +364,17 @@ def test_a_mapping_naming_a_sheet_the_workbook_lacks_is_rejected_naming_both(imp
     })  # fmt: skip
     original = path.read_bytes()
 
-    result = import_workbook(path, import_settings, load_mapping(mapping_file))
+    result = import_workbook(warehouse.transaction, path, import_settings, load_mapping(mapping_file))
 
     reason = "sheet 'Orders 2017' is missing (mapping 'monthly export'); the workbook has 'Orders', 'Returns', 'People'"
     assert (result.status, result.reason) == ("rejected", reason)
-    assert query(import_settings.database_url, "SELECT file_name, status, reason, mapping FROM ops.import_ledger") == [
+    assert query(empty_warehouse, "SELECT file_name, status, reason, mapping FROM ops.import_ledger") == [
         ("orders.xlsx", "rejected", reason, "monthly export")
     ]
     assert Path(result.archived_path).is_relative_to(folders["rejected"])
     assert Path(result.archived_path).read_bytes() == original
     assert not path.exists()
-    counts = table_counts(import_settings.database_url)
+    counts = table_counts(empty_warehouse)
     assert {t: counts[t] for t in (*CORE, "raw.excel_rows")} == dict.fromkeys((*CORE, "raw.excel_rows"), 0)
 
 
@@ -444,7 +461,9 @@ SALES_ENTRY = "  - sheet: Orders\n    target: sales" + SALES_COLUMNS + "    cons
         pytest.param(PRODUCTS_ENTRY, "Binding system", id="undated: sheet order"),
     ],
 )
-def test_repeated_master_data_takes_the_latest_dated_row(import_settings, folders, tmp_path, entries, expected):
+def test_repeated_master_data_takes_the_latest_dated_row(
+    import_settings, folders, tmp_path, entries, expected, warehouse, empty_warehouse
+):
     mapping_file = tmp_path / "orders.yaml"
     mapping_file.write_text("name: orders\nsheets:" + entries)
     path = write_workbook(folders["inbox"] / "orders.xlsx", {"Orders": [
@@ -455,10 +474,10 @@ def test_repeated_master_data_takes_the_latest_dated_row(import_settings, folder
         ["O-1", dt.datetime(2016, 12, 30), "East", "P1", "Binding system", "Office", 1, 60.0],
     ]})  # fmt: skip
 
-    result = import_workbook(path, import_settings, load_mapping(mapping_file))
+    result = import_workbook(warehouse.transaction, path, import_settings, load_mapping(mapping_file))
 
     assert result.status == "loaded"
-    assert query(import_settings.database_url, "SELECT product_id, name FROM core.products ORDER BY 1") == [
+    assert query(empty_warehouse, "SELECT product_id, name FROM core.products ORDER BY 1") == [
         ("P1", expected), ("P2", "Stapler, black"),
     ]  # fmt: skip
     assert by_target(result)["Products"].rows_duplicate == 2

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ import python_calamine
 from sales_pipeline.excel.importer import ImportSettings, import_workbook
 from sales_pipeline.excel.layout import SHEETS
 from sales_pipeline.records import ImportResult
+from sales_pipeline.warehouse.db import transaction
 from sales_pipeline_tests.conftest import XLSX_CORPUS, query, table_counts
 from sales_pipeline_tests.workbooks import PRODUCTS_HEADER, SALES_HEADER, write_workbook
 
@@ -36,13 +38,13 @@ UNREADABLE = {
 }
 
 
-def import_within(seconds: float, path: Path, settings: ImportSettings) -> ImportResult:
+def import_within(seconds: float, path: Path, settings: ImportSettings, url: str) -> ImportResult:
     """import_workbook, failing the test (not hanging the run) if it takes longer than `seconds`."""
     outcome: dict[str, object] = {}
 
     def run() -> None:
         try:
-            outcome["result"] = import_workbook(path, settings)
+            outcome["result"] = import_workbook(partial(transaction, url), path, settings)
         except BaseException as error:  # handed to the test below
             outcome["error"] = error
 
@@ -77,12 +79,14 @@ def test_the_corpus_is_all_there():
 
 
 @pytest.mark.parametrize("original", CORPUS, ids=[p.name for p in CORPUS])
-def test_each_real_world_workbook_is_loaded_or_rejected_with_a_reason(original, import_settings, folders):
-    url = import_settings.database_url
+def test_each_real_world_workbook_is_loaded_or_rejected_with_a_reason(
+    original, import_settings, folders, empty_warehouse
+):
+    url = empty_warehouse
     dropped = folders["inbox"] / original.name
     shutil.copyfile(original, dropped)
 
-    result = import_within(SECONDS_PER_FILE, dropped, import_settings)
+    result = import_within(SECONDS_PER_FILE, dropped, import_settings, url)
 
     columns = "import_id, file_name, status, reason, rows_loaded, archived_path"
     ledger = query(url, f"SELECT {columns} FROM ops.import_ledger")
@@ -113,7 +117,7 @@ def test_each_real_world_workbook_is_loaded_or_rejected_with_a_reason(original, 
         assert sum(counts[t] for t in WAREHOUSE_TABLES if t.startswith("core.")) > 0
 
 
-def test_template_sheets_without_data_rows_are_rejected(import_settings, folders):
+def test_template_sheets_without_data_rows_are_rejected(import_settings, folders, empty_warehouse):
     sheets = {
         "Products": [PRODUCTS_HEADER],
         "Sales": [SALES_HEADER, ["  ", None, "", None, None, " "]],  # a row of blanks is no data either
@@ -122,15 +126,15 @@ def test_template_sheets_without_data_rows_are_rejected(import_settings, folders
     path = write_workbook(folders["inbox"] / "blank template.xlsx", sheets)
     original = path.read_bytes()
 
-    result = import_within(SECONDS_PER_FILE, path, import_settings)
+    result = import_within(SECONDS_PER_FILE, path, import_settings, empty_warehouse)
 
     assert result.status == "rejected"
     assert result.reason == "no data rows: 'Products', 'Sales' hold a header row but nothing below it"
-    assert query(import_settings.database_url, "SELECT file_name, status, reason FROM ops.import_ledger") == [
+    assert query(empty_warehouse, "SELECT file_name, status, reason FROM ops.import_ledger") == [
         ("blank template.xlsx", "rejected", result.reason)
     ]
     assert Path(result.archived_path).read_bytes() == original
     assert Path(result.archived_path).is_relative_to(folders["rejected"])
     assert not path.exists()
-    counts = table_counts(import_settings.database_url)
+    counts = table_counts(empty_warehouse)
     assert {table: counts[table] for table in WAREHOUSE_TABLES} == dict.fromkeys(WAREHOUSE_TABLES, 0)

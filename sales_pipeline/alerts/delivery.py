@@ -31,7 +31,7 @@ from sales_pipeline.alerts.routing import Routing
 from sales_pipeline.alerts.store import ALERT_COLUMNS, wake_snoozed
 from sales_pipeline.alerts.webhook import WebhookSender, webhook_format
 from sales_pipeline.i18n import Formatter
-from sales_pipeline.warehouse.db import read_frame, refresh_in_turn, transaction
+from sales_pipeline.warehouse.db import Transaction, read_frame, refresh_in_turn
 
 ERROR_LINES = 12  # of a failed run's error, in the engineers' email
 CHARTED_KINDS = ("sales_drop", "stock_risk")
@@ -209,28 +209,32 @@ class DeliveryReport:
 
 
 def deliver(
-    url: str,
+    transaction: Transaction,
     config: AlertingConfig,
     now: dt.datetime | None = None,
     plan: bool = True,
     ssl_context: ssl.SSLContext | None = None,
     batch_size: int = 50,
 ) -> DeliveryReport:
-    """Write what the policy says is due (unless `plan` is False), then send every due outbox row."""
+    """Write what the policy says is due (unless `plan` is False), then send every due outbox row.
+
+    `transaction` opens each transaction (e.g. `WarehouseResource.transaction`): the plan is one, each claim
+    of a batch one, and each row's outcome one, after its send, so that no transaction waits on a server.
+    """
     now = now or dt.datetime.now(dt.UTC)
     report = DeliveryReport()
     if plan:
-        with transaction(url) as cursor:
+        with transaction() as cursor:
             report.planned.update(p.kind for p in plan_and_write(cursor, config, now))
     with ExitStack() as stack:
         senders = _senders(config, ssl_context, stack)
         while True:
-            with transaction(url) as cursor:
+            with transaction() as cursor:
                 batch = outbox.claim(cursor, now, batch_size)
             if not batch:
                 break
             for outgoing in batch:
-                _send_one(url, outgoing, senders, config, now, report)
+                _send_one(transaction, outgoing, senders, config, now, report)
     return report
 
 
@@ -244,7 +248,12 @@ def _senders(config: AlertingConfig, context: ssl.SSLContext | None, stack: Exit
 
 
 def _send_one(
-    url: str, outgoing: outbox.Outgoing, senders: dict, config: AlertingConfig, now: dt.datetime, report
+    transaction: Transaction,
+    outgoing: outbox.Outgoing,
+    senders: dict,
+    config: AlertingConfig,
+    now: dt.datetime,
+    report: DeliveryReport,
 ) -> None:
     sender = senders.get(outgoing.channel)
     try:
@@ -254,7 +263,7 @@ def _send_one(
     except DeliveryError as error:
         message = redact(str(error), config.secrets)
         retry_after = dt.timedelta(seconds=error.retry_after) if error.retry_after else None
-        with transaction(url) as cursor:
+        with transaction() as cursor:
             state = outbox.mark_not_sent(cursor, outgoing, message, now, error.permanent, retry_after)
         report.errors.append(f"notification {outgoing.notification_id} ({outgoing.channel}): {message}")
         if state == "failed":
@@ -262,6 +271,6 @@ def _send_one(
         else:
             report.retrying += 1
         return
-    with transaction(url) as cursor:
+    with transaction() as cursor:
         outbox.mark_sent(cursor, outgoing.notification_id, redact(provider_id, config.secrets), now)
     report.sent += 1

@@ -257,3 +257,14 @@ def outbox_summary(cursor: Cursor, now: dt.datetime) -> dict[str, object]:
     pending, sending, sent, failed, oldest = cursor.fetchone()
     age = round((now - oldest).total_seconds() / 60, 1) if oldest else None
     return {"pending": pending, "sending": sending, "sent": sent, "failed": failed, "oldest_pending_minutes": age}
+
+
+def waiting_since(cursor: Cursor, older_than: dt.timedelta, limit: int = 5) -> list[tuple]:
+    """The messages not sent yet that were written more than `older_than` ago, oldest first:
+    (notification_id, kind, channel, attempts, the start of the last error)."""
+    cursor.execute(
+        "SELECT notification_id, kind, channel, attempts, left(last_error, 200) FROM ops.notifications"
+        " WHERE state IN ('pending', 'sending') AND created_at < now() - %s ORDER BY created_at LIMIT %s",
+        (older_than, limit),
+    )
+    return cursor.fetchall()

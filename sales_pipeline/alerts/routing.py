@@ -15,7 +15,9 @@ A routing file is a list of routes; an alert goes to the addresses of every rout
         to: [ceo@example.com, finance@example.com]
         chain: true                       # chain-wide alerts: the total's, categories' and products' drops
 
-A route's conditions all hold for an alert it matches; a condition left out matches everything. An
+A route's conditions all hold for an alert it matches; a condition left out matches everything.
+The daily reports follow the same routes (reporting/mailing.py): a route with stores gets those stores'
+reports, a chain route or one without stores and categories the chain's. An
 alert's store is the store it is about (a stock position's store, a churned customer's usual store),
 its category that of its product or category (see store.py). The webhook, when set, gets every critical
 alert: it is the chain's channel, not a person's.

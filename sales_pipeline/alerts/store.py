@@ -191,3 +191,10 @@ def read_alerts(cursor: Cursor, status: str | None = None) -> pd.DataFrame:
         " ORDER BY array_position(ARRAY['critical', 'warning', 'info'], severity), first_seen_at DESC, alert_id",
         {"status": status},
     )
+
+
+def open_counts(cursor: Cursor) -> dict[str, int]:
+    """How many alerts not resolved there are of each severity."""
+    cursor.execute("SELECT severity, count(*) FROM ops.alerts WHERE status <> 'resolved' GROUP BY 1")
+    counts = dict(cursor.fetchall())
+    return {severity: counts.get(severity, 0) for severity in ("critical", "warning", "info")}

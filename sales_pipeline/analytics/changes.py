@@ -70,6 +70,11 @@ def pending_sales_changes(cursor: Cursor, timezone: str) -> list[SalesChange]:
     return [SalesChange(*row) for row in cursor.fetchall()]
 
 
+def plan_pending_refresh(cursor: Cursor, timezone: str, partitions: tuple[dt.date, dt.date]) -> KpiRefreshPlan:
+    """The one KPI range that absorbs every pending import and pull, within the partitions' first and last day."""
+    return plan_kpi_refresh(pending_sales_changes(cursor, timezone), *partitions)
+
+
 def plan_kpi_refresh(changes: list[SalesChange], first_partition: dt.date, last_partition: dt.date) -> KpiRefreshPlan:
     """One range covering every change that touches a day the KPIs have, clipped to those days.
 

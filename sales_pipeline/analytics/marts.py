@@ -97,8 +97,11 @@ business's (returned, and written to dashboard.json) and each store's, all under
 
 from __future__ import annotations
 
+import json
+import tempfile
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from psycopg2 import sql
@@ -287,6 +290,15 @@ FROM signals
 """
 
 
+def first_day_changed_since_trends(cursor: Cursor) -> date | None:
+    """The first day whose KPIs were computed after the trends' last refresh (None: nothing changed)."""
+    cursor.execute(
+        "SELECT min(day) FROM marts.daily_kpis WHERE computed_at >"
+        " coalesce((SELECT max(computed_at) FROM marts.sales_trends), '-infinity')"
+    )
+    return cursor.fetchone()[0]
+
+
 def refresh_sales_trends(cursor: Cursor, first_day: date, last_day: date) -> int:
     """Replace the trends of the days first_day..last_day from marts.daily_kpis; return the rows written.
 
@@ -451,7 +463,7 @@ WHERE c.is_current AND c.rank <= %(top_n)s
 """
 
 
-def refresh_top_products(cursor: Cursor, as_of: date, top_n: int = 5, timezone: str = "UTC") -> int:
+def refresh_top_products(cursor: Cursor, as_of: date, top_n: int, timezone: str) -> int:
     """Replace the top products of as_of for every period and scope; return the rows written.
 
     The whole business and each category rank from marts.daily_kpis; each store from the order lines
@@ -477,7 +489,7 @@ def last_complete_day(cursor: Cursor) -> date | None:
 
 
 def build_dashboard(
-    cursor: Cursor, as_of: date, top_n: int = 5, timezone: str = "UTC", alerts: list[dict] | None = None
+    cursor: Cursor, as_of: date, timezone: str, top_n: int = 5, alerts: list[dict] | None = None
 ) -> dict[str, Any]:
     """Build the Dashboard documents for as_of (shape in this module's docstring), the whole business's and each
     store's, store them in marts.dashboard under one refreshed_at, and return the whole business's.
@@ -538,6 +550,21 @@ def _dashboard_document(
         "top_products": _top_products(cursor, scope, as_of, top_n),
         "alerts": [],  # filled in by build_dashboard
     }
+
+
+def write_dashboard_file(document: dict[str, Any], folder: Path) -> Path:
+    """Write the document as `folder/dashboard.json` for a web page or BI tool to read; return its path.
+
+    A temporary file of this writer's own (two runs may write at once), then an atomic rename: readers
+    never see a half-written file.
+    """
+    path = folder / "dashboard.json"
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=folder, prefix="dashboard.", suffix=".tmp", delete=False) as out:
+        out.write(json.dumps(document, indent=2) + "\n")
+    Path(out.name).chmod(0o644)  # readable by a web server or BI tool, as a plainly written file would be
+    Path(out.name).replace(path)
+    return path
 
 
 def _headline(

@@ -223,6 +223,7 @@ def _add_page(app: FastAPI, config: ApiConfig) -> None:
 
 def app_from_environment() -> FastAPI:
     """The app over the warehouse the environment names (what `sales-pipeline serve` prepared): uvicorn's factory."""
+    from sales_pipeline.settings import Settings
     from sales_pipeline.warehouse import embedded
 
-    return create_app(ApiConfig.from_settings(embedded.warehouse_url()))
+    return create_app(ApiConfig.from_settings(Settings.from_environment(), embedded.warehouse_url()))

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sales_pipeline import settings
+from sales_pipeline.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -28,18 +29,18 @@ class ApiConfig:
     pool_size: int = 8  # warehouse connections per API process
 
     @classmethod
-    def from_settings(cls, database_url: str) -> ApiConfig:
+    def from_settings(cls, config: Settings, database_url: str) -> ApiConfig:
         return cls(
             database_url=database_url,
             tokens=settings.api_tokens(),
-            cors_origins=tuple(settings.api_cors_origins()),
-            upload_max_bytes=settings.api_upload_max_bytes(),
-            upload_max_unzipped_bytes=settings.api_upload_max_unzipped_bytes(),
-            inbox_dir=settings.inbox_dir(),
-            mappings_dir=settings.mappings_dir(),
-            archive_dir=settings.archive_dir(),
-            dagster_url=settings.dagster_webserver_url(),
-            locale=settings.report_locale(),
-            currency=settings.report_currency(),
-            timezone=settings.pipeline_timezone(),
+            cors_origins=config.api.cors_origins,
+            upload_max_bytes=config.api.upload_max_bytes,
+            upload_max_unzipped_bytes=config.api.upload_max_unzipped_bytes,
+            inbox_dir=config.inbox_dir,
+            mappings_dir=config.mappings_dir,
+            archive_dir=config.archive_dir,
+            dagster_url=config.dagster_webserver_url,
+            locale=config.report_locale,
+            currency=config.report_currency,
+            timezone=config.pipeline_timezone,
         )

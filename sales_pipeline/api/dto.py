@@ -175,6 +175,8 @@ class SheetResultDTO(BaseModel):
     rows_loaded: int
     rows_rejected: int
     rows_duplicate: int
+    rows_summary: int = Field(default=0, description="rows of totals and subtotals, skipped")
+    rows_example: int = Field(default=0, description="the template's example rows, skipped")
 
 
 class ImportAcceptedDTO(BaseModel):
@@ -189,7 +191,7 @@ class ImportResultDTO(BaseModel):
 
     content_hash: str
     file_name: str
-    status: Literal["waiting", "loaded", "loaded_with_rejects", "rejected", "duplicate"]
+    status: Literal["waiting", "loaded", "loaded_with_rejects", "rejected", "duplicate", "failed"]
     reason: str | None = None
     mapping: str | None = None
     rows_read: int = 0
@@ -197,6 +199,7 @@ class ImportResultDTO(BaseModel):
     rows_rejected: int = 0
     rows_duplicate: int = 0
     sheets: list[SheetResultDTO] = []
+    ignored_sheets: dict[str, str] = Field(default={}, description="sheets of the workbook not read, and why")
     feedback_url: str | None = Field(default=None, description="the feedback workbook of the rejected rows")
     run_id: str | None = None
     finished_at: dt.datetime | None = None

@@ -132,7 +132,7 @@ def import_result(cursor: Cursor, content_hash: str) -> dict[str, Any] | None:
     cursor.execute(
         """
         SELECT content_hash, file_name, status, reason, mapping, rows_read, rows_loaded, rows_rejected,
-               rows_duplicate, sheets, feedback_path, run_id, finished_at
+               rows_duplicate, sheets, ignored_sheets, feedback_path, run_id, finished_at
         FROM ops.import_ledger
         WHERE content_hash = %s
         ORDER BY status = 'duplicate', import_id DESC
@@ -162,11 +162,8 @@ def feedback_path(cursor: Cursor, content_hash: str) -> str | None:
     return row[0] if row else None
 
 
-def report(cursor: Cursor, day: dt.date, scope: str, locale: str) -> str | bool | None:
-    """The path of a day's PDF report from ops.generated_reports; False while the pipeline builds no reports."""
-    cursor.execute("SELECT to_regclass('ops.generated_reports') IS NOT NULL")
-    if not cursor.fetchone()[0]:
-        return False
+def report(cursor: Cursor, day: dt.date, scope: str, locale: str) -> str | None:
+    """The path of a day's PDF report from ops.generated_reports (reports/daily_report, `sales-pipeline report`)."""
     cursor.execute(
         "SELECT path FROM ops.generated_reports WHERE day = %s AND scope = %s AND locale = %s",
         (day, scope, locale),

@@ -376,8 +376,6 @@ def report(
     locale = locale or request.app.state.config.locale
     with _pool(request).transaction() as cursor:
         path = queries.report(cursor, day, scope, locale)
-    if path is False:
-        raise _not_found("this version of the pipeline builds no PDF reports yet")
     if path is None or not Path(path).is_file():
         raise _not_found(f"no report for {day} ({scope}, {locale}): it is built each morning for the day before")
     return FileResponse(path, media_type="application/pdf", filename=Path(path).name)

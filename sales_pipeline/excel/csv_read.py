@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import replace
 from pathlib import Path
 
-from sales_pipeline.excel.read import RawSheet, UnreadableWorkbook
+from sales_pipeline.excel.read import RawSheet, UnreadableWorkbook, raw_sheet
 
 CSV_SUFFIX = ".csv"
 DELIMITERS = (",", ";", "\t")
@@ -33,10 +34,10 @@ def read_csv_sheets(path: Path, sheet_names: list[str], delimiter: str | None = 
         rows = [[cell if cell.strip() else None for cell in row] for row in reader]
     except csv.Error as error:
         raise UnreadableWorkbook(f"the CSV file cannot be read: {error}") from error
-    rows = [row for row in rows if any(cell is not None for cell in row)]
-    if not rows:
+    sheet = raw_sheet(path.name, rows)
+    sheet = replace(sheet, frame=sheet.frame[sheet.frame.notna().any(axis=1)])  # blank lines go, numbers stay
+    if sheet.frame.empty:
         raise UnreadableWorkbook("the CSV file is empty")
-    sheet = RawSheet(path.name, rows, 1)
     return dict.fromkeys(sheet_names, sheet)
 
 

@@ -6,7 +6,9 @@ they are only there to help the sender.
 
 Written with xlsxwriter rather than openpyxl: without lxml, openpyxl's write-only mode is about twice as
 slow for large feedback (100k rejected rows of 10 columns). Every value goes through a typed write_* call,
-so a string such as "=1+1" is always written as text, never as a formula.
+so a string such as "=1+1" is always written as text, never as a formula; a string Excel would read as a
+formula once the sender edits its cell (starting with =, +, -, @, a tab or a carriage return) also gets
+Excel's quote prefix, which keeps it text.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ SOURCE_ROW_HEADER = "Source Row"
 BAD_CELL_COLOUR = "FFC7CE"  # light red
 BAD_ROW_COLOUR = "FFF2CC"  # light yellow, lighter than a bad cell
 _SHOWN_VALUE_LENGTH = 40
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what makes Excel take typed text for a formula
 
 FormatFor = Callable[..., Format | None]
 
@@ -103,7 +106,7 @@ def _format_cache(wb: xlsxwriter.Workbook) -> FormatFor:
             if fill:
                 properties["bg_color"] = f"#{fill}"
             if quote:
-                # Keeps "=1+1" text in Excel even after the cell is edited.
+                # Keeps "=1+1" or "+33 6 12 34 56 78" text in Excel even after the cell is edited.
                 properties["quote_prefix"] = True
             if header:
                 properties.update(bold=True, font_color="#FFFFFF", bg_color=f"#{OPTIONAL_COLOUR}")
@@ -209,7 +212,7 @@ def _write_value(
         if fill:  # a blank bad cell still needs its fill
             ws.write_blank(row, col, None, format_for(fill=fill, header=header))
     elif isinstance(value, str):
-        quote = value.startswith("=")
+        quote = value.startswith(FORMULA_STARTS)
         ws.write_string(row, col, value, format_for(fill=fill, quote=quote, header=header))
     elif isinstance(value, bool):
         ws.write_boolean(row, col, value, format_for(fill=fill, header=header))

@@ -16,23 +16,24 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import io
 import itertools
 import json
 import logging
 import os
+import re
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+import psycopg2
 from psycopg2 import sql
 from psycopg2.extensions import cursor as Cursor
 
 from sales_pipeline.excel.csv_read import is_csv, read_csv_sheets
 from sales_pipeline.excel.feedback import RejectedCell, SheetRows, write_feedback_workbook
-from sales_pipeline.excel.layout import CALENDAR, PRODUCTS, PROMOTIONS, SALES, STOCK, Sheet, normalise_header
+from sales_pipeline.excel.layout import CALENDAR, PROMOTIONS, SALES, SHEETS, STOCK, Sheet, normalise_header
 from sales_pipeline.excel.mapping import BACKTICKED, TEMPLATE, Mapping, SheetMapping, header_aliases
 from sales_pipeline.excel.parse import (
     REQUIRED,
@@ -47,16 +48,29 @@ from sales_pipeline.excel.parse import (
     parse_sheet,
 )
 from sales_pipeline.excel.read import (
+    EXCEL_ERRORS,
+    CellMarks,
     RawSheet,
     UnreadableWorkbook,
+    cell_marks,
     content_hash,
     read_workbook,
-    uncalculated_formula_cells,
     uses_1904_dates,
 )
+from sales_pipeline.excel.template import README_SHEET
 from sales_pipeline.records import ImportResult, SheetResult
-from sales_pipeline.warehouse.db import transaction
-from sales_pipeline.warehouse.merge import MergeCounts, escape_copy_text, merge_frame, merge_staged, stage_frame
+from sales_pipeline.warehouse.db import Transaction, read_frame
+from sales_pipeline.warehouse.merge import (
+    COPY_READ,
+    COPY_ROWS,
+    MergeCounts,
+    TextStream,
+    escape_copy_text,
+    merge_frame,
+    merge_staged,
+    stage_frame,
+)
+from sales_pipeline.warehouse.quality import offending_rows
 
 log = logging.getLogger(__name__)
 
@@ -68,16 +82,17 @@ HEADER_SEARCH_ROWS = 20  # headers may sit below a title block, but not further 
 LINE_TOTAL_TOLERANCE = 0.015  # a cent of rounding either way, and float noise
 # Advisory locks of imports, one per content hash (the two-key space, apart from the refreshes' locks).
 IMPORT_LOCK_CLASS = 74_210
+# The template's and the feedback workbook's own sheets of instructions: never "ignored" sheets.
+_INSTRUCTIONS = (README_SHEET, "Feedback")
 NAME_MAX_BYTES = 255  # a file name's limit on ext4, APFS, NTFS: names derived from a sender's must fit
 
 
 @dataclass(frozen=True)
 class ImportSettings:
-    database_url: str
     archive_dir: Path
     rejected_dir: Path
+    timezone: str  # for sales of stores whose time zone is unknown: the pipeline's
     dayfirst: bool = True
-    timezone: str = "UTC"  # for sales of stores whose time zone is unknown
     inbox_dir: Path | None = None  # when set, files whose real place is outside these folders are refused
 
 
@@ -95,6 +110,8 @@ class PreparedSheet:
     rejects: list[RejectedCell] = field(default_factory=list)
     rejected_rows: set[int] = field(default_factory=set)
     duplicate_rows: int = 0
+    summary_rows: int = 0  # totals and subtotals, skipped
+    example_rows: int = 0  # the template's example rows, skipped
     dated: pd.Series | None = None  # with repeated_keys "last": each row's date, to find a key's latest row
     ignored_columns: tuple[str, ...] = ()
     counts: MergeCounts = field(default_factory=lambda: MergeCounts(0, 0, 0))
@@ -112,10 +129,12 @@ class PreparedSheet:
         return SheetResult(
             sheet=self.source_name,
             target=self.target.name,
-            rows_read=len(self.raw),
+            rows_read=len(self.raw) + self.summary_rows,
             rows_loaded=len(self.good),
             rows_rejected=len(self.rejected_rows),
             rows_duplicate=self.duplicate_rows,
+            rows_summary=self.summary_rows,
+            rows_example=self.example_rows,
             inserted=self.counts.inserted,
             updated=self.counts.updated,
             unchanged=self.counts.unchanged,
@@ -124,6 +143,7 @@ class PreparedSheet:
 
 
 def import_workbook(
+    transaction: Transaction,
     path: Path,
     settings: ImportSettings,
     mapping: Mapping = TEMPLATE,
@@ -132,16 +152,39 @@ def import_workbook(
 ) -> ImportResult:
     """Import one workbook end to end and return what happened to it (also in ops.import_ledger).
 
-    The importer opens its own transaction (hence `settings.database_url`): the decision "these bytes
-    are not loaded yet", the load and the ledger row commit together, and the original moves only
-    after that commit, so a failed commit leaves the file in the inbox.
+    The importer opens its transaction itself, with `transaction` (e.g. `WarehouseResource.transaction`):
+    the decision "these bytes are not loaded yet", the load and the ledger row commit together, and the
+    original moves only after that commit, so a failed commit leaves the file in the inbox.
     """
     started_at = dt.datetime.now(dt.UTC)
     refuse_outside_folders(path, settings)
     digest = content_hash(path)
+    try:
+        result = _import(transaction, path, digest, settings, mapping, run_id, reimport, started_at)
+    except (psycopg2.OperationalError, psycopg2.InterfaceError):
+        raise  # the warehouse went away: nothing was written, and the file stays in the inbox for a retry
+    except Exception as error:
+        # Anything else would fail again on the same bytes: record it and put the file away, so that it is
+        # neither retried forever nor forgotten; the run still fails, with the error.
+        _record_failure(transaction, path, digest, settings, mapping, run_id, started_at, error)
+        raise
+    _keep(path, Path(result.archived_path).parent)  # after the commit (a duplicate or rejected file is there)
+    return result
+
+
+def _import(
+    transaction: Transaction,
+    path: Path,
+    digest: str,
+    settings: ImportSettings,
+    mapping: Mapping,
+    run_id: str | None,
+    reimport: bool,
+    started_at: dt.datetime,
+) -> ImportResult:
     result = None
     try:
-        with transaction(settings.database_url) as cursor:
+        with transaction() as cursor:
             # Imports of the same bytes take turns: the second sees the first's ledger row once it commits.
             cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (IMPORT_LOCK_CLASS, digest))
             earlier = None if reimport else earlier_imports(cursor, [digest]).get(digest)
@@ -151,17 +194,38 @@ def import_workbook(
             try:
                 workbook = read_source(path, mapping)
                 options = mapping.parse_options(settings.dayfirst, uses_1904_dates(path))
-                prepared = prepare_sheets(workbook, mapping, options, path)
+                prepared, ignored = prepare_sheets(workbook, mapping, options, path)
             except UnreadableWorkbook as problem:
                 return _record_outcome(cursor, settings, path, digest, "rejected", str(problem), mapping, run_id,
                                        started_at)  # fmt: skip
-            result = _load(cursor, path, digest, prepared, settings, mapping, run_id, started_at)
+            del workbook  # the sheets' rows as read: what is still needed is in `prepared`
+            result = _load(cursor, path, digest, prepared, ignored, settings, mapping, run_id, started_at)
     except BaseException:
         if result is not None and result.feedback_path:  # the commit failed: its feedback workbook goes too
             Path(result.feedback_path).unlink(missing_ok=True)
         raise
-    _keep(path, Path(result.archived_path).parent)
     return result
+
+
+def _record_failure(
+    transaction: Transaction,
+    path: Path,
+    digest: str,
+    settings: ImportSettings,
+    mapping: Mapping,
+    run_id: str | None,
+    started_at: dt.datetime,
+    error: Exception,
+) -> None:
+    """The ledger row (status failed, the error) of an import that crashed, and the file moved to rejected/."""
+    detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    reason = f"the import failed ({type(error).__name__}{': ' + detail if detail else ''}): this is a fault of the "
+    reason += "pipeline, not of the file; it is kept in the rejected folder, to drop again once it is fixed"
+    try:
+        with transaction() as cursor:
+            _record_outcome(cursor, settings, path, digest, "failed", reason, mapping, run_id, started_at)
+    except Exception:  # the error the run reports is the first one
+        log.exception("could not record the failed import of %s", path)
 
 
 def _load(
@@ -169,6 +233,7 @@ def _load(
     path: Path,
     digest: str,
     prepared: list[PreparedSheet],
+    ignored: dict[str, str],
     settings: ImportSettings,
     mapping: Mapping,
     run_id: str | None,
@@ -180,8 +245,8 @@ def _load(
     try:
         import_id = _start_ledger_entry(cursor, path.name, digest, mapping, run_id, started_at)
         _land_raw_rows(cursor, import_id, prepared)
-        _check_references(cursor, prepared)
-        for sheet in prepared:
+        # Referenced tables first (the template's order), whatever order a mapping lists its sheets in.
+        for sheet in sorted(prepared, key=lambda s: SHEETS.index(s.target)):
             sheet.counts = _merge(cursor, sheet, import_id, settings.timezone)
         _store_rejects(cursor, import_id, path.name, prepared)
         # Written once every reject is known, and before the commit: a failed import leaves none.
@@ -190,14 +255,14 @@ def _load(
         status, reason = _outcome(results)
         archived = archive / path.name
         changed = _sales_changed(prepared)
-        _finish_ledger_entry(cursor, import_id, status, reason, results, archived, feedback_path, changed)
+        _finish_ledger_entry(cursor, import_id, status, reason, results, archived, feedback_path, changed, ignored)
     except BaseException:
         if feedback_path:
             feedback_path.unlink(missing_ok=True)
         raise
     return ImportResult(
         import_id, path.name, digest, status, reason, mapping.name, results, str(archived),
-        str(feedback_path) if feedback_path else None,
+        str(feedback_path) if feedback_path else None, ignored,
     )  # fmt: skip
 
 
@@ -237,38 +302,61 @@ def _outcome(results: tuple[SheetResult, ...]) -> tuple[str, str | None]:
 
 def prepare_sheets(
     workbook: dict[str, RawSheet], mapping: Mapping, options: ParseOptions, path: Path | None = None
-) -> list[PreparedSheet]:
-    """Map, parse and validate every sheet the mapping names; raise UnreadableWorkbook on a structural problem."""
+) -> tuple[list[PreparedSheet], dict[str, str]]:
+    """Map, parse and validate every sheet the mapping names (and their copies, `Sales (2)`); raise
+    UnreadableWorkbook on a structural problem. Also returns the sheets not read, with why."""
     prepared = []
-    cache: dict[tuple[str, int], pd.DataFrame] = {}  # a source sheet read by several targets is framed once
+    ignored: dict[str, str] = {}
+    sources = _Sources(path)
     for sheet_mapping in mapping.sheets:
-        raw_sheet = _find_sheet(workbook, sheet_mapping, mapping)
-        if raw_sheet is None:
-            continue
-        prepared.append(_prepare(raw_sheet, sheet_mapping, options, cache, path))
+        for raw_sheet, copy in _find_sheets(workbook, sheet_mapping, mapping):
+            try:
+                prepared.append(_prepare(raw_sheet, sheet_mapping, options, sources))
+            except UnreadableWorkbook as problem:
+                if not copy:
+                    raise
+                ignored[raw_sheet.name] = f"not read as {sheet_mapping.target.name}: {problem}"
     if not prepared:
         expected = ", ".join(s.target.name for s in mapping.sheets)
         raise UnreadableWorkbook(
             f"no sheet matches the import template: expected one of {expected}; "
             f"the workbook has {', '.join(repr(n) for n in workbook) or 'no worksheets'}"
         )
-    if not any(len(s.raw) for s in prepared):
+    if not any(len(s.raw) > s.example_rows for s in prepared):
         names = ", ".join(repr(s.source_name) for s in prepared)
+        if any(s.example_rows for s in prepared):
+            raise UnreadableWorkbook(f"no data rows: {names} hold only the template's example rows")
         raise UnreadableWorkbook(f"no data rows: {names} hold a header row but nothing below it")
     _mark_duplicate_keys(prepared)
-    return prepared
+    read = {s.source_name for s in prepared}
+    ignored = {name: why for name, why in ignored.items() if name not in read}  # a copy another entry read
+    for name in workbook:
+        if name not in read and name not in ignored and name not in _INSTRUCTIONS:
+            ignored[name] = (
+                f"not a sheet of the template ({', '.join(s.name for s in SHEETS)})"
+                if mapping.is_template
+                else f"not a sheet of the mapping '{mapping.name}'"
+            )
+    return prepared, ignored
 
 
-def _find_sheet(workbook: dict[str, RawSheet], sheet_mapping: SheetMapping, mapping: Mapping) -> RawSheet | None:
+def _find_sheets(
+    workbook: dict[str, RawSheet], sheet_mapping: SheetMapping, mapping: Mapping
+) -> list[tuple[RawSheet, bool]]:
+    """The sheet a mapping entry names, then its copies (`Sales (2)`, `Sales 2`, `Sales - Lyon`), each with
+    whether it is a copy: a copy without the sheet's headers is left out, not a reason to refuse the file."""
     wanted = sheet_mapping.source or sheet_mapping.target.name
-    by_normalised = {normalise_header(name): sheet for name, sheet in workbook.items()}
-    found = workbook.get(wanted) or by_normalised.get(normalise_header(wanted))
+    found = workbook.get(wanted) or next(
+        (sheet for name, sheet in workbook.items() if normalise_header(name) == normalise_header(wanted)), None
+    )
     if found is None and not mapping.is_template:
         raise UnreadableWorkbook(
             f"sheet '{wanted}' is missing (mapping '{mapping.name}'); the workbook has "
             f"{', '.join(repr(n) for n in workbook) or 'no worksheets'}"
         )
-    return found
+    prefix = normalise_header(wanted) + "_"
+    copies = [sheet for name, sheet in workbook.items() if normalise_header(name).startswith(prefix)]
+    return ([(found, False)] if found is not None else []) + [(sheet, True) for sheet in copies if sheet is not found]
 
 
 def _expected_headers(sheet_mapping: SheetMapping) -> set[str]:
@@ -286,73 +374,62 @@ def _other_headers(sheet_mapping: SheetMapping) -> list[str]:
     return headers + ([sheet_mapping.latest_by] if sheet_mapping.latest_by else [])
 
 
-def _sender_frame(
-    raw_sheet: RawSheet, header_index: int, header: list[str], cache: dict[tuple[str, int], pd.DataFrame]
-) -> pd.DataFrame:
-    """The sender's rows below the header, as read, indexed by Excel row number (built once per sheet)."""
-    key = (raw_sheet.name, header_index)
-    if key not in cache:
-        rows = raw_sheet.rows[header_index + 1 :]
-        frame = pd.DataFrame(rows, dtype=object).reindex(columns=range(len(header)))
-        frame.columns = _unique([h or f"column {i + 1}" for i, h in enumerate(header)])
-        first_data_row = raw_sheet.first_row_number + header_index + 1
-        frame.index = pd.RangeIndex(first_data_row, first_data_row + len(frame))
-        cache[key] = frame
-    return cache[key]
+@dataclass
+class _Sources:
+    """What is read once per source sheet, however many targets read it (a mapping's Orders feeds four)."""
+
+    path: Path | None
+    frames: dict[tuple[str, int], pd.DataFrame] = field(default_factory=dict)
+    marks: dict[str, CellMarks] = field(default_factory=dict)
+
+    def cell_marks(self, sheet_name: str) -> CellMarks:
+        if sheet_name not in self.marks:
+            self.marks[sheet_name] = cell_marks(self.path, sheet_name) if self.path else CellMarks()
+        return self.marks[sheet_name]
+
+    def sender_frame(self, raw_sheet: RawSheet, header_index: int, header: list[str]) -> pd.DataFrame:
+        """The sender's rows below the header, as read, indexed by Excel row number; a cell showing an
+        error (#REF!...), which calamine reads as empty, holds the error's text."""
+        key = (raw_sheet.name, header_index)
+        if key not in self.frames:
+            frame = raw_sheet.frame.iloc[header_index + 1 :].reindex(columns=range(len(header)))
+            frame.columns = _unique([h or f"column {i + 1}" for i, h in enumerate(header)])
+            for (row, column), text in self.cell_marks(raw_sheet.name).errors.items():
+                position = column - raw_sheet.first_column_number
+                if row in frame.index and 0 <= position < frame.shape[1]:
+                    name = frame.columns[position]
+                    frame[name] = frame[name].astype(object)  # a number column gets a text cell
+                    frame.at[row, name] = text
+            self.frames[key] = frame
+        return self.frames[key]
 
 
 def _prepare(
     raw_sheet: RawSheet,
     sheet_mapping: SheetMapping,
     options: ParseOptions,
-    cache: dict[tuple[str, int], pd.DataFrame],
-    path: Path | None,
+    sources: _Sources,
 ) -> PreparedSheet:
     target = sheet_mapping.target
     expected = _expected_headers(sheet_mapping)
-    header_index = _header_row(raw_sheet.rows, expected)
-    header_cells = raw_sheet.rows[header_index] if raw_sheet.rows else []
+    top = raw_sheet.head(HEADER_SEARCH_ROWS)
+    header_index = _header_row(top, expected)
+    header_cells = top[header_index] if top else []
     sender_header = ["" if is_blank(h) else str(h).strip() for h in header_cells]
-    source_position: dict[str, int] = {}  # normalised sender header -> its position in the row
-    for index, header in enumerate(sender_header):
-        if header:
-            source_position.setdefault(normalise_header(header), index)
-    if sheet_mapping.source is None:
-        aliases = header_aliases(target)
-        position = {}  # canonical column -> position in the row
-        for normalised, index in source_position.items():
-            if normalised in aliases:
-                position.setdefault(aliases[normalised], index)
-    else:  # a mapping may feed several columns from one header (Region -> store id and name)
-        position = {
-            name: source_position[normalise_header(header)]
-            for name, header in sheet_mapping.columns.items()
-            if normalise_header(header) in source_position
-        }
+    source_position, position = _column_positions(sender_header, sheet_mapping)
     # Unknown headers in a template sheet may be typos worth reporting; a mapping names what it reads.
     ignored = (
         [h for h in sender_header if h and normalise_header(h) not in expected] if not sheet_mapping.source else []
     )
-    where = f"sheet '{raw_sheet.name}'"
-    provided = set(position) | set(sheet_mapping.constants) | set(sheet_mapping.computed)
-    missing_names = [
-        c.name
-        for c in target.columns
-        if c.required and c.name not in provided and not (c.name == "line_number" and sheet_mapping.source)
-    ]
-    if sheet_mapping.source:  # a mapping names the source headers: report those
-        missing = [sheet_mapping.columns.get(name, name) for name in missing_names]
-        missing += [h for h in _other_headers(sheet_mapping) if normalise_header(h) not in source_position]
-    else:
-        missing = [target.column_by_name[name].header for name in missing_names]
+    missing = _missing_columns(sheet_mapping, source_position, position)
     if missing:
         found = ", ".join(repr(h) for h in sender_header if h) or "none"
         raise UnreadableWorkbook(
-            f"{where}: required column(s) missing: {', '.join(missing)} (headers found in row "
-            f"{raw_sheet.first_row_number + header_index}: {found})"
+            f"sheet '{raw_sheet.name}': required column(s) missing: {', '.join(missing)} (headers found in row "
+            f"{raw_sheet.frame.index[header_index] if top else 1}: {found})"
         )
 
-    sender = _sender_frame(raw_sheet, header_index, sender_header, cache)
+    sender = sources.sender_frame(raw_sheet, header_index, sender_header)
     if position:  # rows with nothing in the columns this target reads are not rows
         empty = pd.concat([blank_mask(sender.iloc[:, i]) for i in position.values()], axis=1).all(axis=1)
         sender = sender[~empty]
@@ -367,17 +444,82 @@ def _prepare(
         raw[name] = _compute(expression, sender, source_position)
         headers[name] = expression.replace("`", "")
     raw = raw[[c.name for c in target.columns if c.name in raw.columns]]
+    marks = sources.cell_marks(raw_sheet.name)
+    summary = _summary_rows(raw, target, marks)
+    prepared = PreparedSheet(sheet_mapping, raw_sheet.name, headers, sender_header, sender, raw[~summary])
+    prepared.summary_rows = int(summary.sum())
+    prepared.ignored_columns = tuple(ignored)
+    prepared.dated = _row_dates(sender, source_position, sheet_mapping.latest_by, options)
+    columns = {name: raw_sheet.first_column_number + i for name, i in position.items()}
+    _check_cells(prepared, options, marks, columns)
+    return prepared
 
+
+def _column_positions(sender_header: list[str], sheet_mapping: SheetMapping) -> tuple[dict[str, int], dict[str, int]]:
+    """Where the sender's headers stand in the row (normalised header -> position), and where each
+    column the target reads stands (canonical column -> position)."""
+    source_position: dict[str, int] = {}
+    for index, header in enumerate(sender_header):
+        if header:
+            source_position.setdefault(normalise_header(header), index)
+    if sheet_mapping.source is None:
+        aliases = header_aliases(sheet_mapping.target)
+        position = {}
+        for normalised, index in source_position.items():
+            if normalised in aliases:
+                position.setdefault(aliases[normalised], index)
+    else:  # a mapping may feed several columns from one header (Region -> store id and name)
+        position = {
+            name: source_position[normalise_header(header)]
+            for name, header in sheet_mapping.columns.items()
+            if normalise_header(header) in source_position
+        }
+    return source_position, position
+
+
+def _missing_columns(
+    sheet_mapping: SheetMapping, source_position: dict[str, int], position: dict[str, int]
+) -> list[str]:
+    """The headers a sheet lacks: the template's required columns, or what the mapping reads, as named there."""
+    target = sheet_mapping.target
+    provided = set(position) | set(sheet_mapping.constants) | set(sheet_mapping.computed)
+    missing_names = [
+        c.name
+        for c in target.columns
+        if c.required and c.name not in provided and not (c.name == "line_number" and sheet_mapping.source)
+    ]
+    if not sheet_mapping.source:
+        return [target.column_by_name[name].header for name in missing_names]
+    missing = [sheet_mapping.columns.get(name, name) for name in missing_names]  # the mapping's source headers
+    return missing + [h for h in _other_headers(sheet_mapping) if normalise_header(h) not in source_position]
+
+
+def _check_cells(prepared: PreparedSheet, options: ParseOptions, marks: CellMarks, columns: dict[str, int]) -> None:
+    """Parse and validate the sheet's cells into `prepared.good`, rejecting each bad cell with its reason.
+
+    `columns`: the Excel column number of each canonical column read from a header.
+    """
+    raw, target = prepared.raw, prepared.target
     typed, problems = parse_sheet(raw, target, options)
     for name in target.key:  # a key column the sheet leaves out is blank in every row (a calendar's weekday)
         if name not in typed.columns and name != "line_number":
             typed[name] = None
-    problems = _flag_uncalculated_formulas(problems, raw_sheet, position, path)
-    prepared = PreparedSheet(sheet_mapping, raw_sheet.name, headers, sender_header, sender, raw)
-    prepared.ignored_columns = tuple(ignored)
-    prepared.dated = _row_dates(sender, source_position, sheet_mapping.latest_by, options)
+    shown_errors = {
+        (row, name): text for name in columns for row, text in raw[name][raw[name].isin(EXCEL_ERRORS)].items()
+    }
     for problem in problems:
+        if (problem.row_number, problem.column) in shown_errors:
+            continue  # said below, with the error the cell shows
+        if problem.reason == REQUIRED and (problem.row_number, columns.get(problem.column)) in marks.uncalculated:
+            problem = CellProblem(problem.row_number, problem.column, problem.value, UNCALCULATED_FORMULA)
         prepared.reject(problem.row_number, problem.column, problem.value, problem.reason)
+    for (row, name), text in shown_errors.items():
+        prepared.reject(row, name, text, f"the cell shows {text}: fix the formula or type the value")
+    examples = _example_rows(typed, target, options) if prepared.mapping.source is None else None
+    if target.whole_rows:  # an order line or a stock count is sent whole: a column left out is its default
+        for column in target.columns:
+            if column.default is not None and column.name not in typed:
+                typed[column.name] = column.default
     if target is SALES and "revenue" in typed.columns:
         _check_line_totals(prepared, typed)
     if target is CALENDAR:
@@ -387,24 +529,45 @@ def _prepare(
     if target is SALES and "line_number" not in typed.columns:
         # No line column: lines are numbered within each order in sheet order.
         typed.insert(1, "line_number", typed.groupby("order_id", dropna=False).cumcount().add(1).astype("Int64"))
+    if examples is not None:
+        examples &= ~typed.index.isin(list(prepared.rejected_rows))
+        prepared.example_rows = int(examples.sum())
+        typed = typed[~examples]
     prepared.good = typed.drop(index=list(prepared.rejected_rows))
-    return prepared
 
 
-def _flag_uncalculated_formulas(
-    problems: list[CellProblem], raw_sheet: RawSheet, position: dict[str, int], path: Path | None
-) -> list[CellProblem]:
-    """A formula without a saved result reads as empty; say so rather than "a value is required"."""
-    if path is None or not any(p.reason == REQUIRED for p in problems):
-        return problems
-    formulas = uncalculated_formula_cells(path, raw_sheet.name)
-    flagged = []
-    for problem in problems:
-        column = raw_sheet.first_column_number + position.get(problem.column, -(10**6))
-        if problem.reason == REQUIRED and (problem.row_number, column) in formulas:
-            problem = CellProblem(problem.row_number, problem.column, problem.value, UNCALCULATED_FORMULA)
-        flagged.append(problem)
-    return flagged
+# A label Excel's Data > Subtotal, or a person, writes on a row of totals: Total, Grand Total, Sous-total...
+_TOTAL_LABEL = re.compile(
+    r"(?:^|\s)(?:grand\s+|sub-?|sous-)?tota(?:l|ux)(?:s|\s+g[ée]n[ée]ral)?(?:\s|:|$)", re.IGNORECASE
+)
+
+
+def _summary_rows(raw: pd.DataFrame, target: Sheet, marks: CellMarks) -> pd.Series:
+    """Rows of totals rather than of data: a SUBTOTAL (or column SUM) formula, or a key left blank on a row
+    that says Total somewhere (`S01 Total`, `Grand Total`, `TOTAL:`)."""
+    summary = pd.Series(raw.index.isin(list(marks.summary_rows)), index=raw.index)
+    keys = [name for name in target.key if name in raw.columns]
+    if not keys or raw.empty:
+        return summary
+    incomplete = raw[pd.concat([blank_mask(raw[name]) for name in keys], axis=1).any(axis=1)]
+    if incomplete.empty:  # the usual case: every row has its key
+        return summary
+    labelled = incomplete.apply(lambda cells: cells.map(lambda v: isinstance(v, str) and bool(_TOTAL_LABEL.search(v))))
+    return summary | raw.index.isin(incomplete.index[labelled.any(axis=1)])
+
+
+def _example_rows(typed: pd.DataFrame, target: Sheet, options: ParseOptions) -> pd.Series:
+    """Rows identical to the template's example row (left in place under its header), in the sheet's columns."""
+    same = pd.Series(not typed.empty, index=typed.index)
+    for name in typed.columns:
+        column = target.column_by_name[name]
+        example, _ = parse_column(pd.Series([column.example], dtype=object), column, options)
+        value = example.iloc[0]
+        if pd.isna(value):  # a column the example leaves blank (a calendar's weekday, a promotion's category)
+            same &= typed[name].isna()
+        else:
+            same &= typed[name].eq(value).fillna(False).astype(bool)
+    return same
 
 
 def _check_line_totals(prepared: PreparedSheet, typed: pd.DataFrame) -> None:
@@ -439,9 +602,9 @@ def _check_promotion_dates(prepared: PreparedSheet, typed: pd.DataFrame) -> None
 
 
 def _header_row(rows: list[list[object]], expected: dict[str, str]) -> int:
-    """The row (within the first few) that carries the most expected headers; 0 if none does."""
+    """The row (of the first few) that carries the most expected headers; 0 if none does."""
     best, best_hits = 0, 0
-    for index, row in enumerate(rows[:HEADER_SEARCH_ROWS]):
+    for index, row in enumerate(rows):
         hits = sum(1 for cell in row if not is_blank(cell) and normalise_header(cell) in expected)
         if hits > best_hits:
             best, best_hits = index, hits
@@ -482,142 +645,155 @@ def _superseded(good: pd.DataFrame, key_columns: list[str], dated: pd.Series | N
 
 
 def _mark_duplicate_keys(prepared: list[PreparedSheet]) -> None:
-    """Within a workbook, a key appears once: exact repeats are counted, conflicting ones rejected.
+    """Within a workbook, a key appears once: exact repeats load once (the others counted as duplicates);
+    a key whose rows differ loads from none of them, each rejected naming the others, since nothing tells
+    which one is right.
 
     Several sheets (or a mapping feeding one target from several sheets) share a target's key space,
     so sheets of the same target are checked together, in order. Only rows whose key repeats take
     the slow path.
     """
-    earlier: dict[str, list[PreparedSheet]] = {}  # target -> sheets already checked
+    by_target: dict[str, list[PreparedSheet]] = {}
     for sheet in prepared:
-        before = earlier.setdefault(sheet.target.name, [])
-        key_columns = list(sheet.target.key)
-        good = sheet.good
-        if sheet.mapping.repeated_keys == "last" and not good.empty:
-            repeated = _superseded(good, key_columns, sheet.dated)
+        if sheet.mapping.repeated_keys == "last" and not sheet.good.empty:
+            repeated = _superseded(sheet.good, list(sheet.target.key), sheet.dated)
             sheet.duplicate_rows += int(repeated.sum())
-            good = sheet.good = good[~repeated]
-        if good.empty:
-            before.append(sheet)
+            sheet.good = sheet.good[~repeated]
+        by_target.setdefault(sheet.target.name, []).append(sheet)
+    for sheets in by_target.values():
+        _settle_repeated_keys(sheets)
+
+
+def _settle_repeated_keys(sheets: list[PreparedSheet]) -> None:
+    key_columns = list(sheets[0].target.key)
+    rows_of_key: dict[tuple, list[tuple[PreparedSheet, int]]] = {}  # in sheet order, then row order
+    for sheet in sheets:
+        if sheet.good.empty:
             continue
-        keys = pd.MultiIndex.from_frame(good[key_columns])
-        suspect = good.duplicated(key_columns, keep=False).to_numpy()
-        for other in before:
-            suspect |= keys.isin(pd.MultiIndex.from_frame(other.good[key_columns]))
-        first_seen: dict[tuple, tuple[int, pd.DataFrame]] = {}
-        for other in before:
-            for row_number, key in zip(other.good.index, other.good[key_columns].itertuples(index=False, name=None),
-                                       strict=True):  # fmt: skip
-                first_seen.setdefault(key, (row_number, other.good))
-        value_columns = [c for c in good.columns if c not in key_columns]
-        drop = []
-        for row_number, key in zip(good.index[suspect], keys[suspect], strict=True):
-            first = first_seen.setdefault(key, (row_number, good))
-            if first[0] == row_number and first[1] is good:
-                continue
-            drop.append(row_number)
-            first_row, first_frame = first
-            shared = [c for c in value_columns if c in first_frame.columns]
-            if _same(tuple(first_frame.loc[first_row, shared]), tuple(good.loc[row_number, shared])):
+        keys = pd.MultiIndex.from_frame(sheet.good[key_columns])
+        suspect = sheet.good.duplicated(key_columns, keep=False).to_numpy(copy=True)
+        for other in sheets:
+            if other is not sheet and not other.good.empty:
+                suspect |= keys.isin(pd.MultiIndex.from_frame(other.good[key_columns]))
+        for row_number, key in zip(sheet.good.index[suspect], keys[suspect], strict=True):
+            rows_of_key.setdefault(key, []).append((sheet, row_number))
+    drop: dict[int, list[int]] = {id(sheet): [] for sheet in sheets}
+    for key, rows in rows_of_key.items():
+        (first_sheet, first_row), *repeats = rows
+        if all(_same_row(first_sheet, first_row, sheet, row) for sheet, row in repeats):
+            for sheet, row in repeats:
+                drop[id(sheet)].append(row)
                 sheet.duplicate_rows += 1
-            else:
-                shown = ", ".join(f"{c}={k}" for c, k in zip(key_columns, key, strict=True))
-                sheet.reject(row_number, None, None, f"duplicate key ({shown}): row {first_row} has other values")
-        sheet.good = good.drop(index=drop)
-        before.append(sheet)
+            continue
+        shown = ", ".join(f"{first_sheet.headers.get(c, c)} {k}" for c, k in zip(key_columns, key, strict=True))
+        for sheet, row in rows:
+            others = ", ".join(_where(o, number, sheet) for o, number in rows if (o, number) != (sheet, row))
+            drop[id(sheet)].append(row)
+            sheet.reject(row, None, None, f"the key ({shown}) is also in {others} with other values: keep one row")
+    for sheet in sheets:
+        sheet.good = sheet.good.drop(index=drop[id(sheet)])
 
 
-def _same(left: tuple, right: tuple) -> bool:
+def _where(sheet: PreparedSheet, row: int, seen_from: PreparedSheet) -> str:
+    return f"row {row}" if sheet.source_name == seen_from.source_name else f"row {row} of '{sheet.source_name}'"
+
+
+def _same_row(sheet: PreparedSheet, row: int, other: PreparedSheet, other_row: int) -> bool:
+    shared = [c for c in sheet.good.columns if c in other.good.columns]
+    left, right = sheet.good.loc[row, shared], other.good.loc[other_row, shared]
     return all((a == b) or (pd.isna(a) and pd.isna(b)) for a, b in zip(left, right, strict=True))
-
-
-def _check_references(cursor: Cursor, prepared: list[PreparedSheet]) -> None:
-    """Sales and stock must name a product this workbook or the warehouse knows."""
-    in_workbook = set()
-    for sheet in prepared:
-        if sheet.target is PRODUCTS:
-            in_workbook.update(sheet.good["product_id"])
-    for sheet in prepared:
-        if sheet.target not in (SALES, STOCK) or sheet.good.empty:
-            continue
-        wanted = set(sheet.good["product_id"]) - in_workbook
-        if not wanted:
-            continue
-        cursor.execute("SELECT product_id FROM core.products WHERE product_id = ANY(%s)", (sorted(wanted),))
-        known = in_workbook | {row[0] for row in cursor.fetchall()}
-        unknown = ~sheet.good["product_id"].isin(known)
-        for row_number, product_id in sheet.good.loc[unknown, "product_id"].items():
-            sheet.reject(
-                row_number, "product_id", product_id, "unknown product: not in the Products sheet or the warehouse"
-            )
-        sheet.good = sheet.good[~unknown]
 
 
 # --- writing ---------------------------------------------------------------------------------
 
 
 def _merge(cursor: Cursor, sheet: PreparedSheet, import_id: int, timezone: str) -> MergeCounts:
-    frame = sheet.good.copy()
-    if frame.empty:
+    if sheet.good.empty:
         return MergeCounts(0, 0, 0)
-    frame["source"] = SOURCE
     target = sheet.target
     if target is SALES:
-        return _merge_sales(cursor, frame, import_id, timezone)
+        return _merge_sales(cursor, sheet, import_id, timezone)
     if target is STOCK:
-        _add_missing_stores(cursor, frame["store_id"])
-        return merge_frame(cursor, target.table, frame, target.key, update_only_if=API_OWNS_IT_NOT)
-    return merge_frame(cursor, target.table, frame, target.key)
+        columns = list(sheet.good.columns)
+        stage_frame(cursor, sheet.good, target.table, "stage_stock", index_as="row_number")
+        candidates = sql.SQL("SELECT s.row_number, {}, {} AS source FROM stage_stock s").format(
+            sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in columns), sql.Literal(SOURCE)
+        )
+        staged = _enforce_rules(cursor, sheet, candidates, "stage_stock", {})
+        _add_missing(cursor, "core.stores", "store_id", "stage_stock")
+        return merge_staged(cursor, target.table, staged, _without_row_numbers(candidates, [*columns, "source"]),
+                            [*columns, "source"], target.key, update_only_if=API_OWNS_IT_NOT)  # fmt: skip
+    return merge_frame(cursor, target.table, sheet.good.assign(source=SOURCE), target.key)
 
 
-def _merge_sales(cursor: Cursor, frame: pd.DataFrame, import_id: int, timezone: str) -> MergeCounts:
+def _merge_sales(cursor: Cursor, sheet: PreparedSheet, import_id: int, timezone: str) -> MergeCounts:
     """Sales carry the store's local wall time; the merge turns it into an instant and a business day.
 
     A line without a time of day keeps that day as its reporting day in any zone (time_given false).
     """
-    _add_missing_stores(cursor, frame["store_id"])
-    if "discount" not in frame:  # a sheet without discounts gives none (the line total below reads it)
-        frame["discount"] = SALES.column_by_name["discount"].default
-    if "customer_id" in frame:
-        customers = frame["customer_id"].dropna().unique()
-        if len(customers):
-            cursor.execute(
-                "INSERT INTO core.customers (customer_id, source) SELECT unnest(%s::text[]), %s ON CONFLICT DO NOTHING",
-                (list(customers), SOURCE),
-            )
-    frame["import_id"] = import_id
-    frame["time_given"] = gives_time_of_day(frame["sold_at"])
+    frame = sheet.good.assign(import_id=import_id, time_given=gives_time_of_day(sheet.good["sold_at"]))
     frame = frame.rename(columns={"sold_at": "sold_local"})
-    stage_frame(cursor, frame, "core.sales", "stage_sales", extra_columns={"sold_local": "timestamp"})
-    columns = [c for c in frame.columns if c != "sold_local"]
-    zone = sql.SQL("coalesce(st.timezone, %(timezone)s)")
+    stage_frame(cursor, frame, "core.sales", "stage_sales", extra_columns={"sold_local": "timestamp"},
+                index_as="row_number")  # fmt: skip
+    columns = [c for c in frame.columns if c not in ("sold_local", "revenue")]
     # The sender's line total when given, kept as sent (3 or 4 decimals too: the warehouse then adds up
     # to the sender's own totals), else computed in numeric arithmetic: PostgreSQL rounds half a cent
     # up, as Excel's ROUND and the till do.
     revenue = sql.SQL("round(s.quantity * s.unit_price * (1 - s.discount), 2)")
-    if "revenue" in columns:
-        columns.remove("revenue")
+    if "revenue" in frame.columns:
         revenue = sql.SQL("coalesce(s.revenue, {})").format(revenue)
-    select = sql.SQL(
-        "SELECT {columns}, s.sold_local AT TIME ZONE {zone}, s.sold_local::date, {revenue}"
+    candidates = sql.SQL(
+        "SELECT s.row_number, {columns}, {source} AS source, s.sold_local AT TIME ZONE {zone} AS sold_at,"
+        " s.sold_local::date AS sale_date, {revenue} AS revenue"
         " FROM stage_sales s LEFT JOIN core.stores st USING (store_id)"
     ).format(
         columns=sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in columns),
-        zone=zone,
+        source=sql.Literal(SOURCE),
+        zone=sql.SQL("coalesce(st.timezone, %(timezone)s)"),
         revenue=revenue,
     )
+    params = {"timezone": timezone}
+    staged = _enforce_rules(cursor, sheet, candidates, "stage_sales", params)
+    _add_missing(cursor, "core.stores", "store_id", "stage_sales")
+    if "customer_id" in columns:
+        _add_missing(cursor, "core.customers", "customer_id", "stage_sales")
+    merged = [*columns, "source", "sold_at", "sale_date", "revenue"]
     return merge_staged(
-        cursor, "core.sales", len(frame), select, [*columns, "sold_at", "sale_date", "revenue"], SALES.key,
-        params={"timezone": timezone}, bookkeeping=("import_id",), span="sold_at",
-        update_only_if=API_OWNS_IT_NOT,
+        cursor, "core.sales", staged, _without_row_numbers(candidates, merged), merged, SALES.key,
+        params=params, bookkeeping=("import_id",), span="sold_at", update_only_if=API_OWNS_IT_NOT,
     )  # fmt: skip
 
 
-def _add_missing_stores(cursor: Cursor, store_ids: pd.Series) -> None:
-    """A store first seen in sales or stock gets a row of its own; its details can follow later."""
+def _enforce_rules(cursor: Cursor, sheet: PreparedSheet, candidates: sql.Composable, staging: str, params: dict) -> int:
+    """Reject the staged rows that break a rule of the warehouse's checks (quality.py), with the rule's reason,
+    so that what the checks would call wrong never loads; returns the number of rows left to merge."""
+    broken = offending_rows(cursor, candidates, sheet.target.table, params)
+    for row_number, rule in broken:
+        value = sheet.raw.at[row_number, rule.column] if rule.column in sheet.raw.columns else None
+        sheet.reject(row_number, rule.column, value, rule.reason)
+    if broken:
+        rows = sorted({row_number for row_number, _ in broken})
+        cursor.execute(sql.SQL("DELETE FROM {} WHERE row_number = ANY(%s)").format(sql.Identifier(staging)), (rows,))
+        sheet.good = sheet.good.drop(index=rows)
+    return len(sheet.good)
+
+
+def _without_row_numbers(candidates: sql.Composable, columns: list[str]) -> sql.Composable:
+    return sql.SQL("SELECT {} FROM ({}) c").format(sql.SQL(", ").join(map(sql.Identifier, columns)), candidates)
+
+
+def _add_missing(cursor: Cursor, table: str, key: str, staging: str) -> None:
+    """A store or customer first seen in sales or stock gets a row of its own; its details can follow later."""
     cursor.execute(
-        "INSERT INTO core.stores (store_id, source) SELECT unnest(%s::text[]), %s ON CONFLICT DO NOTHING",
-        (list(store_ids.dropna().unique()), SOURCE),
+        sql.SQL(
+            "INSERT INTO {table} ({key}, source) SELECT DISTINCT {key}, %s FROM {staging} WHERE {key} IS NOT NULL"
+            " ON CONFLICT DO NOTHING"
+        ).format(
+            table=sql.SQL(".").join(map(sql.Identifier, table.split("."))),
+            key=sql.Identifier(key),
+            staging=sql.Identifier(staging),
+        ),
+        (SOURCE,),
     )
 
 
@@ -625,26 +801,34 @@ def _land_raw_rows(cursor: Cursor, import_id: int, prepared: list[PreparedSheet]
     """Keep every row as the sender wrote it (header -> cell, as JSON), good and bad, with its import.
 
     A source sheet read by several targets lands once: each row any of them read (a row no entry's
-    ``where`` keeps is not read). The rows go to COPY in its text format: JSON's escapes are
-    backslashes, which that format reads as escapes too, so they are doubled.
+    ``where`` keeps is not read). The rows go to COPY in its text format, a slice of rows at a time:
+    JSON's escapes are backslashes, which that format reads as escapes too, so they are doubled.
     """
-    chunks = []
     by_source: dict[str, list[pd.DataFrame]] = {}
     for sheet in prepared:
-        by_source.setdefault(sheet.source_name, []).append(sheet.sender)
-    for source_name, senders in by_source.items():
-        sender = pd.concat(senders) if len(senders) > 1 else senders[0]
-        sender = sender[~sender.index.duplicated()].sort_index()
-        if sender.empty:
-            continue
-        documents = sender.to_json(orient="records", lines=True, date_format="iso", default_handler=str)
-        documents = documents.replace("\\", "\\\\")  # one pass over the whole text, not per row
-        prefix = f"{import_id}\t{escape_copy_text(source_name)}\t"
-        rows = zip(sender.index, documents.rstrip("\n").split("\n"), strict=True)
-        chunks.append("\n".join(f"{prefix}{row_number}\t{document}" for row_number, document in rows))
-    if chunks:
-        buffer = io.StringIO("\n".join(chunks) + "\n")
-        cursor.copy_expert("COPY raw.excel_rows (import_id, sheet, row_number, row) FROM STDIN", buffer)
+        if not sheet.sender.empty:
+            by_source.setdefault(sheet.source_name, []).append(sheet.sender)
+    senders = {name: frames[0] if len(frames) == 1 else _rows_read(frames) for name, frames in by_source.items()}
+
+    def slices() -> Iterator[str]:
+        for name, sender in senders.items():
+            prefix = f"{import_id}\t{escape_copy_text(name)}\t"
+            for start in range(0, len(sender), COPY_ROWS):
+                part = sender.iloc[start : start + COPY_ROWS]
+                documents = part.to_json(orient="records", lines=True, date_format="iso", default_handler=str)
+                documents = documents.replace("\\", "\\\\")  # one pass over the slice, not per row
+                rows = zip(part.index, documents.rstrip("\n").split("\n"), strict=True)
+                yield "".join(f"{prefix}{row_number}\t{document}\n" for row_number, document in rows)
+
+    if senders:
+        cursor.copy_expert("COPY raw.excel_rows (import_id, sheet, row_number, row) FROM STDIN", TextStream(slices()),
+                           size=COPY_READ)  # fmt: skip
+
+
+def _rows_read(senders: list[pd.DataFrame]) -> pd.DataFrame:
+    """The rows of one source sheet read by any of its targets, once each, in sheet order."""
+    rows = pd.concat(senders)
+    return rows[~rows.index.duplicated()].sort_index()
 
 
 def _unique(names: list[str]) -> list[str]:
@@ -711,12 +895,13 @@ def _finish_ledger_entry(
     archived: Path,
     feedback: Path | None,
     sales_changed: tuple[object, object],
+    ignored: dict[str, str],
 ) -> None:
     results = list(results)
     cursor.execute(
         "UPDATE ops.import_ledger SET status = %s, reason = %s, rows_read = %s, rows_loaded = %s, rows_rejected = %s,"
         " rows_duplicate = %s, sheets = %s, archived_path = %s, feedback_path = %s,"
-        " sales_changed_from = %s, sales_changed_to = %s, finished_at = now()"
+        " sales_changed_from = %s, sales_changed_to = %s, ignored_sheets = %s, finished_at = now()"
         " WHERE import_id = %s",
         (
             status,
@@ -729,6 +914,7 @@ def _finish_ledger_entry(
             str(archived),
             str(feedback) if feedback else None,
             *sales_changed,
+            json.dumps(ignored),
             import_id,
         ),
     )
@@ -771,6 +957,29 @@ def earlier_imports(cursor: Cursor, digests: list[str]) -> dict[str, tuple[int, 
         (digests,),
     )
     return {digest: (import_id, file_name) for digest, import_id, file_name in cursor.fetchall()}
+
+
+def rejects_of_first_load(cursor: Cursor, digest: str) -> tuple[int, str | None] | None:
+    """(rows rejected, feedback workbook) of the import that loaded these bytes first; None if none did.
+
+    What a re-drop of the same bytes reports, so that the duplicate does not hide the original's rejects.
+    """
+    earlier = earlier_imports(cursor, [digest])
+    if digest not in earlier:
+        return None
+    cursor.execute("SELECT rows_rejected, feedback_path FROM ops.import_ledger WHERE import_id = %s",
+                   (earlier[digest][0],))  # fmt: skip
+    return cursor.fetchone()
+
+
+def first_rejects(cursor: Cursor, import_id: int, limit: int = 20) -> pd.DataFrame:
+    """The first rejected cells of an import (sheet, row, column, value, reason), by sheet and row."""
+    return read_frame(
+        cursor,
+        "SELECT sheet, row_number AS row, column_name AS column, value, reason FROM ops.import_rejects"
+        " WHERE import_id = %s ORDER BY sheet, row_number LIMIT %s",
+        (import_id, limit),
+    )
 
 
 # --- the files: where they may come from, where they go ------------------------------------------

@@ -29,6 +29,22 @@ class Column:
     choices: tuple[str, ...] | None = None
     default: object = None
 
+    # Above this a value is a typing slip, not a sale (10,000 units in one line): refused like one out of range.
+    plausible_max: float | None = None
+
+    @property
+    def range_reason(self) -> str:
+        """Why a value outside the column's bounds is refused (the import and the warehouse's checks say it alike)."""
+        if self.minimum is not None and self.maximum is not None:
+            return f"must be between {self.minimum:g} and {self.maximum:g}"
+        if self.minimum is not None:
+            return f"must be {self.minimum:g} or more"
+        return f"must be {self.maximum:g} or less"
+
+    @property
+    def implausible_reason(self) -> str:
+        return f"more than {self.plausible_max:,.0f}: surely a typing slip"
+
 
 @dataclass(frozen=True)
 class Sheet:
@@ -39,6 +55,9 @@ class Sheet:
     key: tuple[str, ...]  # natural key: one row per key in the table
     columns: tuple[Column, ...]
     description: str = ""
+    # A row is sent whole (an order line, a stock count): a column left out means its default (Discount 0).
+    # Otherwise (master data) a sheet updates only the columns it has: a price list leaves Active alone.
+    whole_rows: bool = False
     column_by_name: dict[str, Column] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -131,6 +150,7 @@ SALES = Sheet(
     table="core.sales",
     key=("order_id", "line_number"),
     description="Order lines: one row per product in an order.",
+    whole_rows=True,
     columns=(
         Column("order_id", "Order ID", "text", "Order (ticket) number.", "O-000001", required=True),
         Column(
@@ -153,7 +173,16 @@ SALES = Sheet(
         Column("store_id", "Store ID", "text", "Store code (see Stores).", "S01", required=True),
         Column("customer_id", "Customer ID", "text", "Customer code; blank for anonymous sales.", "C00001"),
         Column("product_id", "Product ID", "text", "Product code (see Products).", "P0001", required=True),
-        Column("quantity", "Quantity", "whole", "Units sold, 1 or more.", 2, required=True, minimum=1),
+        Column(
+            "quantity",
+            "Quantity",
+            "whole",
+            "Units sold, 1 or more.",
+            2,
+            required=True,
+            minimum=1,
+            plausible_max=10_000,
+        ),
         Column(
             "unit_price",
             "Unit Price",
@@ -162,6 +191,7 @@ SALES = Sheet(
             18.5,
             required=True,
             minimum=0,
+            plausible_max=100_000,
         ),
         Column(
             "discount",
@@ -198,6 +228,7 @@ STOCK = Sheet(
     table="core.stock",
     key=("product_id", "store_id", "as_of"),
     description="On-hand snapshots: one row per product, store and date.",
+    whole_rows=True,
     columns=(
         Column("product_id", "Product ID", "text", "Product code (see Products).", "P0001", required=True),
         Column("store_id", "Store ID", "text", "Store code (see Stores).", "S01", required=True),
@@ -237,8 +268,8 @@ CALENDAR = Sheet(
             "weekday",
             "Weekday",
             "text",
-            "Closed every such weekday; blank when a date is given.",
-            "Sunday",
+            "Closed every such weekday, e.g. Sunday; blank when a date is given.",
+            "",
             choices=WEEKDAYS,
         ),
         Column("open", "Open", "flag", "yes: open by exception that day; blank or no: closed.", "no", default=False),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -27,9 +27,13 @@ _TRUE = {"yes", "y", "true", "1", "x", "oui", "o", "vrai"}
 _FALSE = {"no", "n", "false", "0", "non", "faux"}
 _FLAG_WORDS = {word: True for word in _TRUE} | {word: False for word in _FALSE}
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$")
-_NUMBER_NOISE = re.compile(r"[\s\u00a0\u202f€$£_]")
+_NUMBER_NOISE = re.compile(r"[\s\u00a0\u202f\u200b-\u200d\u2060\ufeff€$£_]")
+# Characters nobody sees, pasted from web pages and chat tools: zero-width spaces and joiners, the word joiner,
+# the byte-order mark, the soft hyphen. Removed from text like spaces are trimmed (no-break spaces are spaces).
+_INVISIBLE = re.compile("[\u200b-\u200d\u2060\ufeff\u00ad]")
 _PLAIN_NUMBERS = ("floating", "integer", "mixed-integer-float")
 _THOUSANDS_ONLY = re.compile(r"^[+-]?\d{1,3}(,\d{3})+$")
+_NUMERIC_DATE = re.compile(r"^\s*(\d{1,2})[/.-](\d{1,2})[/.-](?:\d{4}|\d{2})\b")
 _TIME_ONLY = re.compile(r"^\d{1,2}[:h]\d{2}(:\d{2})?\s*([ap]\.?m\.?)?$", re.IGNORECASE)
 _RELATIVE_DAYS = {"now", "today", "tomorrow", "yesterday"}
 # The warehouse's limits: integer columns, and numeric(12, 4) for prices and costs.
@@ -113,21 +117,28 @@ def _no_problems(cells: pd.Series) -> pd.Series:
 
 
 def cell_text(value: object) -> str | None:
-    """A cell as text: trimmed, inner runs of spaces and line breaks folded, 1001.0 as 1001."""
+    """A cell as text: trimmed, inner runs of spaces and line breaks folded, invisible characters removed,
+    1001.0 as 1001."""
     if is_blank(value):
         return None
     if isinstance(value, float) and value.is_integer():
         return str(int(value))  # a code or a count typed as a number
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
-    return " ".join(str(value).split())
+    return " ".join(_INVISIBLE.sub("", str(value)).split())
 
 
 def _text(cells: pd.Series, options: ParseOptions) -> tuple[pd.Series, pd.Series]:
     if infer_dtype(cells, skipna=True) != "string":
         return cells.map(cell_text).astype(object), _no_problems(cells)
-    # All text, the usual case: str.split folds spaces fastest, in a plain loop over the array.
-    text = pd.Series([" ".join(value.split()) for value in cells.to_numpy()], index=cells.index, dtype=object)
+    # All text, the usual case: str.split folds spaces fastest, in a plain loop over the array; invisible
+    # characters are rare, so one search over the whole column tells whether any cell needs more.
+    strings = cells.to_numpy()
+    if _INVISIBLE.search("\n".join(strings)):
+        strings = [_INVISIBLE.sub("", value) for value in strings]
+    # A cell already clean keeps its string object: a million codes are not held twice.
+    folded = [value if (text := " ".join(value.split())) == value else text for value in strings]
+    text = pd.Series(folded, index=cells.index, dtype=object)
     return text.where(text != "", None).astype(object), _no_problems(cells)
 
 
@@ -220,7 +231,7 @@ def _flag_or_reason(value: object) -> bool | str | None:
         return value
     if isinstance(value, int | float) and value in (0, 1):
         return bool(value)
-    text = str(value).strip().lower()
+    text = _INVISIBLE.sub("", str(value)).strip().lower()
     if not text:
         return None  # only spaces: a blank cell
     if text in _TRUE:
@@ -255,7 +266,7 @@ def _timestamp_or_reason(value: object, options: ParseOptions) -> pd.Timestamp |
         return (epoch + pd.to_timedelta(value, unit="D")).round("s")
     if isinstance(value, dt.timedelta | dt.time):
         return "a time without a date"
-    text = str(value).strip()
+    text = _INVISIBLE.sub("", str(value)).strip()
     if not text:
         return None  # only spaces: a blank cell
     if _TIME_ONLY.match(text):
@@ -273,10 +284,44 @@ def _timestamp_or_reason(value: object, options: ParseOptions) -> pd.Timestamp |
         return f"not a date{expected}"
 
 
+def column_reading(cells: pd.Series, options: ParseOptions) -> tuple[bool, pd.Series]:
+    """Whether a column's text dates such as 03/04/2026 read day first, and a reason for each cell that can
+    only be read the other way (None elsewhere).
+
+    One reading per column: the one its unambiguous cells show (13/04/2026 is day first, 04/13/2026 month
+    first), the most common when they disagree, else the setting (`options.dayfirst`). Two readings in one
+    column would turn 10/05 into May and 10/15 into October without a word.
+    """
+    reasons = _no_problems(cells)
+    if options.date_format:
+        return options.dayfirst, reasons
+    texts = cells[cells.map(lambda value: isinstance(value, str)).astype(bool)]
+    parts = texts.str.extract(_NUMERIC_DATE).astype(float)
+    if parts.empty or parts[0].isna().all():
+        return options.dayfirst, reasons
+    only_day_first = (parts[0] > 12) & (parts[1] <= 12)
+    only_month_first = (parts[1] > 12) & (parts[0] <= 12)
+    day_first, month_first = int(only_day_first.sum()), int(only_month_first.sum())
+    reading = day_first > month_first if day_first != month_first else options.dayfirst
+    contradicting, shown = (only_month_first, only_day_first) if reading else (only_day_first, only_month_first)
+    if contradicting.any():
+        words = ("day first", "month first") if reading else ("month first", "day first")
+        example = f" (as {texts[shown.idxmax()]!r} in row {shown.idxmax()} does)" if shown.any() else " (the setting)"
+        reason = (
+            f"can only be read {words[1]}, but this column's dates read {words[0]}{example}: write it as yyyy-mm-dd"
+        )
+        reasons[contradicting[contradicting].index] = reason
+    return reading, reasons
+
+
 def _timestamps(cells: pd.Series, options: ParseOptions) -> tuple[pd.Series, pd.Series]:
     if infer_dtype(cells, skipna=True) in ("datetime", "date", "datetime64"):
         return pd.to_datetime(cells), _no_problems(cells)  # real Excel dates: the usual case, vectorised
-    values, reasons = _per_cell(cells, lambda v: _timestamp_or_reason(v, options), None)
+    dayfirst, contradicting = column_reading(cells, options)
+    options = replace(options, dayfirst=dayfirst)
+    readable = contradicting.isna()
+    values, reasons = _per_cell(cells[readable], lambda v: _timestamp_or_reason(v, options), None)
+    values, reasons = values.reindex(cells.index), reasons.reindex(cells.index).where(readable, contradicting)
     aware = values.map(lambda t: isinstance(t, pd.Timestamp) and t.tzinfo is not None).astype(bool)
     # Text with an explicit offset names an instant: keep it as UTC wall time.
     values[aware] = values[aware].map(lambda t: t.tz_convert("UTC").tz_localize(None))
@@ -313,26 +358,18 @@ _PARSERS = {
 }
 
 
-def _range_reason(column: Column) -> str:
-    if column.minimum is not None and column.maximum is not None:
-        return f"must be between {column.minimum:g} and {column.maximum:g}"
-    if column.minimum is not None:
-        return f"must be {column.minimum:g} or more"
-    return f"must be {column.maximum:g} or less"
-
-
 def domain_schema(sheet: Sheet, present: list[str]) -> pa.DataFrameSchema:
     """The pandera schema of a sheet's parsed values: ranges and allowed values."""
     columns = {}
     for name in present:
         column = sheet.column_by_name[name]
         checks = []
-        if column.minimum is not None or column.maximum is not None:
-            reason = _range_reason(column)
-            if column.minimum is not None:
-                checks.append(pa.Check.ge(column.minimum, error=reason))
-            if column.maximum is not None:
-                checks.append(pa.Check.le(column.maximum, error=reason))
+        if column.minimum is not None:
+            checks.append(pa.Check.ge(column.minimum, error=column.range_reason))
+        if column.maximum is not None:
+            checks.append(pa.Check.le(column.maximum, error=column.range_reason))
+        if column.plausible_max is not None:
+            checks.append(pa.Check.le(column.plausible_max, error=column.implausible_reason))
         if column.choices:
             checks.append(pa.Check.isin(column.choices, error="must be one of " + ", ".join(column.choices)))
         if checks:

@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import html
+import io
 import re
+import xml.etree.ElementTree as ElementTree
 import zipfile
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import python_calamine
+
+from sales_pipeline.excel.exports import export_kind, read_export
 
 SUPPORTED_SUFFIXES = (".xlsx", ".xlsm", ".xlsb", ".xls", ".ods")
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # legacy .xls, and the container Office encrypts into
 _ENCRYPTION_STREAM = "EncryptionInfo".encode("utf-16-le")
+
+
+def skipped_name(name: str) -> str | None:
+    """Why a file is left alone by its name alone (Excel's lock files, downloads under way), or None."""
+    if name.startswith("~$"):
+        return "Excel's lock file of an open workbook, not a workbook"
+    if name.lower().endswith((".tmp", ".part", ".crdownload")):
+        return "a download or copy under way, not a workbook yet"
+    return None
 
 
 class UnreadableWorkbook(Exception):
@@ -22,12 +39,26 @@ class UnreadableWorkbook(Exception):
 
 @dataclass(frozen=True)
 class RawSheet:
-    """A sheet as read: cell values as calamine gives them, rows numbered like Excel's."""
+    """A sheet as read: one column per sheet column (0 is `first_column_number`), indexed by Excel row number,
+    cells as calamine gives them (equal cells share one object: see `_compact`)."""
 
     name: str
-    rows: list[list[object]]
-    first_row_number: int  # Excel row number of rows[0]
-    first_column_number: int = 1  # Excel column number of rows[i][0]
+    frame: pd.DataFrame
+    first_column_number: int = 1
+
+    @property
+    def rows(self) -> list[list[object]]:
+        return self.head(len(self.frame))
+
+    def head(self, count: int) -> list[list[object]]:
+        """The first `count` rows as lists of cells."""
+        return self.frame.iloc[:count].to_numpy().tolist()
+
+
+def raw_sheet(name: str, rows: list[list[object]], first_row: int = 1, first_column: int = 1) -> RawSheet:
+    frame = _compact(pd.DataFrame(rows, dtype=object))
+    frame.index = pd.RangeIndex(first_row, first_row + len(frame))
+    return RawSheet(name, frame, first_column)
 
 
 def content_hash(path: Path) -> str:
@@ -40,18 +71,19 @@ def content_hash(path: Path) -> str:
 
 def read_workbook(path: Path) -> dict[str, RawSheet]:
     """All worksheets of a workbook by name, or UnreadableWorkbook with one specific reason."""
-    check_readable(path)
+    export = check_readable(path)
+    if export:
+        try:
+            return {name: raw_sheet(name, rows) for name, rows in read_export(path, export).items()}
+        except ElementTree.ParseError as error:
+            raise UnreadableWorkbook(f"the XML Spreadsheet 2003 file is damaged ({error})") from error
     try:
         workbook = python_calamine.CalamineWorkbook.from_path(str(path))
         sheets = {}
         for metadata in workbook.sheets_metadata:
             if metadata.typ != python_calamine.SheetTypeEnum.WorkSheet:
                 continue  # chart sheets and macro sheets hold no rows
-            sheet = workbook.get_sheet_by_name(metadata.name)
-            # `start` is where data begins: calamine drops leading empty rows and columns.
-            first_row, first_column = (sheet.start[0] + 1, sheet.start[1] + 1) if sheet.start else (1, 1)
-            rows = sheet.to_python(skip_empty_area=True)
-            sheets[metadata.name] = RawSheet(metadata.name, rows, first_row, first_column)
+            sheets[metadata.name] = _read_in_slices(path, metadata.name) or _read_whole(workbook, metadata.name)
         return sheets
     except python_calamine.PasswordError as error:
         raise UnreadableWorkbook("the workbook is password-protected: save it without a password") from error
@@ -59,8 +91,171 @@ def read_workbook(path: Path) -> dict[str, RawSheet]:
         raise UnreadableWorkbook(f"the workbook is damaged and cannot be read ({_first_line(error)})") from error
 
 
-def check_readable(path: Path) -> None:
-    """Reject, with a specific reason, files that are not a workbook we can open."""
+def _read_whole(workbook: python_calamine.CalamineWorkbook, name: str) -> RawSheet:
+    sheet = workbook.get_sheet_by_name(name)
+    # `start` is where data begins: calamine drops leading empty rows and columns.
+    first_row, first_column = (sheet.start[0] + 1, sheet.start[1] + 1) if sheet.start else (1, 1)
+    return raw_sheet(name, sheet.to_python(skip_empty_area=True), first_row, first_column)
+
+
+# --- large sheets, a slice at a time ---------------------------------------------------------------------
+#
+# calamine reads a sheet whole, and holds every cell at once (about 1 GB for a million rows of a dozen
+# columns, before Python sees a value). So a worksheet of an .xlsx/.xlsm is cut, at row boundaries of its
+# XML, into slices of about SLICE_BYTES, each made a one-sheet workbook (in memory, with the styles that
+# tell dates from numbers and the shared strings) that calamine reads; each slice's columns are made
+# compact before the next is read. Rows keep their numbers (the `r` attribute), so nothing shifts. A sheet
+# whose rows carry no numbers, or whose XML is not the usual (prefixed tags), is read whole.
+
+SLICE_BYTES = 32 << 20
+_SHEET_DATA = re.compile(rb"<sheetData\s*>")
+_DIMENSION = re.compile(rb"<dimension\b[^>]*/>")  # the whole sheet's size: calamine would reserve it per slice
+_SLICE_PARTS = {
+    "[Content_Types].xml": b'<?xml version="1.0" encoding="UTF-8"?>'
+    b'<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+    b'<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+    b'<Default Extension="xml" ContentType="application/xml"/>'
+    b'<Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.'
+    b'spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/'
+    b'vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>',
+    "_rels/.rels": b'<?xml version="1.0" encoding="UTF-8"?>'
+    b'<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+    b'<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/'
+    b'officeDocument" Target="xl/workbook.xml"/></Relationships>',
+    "xl/_rels/workbook.xml.rels": b'<?xml version="1.0" encoding="UTF-8"?>'
+    b'<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+    b'<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/'
+    b'worksheet" Target="worksheets/sheet1.xml"/><Relationship Id="rId2" Type="http://schemas.openxmlformats.'
+    b'org/officeDocument/2006/relationships/styles" Target="styles.xml"/><Relationship Id="rId3" Type="http:'
+    b'//schemas.openxmlformats.org/officeDocument/2006/relationships/sharedStrings" Target="sharedStrings.xml"'
+    b"/></Relationships>",
+}
+_SLICE_WORKBOOK = (
+    b'<?xml version="1.0" encoding="UTF-8"?><workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/'
+    b'2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
+    b'<workbookPr date1904="%s"/><sheets><sheet name="slice" sheetId="1" r:id="rId1"/></sheets></workbook>'
+)
+
+
+def _read_in_slices(path: Path, name: str) -> RawSheet | None:
+    """The sheet read a slice of rows at a time (see above), or None when it must be read whole."""
+    if path.suffix.lower() not in (".xlsx", ".xlsm"):
+        return None
+    with zipfile.ZipFile(path) as archive:
+        part = _sheet_part(archive, name)
+        if part is None or part not in archive.namelist():
+            return None
+        shared = _workbook_parts(archive)
+        workbook = _SLICE_WORKBOOK % (b"1" if uses_1904_dates(path) else b"0")
+        frames: list[pd.DataFrame] = []
+        with archive.open(part) as stream:
+            for head, rows in _xml_slices(stream):
+                if not rows.lstrip().startswith(b"<row ") or b' r="' not in rows[:200]:
+                    return None  # rows without numbers: read the sheet whole
+                try:
+                    frames.append(_read_slice(head + rows + b"</sheetData></worksheet>", workbook, shared))
+                except python_calamine.CalamineError:
+                    return None  # something of the workbook a slice lacks: read whole, to read it or say why not
+    frames = [frame for frame in frames if not frame.empty]
+    if not frames:
+        return RawSheet(name, pd.DataFrame(), 1)
+    first_column = min(int(frame.columns[0]) for frame in frames)
+    frame = _concat_columns([frame.rename(columns=lambda c: c - first_column) for frame in frames])
+    return RawSheet(name, frame, first_column)
+
+
+def _workbook_parts(archive: zipfile.ZipFile) -> dict[str, bytes]:
+    """The styles (which tell dates from numbers) and shared strings of a workbook: name in a slice -> bytes.
+    Part names are matched ignoring case, as Excel does (xl/SharedStrings.xml is sharedStrings.xml)."""
+    names = {name.lower(): name for name in archive.namelist()}
+    relationships = archive.read("xl/_rels/workbook.xml.rels").decode("utf-8", "replace")
+    parts = {}
+    for relationship in re.finditer(r"<Relationship\b[^>]*>", relationships):
+        kind = re.search(r'Type="[^"]*/(styles|sharedStrings)"', relationship[0])
+        target = re.search(r'Target="([^"]*)"', relationship[0])
+        if kind and target:
+            name = names.get(f"xl/{target[1].removeprefix('/xl/')}".lower())
+            if name:
+                parts[f"{kind[1]}.xml"] = archive.read(name)
+    return parts
+
+
+def _xml_slices(stream: io.BufferedIOBase) -> Iterator[tuple[bytes, bytes]]:
+    """(the sheet's XML up to <sheetData>, the next rows of about SLICE_BYTES), cut after a </row>."""
+    text, head = b"", None
+    for block in iter(lambda: stream.read(1 << 22), b""):
+        text += block
+        if head is None:
+            start = _SHEET_DATA.search(text)
+            if start is None:
+                continue
+            head, text = _DIMENSION.sub(b"", text[: start.end()]), text[start.end() :]
+        while len(text) >= SLICE_BYTES:
+            cut = text.rfind(b"</row>", 0, SLICE_BYTES) + len(b"</row>")
+            if cut < len(b"</row>"):
+                cut = text.find(b"</row>") + len(b"</row>")
+                if cut < len(b"</row>"):
+                    break  # one very long row: wait for its end
+            yield head, text[:cut]
+            text = text[cut:]
+    if head is not None:
+        end = text.find(b"</sheetData>")
+        yield head, text[:end] if end >= 0 else text
+
+
+def _read_slice(xml: bytes, workbook: bytes, shared: dict[str, bytes]) -> pd.DataFrame:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for name, data in _SLICE_PARTS.items():
+            archive.writestr(name, data)
+        archive.writestr("xl/workbook.xml", workbook)
+        archive.writestr("xl/worksheets/sheet1.xml", xml)
+        for name, data in shared.items():
+            archive.writestr(f"xl/{name}", data)
+    del xml
+    buffer.seek(0)
+    sheet = python_calamine.CalamineWorkbook.from_object(buffer).get_sheet_by_name("slice")
+    if not sheet.start:
+        return pd.DataFrame()
+    first_row, first_column = sheet.start[0] + 1, sheet.start[1] + 1
+    frame = _compact(pd.DataFrame(sheet.to_python(skip_empty_area=True), dtype=object))
+    frame.index = pd.RangeIndex(first_row, first_row + len(frame))
+    return frame.rename(columns=lambda c: c + first_column)
+
+
+def _compact(frame: pd.DataFrame) -> pd.DataFrame:
+    """The same cells, equal ones sharing one object (calamine makes one per cell): a column of store codes,
+    yes/no, prices or sale times then costs a pointer per row. Values are shared only with equal values of the
+    same type (1 and True stay apart). Blanks stay as read: '' or None."""
+    columns = {}
+    for name, cells in frame.items():
+        values = cells.to_numpy(dtype=object)
+        types = np.fromiter(map(type, values), dtype=object, count=len(values))
+        shared = values.copy()
+        for kind in (str, float, int, dt.datetime, dt.date):
+            same = types == kind
+            if same.sum() > 1:
+                codes, uniques = pd.factorize(values[same])
+                shared[same] = np.asarray(uniques, dtype=object)[codes]
+        columns[name] = shared
+    return pd.DataFrame(columns, index=frame.index, dtype=object)
+
+
+def _concat_columns(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """The slices one under the other, a column at a time, so that the whole is never held twice."""
+    index = pd.Index(np.concatenate([frame.index.to_numpy() for frame in frames]))
+    columns = sorted({column for frame in frames for column in frame.columns})
+    combined = {}
+    for column in columns:
+        parts = [frame.pop(column).to_numpy() if column in frame else np.full(len(frame), None, dtype=object)
+                 for frame in frames]  # fmt: skip
+        combined[column] = np.concatenate(parts)
+    return pd.DataFrame(combined, index=index, dtype=object)
+
+
+def check_readable(path: Path) -> str | None:
+    """Reject, with a specific reason, files that are not a workbook we can open; the kind of an ERP's
+    export (`html`, `xml2003`: see exports.py) when the file is one, whatever its name."""
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise UnreadableWorkbook(
@@ -76,11 +271,29 @@ def check_readable(path: Path) -> None:
             raise UnreadableWorkbook("the workbook is encrypted with a password: save it without a password")
         if suffix != ".xls":
             raise UnreadableWorkbook(f"the file is a legacy binary Excel workbook named '{suffix}': rename it .xls")
-        return
-    if suffix in (".xlsx", ".xlsm", ".xlsb", ".ods"):
-        if not head.startswith(b"PK"):
-            raise UnreadableWorkbook(f"the file is not a {suffix} workbook (it is not a zip archive)")
-        _check_zip(path)
+        return None
+    export = export_kind(head)
+    if export:
+        return export
+    if suffix == ".xls":
+        holds = (
+            "text (comma- or tab-separated values?), not an Excel workbook"
+            if _looks_like_text(head)
+            else "neither an Excel workbook nor an Excel export (HTML, XML Spreadsheet 2003)"
+        )
+        raise UnreadableWorkbook(f"the file is named .xls but holds {holds}: open it in Excel and save it as .xlsx")
+    if not head.startswith(b"PK"):
+        raise UnreadableWorkbook(f"the file is not a {suffix} workbook (it is not a zip archive)")
+    _check_zip(path)
+    return None
+
+
+def _looks_like_text(head: bytes) -> bool:
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        text = head.decode("latin-1")
+    return sum(ch.isprintable() or ch in "\t\r\n" for ch in text) >= 0.95 * len(text)
 
 
 def _check_zip(path: Path) -> None:
@@ -108,41 +321,87 @@ def uses_1904_dates(path: Path) -> bool:
 
 
 def _first_line(error: BaseException) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    """The error's first line, without the bytes some libraries quote (`signature \\x3c\\x68...`)."""
+    line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return _QUOTED_BYTES.sub("…", "".join(ch for ch in line if ch.isprintable()))
 
 
-def uncalculated_formula_cells(path: Path, sheet_name: str) -> set[tuple[int, int]]:
-    """(row, column) numbers of the cells of a sheet holding a formula with no saved result.
+_QUOTED_BYTES = re.compile(r"(?:\\x[0-9a-fA-F]{2}|\\u[0-9a-fA-F]{4}|\\[0-7]{3})+")
 
-    A workbook written by a program (not saved by Excel) may carry formulas nobody calculated;
-    calamine reads such a cell as empty. Only .xlsx/.xlsm keep formulas in a form read here.
+
+# What Excel shows in a cell whose formula failed. calamine reads such a cell as empty.
+EXCEL_ERRORS = frozenset(
+    ("#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A", "#GETTING_DATA", "#SPILL!", "#CALC!")
+)
+
+
+@dataclass(frozen=True)
+class CellMarks:
+    """What calamine does not tell about a sheet's cells, by Excel (row, column) numbers."""
+
+    errors: dict[tuple[int, int], str] = field(default_factory=dict)  # cells showing #REF!, #N/A...
+    uncalculated: frozenset[tuple[int, int]] = frozenset()  # formulas without a saved result
+    summary_rows: frozenset[int] = frozenset()  # rows with a SUBTOTAL, AGGREGATE or column SUM formula
+
+
+def cell_marks(path: Path, sheet_name: str) -> CellMarks:
+    """Error cells, formulas nobody calculated and summary formulas of a sheet of an .xlsx/.xlsm workbook.
+
+    A workbook written by a program (not saved by Excel) may carry formulas nobody calculated; a formula
+    that failed shows an error; Data > Subtotal writes SUBTOTAL formulas. calamine reads all of them as
+    empty cells, so the sheet's XML is scanned for them, streamed (a large sheet is never held whole), and
+    only the blocks that hold a formula or an error are searched.
     """
     if path.suffix.lower() not in (".xlsx", ".xlsm"):
-        return set()
+        return CellMarks()
+    errors: dict[tuple[int, int], str] = {}
+    uncalculated: set[tuple[int, int]] = set()
+    summary_rows: set[int] = set()
     with zipfile.ZipFile(path) as archive:
         part = _sheet_part(archive, sheet_name)
-        xml = archive.read(part) if part else b""
-    if b"<f" not in xml:  # most exported data has no formula at all: one scan, no parsing
-        return set()
-    found = set()
-    for match in _FORMULA_CELL.finditer(xml):
-        value = match["value"]
-        if value is None or not value.strip():
-            found.add((int(match["row"]), _column_number(match["column"].decode())))
-    return found
+        if part is None or part not in archive.namelist():
+            return CellMarks()
+        with archive.open(part) as stream:
+            rest = b""
+            for block in iter(lambda: stream.read(1 << 22), b""):
+                text = rest + block
+                cut = text.rfind(b"</c>") + len(b"</c>") if b"</c>" in text else 0
+                text, rest = text[:cut], text[cut:]
+                if b"<f" not in text and b't="e"' not in text:
+                    continue
+                for match in _MARKED_CELL.finditer(text):
+                    where = (int(match["row"]), _column_number(match["column"].decode()))
+                    value = (match["value"] or b"").strip()
+                    if b't="e"' in match["attributes"]:
+                        errors[where] = html.unescape(value.decode("utf-8", "replace"))
+                    elif match["cell_formula"] and not value:
+                        uncalculated.add(where)
+                    formula = html.unescape((match["formula"] or b"").decode("utf-8", "replace"))
+                    if formula and _SUMMARY_FORMULA.match(formula):
+                        summary_rows.add(where[0])
+    return CellMarks(errors, frozenset(uncalculated), frozenset(summary_rows))
 
 
-_FORMULA_CELL = re.compile(
-    rb'<c r="(?P<column>[A-Z]+)(?P<row>\d+)"[^>]*>\s*'
-    rb"<f(?:\s[^>]*)?(?:/>|>[^<]*</f>)\s*"
+_MARKED_CELL = re.compile(
+    rb'<c r="(?P<column>[A-Z]+)(?P<row>\d+)"(?P<attributes>[^>]*)>\s*'
+    rb"(?:(?P<cell_formula><f(?:\s[^>]*)?(?:/>|>(?P<formula>[^<]*)</f>))\s*)?"
     rb"(?:<v>(?P<value>[^<]*)</v>|<v\s*/>)?\s*</c>"
+)
+# A total over the rows above: =SUBTOTAL(9,F2:F9), =AGGREGATE(...), =SUM(F2:F9) (not a SUM along a row).
+_SUMMARY_FORMULA = re.compile(
+    r"\s*=?\s*(?:_xlfn\.)?(?:SUBTOTAL|AGGREGATE)\(|\s*=?\s*SUM\(\s*\$?[A-Z]+\$?(\d+)\s*:\s*\$?[A-Z]+\$?(?!\1\b)\d+\s*\)",
+    re.IGNORECASE,
 )
 
 
 def _sheet_part(archive: zipfile.ZipFile, sheet_name: str) -> str | None:
-    """The zip part of a worksheet, from workbook.xml (name -> relationship) and its relationships."""
-    workbook = archive.read("xl/workbook.xml").decode("utf-8", "replace")
-    relationships = archive.read("xl/_rels/workbook.xml.rels").decode("utf-8", "replace")
+    """The zip part of a worksheet, from workbook.xml (name -> relationship) and its relationships; None when
+    the workbook keeps them elsewhere than the usual places (calamine finds them; this reads those only)."""
+    try:
+        workbook = archive.read("xl/workbook.xml").decode("utf-8", "replace")
+        relationships = archive.read("xl/_rels/workbook.xml.rels").decode("utf-8", "replace")
+    except KeyError:
+        return None
     for sheet in re.finditer(r"<(?:\w+:)?sheet\b[^>]*>", workbook):
         name = re.search(r'\bname="([^"]*)"', sheet[0])
         rid = re.search(r'\br:id="([^"]*)"', sheet[0]) or re.search(r'\bid="([^"]*)"', sheet[0])

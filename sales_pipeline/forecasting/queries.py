@@ -5,60 +5,62 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pandas as pd
+from psycopg2.extensions import cursor as Cursor
 
-from sales_pipeline.warehouse.db import engine
+from sales_pipeline.warehouse.db import read_frame
 
 
-def published(url: str, target: str, scope: str, scope_id: str, origin: date) -> pd.DataFrame:
+def published(cursor: Cursor, target: str, scope: str, scope_id: str, origin: date) -> pd.DataFrame:
     """The forecast published from `origin` for one series."""
-    return pd.read_sql_query(
+    return read_frame(
+        cursor,
         "SELECT day, model, yhat, yhat_lower_80, yhat_upper_80, yhat_lower_95, yhat_upper_95, closed"
         " FROM ml.forecasts WHERE (target, scope, scope_id, origin) = (%(target)s, %(scope)s, %(id)s, %(origin)s)"
         " ORDER BY day",
-        engine(url),
-        params={"target": target, "scope": scope, "id": scope_id, "origin": origin},
+        {"target": target, "scope": scope, "id": scope_id, "origin": origin},
     )
 
 
-def rows_published(url: str, target: str, origin: date) -> int:
-    frame = pd.read_sql_query(
+def rows_published(cursor: Cursor, target: str, origin: date) -> int:
+    frame = read_frame(
+        cursor,
         "SELECT count(*) AS n FROM ml.forecasts WHERE target = %(target)s AND origin = %(origin)s",
-        engine(url),
-        params={"target": target, "origin": origin},
+        {"target": target, "origin": origin},
     )
     return int(frame["n"].iloc[0])
 
 
-def demand_ahead(url: str, origin: date) -> pd.Series:
+def demand_ahead(cursor: Cursor, origin: date) -> pd.Series:
     """The demand forecasts from `origin` summed over products and stores, per day."""
-    rows = pd.read_sql_query(
+    rows = read_frame(
+        cursor,
         "SELECT day, sum(yhat) AS units FROM ml.forecasts WHERE target = 'demand' AND origin = %(origin)s"
         " GROUP BY day ORDER BY day",
-        engine(url),
-        params={"origin": origin},
+        {"origin": origin},
     )
     return rows.set_index(pd.to_datetime(rows["day"]))["units"]
 
 
-def recent_actuals(url: str, column: str, origin: date, days: int = 56) -> pd.Series:
+def recent_actuals(cursor: Cursor, column: str, origin: date, days: int = 56) -> pd.Series:
     """The chain's revenue or units per day over the `days` up to `origin` (0 on days without sales)."""
-    rows = pd.read_sql_query(
+    rows = read_frame(
+        cursor,
         f"SELECT day, {column}::float8 AS value FROM marts.daily_kpis"
         " WHERE scope = 'all' AND day BETWEEN %(first)s AND %(origin)s",
-        engine(url),
-        params={"first": origin - timedelta(days=days - 1), "origin": origin},
+        {"first": origin - timedelta(days=days - 1), "origin": origin},
     )
     index = pd.date_range(origin - timedelta(days=days - 1), origin, freq="D")
     return rows.assign(day=pd.to_datetime(rows["day"])).set_index("day")["value"].reindex(index, fill_value=0.0)
 
 
-def accuracy_summary(url: str, target: str) -> pd.DataFrame:
+def accuracy_summary(cursor: Cursor, target: str) -> pd.DataFrame:
     """Per scope: how many series publish which model, and the median backtest scores against seasonal naive.
 
     The medians leave out the trivially zero series (every scored day a zero forecast of zero sales: a
     perfect score that says nothing), counted apart.
     """
-    return pd.read_sql_query(
+    return read_frame(
+        cursor,
         """
         SELECT c.scope, count(*) AS series,
                count(*) FILTER (WHERE c.trivially_zero) AS trivially_zero,
@@ -78,34 +80,33 @@ def accuracy_summary(url: str, target: str) -> pd.DataFrame:
         WHERE c.target = %(target)s AND c.chosen
         GROUP BY c.scope ORDER BY c.scope
         """,
-        engine(url),
-        params={"target": target},
+        {"target": target},
     )
 
 
-def model_comparison(url: str, target: str, scope: str, scope_id: str) -> dict[str, float | None]:
+def model_comparison(cursor: Cursor, target: str, scope: str, scope_id: str) -> dict[str, float | None]:
     """Backtest MASE per candidate model of one series."""
-    rows = pd.read_sql_query(
+    rows = read_frame(
+        cursor,
         "SELECT model, mase FROM ml.forecast_accuracy WHERE (target, scope, scope_id) = (%(t)s, %(s)s, %(i)s)",
-        engine(url),
-        params={"t": target, "s": scope, "i": scope_id},
+        {"t": target, "s": scope, "i": scope_id},
     )
     return {row.model: (None if pd.isna(row.mase) else float(row.mase)) for row in rows.itertuples()}
 
 
-def published_model(url: str, target: str, scope: str, scope_id: str) -> str | None:
+def published_model(cursor: Cursor, target: str, scope: str, scope_id: str) -> str | None:
     """The model a series publishes (ml.forecast_series), None before its first forecast."""
-    rows = pd.read_sql_query(
-        "SELECT model FROM ml.forecast_series WHERE (target, scope, scope_id) = (%(t)s, %(s)s, %(i)s)",
-        engine(url),
-        params={"t": target, "s": scope, "i": scope_id},
+    cursor.execute(
+        "SELECT model FROM ml.forecast_series WHERE (target, scope, scope_id) = (%s, %s, %s)", (target, scope, scope_id)
     )
-    return None if rows.empty else rows["model"].iloc[0]
+    row = cursor.fetchone()
+    return None if row is None else row[0]
 
 
-def bad_bounds(url: str, target: str) -> pd.DataFrame:
+def bad_bounds(cursor: Cursor, target: str) -> pd.DataFrame:
     """Latest published rows whose bounds are out of order (lower95 <= lower80 <= yhat <= upper80 <= upper95)."""
-    return pd.read_sql_query(
+    return read_frame(
+        cursor,
         """
         SELECT f.scope, f.scope_id, f.day, f.yhat, f.yhat_lower_95, f.yhat_lower_80, f.yhat_upper_80, f.yhat_upper_95
         FROM ml.forecasts f
@@ -115,14 +116,14 @@ def bad_bounds(url: str, target: str) -> pd.DataFrame:
             AND f.yhat <= f.yhat_upper_80 AND f.yhat_upper_80 <= f.yhat_upper_95)
         LIMIT 20
         """,
-        engine(url),
-        params={"target": target},
+        {"target": target},
     )
 
 
-def incomplete_series(url: str, target: str, horizon: int) -> pd.DataFrame:
+def incomplete_series(cursor: Cursor, target: str, horizon: int) -> pd.DataFrame:
     """Forecast series whose latest origin has not exactly `horizon` published days."""
-    return pd.read_sql_query(
+    return read_frame(
+        cursor,
         """
         SELECT s.scope, s.scope_id, s.origin, count(f.day) AS days
         FROM ml.forecast_series s
@@ -131,6 +132,5 @@ def incomplete_series(url: str, target: str, horizon: int) -> pd.DataFrame:
         GROUP BY 1, 2, 3 HAVING count(f.day) <> %(horizon)s
         LIMIT 20
         """,
-        engine(url),
-        params={"target": target, "horizon": horizon},
+        {"target": target, "horizon": horizon},
     )

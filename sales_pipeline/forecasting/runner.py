@@ -34,7 +34,7 @@ from sales_pipeline.forecasting.models import (
     forecast_series,
 )
 from sales_pipeline.forecasting.reconcile import MEMBER_SCOPES, reconcile_sales
-from sales_pipeline.warehouse.db import engine, read_frame, refresh_in_turn, transaction
+from sales_pipeline.warehouse.db import Transaction, read_frame, refresh_in_turn
 
 INLINE_BELOW = 8  # fewer series than this to refit: not worth starting worker processes
 
@@ -70,7 +70,7 @@ class ForecastRun:
         }
 
 
-def forecast_origin(url: str, target: str, timezone: str, today: date | None = None) -> date | None:
+def forecast_origin(cursor: Cursor, target: str, timezone: str, today: date | None = None) -> date | None:
     """The last day of history: the latest day with sales, but never today (a day still being sold)."""
     today = today or datetime.now(ZoneInfo(timezone)).date()
     statement = (
@@ -78,35 +78,38 @@ def forecast_origin(url: str, target: str, timezone: str, today: date | None = N
         if target == "sales"
         else "SELECT max(core.reporting_day(sold_at, sale_date, time_given, %(tz)s)) FROM core.sales"
     )
-    with transaction(url) as cursor:
-        cursor.execute(statement, {"tz": timezone})
-        latest = cursor.fetchone()[0]
+    cursor.execute(statement, {"tz": timezone})
+    latest = cursor.fetchone()[0]
     return min(latest, today - timedelta(days=1)) if latest else None
 
 
 def forecast_target(
-    url: str, target: str, timezone: str, settings: ForecastSettings, workers: int
+    transaction: Transaction, target: str, timezone: str, settings: ForecastSettings, workers: int
 ) -> ForecastRun | None:
-    """Forecast every series of `target` ('sales' or 'demand') from the latest complete day; None without data."""
-    origin = forecast_origin(url, target, timezone)
-    if origin is None:
-        return None
-    calendars = store_calendars(url, origin, settings.horizon)
-    if not calendars:  # no daily KPIs yet (e.g. every sale before the marts' first day): no calendar of open days
-        return None
-    with transaction(url) as cursor:
+    """Forecast every series of `target` ('sales' or 'demand') from the latest complete day; None without data.
+
+    The history is read in one transaction and the results written in another (`run_forecasts`): no
+    transaction stays open while the models fit.
+    """
+    with transaction() as cursor:
+        origin = forecast_origin(cursor, target, timezone)
+        if origin is None:
+            return None
+        calendars = store_calendars(cursor, origin, settings.horizon)
+        if not calendars:  # no daily KPIs yet (e.g. every sale before the marts' first day): no calendar of open days
+            return None
         promotions = load_promotions(cursor, origin + timedelta(days=settings.horizon))
-        categories = read_frame(cursor, "SELECT product_id, category FROM core.products", ())
-    categories = dict(categories.itertuples(index=False))
-    if target == "sales":
-        series = sales_series(url, origin, calendars, settings, promotions, categories)
-    else:
-        series = demand_series(url, origin, timezone, calendars, settings, promotions, categories)
-    return run_forecasts(url, target, series, settings, workers)
+        cursor.execute("SELECT product_id, category FROM core.products")
+        categories = dict(cursor.fetchall())
+        if target == "sales":
+            series = sales_series(cursor, origin, calendars, settings, promotions, categories)
+        else:
+            series = demand_series(cursor, origin, timezone, calendars, settings, promotions, categories)
+    return run_forecasts(transaction, target, series, settings, workers)
 
 
 def sales_series(
-    url: str,
+    cursor: Cursor,
     origin: date,
     calendars: dict[str, pd.Series],
     settings: ForecastSettings,
@@ -114,10 +117,10 @@ def sales_series(
     categories: dict[str, str] | None = None,
 ) -> list[Series]:
     """Revenue per day for the total, each store, category and product, up to `origin`, with their promotions."""
-    rows = pd.read_sql_query(
+    rows = read_frame(
+        cursor,
         "SELECT scope, scope_id, day, revenue::float8 AS y FROM marts.daily_kpis WHERE day <= %(origin)s",
-        engine(url),
-        params={"origin": origin},
+        {"origin": origin},
     )
     rows["day"] = pd.to_datetime(rows["day"])
     series = []
@@ -146,7 +149,7 @@ def _refit_together(members: list[Series], settings: ForecastSettings) -> None:
 
 
 def demand_series(
-    url: str,
+    cursor: Cursor,
     origin: date,
     timezone: str,
     calendars: dict[str, pd.Series],
@@ -155,7 +158,8 @@ def demand_series(
     categories: dict[str, str] | None = None,
 ) -> list[Series]:
     """Units per day for each product in each store that sold it, up to `origin`, with their promotions."""
-    rows = pd.read_sql_query(
+    rows = read_frame(
+        cursor,
         """
         SELECT product_id, store_id, core.reporting_day(sold_at, sale_date, time_given, %(tz)s) AS day,
                sum(quantity)::float8 AS y
@@ -163,8 +167,7 @@ def demand_series(
         WHERE core.reporting_day(sold_at, sale_date, time_given, %(tz)s) <= %(origin)s
         GROUP BY 1, 2, 3
         """,
-        engine(url),
-        params={"origin": origin, "tz": timezone},
+        {"origin": origin, "tz": timezone},
     )
     rows["day"] = pd.to_datetime(rows["day"])
     series = []
@@ -181,10 +184,9 @@ def demand_series(
     return series
 
 
-def store_calendars(url: str, origin: date, horizon: int) -> dict[str, pd.Series]:
-    """Per store and for the chain ('' = CHAIN): closed (True) or open per day, history then the days ahead."""
-    with transaction(url) as cursor:
-        return {store: ~closed for store, closed in load_closed_days(cursor, origin, horizon).items()}
+def store_calendars(cursor: Cursor, origin: date, horizon: int) -> dict[str, pd.Series]:
+    """Per store and for the chain ('' = CHAIN): open (True) or closed per day, history then the days ahead."""
+    return {store: ~closed for store, closed in load_closed_days(cursor, origin, horizon).items()}
 
 
 def _series(
@@ -202,18 +204,21 @@ def _series(
     return Series(target, scope, scope_id, values, ~calendar)
 
 
-def run_forecasts(url: str, target: str, series: list[Series], settings: ForecastSettings, workers: int) -> ForecastRun:
+def run_forecasts(
+    transaction: Transaction, target: str, series: list[Series], settings: ForecastSettings, workers: int
+) -> ForecastRun:
     """Refit the series whose input changed (in `workers` processes), reuse the others, write in one transaction."""
     hashes = {item.key: item.input_hash(settings) for item in series}
-    known = _known_inputs(url, target)
-    todo = [item for item in series if known.get(item.key) != (item.origin, hashes[item.key])]
-    folds = _cached_folds(url, target) if todo else {}
+    with transaction() as cursor:
+        known = _known_inputs(cursor, target)
+        todo = [item for item in series if known.get(item.key) != (item.origin, hashes[item.key])]
+        folds = _cached_folds(cursor, target) if todo else {}
     jobs = [(item, settings, folds.get(item.key, {})) for item in todo]
     results = _forecast_in_parallel(jobs, workers)
     reconciliation = "not needed"
     if target == "sales" and any(result.scope in MEMBER_SCOPES for result in results):
         reconciliation = reconcile_sales(results, {item.key: item for item in series}, settings)
-    with transaction(url) as cursor:
+    with transaction() as cursor:
         write_results(cursor, target, results)
     version = digest(*sorted(f"{key}:{value}" for key, value in hashes.items()))
     origin = max((item.origin for item in series), default=None)
@@ -233,20 +238,17 @@ def _forecast_in_parallel(jobs: list[tuple[Series, ForecastSettings, dict]], wor
         return list(pool.map(_forecast_job, jobs, chunksize=max(1, len(jobs) // (workers * 8))))
 
 
-def _known_inputs(url: str, target: str) -> dict[tuple[str, str, str], tuple[date, str]]:
-    with transaction(url) as cursor:
-        cursor.execute(
-            "SELECT scope, scope_id, origin, input_hash FROM ml.forecast_series WHERE target = %s", (target,)
-        )
-        return {(target, scope, scope_id): (origin, digest_) for scope, scope_id, origin, digest_ in cursor.fetchall()}
+def _known_inputs(cursor: Cursor, target: str) -> dict[tuple[str, str, str], tuple[date, str]]:
+    cursor.execute("SELECT scope, scope_id, origin, input_hash FROM ml.forecast_series WHERE target = %s", (target,))
+    return {(target, scope, scope_id): (origin, digest_) for scope, scope_id, origin, digest_ in cursor.fetchall()}
 
 
-def _cached_folds(url: str, target: str) -> dict[tuple[str, str, str], CachedFolds]:
-    rows = pd.read_sql_query(
+def _cached_folds(cursor: Cursor, target: str) -> dict[tuple[str, str, str], CachedFolds]:
+    rows = read_frame(
+        cursor,
         "SELECT scope, scope_id, origin, model, input_hash, array_agg(yhat ORDER BY day) AS yhat"
         " FROM ml.backtest_forecasts WHERE target = %(target)s GROUP BY 1, 2, 3, 4, 5",
-        engine(url),
-        params={"target": target},
+        {"target": target},
     )
     folds: dict[tuple[str, str, str], dict] = {}
     for row in rows.itertuples(index=False):

@@ -59,6 +59,28 @@ def finish_pull(cursor: Cursor, result: PullResult, stats: PullStats, sales_chan
     )  # fmt: skip
 
 
+def products_cursor(cursor: Cursor) -> str | None:
+    """Where the next pull of products starts (`updatedSince`): the newest change the last pulls saw."""
+    cursor.execute("SELECT cursor FROM ops.api_cursors WHERE endpoint = 'products'")
+    row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def advance_products_cursor(cursor: Cursor, records: Sequence) -> None:
+    """Move the products cursor to the newest change pulled, in the pull's transaction (nothing pulled: unchanged).
+
+    Kept in the warehouse, not in Dagster, so that it survives a new Dagster instance.
+    """
+    if not records:
+        return
+    newest = max(record.updated_at for record in records).isoformat()
+    cursor.execute(
+        "INSERT INTO ops.api_cursors (endpoint, cursor) VALUES ('products', %s)"
+        " ON CONFLICT (endpoint) DO UPDATE SET cursor = EXCLUDED.cursor, updated_at = now()",
+        (newest,),
+    )
+
+
 def merge_products(cursor: Cursor, records: Sequence) -> MergeCounts:
     frame = _frame(records).drop(columns=["updated_at"])  # the API's updatedAt is the cursor, not our column
     frame["source"] = SOURCE

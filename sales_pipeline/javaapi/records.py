@@ -258,11 +258,6 @@ def endpoint_name(endpoint: str) -> str:
     return name
 
 
-def endpoint_path(endpoint: str) -> str:
-    """'sales' -> '/api/v1/sales'."""
-    return API_PREFIX + endpoint_name(endpoint)
-
-
 def parse_page(endpoint: str, page_number: int, payload: object) -> tuple[list[Any], PageInfo]:
     """Validate one page's JSON (already decoded) -> (records, page info), or raise `InvalidPage`.
 

@@ -1,36 +1,36 @@
-"""Connections to the warehouse and the versioned migrations that shape it."""
+"""Connections to the warehouse and the versioned migrations that shape it.
+
+psycopg2 is the project's one driver (why: the README's Warehouse section). Logic functions take a
+cursor and run in their caller's transaction; callers open it with `transaction(url)` (the CLI, tests,
+benchmarks) or `WarehouseResource.transaction()` (assets, sensors). The functions whose guarantees are
+about what happens around a commit take a `Transaction`, the way to open one, instead: the importer moves
+the file after its commit, the forecasts fit between a read and a write, the outbox sends between the
+claim of a message and the record of its outcome.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from functools import cache
 from importlib import resources
 
 import pandas as pd
 import psycopg2
 import psycopg2.extensions
-import sqlalchemy as sa
+from psycopg2 import sql
+from psycopg2.extensions import cursor as Cursor
 
 MIGRATIONS_PACKAGE = "sales_pipeline.warehouse.migrations"
 # Any constant works: it only has to be the same for every process migrating this warehouse.
 MIGRATION_LOCK_ID = 74_210_001
 
-
-@cache
-def engine(url: str) -> sa.Engine:
-    """One pooled engine per URL and process, for reads with pandas and SQLAlchemy."""
-    return sa.create_engine(_sqlalchemy_url(url), pool_pre_ping=True)
-
-
-def _sqlalchemy_url(url: str) -> str:
-    return re.sub(r"^postgres(ql)?://", "postgresql+psycopg2://", url)
+Transaction = Callable[[], AbstractContextManager[Cursor]]  # e.g. WarehouseResource.transaction
 
 
 @contextmanager
-def transaction(url: str) -> Iterator[psycopg2.extensions.cursor]:
+def transaction(url: str) -> Iterator[Cursor]:
     """A cursor inside one transaction: committed when the block ends, rolled back if it raises."""
     connection = psycopg2.connect(libpq_url(url))
     try:
@@ -45,13 +45,15 @@ def transaction(url: str) -> Iterator[psycopg2.extensions.cursor]:
         connection.close()
 
 
-def read_frame(cursor: psycopg2.extensions.cursor, statement: str, params: object = None) -> pd.DataFrame:
-    """The rows of a query as a DataFrame, columns named as the query names them."""
+def read_frame(cursor: Cursor, statement: str | sql.Composable, params: object = None) -> pd.DataFrame:
+    """The rows of a query as a DataFrame, columns named as the query names them, numbers (numeric too) as
+    floats, as `pandas.read_sql` gives them."""
     cursor.execute(statement, params)
-    return pd.DataFrame(cursor.fetchall(), columns=[column.name for column in cursor.description])
+    columns = [column.name for column in cursor.description]
+    return pd.DataFrame.from_records(cursor.fetchall(), columns=columns, coerce_float=True)
 
 
-def refresh_in_turn(cursor: psycopg2.extensions.cursor, what: str) -> None:
+def refresh_in_turn(cursor: Cursor, what: str) -> None:
     """Make refreshes of the same table (or rows) take turns, until this transaction ends.
 
     Refreshes delete their rows and insert them again; two at once (two imports each refreshing the
@@ -81,29 +83,28 @@ def migrations() -> list[Migration]:
     return sorted(found, key=lambda m: m.version)
 
 
-def migrate(url: str) -> list[str]:
+def migrate(cursor: Cursor) -> list[str]:
     """Apply the migrations this warehouse has not seen yet; return their names.
 
-    One transaction under an advisory lock: two processes migrating at once wait for each other,
-    and a migration that fails leaves the warehouse at the version it had.
+    Run it in a transaction of its own: under its advisory lock, two processes migrating at once wait
+    for each other, and a migration that fails leaves the warehouse at the version it had.
     """
     applied_now = []
-    with transaction(url) as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_ID,))
+    cursor.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_ID,))
+    cursor.execute(
+        "CREATE SCHEMA IF NOT EXISTS ops;"
+        "CREATE TABLE IF NOT EXISTS ops.schema_migrations ("
+        " version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+    )
+    cursor.execute("SELECT version FROM ops.schema_migrations")
+    done = {row[0] for row in cursor.fetchall()}
+    for migration in migrations():
+        if migration.version in done:
+            continue
+        cursor.execute(migration.sql)
         cursor.execute(
-            "CREATE SCHEMA IF NOT EXISTS ops;"
-            "CREATE TABLE IF NOT EXISTS ops.schema_migrations ("
-            " version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+            "INSERT INTO ops.schema_migrations (version, name) VALUES (%s, %s)",
+            (migration.version, migration.name),
         )
-        cursor.execute("SELECT version FROM ops.schema_migrations")
-        done = {row[0] for row in cursor.fetchall()}
-        for migration in migrations():
-            if migration.version in done:
-                continue
-            cursor.execute(migration.sql)
-            cursor.execute(
-                "INSERT INTO ops.schema_migrations (version, name) VALUES (%s, %s)",
-                (migration.version, migration.name),
-            )
-            applied_now.append(f"{migration.version:04d}_{migration.name}")
+        applied_now.append(f"{migration.version:04d}_{migration.name}")
     return applied_now

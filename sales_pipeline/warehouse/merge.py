@@ -6,13 +6,15 @@ whole with everything else the caller wrote or leaves every table as it was.
 
 from __future__ import annotations
 
-import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
 from psycopg2 import sql
 from psycopg2.extensions import cursor as Cursor
+
+COPY_ROWS = 50_000  # rows turned into text at a time for COPY
+COPY_READ = 1 << 20  # characters COPY reads at a time
 
 
 @dataclass(frozen=True)
@@ -32,14 +34,18 @@ def stage_frame(
     like_table: str,
     staging_table: str,
     extra_columns: dict[str, str] | None = None,
+    index_as: str | None = None,
 ) -> None:
     """COPY `frame` into a temporary table typed like `like_table`'s columns of the same names.
 
     `extra_columns` adds staging-only columns (name -> SQL type) that the merge turns into
-    target columns. The staging table is dropped at commit.
+    target columns. `index_as` stages the frame's index too, as an integer column of that name
+    (the importer's Excel row numbers). The staging table is dropped at commit.
     """
-    extra_columns = extra_columns or {}
+    extra_columns = (extra_columns or {}) | ({index_as: "integer"} if index_as else {})
     table_columns = [c for c in frame.columns if c not in extra_columns]
+    # A workbook may bring several sheets to one table (Sales, Sales (2)): each is staged and merged in turn.
+    cursor.execute(sql.SQL("DROP TABLE IF EXISTS pg_temp.{}").format(sql.Identifier(staging_table)))
     cursor.execute(
         sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
             sql.Identifier(staging_table),
@@ -53,17 +59,44 @@ def stage_frame(
                 sql.Identifier(staging_table), sql.Identifier(name)
             )
         )
-    buffer = io.StringIO()
     # Unquoted empty fields are NULL in COPY's CSV format; the importer turns blanks into NULLs.
-    # (A hand-built text format measured slower than pandas' C CSV writer.)
-    frame.to_csv(buffer, index=False, header=False)
-    buffer.seek(0)
+    # (A hand-built text format measured slower than pandas' C CSV writer.) Written a slice at a time:
+    # the CSV of a million rows is never held whole.
+    slices = (
+        frame.iloc[start : start + COPY_ROWS].to_csv(index=index_as is not None, header=False)
+        for start in range(0, len(frame), COPY_ROWS)
+    )
+    columns = ([index_as] if index_as else []) + list(frame.columns)
     cursor.copy_expert(
         sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)")
-        .format(sql.Identifier(staging_table), sql.SQL(", ").join(map(sql.Identifier, frame.columns)))
+        .format(sql.Identifier(staging_table), sql.SQL(", ").join(map(sql.Identifier, columns)))
         .as_string(cursor),
-        buffer,
+        TextStream(slices),
+        size=COPY_READ,
     )
+
+
+class TextStream:
+    """A file for COPY to read from, fed by an iterator of texts: one of them in memory at a time."""
+
+    def __init__(self, texts: Iterator[str]) -> None:
+        self._texts = texts
+        self._text = ""
+        self._offset = 0
+
+    def read(self, size: int = -1) -> str:
+        while self._offset >= len(self._text):
+            text = next(self._texts, None)
+            if text is None:
+                return ""
+            self._text, self._offset = text, 0
+        end = len(self._text) if size < 0 else self._offset + size
+        piece = self._text[self._offset : end]
+        self._offset += len(piece)
+        return piece
+
+    def readline(self, size: int = -1) -> str:  # psycopg2 asks for read() only; a file has both
+        return self.read(size)
 
 
 def escape_copy_text(value: str) -> str:

@@ -4,8 +4,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 from psycopg2 import sql
+from psycopg2.extensions import cursor as Cursor
 
-from sales_pipeline.warehouse.db import transaction
+from sales_pipeline.warehouse.db import read_frame
 
 
 @dataclass(frozen=True)
@@ -16,12 +17,10 @@ class TableProfile:
     last_updated: str | None  # ISO timestamp of the newest row change
 
 
-def profile_table(url: str, table: str, preview_rows: int = 10) -> TableProfile:
+def profile_table(cursor: Cursor, table: str, preview_rows: int = 10) -> TableProfile:
     name = sql.SQL(".").join(map(sql.Identifier, table.split(".")))
-    with transaction(url) as cursor:
-        cursor.execute(sql.SQL("SELECT count(*), max(updated_at)::text FROM {}").format(name))
-        row_count, last_updated = cursor.fetchone()
-        cursor.execute(sql.SQL("SELECT * FROM {} ORDER BY updated_at DESC LIMIT %s").format(name), (preview_rows,))
-        columns = [c.name for c in cursor.description]
-        preview = pd.DataFrame(cursor.fetchall(), columns=columns)
+    cursor.execute(sql.SQL("SELECT count(*), max(updated_at)::text FROM {}").format(name))
+    row_count, last_updated = cursor.fetchone()
+    statement = sql.SQL("SELECT * FROM {} ORDER BY updated_at DESC LIMIT %s").format(name)
+    preview = read_frame(cursor, statement, (preview_rows,))
     return TableProfile(table, row_count, preview.drop(columns=["updated_at"]), last_updated)

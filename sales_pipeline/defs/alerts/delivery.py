@@ -20,8 +20,8 @@ import dagster as dg
 from pydantic import Field
 
 from sales_pipeline.alerts.delivery import RunFailure, decide, deliver, enqueue_run_failure, redact
-from sales_pipeline.alerts.outbox import outbox_summary
-from sales_pipeline.defs.ingest.workbooks import OWNERS
+from sales_pipeline.alerts.outbox import outbox_summary, waiting_since
+from sales_pipeline.alerts.store import open_counts
 from sales_pipeline.resources import AlertingResource, WarehouseResource
 
 NOTIFICATIONS_KEY = dg.AssetKey(["alerts", "notifications"])
@@ -39,9 +39,7 @@ class DeliveryConfig(dg.Config):
 @dg.asset(
     key=NOTIFICATIONS_KEY,
     group_name="alerts",
-    kinds={"python", "postgres", "email"},
-    owners=OWNERS,
-    tags={"domain": "alerts", "layer": "ops"},
+    kinds={"python", "email"},
     deps=ANOMALY_KEYS,
     description=(
         "The outbox (ops.notifications): writes the messages the alert policy says are due (critical alerts at "
@@ -58,24 +56,22 @@ def notifications(
     alerting: AlertingResource,
 ) -> dg.MaterializeResult:
     settings = alerting.config()
-    url = warehouse.url()
     if config.failed_run_id:
         failure = run_failure(context.instance, config.failed_run_id, settings.secrets)
         with warehouse.transaction() as cursor:
             enqueue_run_failure(cursor, failure, settings)
     # A run about a failed run only sends: planning alerts (a bad routing file) must not stop the news.
-    report = deliver(url, settings, plan=not config.failed_run_id)
+    report = deliver(warehouse.transaction, settings, plan=not config.failed_run_id)
     for error in report.errors:
         context.log.warning(error)
     with warehouse.transaction() as cursor:
         outbox = outbox_summary(cursor, dt.datetime.now(dt.UTC))
-        cursor.execute("SELECT severity, count(*) FROM ops.alerts WHERE status <> 'resolved' GROUP BY 1")
-        open_alerts = dict(cursor.fetchall())
+        open_alerts = open_counts(cursor)
     return dg.MaterializeResult(
         metadata={
             **report.as_metadata(),
             "errors": dg.MetadataValue.md("\n".join(f"- {e}" for e in report.errors[:20]) or "none"),
-            "open_alerts": dg.MetadataValue.json({s: open_alerts.get(s, 0) for s in ("critical", "warning", "info")}),
+            "open_alerts": dg.MetadataValue.json(open_alerts),
             "outbox": dg.MetadataValue.json(outbox),
             "oldest_pending_minutes": outbox["oldest_pending_minutes"] or 0.0,
         }
@@ -90,12 +86,7 @@ def notifications(
 def no_message_pending_over_an_hour(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     with warehouse.transaction() as cursor:
         outbox = outbox_summary(cursor, dt.datetime.now(dt.UTC))
-        cursor.execute(
-            "SELECT notification_id, kind, channel, attempts, left(last_error, 200) FROM ops.notifications"
-            " WHERE state IN ('pending', 'sending') AND created_at < now() - %s ORDER BY created_at LIMIT 5",
-            (PENDING_TOO_LONG,),
-        )
-        late = cursor.fetchall()
+        late = waiting_since(cursor, PENDING_TOO_LONG, limit=5)
     lines = [f"- {n} {kind} ({channel}), {tries} attempts: {error}" for n, kind, channel, tries, error in late]
     return dg.AssetCheckResult(
         passed=not late,

@@ -6,16 +6,16 @@ import json
 
 import dagster as dg
 
-from sales_pipeline.analytics.changes import KpiRefreshPlan, pending_sales_changes, plan_kpi_refresh
-from sales_pipeline.defs.analytics.marts import partition_bounds, refresh_daily_kpis_job
+from sales_pipeline.analytics.changes import KpiRefreshPlan, plan_pending_refresh
+from sales_pipeline.defs.analytics.marts import partition_bounds
 from sales_pipeline.resources import AnalyticsResource, WarehouseResource
-from sales_pipeline.warehouse.db import transaction
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 # A change still pending this long after its refresh was requested (the run failed or was deleted)
 # is requested again.
 REQUEST_AGAIN_AFTER = dt.timedelta(hours=1)
+NOTHING_WAITING = "No import or pull waiting for the daily KPIs"
 
 
 def range_tags(first_day: dt.date, last_day: dt.date) -> dict[str, str]:
@@ -23,27 +23,30 @@ def range_tags(first_day: dt.date, last_day: dt.date) -> dict[str, str]:
     return {RANGE_START_TAG: first_day.isoformat(), RANGE_END_TAG: last_day.isoformat()}
 
 
-def plan_pending_refresh(url: str, timezone: str) -> KpiRefreshPlan:
-    """The KPI range that absorbs every pending import and pull (see analytics/changes.py)."""
-    with transaction(url) as cursor:
-        changes = pending_sales_changes(cursor, timezone)
-    return plan_kpi_refresh(changes, *partition_bounds())
+def build_sales_changed_sensor(partitions: dg.DailyPartitionsDefinition) -> dg.SensorDefinition:
+    """The sensor requesting refreshes of the daily KPIs (`partitions`) for the days new sales changed."""
+
+    @dg.sensor(
+        job_name="refresh_daily_kpis",
+        minimum_interval_seconds=30,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="After imports and API pulls, recomputes the daily KPIs of the days whose sales they changed "
+        "(one run for all of them).",
+    )
+    def sales_changed_sensor(
+        context: dg.SensorEvaluationContext, warehouse: WarehouseResource, analytics: AnalyticsResource
+    ) -> dg.SensorResult:
+        with warehouse.transaction() as cursor:
+            plan = plan_pending_refresh(cursor, analytics.timezone, partition_bounds(partitions))
+        return _request_refresh(context.cursor, plan)
+
+    return sales_changed_sensor
 
 
-@dg.sensor(
-    job=refresh_daily_kpis_job,
-    minimum_interval_seconds=30,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="After imports and API pulls, recomputes the daily KPIs of the days whose sales they changed "
-    "(one run for all of them).",
-)
-def sales_changed_sensor(
-    context: dg.SensorEvaluationContext, warehouse: WarehouseResource, analytics: AnalyticsResource
-) -> dg.SensorResult:
+def _request_refresh(cursor: str | None, plan: KpiRefreshPlan) -> dg.SensorResult:
     # The warehouse knows which changes the KPIs have not absorbed yet (whatever order they committed
     # in); the cursor only remembers which of those a run was already requested for, and when.
-    requested: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-    plan = plan_pending_refresh(warehouse.url(), analytics.timezone)
+    requested: dict[str, str] = json.loads(cursor) if cursor else {}
     now = dt.datetime.now(dt.UTC)
     pending = {change.key: change for change in plan.changes}
     still_requested = {
@@ -53,7 +56,7 @@ def sales_changed_sensor(
     }
     new = [change for key, change in pending.items() if key not in still_requested]
     if not new:
-        reason = plan.explanation or "No import or pull waiting for the daily KPIs"
+        reason = plan.explanation or NOTHING_WAITING
         return dg.SensorResult(skip_reason=reason, cursor=json.dumps(still_requested))
     first = max(min(c.first_day for c in new), plan.first_day)
     last = min(max(c.last_day for c in new), plan.last_day)
@@ -62,11 +65,3 @@ def sales_changed_sensor(
     run_key = f"sales-changes-{hashlib.sha1(keys.encode()).hexdigest()[:12]}-{now:%Y%m%dT%H%M%S}"
     still_requested.update({change.key: now.isoformat() for change in new})
     return dg.SensorResult(run_requests=[dg.RunRequest(run_key=run_key, tags=tags)], cursor=json.dumps(still_requested))
-
-
-daily_kpis_schedule = dg.build_schedule_from_partitioned_job(
-    refresh_daily_kpis_job,
-    hour_of_day=1,
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Each night, the KPIs of the day that just ended (late sales included); the marts follow.",
-)

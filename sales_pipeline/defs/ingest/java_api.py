@@ -5,24 +5,21 @@ ops.api_pulls: a pull that fails on page 7 of 10 leaves the warehouse exactly as
 """
 
 import datetime as dt
+from collections.abc import Callable, Sequence
 
 import dagster as dg
+from psycopg2.extensions import cursor as Cursor
 
-from sales_pipeline import settings
-from sales_pipeline.defs.ingest.workbooks import OWNERS
 from sales_pipeline.javaapi import load
 from sales_pipeline.javaapi.client import PullStats
 from sales_pipeline.resources import JavaApiResource, WarehouseResource
-from sales_pipeline.warehouse.db import transaction
+from sales_pipeline.settings import Settings
+from sales_pipeline.warehouse.merge import MergeCounts
 
-# The API's days are UTC days (its `from`/`to` filter sale instants in UTC).
-api_days = dg.DailyPartitionsDefinition(start_date=settings.history_start(), timezone="UTC")
-ASSET = {
-    "group_name": "ingest",
-    "kinds": {"api", "postgres"},
-    "owners": OWNERS,
-    "tags": {"domain": "ingest", "source": "api"},
-}
+API_PRODUCTS = dg.AssetKey(["ingest", "api_products"])
+API_SALES = dg.AssetKey(["ingest", "api_sales"])
+API_STOCK = dg.AssetKey(["ingest", "api_stock"])
+ASSET = {"group_name": "ingest", "kinds": {"api"}, "tags": {"source": "api"}}
 
 
 def _pull_metadata(result: load.PullResult, stats: PullStats, window: str) -> dict:
@@ -41,61 +38,59 @@ def _pull_metadata(result: load.PullResult, stats: PullStats, window: str) -> di
 
 
 @dg.asset(
-    key=["ingest", "api_products"],
+    key=API_PRODUCTS,
     description="Products changed in the back office since the last pull (updatedSince = the cursor kept in "
     "ops.api_cursors, so it survives a new Dagster instance), merged into core.products.",
     **ASSET,
 )
 def api_products(context: dg.AssetExecutionContext, java_api: JavaApiResource, warehouse: WarehouseResource):
-    url = warehouse.url()
-    with transaction(url) as cursor:
-        cursor.execute("SELECT cursor FROM ops.api_cursors WHERE endpoint = 'products'")
-        row = cursor.fetchone()
-    since = row[0] if row else None
+    with warehouse.transaction() as cursor:
+        since = load.products_cursor(cursor)
     records, stats = java_api.client().fetch_all("products", {"updatedSince": since} if since else {})
-    with transaction(url) as cursor:
+    with warehouse.transaction() as cursor:
         pull_id = load.start_pull(cursor, "products", (since, None), context.run_id)
         load.land_records(cursor, pull_id, "products", records)
         counts = load.merge_products(cursor, records)
-        if records:
-            newest = max(record.updated_at for record in records).isoformat()
-            cursor.execute(
-                "INSERT INTO ops.api_cursors (endpoint, cursor) VALUES ('products', %s)"
-                " ON CONFLICT (endpoint) DO UPDATE SET cursor = EXCLUDED.cursor, updated_at = now()",
-                (newest,),
-            )
+        load.advance_products_cursor(cursor, records)
         result = load.PullResult(pull_id, "products", len(records), counts)
         load.finish_pull(cursor, result, stats)
     return dg.MaterializeResult(metadata=_pull_metadata(result, stats, f"updatedSince {since or 'the beginning'}"))
 
 
-@dg.asset(
-    key=["ingest", "api_sales"],
-    description="A day (UTC) of order lines from the back office, replacing the API's lines of that day in "
-    "core.sales; the API's version of a line wins over a workbook's. A range of days pulls in one run.",
-    partitions_def=api_days,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=[api_products],
-    **ASSET,
-)
-def api_sales(context: dg.AssetExecutionContext, java_api: JavaApiResource, warehouse: WarehouseResource):
-    window = context.partition_time_window
-    first_day, end_day = window.start.date(), window.end.date()
-    records, stats = java_api.client().fetch_all("sales", {"from": first_day.isoformat(), "to": end_day.isoformat()})
-    instants = (window.start.astimezone(dt.UTC), window.end.astimezone(dt.UTC))
-    with warehouse.transaction() as cursor:
-        pull_id = load.start_pull(cursor, "sales", instants, context.run_id)
-        load.land_records(cursor, pull_id, "sales", records)
-        counts, removed = load.merge_sales(cursor, records, instants)
-        result = load.PullResult(pull_id, "sales", len(records), counts, removed)
-        load.finish_pull(cursor, result, stats, counts.span)
-    return dg.MaterializeResult(metadata=_pull_metadata(result, stats, f"{first_day} .. {end_day} (exclusive)"))
+def build_api_sales(days: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
+    """The API's sales, one partition per day of `days`."""
+
+    @dg.asset(
+        key=API_SALES,
+        description="A day (UTC) of order lines from the back office, replacing the API's lines of that day in "
+        "core.sales; the API's version of a line wins over a workbook's. A range of days pulls in one run.",
+        partitions_def=days,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        deps=[API_PRODUCTS],
+        **ASSET,
+    )
+    def api_sales(context: dg.AssetExecutionContext, java_api: JavaApiResource, warehouse: WarehouseResource):
+        window = context.partition_time_window
+        first_day, end_day = window.start.date(), window.end.date()
+        records, stats = java_api.client().fetch_all(
+            "sales", {"from": first_day.isoformat(), "to": end_day.isoformat()}
+        )
+        instants = (window.start.astimezone(dt.UTC), window.end.astimezone(dt.UTC))
+        with warehouse.transaction() as cursor:
+            pull_id = load.start_pull(cursor, "sales", instants, context.run_id)
+            load.land_records(cursor, pull_id, "sales", records)
+            counts, removed = load.merge_sales(cursor, records, instants)
+            result = load.PullResult(pull_id, "sales", len(records), counts, removed)
+            load.finish_pull(cursor, result, stats, counts.span)
+        return dg.MaterializeResult(metadata=_pull_metadata(result, stats, f"{first_day} .. {end_day} (exclusive)"))
+
+    return api_sales
 
 
 @dg.asset(
-    key=["ingest", "api_stock"],
+    key=API_STOCK,
     description="The back office's latest on-hand snapshot per product and store, merged into core.stock.",
-    deps=[api_products],
+    deps=[API_PRODUCTS],
     **ASSET,
 )
 def api_stock(context: dg.AssetExecutionContext, java_api: JavaApiResource, warehouse: WarehouseResource):
@@ -109,10 +104,13 @@ def api_stock(context: dg.AssetExecutionContext, java_api: JavaApiResource, ware
     return dg.MaterializeResult(metadata=_pull_metadata(result, stats, "latest snapshot"))
 
 
-def _snapshot_asset(endpoint: str, name: str, table: str, merge, description: str) -> dg.AssetsDefinition:
+Merge = Callable[[Cursor, Sequence], tuple[MergeCounts, int]]
+
+
+def _snapshot_asset(endpoint: str, name: str, table: str, merge: Merge, description: str) -> dg.AssetsDefinition:
     """A whole list the back office keeps (its calendar, its promotions): each pull replaces the API's rows."""
 
-    @dg.asset(key=["ingest", name], description=description, deps=[api_products], **ASSET)
+    @dg.asset(key=["ingest", name], description=description, deps=[API_PRODUCTS], **ASSET)
     def pull(context: dg.AssetExecutionContext, java_api: JavaApiResource, warehouse: WarehouseResource):
         records, stats = java_api.client().fetch_all(endpoint)
         with warehouse.transaction() as cursor:
@@ -136,19 +134,11 @@ api_promotions = _snapshot_asset(
     "The promotions planned in the back office (all of them, replacing the ones it sent before), into "
     "core.promotions: the forecasts take those known for the days they forecast.",
 )  # fmt: skip
-
-api_assets = [api_products, api_sales, api_stock, api_store_calendar, api_promotions]
 pull_master_data_job = dg.define_asset_job(
     "pull_products_and_stock",
     selection=[api_products.key, api_stock.key, api_store_calendar.key, api_promotions.key],
     description="Pull the products changed since the last pull, the latest stock, the store calendar and the "
     "promotions from the back office.",
-)
-pull_sales_job = dg.define_asset_job(
-    "pull_sales",
-    selection=[api_sales.key],
-    partitions_def=api_days,
-    description="Pull a day, or a range of days, of sales from the back office (one run per range).",
 )
 pull_master_data_schedule = dg.ScheduleDefinition(
     job=pull_master_data_job,
@@ -157,10 +147,27 @@ pull_master_data_schedule = dg.ScheduleDefinition(
     description="Each night: products changed since the last pull, then the stock snapshot, the store calendar "
     "and the promotions.",
 )
-pull_sales_schedule = dg.build_schedule_from_partitioned_job(
-    pull_sales_job,
-    hour_of_day=0,
-    minute_of_hour=30,
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Each night, the sales of the UTC day that ended.",
-)
+
+
+def api_definitions(settings: Settings) -> dg.Definitions:
+    """The API's assets, jobs and nightly schedules; its days of sales start at the history start."""
+    # The API's days are UTC days (its `from`/`to` filter sale instants in UTC).
+    days = dg.DailyPartitionsDefinition(start_date=settings.history_start.isoformat(), timezone="UTC")
+    pull_sales = dg.define_asset_job(
+        "pull_sales",
+        selection=[API_SALES],
+        partitions_def=days,
+        description="Pull a day, or a range of days, of sales from the back office (one run per range).",
+    )
+    nightly_sales = dg.build_schedule_from_partitioned_job(
+        pull_sales,
+        hour_of_day=0,
+        minute_of_hour=30,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description="Each night, the sales of the UTC day that ended.",
+    )
+    return dg.Definitions(
+        assets=[api_products, build_api_sales(days), api_stock, api_store_calendar, api_promotions],
+        jobs=[pull_master_data_job, pull_sales],
+        schedules=[pull_master_data_schedule, nightly_sales],
+    )

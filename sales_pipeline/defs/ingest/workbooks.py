@@ -15,26 +15,25 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+from psycopg2.extensions import cursor as Cursor
 from pydantic import Field
 
-from sales_pipeline.excel.importer import earlier_imports, import_workbook, refuse_link
-from sales_pipeline.excel.read import SUPPORTED_SUFFIXES, content_hash
+from sales_pipeline.excel.importer import (
+    earlier_imports,
+    first_rejects,
+    import_workbook,
+    refuse_link,
+    rejects_of_first_load,
+)
+from sales_pipeline.excel.read import SUPPORTED_SUFFIXES, content_hash, skipped_name
 from sales_pipeline.records import ImportResult
 from sales_pipeline.resources import WarehouseResource, WorkbookInboxResource
-from sales_pipeline.warehouse.db import transaction
 
-OWNERS = ["team:data-engineering"]
 workbook_partitions = dg.DynamicPartitionsDefinition(name="workbooks")
-# eager() also waits until no dependency has a missing partition. Partitioned dependencies always
-# miss some (a workbook whose import failed, days before the first sale), so the assets after them
-# drop that clause: they refresh whenever any partition upstream was updated.
-AFTER_ANY_UPSTREAM_UPDATE = dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing())
 IMPORT_OP = "ingest__workbook_import"  # the op behind the asset, as run config names it
-# Excel's lock files (~$name.xlsx) and half-written downloads are not workbooks to import. Hidden
-# files (.name) are the tools' own (LibreOffice's .~lock.name#, Finder's .DS_Store) unless their name
+# Excel's lock files (~$name.xlsx) and half-written downloads are not workbooks to import (`skipped_name`).
+# Hidden files (.name) are the tools' own (LibreOffice's .~lock.name#, Finder's .DS_Store) unless their name
 # ends like a workbook (..xlsx is a workbook): those are named in the sensor's message, not imported.
-_IGNORED_PREFIXES = ("~$",)
-_IGNORED_SUFFIXES = (".tmp", ".part", ".crdownload")
 STEM_CHARS = 40  # of the file name in a partition key: long enough to recognise, short enough for the UI
 HASH_CHARS = 8  # of the content hash in a partition key: two contents under one name stay apart
 
@@ -74,9 +73,8 @@ class WorkbookImportConfig(dg.Config):
             ["ingest", "workbook_import"],
             partitions_def=workbook_partitions,
             group_name="ingest",
-            kinds={"excel", "postgres"},
-            owners=OWNERS,
-            tags={"domain": "ingest", "source": "excel"},
+            kinds={"excel"},
+            tags={"source": "excel"},
             description=(
                 "One dropped workbook imported into the warehouse: rows land in raw.excel_rows, good rows merge into "
                 "core.products, core.stores, core.customers, core.sales and core.stock, bad cells go to "
@@ -106,38 +104,27 @@ def workbook_import(
     path = locate_workbook(context.partition_key, config.path, inbox)
     mapping = inbox.mapping_for(config.mapping)
     context.log.info(f"Importing {path} with the {mapping.name} layout")
+    settings = inbox.import_settings()
     result = import_workbook(
-        path, inbox.import_settings(warehouse.url()), mapping, run_id=context.run_id, reimport=config.reimport
+        warehouse.transaction, path, settings, mapping, run_id=context.run_id, reimport=config.reimport
     )
     context.log.info(f"{result.file_name}: {result.status}, {result.rows_loaded} of {result.rows_read} rows loaded")
+    with warehouse.transaction() as cursor:
+        metadata, checks = import_metadata(cursor, result), import_check_results(cursor, result)
     if result.status == "duplicate":
         context.log_event(
-            dg.AssetObservation(
-                asset_key=context.asset_key,
-                partition=context.partition_key,
-                metadata=import_metadata(result, warehouse.url()),
-            )
+            dg.AssetObservation(asset_key=context.asset_key, partition=context.partition_key, metadata=metadata)
         )
-        yield from import_check_results(result, warehouse.url())
+        yield from checks
         return
-    yield dg.MaterializeResult(
-        metadata=import_metadata(result, warehouse.url()),
-        check_results=import_check_results(result, warehouse.url()),
-    )
+    yield dg.MaterializeResult(metadata=metadata, check_results=checks)
 
 
-def import_check_results(result: ImportResult, database_url: str) -> list[dg.AssetCheckResult]:
+def import_check_results(cursor: Cursor, result: ImportResult) -> list[dg.AssetCheckResult]:
     """The checks of one import. A duplicate loaded nothing and runs on the partition of the import that
     loaded its bytes: it reports that import's rejects, so that a re-drop does not hide them."""
-    rejected, feedback = result.rows_rejected, result.feedback_path
-    with transaction(database_url) as cursor:
-        earlier = earlier_imports(cursor, [result.content_hash]) if result.status == "duplicate" else {}
-        if result.content_hash in earlier:
-            cursor.execute(
-                "SELECT rows_rejected, feedback_path FROM ops.import_ledger WHERE import_id = %s",
-                (earlier[result.content_hash][0],),
-            )
-            rejected, feedback = cursor.fetchone()
+    first_load = rejects_of_first_load(cursor, result.content_hash) if result.status == "duplicate" else None
+    rejected, feedback = first_load or (result.rows_rejected, result.feedback_path)
     return [
         dg.AssetCheckResult(
             check_name="workbook_loaded",
@@ -172,7 +159,7 @@ def locate_workbook(partition_key: str, configured_path: str, inbox: WorkbookInb
     )
 
 
-def import_metadata(result: ImportResult, database_url: str) -> dict[str, dg.MetadataValue]:
+def import_metadata(cursor: Cursor, result: ImportResult) -> dict[str, dg.MetadataValue]:
     sheets = pd.DataFrame([s.__dict__ for s in result.sheets])
     metadata: dict[str, object] = {
         "status": result.status,
@@ -182,10 +169,13 @@ def import_metadata(result: ImportResult, database_url: str) -> dict[str, dg.Met
         "rows_loaded": result.rows_loaded,
         "rows_rejected": result.rows_rejected,
         "rows_duplicate": result.rows_duplicate,
+        "rows_skipped": result.rows_skipped,
         "mapping": result.mapping,
         "rows_loaded_per_table": dg.MetadataValue.json({s.target: s.rows_loaded for s in result.sheets}),
         "archived": dg.MetadataValue.path(result.archived_path or ""),
     }
+    if result.ignored_sheets:
+        metadata["ignored_sheets"] = dg.MetadataValue.json(result.ignored_sheets)
     if result.reason:
         metadata["reason"] = result.reason
     if result.feedback_path:
@@ -194,13 +184,7 @@ def import_metadata(result: ImportResult, database_url: str) -> dict[str, dg.Met
         shown = sheets.drop(columns=["ignored_columns"])
         metadata["sheets"] = dg.MetadataValue.md(shown.to_markdown(index=False))
     if result.rows_rejected:
-        with transaction(database_url) as cursor:
-            cursor.execute(
-                "SELECT sheet, row_number, column_name, value, reason FROM ops.import_rejects"
-                " WHERE import_id = %s ORDER BY sheet, row_number LIMIT 20",
-                (result.import_id,),
-            )
-            rejects = pd.DataFrame(cursor.fetchall(), columns=["sheet", "row", "column", "value", "reason"])
+        rejects = first_rejects(cursor, result.import_id, limit=20)
         metadata["rejects_preview"] = dg.MetadataValue.md(rejects.to_markdown(index=False))
     return metadata
 
@@ -223,7 +207,7 @@ def scan_inbox(inbox_dir: Path) -> tuple[list[Path], list[Path], list[Path]]:
         for path in inner:
             if path.is_symlink():
                 links.append(path)
-            elif not path.is_file() or path.name.startswith(_IGNORED_PREFIXES) or path.name.endswith(_IGNORED_SUFFIXES):
+            elif not path.is_file() or skipped_name(path.name):
                 continue
             elif path.name.startswith(".") and not path.name.lower().endswith(SUPPORTED_SUFFIXES):
                 hidden.append(path)

@@ -7,8 +7,8 @@ recently changed rows and its freshness, so the UI answers "what is in the wareh
 
 import dagster as dg
 
-from sales_pipeline.defs.ingest.java_api import api_assets
-from sales_pipeline.defs.ingest.workbooks import AFTER_ANY_UPSTREAM_UPDATE, OWNERS, workbook_import
+from sales_pipeline.defs.ingest.java_api import API_PRODUCTS, API_SALES, API_STOCK, api_promotions, api_store_calendar
+from sales_pipeline.defs.ingest.workbooks import workbook_import
 from sales_pipeline.resources import WarehouseResource
 from sales_pipeline.warehouse.profile import profile_table
 
@@ -24,22 +24,20 @@ CORE_TABLES = {
     "promotions": "Promotions known ahead: a product, a category or everything, in a store or every store, from a "
     "first to a last day; the forecasts take them as an input.",
 }
+# The calendar and the promotions come from the workbooks and their own API lists; the others from any source.
+SOURCES = {"store_calendar": [api_store_calendar.key], "promotions": [api_promotions.key]}
 
 
 def build_core_table_asset(name: str, description: str) -> dg.AssetsDefinition:
     @dg.asset(
         key=["core", name],
-        deps=[workbook_import, *api_assets],
+        deps=[workbook_import, *SOURCES.get(name, [API_PRODUCTS, API_SALES, API_STOCK])],
         group_name="warehouse",
-        kinds={"postgres", "table"},
-        owners=OWNERS,
-        tags={"domain": "warehouse", "layer": "core"},
         description=f"core.{name}: {description}",
-        automation_condition=AFTER_ANY_UPSTREAM_UPDATE,
-        metadata={"dagster/table_name": f"core.{name}"},
     )
     def core_table(warehouse: WarehouseResource) -> dg.MaterializeResult:
-        profile = profile_table(warehouse.url(), f"core.{name}")
+        with warehouse.transaction() as cursor:
+            profile = profile_table(cursor, f"core.{name}")
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": profile.row_count,

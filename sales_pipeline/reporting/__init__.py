@@ -1,0 +1,1 @@
+"""The daily PDF reports and the analytics export workbook: plain functions, no Dagster."""
