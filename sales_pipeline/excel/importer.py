@@ -330,8 +330,8 @@ def prepare_sheets(
     _mark_duplicate_keys(prepared)
     read = {s.source_name for s in prepared}
     ignored = {name: why for name, why in ignored.items() if name not in read}  # a copy another entry read
-    for name in workbook:
-        if name not in read and name not in ignored and name not in _INSTRUCTIONS:
+    for name, raw_sheet in workbook.items():  # a CSV file is one sheet under its mapping's names: read if read
+        if raw_sheet.name not in read and name not in read and name not in ignored and name not in _INSTRUCTIONS:
             ignored[name] = (
                 f"not a sheet of the template ({', '.join(s.name for s in SHEETS)})"
                 if mapping.is_template
