@@ -86,6 +86,7 @@ def prepare_environment(simulator: bool = False) -> dict[str, str]:
     `simulator`: serve the bundled Java API simulator when JAVA_API_BASE_URL is unset.
     """
     from sales_pipeline import folders
+    from sales_pipeline.runs import batch_range_run_events
     from sales_pipeline.warehouse import db, embedded
 
     config = load_settings()  # a bad value fails here, before anything starts
@@ -105,6 +106,7 @@ def prepare_environment(simulator: bool = False) -> dict[str, str]:
         raise click.ClickException(f"{instance_settings} not found: run sales-pipeline from the project folder")
     shutil.copyfile(instance_settings, dagster_home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(dagster_home)
+    batch_range_run_events()
     with db.transaction(warehouse_url) as cursor:
         db.migrate(cursor)
     fail_runs_of_dead_commands(embedded_runs)
