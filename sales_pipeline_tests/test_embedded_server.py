@@ -125,8 +125,8 @@ def test_a_command_killed_outright_leaves_neither_a_running_server_nor_a_started
 def test_a_run_whose_worker_was_killed_outside_the_cli_is_marked_failed_by_the_next_command(cli_home):
     # A run worker as `dagster dev` starts one (no tag of the CLI's: its process is the one on its start event).
     script = (
-        "from sales_pipeline.cli import prepare_environment; prepare_environment(); import dagster as dg;"
-        " from sales_pipeline.definitions import defs; job = defs.resolve_job_def('refresh_forecasts_and_anomalies');"
+        "from sales_pipeline.cli import code_location, prepare_environment; prepare_environment();"
+        " import dagster as dg; job = code_location().resolve_job_def('refresh_forecasts_and_anomalies');"
         " job.execute_in_process(instance=dg.DagsterInstance.get())"
     )
     worker = subprocess.Popen([sys.executable, "-c", script], cwd=PROJECT, env=cli_env(cli_home),
