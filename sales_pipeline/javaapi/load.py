@@ -203,7 +203,8 @@ def _fail_on_repeated_key(cursor: Cursor) -> None:
         " WHERE nth > 1 ORDER BY page, place LIMIT 1"
     )
     page, place, order_id, line_number, first_page = cursor.fetchone()
-    raise served_twice("sales", page, place, f"orderId {order_id}, lineNumber {line_number}", first_page)
+    key_text = SaleLine.model_construct(order_id=order_id, line_number=line_number).key_text
+    raise served_twice("sales", page, place, key_text, first_page)
 
 
 def _widest(*spans: tuple | None) -> tuple | None:
