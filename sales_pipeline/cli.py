@@ -53,7 +53,7 @@ SIMULATOR_OPTION = click.option(
     help=f"With {settings.JAVA_API_BASE_URL} unset, serve the bundled Java API simulator (made-up sales of the"
     " sample retailer) and pull from it.",
 )
-# How long `dev` waits for dagster dev's processes to stop before killing them.
+# How long `dev` waits for dg dev's processes to stop before killing them.
 DEV_STOP_TIMEOUT_S = 30
 
 
@@ -660,10 +660,10 @@ def dev(port: int, host: str, api_port: int, simulator: bool) -> None:
     # The read API launches runs through this UI's GraphQL endpoint, unless another is configured.
     os.environ.setdefault(settings.DAGSTER_WEBSERVER_URL, f"http://{host}:{port}")
     api = subprocess.Popen(api_command(host, api_port), env=_absolute_folders(), start_new_session=True)
-    # `dagster dev` is superseded by `dg dev` (not installed here): a warning the user cannot act on.
-    command = [sys.executable, "-W", "ignore:Function `dev_command` is superseded", "-m", "dagster", "dev",
+    # `dg dev` (Dagster's current CLI; `dagster dev` is superseded) with the project's workspace.yaml.
+    command = [str(Path(sys.executable).with_name("dg")), "dev",
                "-w", str(PROJECT_ROOT / "workspace.yaml"), "-h", host, "-p", str(port)]  # fmt: skip
-    # A background job inherits SIGINT ignored, and dagster dev stops on SIGTERM and stops its webserver
+    # A background job inherits SIGINT ignored, and dg dev stops on SIGTERM and stops its webserver
     # and daemon through SIGINT's handler: with a handler here, the child starts with the default one.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     # Its own session, so that stopping it reaches its webserver, daemon, code server and runs. It runs in
@@ -673,7 +673,7 @@ def dev(port: int, host: str, api_port: int, simulator: bool) -> None:
                                start_new_session=True)  # fmt: skip
     try:
         code = process.wait()
-    finally:  # Ctrl-C, SIGTERM or dagster dev's own exit: before the embedded PostgreSQL stops (atexit)
+    finally:  # Ctrl-C, SIGTERM or dg dev's own exit: before the embedded PostgreSQL stops (atexit)
         stop_process_group(process)
         stop_process_group(api)
     sys.exit(code)

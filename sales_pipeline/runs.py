@@ -4,7 +4,8 @@ A run started by a command of the CLI (in its own process) or by `dagster dev` (
 marked failed by Dagster when it fails. A process killed outright (SIGKILL, the machine stopped) or cut
 from its database can tell no one: its run stays STARTED in the UI. The daemon's run monitoring
 (dagster.yaml) cannot see such a death with the default run launcher, so every command of the CLI
-sweeps them when it starts: a run whose process is gone is marked failed, with a message saying so.
+sweeps them when it starts: a run whose process is gone is marked failed, with a message saying so,
+and the concurrency pool slots its steps held are given back.
 
 Which process ran a run: the CLI tags its runs with its host and PID; otherwise the PID on the run's
 start event, trusted only when the run storage is the embedded server (a Unix socket: same machine).
@@ -57,6 +58,9 @@ def fail_runs_of_dead_processes(instance: dg.DagsterInstance, storage_on_this_ma
             run, f"The process running this run (PID {pid}) ended without finishing it (killed, or cut from its "
                  "database); marked failed by the next sales-pipeline command."
         )  # fmt: skip
+        if instance.event_log_storage.supports_global_concurrency_limits:
+            # The pool slots its steps held (the `warehouse` pool): without a daemon, no one else frees them.
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
         failed.append(run.run_id)
     return failed
 

@@ -15,6 +15,7 @@ import pytest
 
 from sales_pipeline.excel.importer import import_workbook
 from sales_pipeline.excel.template import write_template
+from sales_pipeline.warehouse import db
 from sales_pipeline.warehouse.quality import NOT_IN_THE_FUTURE, RULES, check_rule
 from sales_pipeline_tests.conftest import query, table_counts
 from sales_pipeline_tests.workbooks import (
@@ -120,8 +121,9 @@ def test_what_the_core_checks_forbid_is_rejected_cell_by_cell_with_the_checks_re
     ]
     assert quantity.reason == "more than 10,000: surely a typing slip"
     assert NOT_IN_THE_FUTURE.reason.startswith("in the future")
-    for rule in RULES:  # the warehouse holds nothing its own checks call wrong
-        assert check_rule(url, rule).passed, rule
+    with db.transaction(url) as cursor:  # the warehouse holds nothing its own checks call wrong
+        for rule in RULES:
+            assert check_rule(cursor, rule).passed, rule
     assert feedback_problems(result, "Sales")[4] == f"Sold At: {NOT_IN_THE_FUTURE.reason} ({next_year})"
 
 
