@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 import pandas as pd
@@ -23,7 +24,7 @@ from sales_pipeline.demo.retailer import generate_retailer, write_sheets_workboo
 from sales_pipeline.demo.simulator import JavaApiSimulator
 from sales_pipeline.excel.importer import import_workbook
 from sales_pipeline.javaapi.client import JavaApiClient, JavaApiError
-from sales_pipeline.javaapi.records import InvalidPage
+from sales_pipeline.javaapi.records import InvalidPage, SaleLine
 from sales_pipeline.resources import JavaApiResource, WarehouseResource
 from sales_pipeline.warehouse.db import transaction
 from sales_pipeline_tests.conftest import PROJECT, query, table_counts
@@ -103,6 +104,35 @@ def test_a_full_pull_equals_what_the_simulator_serves(empty_warehouse, api, reta
     materialization = result.asset_materializations_for_node("ingest__api_sales")[0]
     assert materialization.metadata["rows_pulled"].value == len(retailer.sales)
     assert materialization.metadata["pages"].value == -(-len(retailer.sales) // 200)
+
+
+def test_a_streamed_pull_writes_every_line_and_record_as_the_validated_pages_have_them(empty_warehouse, api, retailer):
+    """The pull lands pages as they come and the server cuts them into lines: the warehouse holds, line for
+    line and field for field, what the client's validated records (`fetch_all`, the path before) say."""
+    days = utc_days(retailer)
+    first, end = days.index.min(), days.index.max() + dt.timedelta(days=1)
+    window = {"from": first.isoformat(), "to": end.isoformat()}
+    records, _ = JavaApiClient(api.base_url, TOKEN, page_size=200).fetch_all("sales", window)
+    assert pull(empty_warehouse, api.base_url, (str(first), str(days.index.max()))).success
+
+    zones = dict(zip(retailer.stores["store_id"], retailer.stores["timezone"], strict=True))
+    expected = sorted(
+        (r.order_id, r.line_number, r.sold_at, r.sold_at.astimezone(ZoneInfo(zones[r.store_id])).date(), r.store_id,
+         r.customer_id, r.product_id, r.quantity, round(r.unit_price, 4), round(r.discount, 4), round(r.line_total, 2),
+         r.promotion)
+        for r in records
+    )  # fmt: skip
+    stored = query(
+        empty_warehouse,
+        "SELECT order_id, line_number, sold_at, sale_date, store_id, customer_id, product_id, quantity,"
+        " unit_price::float, discount::float, revenue::float, promotion FROM core.sales"
+        " WHERE source = 'api' AND time_given AND import_id IS NULL ORDER BY 1, 2",
+    )
+    assert stored == expected
+    raw = query(empty_warehouse, "SELECT record::text FROM raw.api_records WHERE endpoint = 'sales'")
+    assert sorted((SaleLine.model_validate_json(text) for (text,) in raw), key=lambda r: r.key) == sorted(
+        records, key=lambda r: r.key
+    )
 
 
 @pytest.mark.parametrize(
