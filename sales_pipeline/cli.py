@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -87,6 +88,7 @@ def prepare_environment(simulator: bool = False, live: bool = False) -> dict[str
     trades on after the sample's last day, to now, so that the nightly pulls find yesterday's sales.
     """
     from sales_pipeline import folders
+    from sales_pipeline.runs import batch_range_run_events
     from sales_pipeline.warehouse import db, embedded
 
     config = load_settings()  # a bad value fails here, before anything starts
@@ -106,6 +108,7 @@ def prepare_environment(simulator: bool = False, live: bool = False) -> dict[str
         raise click.ClickException(f"{instance_settings} not found: run sales-pipeline from the project folder")
     shutil.copyfile(instance_settings, dagster_home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(dagster_home)
+    batch_range_run_events()
     with db.transaction(warehouse_url) as cursor:
         db.migrate(cursor)
     fail_runs_of_dead_commands(embedded_runs)
@@ -288,9 +291,11 @@ def _first_line(text: str) -> str:
 @main.command()
 def demo() -> None:
     """Import the bundled sample workbooks through the Dagster assets, print what was built, send the alerts
-    and the daily reports."""
+    and the daily reports; then the time each step took."""
+    steps = StepTimes()
     demo_routing()
-    where = prepare_environment(simulator=True)
+    with steps("start the warehouse and Dagster's storage"):
+        where = prepare_environment(simulator=True)
     samples = sorted(SAMPLE_DIR.glob("*.xlsx"))
     if not samples:
         raise click.ClickException(f"no sample workbooks in {SAMPLE_DIR.resolve()}")
@@ -298,22 +303,48 @@ def demo() -> None:
     for sample in samples:
         shutil.copy2(sample, inbox / sample.name)  # copy2 keeps the mtime: the files are settled
     click.echo(f"Dropped {len(samples)} sample workbooks into {inbox}")
-    results = run_inbox_once()
-    pull_back_office()
-    refresh_downstream()
+    with steps("import the sample workbooks"):
+        results = run_inbox_once()
+    with steps("pull the back office (simulator)"):
+        pull_back_office()
+    with steps("core tables, marts, forecasts, anomalies"):
+        refresh_downstream()
     print_summary(results, where)
     from sales_pipeline.warehouse import db
 
     with db.transaction(os.environ[settings.DATABASE_URL]) as cursor:
         print_forecast_and_anomalies(cursor)
-    day = build_reports_and_export()
-    deliver_notifications()
+    with steps("daily reports and export"):
+        day = build_reports_and_export()
+    with steps("alerts and reports sent"):
+        deliver_notifications()
     if day is not None:
         print_report_emails(day)
     failed = [outcome for outcome in results if outcome["status"] == "failed"]
     if failed:
         raise click.ClickException(f"the import of {failed[0]['workbook']} failed: {failed[0]['reason']}")
+    steps.echo()
     click.echo(NEXT_STEP)
+
+
+class StepTimes:
+    """The wall time of each step of a command, printed at its end (`with steps("name"): ...`)."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.times: list[tuple[str, float]] = []
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        yield
+        self.times.append((name, time.perf_counter() - started))
+
+    def echo(self) -> None:
+        click.echo("\nTime per step:")
+        for name, seconds in self.times:
+            click.echo(f"  {name:<44}{seconds:6.1f} s")
+        click.echo(f"  {'in all':<44}{time.perf_counter() - self.started:6.1f} s")
 
 
 def evaluate_sensor(name: str, cursor: str | None = None):  # -> SensorExecutionData
@@ -764,7 +795,7 @@ def generate(scale: int, seed: int, days: int, out_dir: Path, split: str) -> Non
 @click.option("--out", "out_path", default="sales_import_template.xlsx", show_default=True,
               type=click.Path(path_type=Path, dir_okay=False))  # fmt: skip
 def template(out_path: Path) -> None:
-    """Write the import template workbook (Products, Stores, Customers, Sales, Stock)."""
+    """Write the import template workbook (Products, Stores, Customers, Sales, Stock, Calendar, Promotions)."""
     from sales_pipeline.excel.template import write_template
 
     click.echo(f"Wrote {write_template(out_path)}")

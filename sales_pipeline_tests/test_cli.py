@@ -87,7 +87,7 @@ def test_generate_is_deterministic_by_seed(tmp_path):
 
     assert digest(first) == digest(second) != digest(other)
     workbook = openpyxl.load_workbook(first / "retailer.xlsx", read_only=True)
-    assert workbook.sheetnames == ["Products", "Stores", "Customers", "Sales", "Stock"]
+    assert workbook.sheetnames == ["Products", "Stores", "Customers", "Sales", "Stock", "Calendar", "Promotions"]
 
 
 def test_template_writes_the_import_template(tmp_path):
@@ -123,6 +123,8 @@ def test_demo_imports_the_samples_and_a_second_demo_loads_nothing_new(cli_home, 
     for slug in ("chain", "store-S01", "store-S02"):
         assert (cli_home / "reports" / "2026-11-22" / f"report-2026-11-22-{slug}-en.pdf").exists()
     assert (cli_home / "reports" / "analytics_export.xlsx").exists()
+    steps = r"Time per step:\n  start the warehouse .* s\n  import the sample workbooks .*\n  in all +[\d.]+ s"
+    assert re.search(steps, first.stdout, re.DOTALL)
     counts = warehouse_counts(cli_home)
     assert counts["core.products"] == 80
     assert counts["core.sales"] > 40_000

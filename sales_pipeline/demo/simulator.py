@@ -22,6 +22,8 @@ What the contract leaves open, decided here:
 * Stock is the latest count per store and product (the retailer's last snapshot).
 * Live (`--live`): after `end` the retailer's trade goes on to the clock's now (`demo/live.py`): each later
   day is drawn from the seed and the date alone, and a line is served once its soldAt has passed.
+* The store calendar is the retailer's (its holidays, the Sunday-closed store); the promotions are its
+  product promotion weeks, numbered PR-0001... in (startsOn, productId) order.
 * The admin endpoints (`/admin/...`) and `/actuator/health` need no token: they exist for tests and demos.
 
 Faults (CLI flags, or `POST /admin/faults` with a JSON object; `GET` shows them, `DELETE` clears them and
@@ -65,8 +67,10 @@ from sales_pipeline.javaapi.records import (
     API_PREFIX,
     RECORD_MODELS,
     Product,
+    Promotion,
     SaleLine,
     StockLevel,
+    StoreClosure,
     describe_error,
 )
 
@@ -258,6 +262,8 @@ class _Data:
         self._live_days: dict[dt.date, list[tuple[int, str, int, bytes]]] = {}
         self._init_products(retailer, seed, end, days)
         self._init_stock(retailer.stock)
+        self._init_calendar(retailer.calendar)
+        self._init_promotions(retailer.promotions)
 
     # Sales: sorted by (soldAt instant, orderId, lineNumber), with the instants for binary search.
     def _init_sales(self, sales: pd.DataFrame) -> None:
@@ -292,6 +298,33 @@ class _Data:
         ]  # fmt: skip
         models = TypeAdapter(list[StockLevel]).validate_python(rows)
         self.stock = [m.model_dump_json(by_alias=True).encode() for m in models]
+
+    def _init_calendar(self, calendar: pd.DataFrame) -> None:
+        """Ordered by storeId (every-store rows first), date (weekday rows last), dayOfWeek."""
+        rows = [
+            {"store_id": _text(store), "date": None if pd.isna(day) else pd.Timestamp(day).date(),
+             "day_of_week": None if _text(weekday) is None else str(weekday).upper(), "open": bool(open_),
+             "note": _text(note)}
+            for store, day, weekday, open_, note in calendar[["store_id", "day", "weekday", "open", "note"]].itertuples(
+                index=False
+            )
+        ]  # fmt: skip
+        rows.sort(key=lambda r: (r["store_id"] or "", r["store_id"] is not None, r["date"] or dt.date.max,
+                                 r["day_of_week"] or ""))  # fmt: skip
+        models = TypeAdapter(list[StoreClosure]).validate_python(rows)
+        self.calendar = [model.model_dump_json(by_alias=True).encode() for model in models]
+
+    def _init_promotions(self, promotions: pd.DataFrame) -> None:
+        """Numbered PR-0001... in (startsOn, productId) order, the order they are served in."""
+        frame = promotions.sort_values(["starts_on", "product_id"], kind="stable", ignore_index=True)
+        rows = [
+            {"promotion_id": f"PR-{number:04d}", "name": _text(row.name), "product_id": _text(row.product_id),
+             "category": _text(row.category), "store_id": _text(row.store_id),
+             "starts_on": pd.Timestamp(row.starts_on).date(), "ends_on": pd.Timestamp(row.ends_on).date()}
+            for number, row in enumerate(frame.itertuples(index=False), start=1)
+        ]  # fmt: skip
+        models = TypeAdapter(list[Promotion]).validate_python(rows)
+        self.promotions = [model.model_dump_json(by_alias=True).encode() for model in models]
 
     def sales_window(self, from_us: int, to_us: int) -> tuple[int, int, list[tuple[int, bytes]]]:
         """(lo, hi, extras): base lines [lo, hi) and added lines as (base position they precede, bytes)."""
@@ -387,6 +420,11 @@ def _serialised_sales(
         serialised += [to_json(model, by_alias=True) for model in adapter.validate_python(rows)]
     keys: list[tuple[str, int]] = list(zip(order_ids, line_numbers, strict=True))
     return sales_us, serialised, keys
+
+
+def _text(value: object) -> str | None:
+    """A frame's cell as optional text: blank, None and NaN are None."""
+    return None if value is None or (isinstance(value, float) and np.isnan(value)) or value == "" else str(value)
 
 
 def _offset_text(minutes: int) -> str:
@@ -784,8 +822,9 @@ class JavaApiSimulator:
             with self._lock:
                 lo, hi, extras = data.sales_window(*window)
             return data.sales_page(lo, hi, extras, start, stop), hi - lo + len(extras)
-        if endpoint == "stock":
-            return data.stock[start:stop], len(data.stock)
+        if endpoint in ("stock", "store-calendar", "promotions"):
+            served = {"stock": data.stock, "store-calendar": data.calendar, "promotions": data.promotions}[endpoint]
+            return served[start:stop], len(served)
         with self._lock:
             chosen = [
                 i

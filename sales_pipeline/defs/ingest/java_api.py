@@ -1,17 +1,22 @@
-"""The back office's API as assets: products (incremental), sales (by day), stock (snapshot).
+"""The back office's API as assets: products (incremental), sales (by day), stock, store calendar, promotions.
 
-Each asset pulls every page first and commits afterwards, in one transaction with its ledger row in
-ops.api_pulls: a pull that fails on page 7 of 10 leaves the warehouse exactly as it was.
+Each pull commits in one transaction with its ledger row in ops.api_pulls, only once every page has
+come: a pull that fails on page 7 of 10 leaves the warehouse exactly as it was. Products and stock are
+read whole first; the sales of a range of days land page by page inside that transaction as they come,
+so memory holds one page whatever the range.
 """
 
 import datetime as dt
+from collections.abc import Callable, Sequence
 
 import dagster as dg
+from psycopg2.extensions import cursor as Cursor
 
 from sales_pipeline.javaapi import load
 from sales_pipeline.javaapi.client import PullStats
 from sales_pipeline.resources import JavaApiResource, WarehouseResource
 from sales_pipeline.settings import Settings
+from sales_pipeline.warehouse.merge import MergeCounts
 
 API_PRODUCTS = dg.AssetKey(["ingest", "api_products"])
 API_SALES = dg.AssetKey(["ingest", "api_sales"])
@@ -69,16 +74,13 @@ def build_api_sales(days: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
     def api_sales(context: dg.AssetExecutionContext, java_api: JavaApiResource, warehouse: WarehouseResource):
         window = context.partition_time_window
         first_day, end_day = window.start.date(), window.end.date()
-        records, stats = java_api.client().fetch_all(
-            "sales", {"from": first_day.isoformat(), "to": end_day.isoformat()}
-        )
         instants = (window.start.astimezone(dt.UTC), window.end.astimezone(dt.UTC))
+        stats = PullStats()
+        pages = java_api.client().pages("sales", {"from": first_day.isoformat(), "to": end_day.isoformat()}, stats)
         with warehouse.transaction() as cursor:
             pull_id = load.start_pull(cursor, "sales", instants, context.run_id)
-            load.land_records(cursor, pull_id, "sales", records)
-            counts, removed = load.merge_sales(cursor, records, instants)
-            result = load.PullResult(pull_id, "sales", len(records), counts, removed)
-            load.finish_pull(cursor, result, stats, counts.span)
+            result = load.land_sales(cursor, pull_id, pages, instants)
+            load.finish_pull(cursor, result, stats, result.counts.span)
         return dg.MaterializeResult(metadata=_pull_metadata(result, stats, f"{first_day} .. {end_day} (exclusive)"))
 
     return api_sales
@@ -101,16 +103,48 @@ def api_stock(context: dg.AssetExecutionContext, java_api: JavaApiResource, ware
     return dg.MaterializeResult(metadata=_pull_metadata(result, stats, "latest snapshot"))
 
 
+Merge = Callable[[Cursor, Sequence], tuple[MergeCounts, int]]
+
+
+def _snapshot_asset(endpoint: str, name: str, table: str, merge: Merge, description: str) -> dg.AssetsDefinition:
+    """A whole list the back office keeps (its calendar, its promotions): each pull replaces the API's rows."""
+
+    @dg.asset(key=["ingest", name], description=description, deps=[API_PRODUCTS], **ASSET)
+    def pull(context: dg.AssetExecutionContext, java_api: JavaApiResource, warehouse: WarehouseResource):
+        records, stats = java_api.client().fetch_all(endpoint)
+        with warehouse.transaction() as cursor:
+            pull_id = load.start_pull(cursor, endpoint, (None, None), context.run_id)
+            load.land_records(cursor, pull_id, endpoint, records)
+            counts, removed = merge(cursor, records)
+            result = load.PullResult(pull_id, endpoint, len(records), counts, removed)
+            load.finish_pull(cursor, result, stats)
+        return dg.MaterializeResult(metadata=_pull_metadata(result, stats, f"the whole list, into {table}"))
+
+    return pull
+
+
+api_store_calendar = _snapshot_asset(
+    "store-calendar", "api_store_calendar", "core.store_calendar", load.merge_store_calendar,
+    "The stores' known closures and openings by exception from the back office (its whole calendar, replacing "
+    "the rows it sent before), into core.store_calendar: the closures the forecasts and the drop detector know.",
+)  # fmt: skip
+api_promotions = _snapshot_asset(
+    "promotions", "api_promotions", "core.promotions", load.merge_promotions,
+    "The promotions planned in the back office (all of them, replacing the ones it sent before), into "
+    "core.promotions: the forecasts take those known for the days they forecast.",
+)  # fmt: skip
 pull_master_data_job = dg.define_asset_job(
     "pull_products_and_stock",
-    selection=[api_products.key, api_stock.key],
-    description="Pull the products changed since the last pull and the latest stock from the back office.",
+    selection=[api_products.key, api_stock.key, api_store_calendar.key, api_promotions.key],
+    description="Pull the products changed since the last pull, the latest stock, the store calendar and the "
+    "promotions from the back office.",
 )
 pull_master_data_schedule = dg.ScheduleDefinition(
     job=pull_master_data_job,
     cron_schedule="15 0 * * *",
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Each night: products changed since the last pull, then the stock snapshot.",
+    description="Each night: products changed since the last pull, then the stock snapshot, the store calendar "
+    "and the promotions.",
 )
 
 
@@ -132,7 +166,7 @@ def api_definitions(settings: Settings) -> dg.Definitions:
         description="Each night, the sales of the UTC day that ended.",
     )
     return dg.Definitions(
-        assets=[api_products, build_api_sales(days), api_stock],
+        assets=[api_products, build_api_sales(days), api_stock, api_store_calendar, api_promotions],
         jobs=[pull_master_data_job, pull_sales],
         schedules=[pull_master_data_schedule, nightly_sales],
     )
