@@ -32,12 +32,24 @@ slower, so the default configuration keeps none.
 
 Variants of the settings are scored over every --variant-every'th origin, against the default
 configuration on the same origins: holiday_country "DE", additive seasonality, 8 backtest origins
-instead of 4, and no promotion input (what the pipeline's `sales_series` passes today).
+instead of 4, and no promotion input (what the pipeline passed before it read core.promotions).
 
 In memory: no warehouse is needed. The forecasts run in a process pool (one process per CPU).
 
-    .venv/bin/python benchmarks/bench_accuracy.py            # 20 stores, 26 origins, variants on 5 (about 3.5 min)
-    .venv/bin/python benchmarks/bench_accuracy.py --quick    # 5 stores, 4 origins, variants on 2 (about 20 s)
+Through the pipeline's own path (benchmarks/pipeline_accuracy.py, which says how each is measured), each
+in a database of its own (`bench_accuracy`): Rossmann through data/mappings/rossmann.yaml and Superstore
+through data/mappings/superstore.yaml, forecast from the last --pipeline-origins Sundays as the pipeline
+builds and reconciles the series, scored per level (the total, stores or regions, categories) against
+seasonal naive and AutoETS (the engine's), with interval coverage; the critical sales drops the detector
+raises on the last --alarm-days days of each (per 10,000 series-days: nothing is planted in real data,
+so each counts as false, and each is listed); and the planted anomalies' recall on --retailers generated
+retailers (scale 2, seeds 1..N), with the precision of their critical alerts. Targets (the issue): Rossmann
+MASE at most 0.40 through the pipeline, Superstore's categories and regions under both seasonal naive and
+AutoETS, at most 1 critical false alarm per 10,000 series-days, planted recall at least 90%.
+
+    .venv/bin/python benchmarks/bench_accuracy.py            # everything (about 45 min on 2 cores)
+    .venv/bin/python benchmarks/bench_accuracy.py --quick    # 5 stores x 4 origins; the pipeline parts small
+    .venv/bin/python benchmarks/bench_accuracy.py --sections engine,rossmann   # some parts only
 
 The last line on stdout is one JSON object with the headline figures.
 """
@@ -56,9 +68,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from common import engine_version, median_of
+from common import engine_version, median_of, own_database
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "store_retail.csv"
+SUPERSTORE = DATA.parent / "superstore.xlsx"
+SECTIONS = ("engine", "rossmann", "superstore", "alarms", "planted")
 HORIZON = 7
 REFERENCE_NAIVE, REFERENCE_TUNED = 0.88, 0.47
 MAIN = "default"
@@ -75,7 +89,7 @@ LABELS = {
     "holidays_de": "holiday_country='DE'",
     "additive": "seasonality_mode='additive'",
     "backtest_8": "backtest_origins=8 (sigma from twice the folds)",
-    "no_promotion": "no promotion input (as sales_series today)",
+    "no_promotion": "no promotion input (as the pipeline before core.promotions)",
 }
 
 
@@ -186,7 +200,18 @@ def main() -> None:
     parser.add_argument("--variant-every", type=int, default=None, help="variants on every Nth origin (default 6)")
     parser.add_argument("--no-variants", action="store_true", help="the default configuration only")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--sections", default=",".join(SECTIONS), help=f"of {','.join(SECTIONS)} (default all)")
+    parser.add_argument("--pipeline-origins", type=int, default=None, help="Sundays (default 12; --quick 2)")
+    parser.add_argument("--alarm-days", type=int, default=None, help="days judged (default 28; --quick 7)")
+    parser.add_argument("--retailers", type=int, default=None, help="generated retailers (default 10; --quick 1)")
     args = parser.parse_args()
+    sections = set(args.sections.split(","))
+    if unknown := sections - set(SECTIONS):
+        parser.error(f"--sections: unknown {', '.join(sorted(unknown))}; choose from {', '.join(SECTIONS)}")
+    pipeline = pipeline_sections(args, sections)
+    if "engine" not in sections:
+        print(json.dumps({"benchmark": "accuracy", **pipeline}))
+        return
     if not args.data.exists():
         print(f"skipped: {args.data} is absent (the real-data sets live outside the project; see its README)")
         print(json.dumps({"benchmark": "accuracy", "skipped": True, "reason": f"{args.data} absent"}))
@@ -264,8 +289,86 @@ def main() -> None:
         "coverage_rmse_80": round(cover["rmse_80"], 3), "coverage_rmse_95": round(cover["rmse_95"], 3),
         "published": dict(models_used), "reference_naive_mase": REFERENCE_NAIVE,
         "reference_tuned_mase": REFERENCE_TUNED, "variants": variants_out, "engine": version,
-        "seconds": round(elapsed),
+        "seconds": round(elapsed), **pipeline,
     }))  # fmt: skip
+
+
+def pipeline_sections(args: argparse.Namespace, sections: set[str]) -> dict:
+    """The pipeline's own path (pipeline_accuracy.py): accuracy per level, false criticals, planted recall."""
+    import pipeline_accuracy as pa
+
+    out: dict = {}
+    origins = args.pipeline_origins or (2 if args.quick else 12)
+    alarm_days = args.alarm_days or (7 if args.quick else 28)
+    real = {"rossmann": (args.data, "rossmann", "Europe/Berlin"), "superstore": (SUPERSTORE, "superstore", "UTC")}
+    alarms = {}
+    for name, (path, mapping, timezone) in real.items():
+        if not sections & {name, "alarms"}:
+            continue
+        if not path.exists():
+            print(f"{name}: skipped, {path} is absent")
+            continue
+        url = own_database("bench_accuracy", recreate=True)
+        started = time.perf_counter()
+        pa.load(url, path, mapping, timezone)
+        if name in sections:
+            print(f"\n{name} through the pipeline ({mapping}.yaml), {origins} weekly origins:")
+            levels = {scope: pa.level_scores(rows, scope) for rows in [pa.through_pipeline(url, origins, args.workers)]
+                      for scope in ("all", "store", "category")}  # fmt: skip
+            print_levels(levels)
+            out[f"{name}_levels"] = {scope: _rounded(scores) for scope, scores in levels.items() if scores}
+        if "alarms" in sections:
+            alarms[name] = pa.false_criticals(url, alarm_days, args.workers)
+            found = alarms[name]
+            print(f"{name}: {found['criticals']} critical drops over {found['series']} series x {alarm_days} days"
+                  f" = {found['per_10k_series_days']:.2f} per 10,000 series-days")  # fmt: skip
+            for message in found["messages"]:
+                print(f"  {message}")
+        print(f"{name}: {time.perf_counter() - started:.0f} s")
+    if "rossmann_levels" in out:
+        out["rossmann_pipeline_mase"] = out["rossmann_levels"]["store"]["ours_mase"]
+    if "superstore_levels" in out:
+        levels = out["superstore_levels"]
+        out["superstore_category_mase"] = levels["category"]["ours_mase"]
+        out["superstore_region_mase"] = levels["store"]["ours_mase"]
+        out["autoets_superstore_category_mase"] = levels["category"]["autoets_mase"]
+    if alarms:
+        criticals, series_days = (sum(found[k] for found in alarms.values()) for k in ("criticals", "series_days"))
+        out["false_criticals_per_10k_series_days"] = round(10_000 * criticals / series_days, 3)
+        out["false_criticals"] = {name: {k: v for k, v in found.items() if k != "messages"}
+                                  for name, found in alarms.items()}  # fmt: skip
+    if "planted" in sections:
+        seeds = list(range(1, 1 + (args.retailers or (1 if args.quick else 10))))
+        print(f"\nplanted anomalies on {len(seeds)} generated retailers (scale 2, seeds {seeds[0]}..{seeds[-1]}):")
+        recall = pa.planted_recall(own_database("bench_accuracy", recreate=True), seeds, args.workers)
+        print(f"recall {recall['recall']:.0%} ({recall['found']} of {recall['planted']}): "
+              + ", ".join(f"{k} {v['found']}/{v['planted']}" for k, v in recall["by_kind"].items())
+              + f"; precision of the {recall['criticals']} critical alerts: {recall['precision']:.0%}"
+              + (f"; missed: {'; '.join(recall['missed'])}" if recall["missed"] else ""))  # fmt: skip
+        out["planted_recall"] = round(recall["recall"], 3)
+        out["planted"] = {k: v for k, v in recall.items() if k != "missed"}
+    return out
+
+
+def print_levels(levels: dict[str, dict]) -> None:
+    names = {"all": "total", "store": "stores/regions", "category": "categories"}
+    header = ("level", "series", "MASE", "naive", "AutoETS", "sMAPE %", "cover 80", "cover 95")
+    print(f"{header[0]:<16}" + "".join(f"{title:>9}" for title in header[1:]))
+    for scope, scores in levels.items():
+        if scores:
+            figures = [f"{scores['series']:>9}"] + [
+                f"{scores[k]:>9.3f}" for k in ("ours_mase", "naive_mase", "autoets_mase")
+            ]
+            figures += [
+                f"{scores['ours_smape']:>9.1f}",
+                f"{scores['coverage_80']:>9.1%}",
+                f"{scores['coverage_95']:>9.1%}",
+            ]
+            print(f"{names[scope]:<16}" + "".join(figures))
+
+
+def _rounded(scores: dict) -> dict:
+    return {key: round(value, 4) if isinstance(value, float) else value for key, value in scores.items()}
 
 
 if __name__ == "__main__":

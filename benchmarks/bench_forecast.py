@@ -21,8 +21,9 @@ product series kept), then `run_forecasts(transaction, "sales", series, Forecast
 - daily: the next day's run, origin Saturday 2026-11-21, on the ml tables the cold run left (restored
   from a snapshot before each daily run). Not a Sunday, so it adds no backtest origin: the folds are
   reused (but the Prophet folds of a series that has just turned from sparse to dense) and Prophet
-  is fitted once per series that publishes Prophet; the run checks both. This is what the schedule
-  does every day, and what the 60 s target is compared with.
+  is fitted once per series that publishes Prophet, or the mean of the best two with Prophet among them;
+  the run checks both. This is what the schedule does every day. Targets (issue 12): the cold run
+  within 60 s, the daily run within 20 s.
 
 Baseline, in its own process, in the same invocation: a plain loop of default `Prophet().fit(df)` and
 `m.predict(m.make_future_dataframe(7))` over the same series (every day of history up to the cold
@@ -71,7 +72,7 @@ DAYS = 740
 END = date(2026, 11, 22)  # the generator's default end, a Sunday
 COLD_ORIGIN = date(2026, 11, 20)  # Friday
 DAILY_ORIGIN = date(2026, 11, 21)  # Saturday: the same backtest origins as Friday's
-TARGET_S, TARGET_RATIO, TARGET_RSS_MB = 60, 3, 2048
+COLD_TARGET_S, DAILY_TARGET_S, TARGET_RATIO, TARGET_RSS_MB = 60, 20, 3, 2048  # issue 12's cold and daily targets
 ML_TABLES = ("ml.forecasts", "ml.forecast_series", "ml.backtest_forecasts", "ml.forecast_accuracy")
 SNAPSHOT = "bench_forecast_snapshot"
 VARIANTS = ("default", "no_samples", "no_newton", "engine")
@@ -488,10 +489,12 @@ def main() -> None:
               f" ({o['fit_cpu_s'] / max(fits, 1):.3f} s per Prophet fit)")  # fmt: skip
     # The daily run must reuse the folds: new Prophet folds only for series that just became dense.
     assert daily["folds_reused"] >= 0.95 * daily["folds"], daily
-    assert daily["summary"]["prophet_fits"] == daily["models"].get("prophet", 0) + daily["new_prophet_folds"], daily
+    # A published Prophet fit serves a series publishing Prophet, or the mean of the best two when Prophet is one.
+    published = daily["models"].get("prophet", 0) + daily["new_prophet_folds"]
+    assert published <= daily["summary"]["prophet_fits"] <= published + daily["models"].get("combination", 0), daily
     ratio = base_s / daily_s
-    print(f"targets: daily {daily_s:.1f} s <= {TARGET_S} s: {'yes' if daily_s <= TARGET_S else 'NO'}"
-          f" (cold {cold_s:.1f} s: {'yes' if cold_s <= TARGET_S else 'no'});"
+    print(f"targets: daily {daily_s:.1f} s <= {DAILY_TARGET_S} s: {'yes' if daily_s <= DAILY_TARGET_S else 'NO'},"
+          f" cold {cold_s:.1f} s <= {COLD_TARGET_S} s: {'yes' if cold_s <= COLD_TARGET_S else 'NO'};"
           f" baseline / daily {ratio:.1f}x >= {TARGET_RATIO}x: {'yes' if ratio >= TARGET_RATIO else 'NO'}"
           f" (baseline / cold {base_s / cold_s:.1f}x); peak RSS {peak:,.0f} MB < {TARGET_RSS_MB:,}:"
           f" {'yes' if peak < TARGET_RSS_MB else 'NO'}")  # fmt: skip

@@ -21,8 +21,17 @@ Baseline, once per size up to --baseline-max-rows: the daily KPIs and trends the
 `pandas.read_sql` of core.sales joined to products, groupby per scope and rolling sums over the
 days (computed, not written back); it is checked against the marts' row counts and revenue.
 
-    .venv/bin/python benchmarks/bench_marts.py            # 1M and 5M order lines, 3 runs each
-    .venv/bin/python benchmarks/bench_marts.py --quick    # 100,000 lines
+Then Dagster's bookkeeping on a long backfill: the daily KPIs of 1,460 days (four years of a one-store
+synthetic retailer, database `bench_backfill`) as one run of `refresh_daily_kpis` through Dagster, into a
+fresh Dagster storage (`bench_backfill_dagster`) on the same server each run, with the event settings the
+commands use (`runs.DAGSTER_EVENT_SETTINGS`): wall time of `execute_in_process` (`backfill_1460_days_s`,
+target 15 s), checked: every day materialized in the partition status, each day's materialization
+carrying its own revenue, the reconciliation check evaluated and passed. Once, for comparison, the same
+run with Dagster's default event settings (`backfill_1460_days_defaults_s`; skipped with --quick).
+
+    .venv/bin/python benchmarks/bench_marts.py                   # 1M and 5M order lines, 3 runs each, then the backfill
+    .venv/bin/python benchmarks/bench_marts.py --quick           # 100,000 lines
+    .venv/bin/python benchmarks/bench_marts.py --backfill-only   # the backfill alone (about 3 minutes)
 
 The loaded database is kept and reused by the next invocation when it holds the same data (same
 size, seed, chunking, time zone, generator and migrations' text); anything else is reloaded into a
@@ -37,13 +46,14 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import os
 import re
 import statistics
 import sys
 import time
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +72,9 @@ TARGET_NEW_DAY_PCT = 5
 MART_TABLES = ("marts.daily_kpis", "marts.sales_trends", "marts.stock_health", "marts.top_products", "marts.dashboard")
 STEPS_FULL = ("daily_kpis", "sales_trends", "stock_health", "top_products", "dashboard")
 STEPS_NEW_DAY = ("insert_day", *STEPS_FULL)
+BACKFILL_DB, BACKFILL_DAGSTER_DB = "bench_backfill", "bench_backfill_dagster"
+BACKFILL_DAYS, BACKFILL_END = 1460, date(2025, 12, 31)
+TARGET_BACKFILL_S = 15
 
 
 # --- the database -----------------------------------------------------------------------------
@@ -400,7 +413,125 @@ def run_baseline(url: str, info: dict) -> dict:
     }
 
 
+# --- a long backfill through Dagster ----------------------------------------------------------------
+
+
+def load_backfill_days(seed: int) -> dict:
+    """A one-store retailer over BACKFILL_DAYS days, COPYed into `bench_backfill` (recreated); its days."""
+    import pandas as pd
+
+    from sales_pipeline.demo.retailer import generate_retailer
+
+    url = own_database(BACKFILL_DB, recreate=True)
+    retailer = generate_retailer(scale=1, seed=seed, days=BACKFILL_DAYS, end=BACKFILL_END)
+    sales = retailer.sales
+    with db.transaction(url) as cursor:
+        cursor.execute("SET TIME ZONE 'UTC'")
+        copy_frame(cursor, "core.products", retailer.products.assign(source="bench"))
+        copy_frame(cursor, "core.stores", retailer.stores.assign(source="bench"))
+        copy_frame(cursor, "core.customers", retailer.customers.assign(source="bench"))
+        columns = ["order_id", "line_number", "sold_at", "store_id", "customer_id", "product_id", "quantity",
+                   "unit_price", "discount", "revenue", "promotion"]  # fmt: skip
+        copy_frame(
+            cursor,
+            "core.sales",
+            pd.DataFrame(sales[columns]).assign(sale_date=sales["sold_at"].dt.normalize(), source="bench"),
+        )
+    first = BACKFILL_END - timedelta(days=BACKFILL_DAYS - 1)
+    return {"url": url, "first": first.isoformat(), "last": BACKFILL_END.isoformat(), "lines": len(sales)}
+
+
+def run_backfill(info: dict) -> dict:
+    """One run of refresh_daily_kpis over every day, into a fresh Dagster storage; timed and checked."""
+    import tempfile
+
+    import dagster as dg
+
+    from sales_pipeline.definitions import build_definitions
+    from sales_pipeline.defs.analytics.sensors import RANGE_END_TAG, RANGE_START_TAG
+    from sales_pipeline.resources import AnalyticsResource, WarehouseResource
+    from sales_pipeline.runs import batch_range_run_events
+    from sales_pipeline.settings import HISTORY_START, PIPELINE_TIMEZONE, Settings
+
+    if not info["defaults"]:
+        batch_range_run_events()  # as every command does
+    storage = re.sub(r"^postgres(ql)?://", "postgresql+psycopg2://", own_database(BACKFILL_DAGSTER_DB, recreate=True))
+    home = tempfile.mkdtemp(prefix="bench_backfill_")
+    Path(home, "dagster.yaml").write_text(f"storage:\n  postgres:\n    postgres_url: {storage}\n"
+                                          "telemetry:\n  enabled: false\n")  # fmt: skip
+    os.environ.update({"DAGSTER_HOME": home, HISTORY_START: info["first"], PIPELINE_TIMEZONE: "UTC"})
+    settings = Settings.from_environment()
+    job = build_definitions(settings).resolve_job_def("refresh_daily_kpis")
+    resources = {
+        "warehouse": WarehouseResource(database_url=info["url"]),
+        "analytics": AnalyticsResource(timezone="UTC", dashboard_dir=str(Path(home, "dashboard"))),
+    }
+    instance = dg.DagsterInstance.get()
+    logging.getLogger("dagster").setLevel(logging.WARNING)  # 1,460 lines of "Materialized value" otherwise
+    started = time.perf_counter()
+    result = job.execute_in_process(
+        instance=instance, tags={RANGE_START_TAG: info["first"], RANGE_END_TAG: info["last"]}, resources=resources
+    )
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, **backfill_checks(instance, result, info)}
+
+
+def backfill_checks(instance: Any, result: Any, info: dict) -> dict:
+    """What the UI shows after the run: days materialized, their own revenues, the reconciliation check."""
+    import dagster as dg
+
+    key = dg.AssetKey(["marts", "daily_kpis"])
+    materializations = result.asset_materializations_for_node("marts__daily_kpis")
+    revenues = {m.partition: m.metadata["revenue"].value for m in materializations}
+    end = (date.fromisoformat(info["last"]) + timedelta(days=1)).isoformat()  # exclusive
+    partitions = dg.DailyPartitionsDefinition(start_date=info["first"], end_date=end, timezone="UTC")
+    status = instance.get_status_by_partition(key, partitions.get_partition_keys(), partitions)
+    checks = result.get_asset_check_evaluations()
+    return {
+        "materialized_days": sum(s == dg.AssetPartitionStatus.MATERIALIZED for s in (status or {}).values()),
+        "distinct_day_revenues": len(set(revenues.values())),
+        "revenue_total": round(sum(revenues.values()), 2),
+        "check_passed": bool(checks) and all(c.passed for c in checks),
+    }
+
+
+def bench_backfill(args: argparse.Namespace) -> dict:
+    print(f"\nbackfill: daily KPIs of {BACKFILL_DAYS:,} days in one Dagster run ({args.runs} run(s))")
+    info = load_backfill_days(args.seed)
+    print(f"  {info['lines']:,} order lines, {info['first']} .. {info['last']}")
+    outcomes = []
+    for run in range(args.runs):
+        outcomes.append(measure("backfill", info["url"], info | {"defaults": False}))
+        print(f"  run {run + 1}: {outcomes[-1]['seconds']:.2f} s  {outcome_line(outcomes[-1])}")
+    defaults = None
+    if not args.quick:
+        defaults = measure("backfill", info["url"], info | {"defaults": True})
+        print(f"  Dagster's default event settings: {defaults['seconds']:.2f} s  {outcome_line(defaults)}")
+    bad = [o for o in outcomes if o["materialized_days"] != BACKFILL_DAYS or not o["check_passed"]
+           or o["distinct_day_revenues"] < BACKFILL_DAYS // 2]  # fmt: skip
+    assert not bad, bad
+    seconds = median_of(outcomes, "seconds")
+    verdict = "met" if seconds < TARGET_BACKFILL_S else "NOT met"
+    print(f"  median {seconds:.2f} s (target {TARGET_BACKFILL_S} s: {verdict})")
+    return {
+        "backfill_1460_days_s": round(seconds, 2),
+        "backfill_1460_days_defaults_s": round(defaults["seconds"], 2) if defaults else None,
+        "backfill_peak_rss_mb": round(max(o["peak_rss_mb"] for o in outcomes)),
+    }
+
+
+def outcome_line(outcome: dict) -> str:
+    return (
+        f"{outcome['materialized_days']:,} days materialized, {outcome['distinct_day_revenues']:,} distinct day"
+        f" revenues, check {'passed' if outcome['check_passed'] else 'NOT passed'},"
+        f" peak {outcome['peak_rss_mb']:.0f} MB"
+    )
+
+
 def worker(kind: str, url: str, info: dict) -> None:
+    if kind == "backfill":
+        print_outcome(run_backfill(info))
+        return
     if kind == "load":
         outcome = load(url, info["rows"], info["seed"], info["chunk_scale"], info["timezone"], info["fingerprint"])
     elif kind == "baseline":
@@ -561,7 +692,8 @@ def main() -> None:
     parser.add_argument(
         "--baseline-max-rows", type=int, default=1_000_000, help="run the pandas baseline up to this size"
     )
-    parser.add_argument("--worker", choices=["load", "full", "new_day", "baseline"], help=argparse.SUPPRESS)
+    parser.add_argument("--backfill-only", action="store_true", help="only the 1,460-day backfill through Dagster")
+    parser.add_argument("--worker", choices=["load", "full", "new_day", "baseline", "backfill"], help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--info", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -572,6 +704,9 @@ def main() -> None:
     sys.stdout.reconfigure(line_buffering=True)  # progress shows when the output goes to a file
     from sales_pipeline.settings import Settings
 
+    if args.backfill_only:
+        print(json.dumps({"benchmark": "marts", "runs": args.runs, **bench_backfill(args)}))
+        return
     sizes = args.sizes or ([100_000] if args.quick else [1_000_000, 5_000_000])
     timezone = Settings.from_environment().pipeline_timezone
     url, server_local = bench_database()
@@ -580,6 +715,7 @@ def main() -> None:
         f" marts.py {marts_code()}"
     )
     figures = {str(rows): bench_size(url, rows, args, timezone, server_local) for rows in sizes}
+    backfill = bench_backfill(args)
 
     print(f"\nsummary (target: one new day at most {TARGET_NEW_DAY_PCT}% of a full rebuild)")
     print(f"{'order lines':>12}{'full s':>9}{'new day s':>11}{'new/full %':>12}{'peak RSS MB':>13}{'baseline s':>12}")
@@ -592,6 +728,7 @@ def main() -> None:
     print(
         json.dumps(
             {"benchmark": "marts", "runs": args.runs, "sizes": figures, "target_new_day_pct": TARGET_NEW_DAY_PCT}
+            | backfill
         )
     )
 

@@ -75,8 +75,17 @@ def engine_version() -> str:
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident memory so far, in MB (ru_maxrss is in kB on Linux)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak resident memory so far, in MB.
+
+    Linux: VmHWM, its own memory's high-water mark. Not ru_maxrss: a process started by another inherits
+    its parent's resident size at the fork (a worker started by a benchmark holding the simulator's
+    200,000 lines showed the parent's 318 MB whatever it did).
+    """
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
 
 
 def current_rss_mb() -> float:

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -78,14 +79,16 @@ def code_location() -> dg.Definitions:
     return build_definitions(load_settings())
 
 
-def prepare_environment(simulator: bool = False) -> dict[str, str]:
+def prepare_environment(simulator: bool = False, live: bool = False) -> dict[str, str]:
     """Start (or reuse) the embedded PostgreSQL unless a server is configured, and point Dagster at it.
 
     Returns what was set, for the message. The URLs go into this process's environment, so that
     Dagster processes started from here connect to the same server without starting their own.
-    `simulator`: serve the bundled Java API simulator when JAVA_API_BASE_URL is unset.
+    `simulator`: serve the bundled Java API simulator when JAVA_API_BASE_URL is unset; `live`: its retailer
+    trades on after the sample's last day, to now, so that the nightly pulls find yesterday's sales.
     """
     from sales_pipeline import folders
+    from sales_pipeline.runs import batch_range_run_events
     from sales_pipeline.warehouse import db, embedded
 
     config = load_settings()  # a bad value fails here, before anything starts
@@ -105,6 +108,7 @@ def prepare_environment(simulator: bool = False) -> dict[str, str]:
         raise click.ClickException(f"{instance_settings} not found: run sales-pipeline from the project folder")
     shutil.copyfile(instance_settings, dagster_home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(dagster_home)
+    batch_range_run_events()
     with db.transaction(warehouse_url) as cursor:
         db.migrate(cursor)
     fail_runs_of_dead_commands(embedded_runs)
@@ -112,7 +116,7 @@ def prepare_environment(simulator: bool = False) -> dict[str, str]:
         "warehouse": "embedded PostgreSQL in " + str(embedded.pgdata_dir()) if embedded_server else "external server",
         "dagster home": str(dagster_home),
         "inbox": str(config.inbox_dir),
-    } | java_api(simulator)
+    } | java_api(simulator, live)
 
 
 def fail_runs_of_dead_commands(storage_on_this_machine: bool) -> None:
@@ -127,25 +131,26 @@ def fail_runs_of_dead_commands(storage_on_this_machine: bool) -> None:
                    f"cut from its database): {', '.join(run_id[:8] for run_id in failed)}", err=True)  # fmt: skip
 
 
-def java_api(simulator: bool) -> dict[str, str]:
+def java_api(simulator: bool, live: bool = False) -> dict[str, str]:
     """Where the Java API is, for the message: none when JAVA_API_BASE_URL is unset, unless `simulator`
     asks for the bundled one (never by omission: its made-up sales must not reach a real warehouse)."""
     if os.environ.get(settings.JAVA_API_BASE_URL):
         return {"java api": "configured server (JAVA_API_BASE_URL)"}
-    return {"java api": start_simulator()} if simulator else {}
+    return {"java api": start_simulator(live)} if simulator else {}
 
 
-def start_simulator() -> str:
+def start_simulator(live: bool = False) -> str:
     """Serve the bundled simulator from this process while it runs, and point the pulls at it."""
     from sales_pipeline.demo.simulator import JavaApiSimulator
 
     token = os.environ.get(settings.JAVA_API_TOKEN) or secrets.token_urlsafe(16)
-    simulator = JavaApiSimulator(token=token, **SIMULATED_RETAILER)
+    simulator = JavaApiSimulator(token=token, live=live, **SIMULATED_RETAILER)
     base_url = simulator.start()
     atexit.register(simulator.stop)
     os.environ[settings.JAVA_API_BASE_URL] = base_url
     os.environ[settings.JAVA_API_TOKEN] = token
-    return f"simulator on {base_url} (the retailer of data/sample)"
+    carried_on = ", trading on to today" if live else ""
+    return f"simulator on {base_url} (the retailer of data/sample{carried_on})"
 
 
 # The database settings as the user gave them, before a command points them at the embedded server:
@@ -286,9 +291,11 @@ def _first_line(text: str) -> str:
 @main.command()
 def demo() -> None:
     """Import the bundled sample workbooks through the Dagster assets, print what was built, send the alerts
-    and the daily reports."""
+    and the daily reports; then the time each step took."""
+    steps = StepTimes()
     demo_routing()
-    where = prepare_environment(simulator=True)
+    with steps("start the warehouse and Dagster's storage"):
+        where = prepare_environment(simulator=True)
     samples = sorted(SAMPLE_DIR.glob("*.xlsx"))
     if not samples:
         raise click.ClickException(f"no sample workbooks in {SAMPLE_DIR.resolve()}")
@@ -296,22 +303,48 @@ def demo() -> None:
     for sample in samples:
         shutil.copy2(sample, inbox / sample.name)  # copy2 keeps the mtime: the files are settled
     click.echo(f"Dropped {len(samples)} sample workbooks into {inbox}")
-    results = run_inbox_once()
-    pull_back_office()
-    refresh_downstream()
+    with steps("import the sample workbooks"):
+        results = run_inbox_once()
+    with steps("pull the back office (simulator)"):
+        pull_back_office()
+    with steps("core tables, marts, forecasts, anomalies"):
+        refresh_downstream()
     print_summary(results, where)
     from sales_pipeline.warehouse import db
 
     with db.transaction(os.environ[settings.DATABASE_URL]) as cursor:
         print_forecast_and_anomalies(cursor)
-    day = build_reports_and_export()
-    deliver_notifications()
+    with steps("daily reports and export"):
+        day = build_reports_and_export()
+    with steps("alerts and reports sent"):
+        deliver_notifications()
     if day is not None:
         print_report_emails(day)
     failed = [outcome for outcome in results if outcome["status"] == "failed"]
     if failed:
         raise click.ClickException(f"the import of {failed[0]['workbook']} failed: {failed[0]['reason']}")
+    steps.echo()
     click.echo(NEXT_STEP)
+
+
+class StepTimes:
+    """The wall time of each step of a command, printed at its end (`with steps("name"): ...`)."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.times: list[tuple[str, float]] = []
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        yield
+        self.times.append((name, time.perf_counter() - started))
+
+    def echo(self) -> None:
+        click.echo("\nTime per step:")
+        for name, seconds in self.times:
+            click.echo(f"  {name:<44}{seconds:6.1f} s")
+        click.echo(f"  {'in all':<44}{time.perf_counter() - self.started:6.1f} s")
 
 
 def evaluate_sensor(name: str, cursor: str | None = None):  # -> SensorExecutionData
@@ -617,7 +650,10 @@ def print_dashboard(document: dict) -> None:
 def dev(port: int, host: str, api_port: int, simulator: bool) -> None:
     """Start the embedded services, the Dagster UI with its daemon (sensors and schedules run) and the read API."""
     check_api_settings(host)
-    where = prepare_environment(simulator)
+    # On the embedded warehouse the demo retailer is served by default, and goes on trading: the nightly pulls find
+    # its days. A configured warehouse gets made-up sales only when asked (--simulator).
+    simulator = simulator or not os.environ.get(settings.DATABASE_URL)
+    where = prepare_environment(simulator, live=True)
     for label, value in where.items():
         click.echo(f"{label:<14} {value}")
     if "java api" not in where:
@@ -758,7 +794,7 @@ def generate(scale: int, seed: int, days: int, out_dir: Path, split: str) -> Non
 @click.option("--out", "out_path", default="sales_import_template.xlsx", show_default=True,
               type=click.Path(path_type=Path, dir_okay=False))  # fmt: skip
 def template(out_path: Path) -> None:
-    """Write the import template workbook (Products, Stores, Customers, Sales, Stock)."""
+    """Write the import template workbook (Products, Stores, Customers, Sales, Stock, Calendar, Promotions)."""
     from sales_pipeline.excel.template import write_template
 
     click.echo(f"Wrote {write_template(out_path)}")

@@ -127,6 +127,14 @@ CATALOGUE: dict[str, dict[str, str]] = {
             "{scope} has been below its forecast for {days} days in a row, {first} to {last}: {actual} against"
             " {expected} expected ({change}), {shortfall} short."
         ),
+        "alert.text.sales_drop.most_days": (
+            "{scope} has been below its forecast on {below} of the last {days} open days, {first} to {last}:"
+            " {actual} against {expected} expected ({change}), {shortfall} short."
+        ),
+        "alert.text.sales_drop.silence": (
+            "{scope} has sold on {selling} of the last {days} open days, {first} to {last}; over the year before it"
+            " sold on {sold_before} of {open_before} open days, so a run that quiet has a {chance} chance."
+        ),
         "alert.text.stock_risk.runs_out": "{product} at {store} will run out in about {days}: {projected} units"
         " projected on hand, {daily}.",
         "alert.text.stock_risk.out": "{product} at {store} is out of stock (none counted on {counted_on}), {daily}.",
@@ -139,8 +147,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "alert.text.stock_risk.on_order": "{units} units are already on order.",
         "alert.text.stock_risk.reorder": "Reorder now.",
         "alert.text.customer_churn": (
-            "Customer {customer} has not bought for {days_silent} days; they used to buy every {gap} days"
-            " ({purchases} purchases). A silence that long has a {chance} chance if they were still a customer."
+            "Customer {customer} has not bought for {days_silent} days; they bought {purchases} times, a median of"
+            " {gap} days apart. A silence that long has a {chance} chance if they were still a customer."
         ),
         "fact.days_below": "Days below forecast",
         "fact.actual": "Actual",
@@ -346,6 +354,14 @@ CATALOGUE: dict[str, dict[str, str]] = {
             "{scope} est sous sa prévision depuis {days} jours d'affilée, du {first} au {last} : {actual} contre"
             " {expected} attendus ({change}), soit {shortfall} de manque."
         ),
+        "alert.text.sales_drop.most_days": (
+            "{scope} a été sous sa prévision {below} des {days} derniers jours d'ouverture, du {first} au {last} :"
+            " {actual} contre {expected} attendus ({change}), soit {shortfall} de manque."
+        ),
+        "alert.text.sales_drop.silence": (
+            "{scope} s'est vendu {selling} des {days} derniers jours d'ouverture, du {first} au {last} ; l'année"
+            " d'avant, {sold_before} jours sur {open_before} : un tel calme a {chance} de chances."
+        ),
         "alert.text.stock_risk.runs_out": "{product} à {store} sera en rupture dans environ {days} : {projected}"
         " unités en stock projetées, {daily}.",
         "alert.text.stock_risk.out": "{product} à {store} est en rupture (aucune unité comptée le {counted_on}),"
@@ -359,8 +375,9 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "alert.text.stock_risk.on_order": "{units} unités sont déjà en commande.",
         "alert.text.stock_risk.reorder": "Commandez maintenant.",
         "alert.text.customer_churn": (
-            "Le client {customer} n'a rien acheté depuis {days_silent} jours ; il achetait tous les {gap} jours"
-            " ({purchases} achats). Un silence aussi long a {chance} de chances s'il était encore client."
+            "Le client {customer} n'a rien acheté depuis {days_silent} jours ; il a acheté {purchases} fois, à"
+            " {gap} jours d'intervalle en médiane. Un silence aussi long a {chance} de chances s'il était encore"
+            " client."
         ),
         "fact.days_below": "Jours sous la prévision",
         "fact.actual": "Réalisé",

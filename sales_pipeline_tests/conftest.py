@@ -24,11 +24,14 @@ def pipeline_home() -> Iterator[Path]:
     embedded server runs as its own system user when the tests run as root.
     """
     from sales_pipeline import settings
+    from sales_pipeline.runs import DAGSTER_EVENT_SETTINGS, batch_range_run_events
 
     home = PROJECT / ".sales_pipeline" / "tests"
     home.mkdir(parents=True, exist_ok=True)
-    saved = {name: os.environ.get(name) for name in (settings.HOME, settings.DATABASE_URL, settings.INBOX)}
+    names = (settings.HOME, settings.DATABASE_URL, settings.INBOX, *DAGSTER_EVENT_SETTINGS)
+    saved = {name: os.environ.get(name) for name in names}
     os.environ[settings.HOME] = str(home)
+    batch_range_run_events()  # Dagster records range runs as the commands make it
     # Tests empty tables: they never touch a configured server, only their own embedded one.
     os.environ.pop(settings.INBOX, None)
     os.environ.pop(settings.DATABASE_URL, None)

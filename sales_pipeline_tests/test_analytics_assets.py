@@ -100,6 +100,34 @@ def test_the_marts_follow_and_the_dashboard_file_is_written(
     assert trends.metadata["dagster/row_count"].value == query(url, "SELECT count(*) FROM marts.sales_trends")[0][0]
 
 
+def test_each_day_of_a_range_run_is_materialized_with_its_own_figures(
+    resources, import_settings, folders, warehouse, empty_warehouse
+):
+    import_sales(warehouse, import_settings, folders, 300)
+    with dg.instance_for_test() as instance:
+        (request,) = tick(instance, resources, None).run_requests
+        run = defs.resolve_job_def("refresh_daily_kpis").execute_in_process(
+            instance=instance, tags=request.tags, resources=resources
+        )
+        first, last = request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]
+        days = dg.DailyPartitionsDefinition(
+            start_date=first, end_date=str(dt.date.fromisoformat(last) + dt.timedelta(days=1))
+        ).get_partition_keys()
+        status = instance.get_status_by_partition(dg.AssetKey(["marts", "daily_kpis"]), days, code_location_days())
+
+    per_day = dict(query(empty_warehouse, "SELECT day::text, revenue::float FROM marts.daily_kpis WHERE scope = 'all'"))
+    materialized = {m.partition: m.metadata for m in run.asset_materializations_for_node("marts__daily_kpis")}
+    assert sorted(materialized) == days and len(days) > 2
+    assert {day: meta["revenue"].value for day, meta in materialized.items()} == {d: per_day.get(d, 0.0) for d in days}
+    assert {meta["run_days"].value for meta in materialized.values()} == {f"{first} .. {last}"}
+    assert set(status.values()) == {dg.AssetPartitionStatus.MATERIALIZED}
+    assert [c.passed for c in run.get_asset_check_evaluations()] == [True]
+
+
+def code_location_days() -> dg.PartitionsDefinition:
+    return defs.resolve_assets_def(dg.AssetKey(["marts", "daily_kpis"])).partitions_def
+
+
 def test_the_reconciliation_check_fails_when_the_marts_are_wrong(
     resources, import_settings, folders, warehouse, empty_warehouse
 ):

@@ -111,7 +111,7 @@ def test_an_upload_whose_import_crashes_reads_failed_and_sheets_not_read_are_nam
     loaded = client.get(status_url).json()
     assert (run.success, loaded["status"]) == (True, "loaded")
     assert loaded["ignored_sheets"] == {
-        "Notes": "not a sheet of the template (Products, Stores, Customers, Sales, Stock)"
+        "Notes": "not a sheet of the template (Products, Stores, Customers, Sales, Stock, Calendar, Promotions)"
     }
 
 

@@ -50,13 +50,13 @@ def test_statuses_and_p_silence_worked_by_hand():
 
     assert list(customers.index) == ["C001", "C002", "C003", "C004", "C005", "C006"]
     assert list(customers.reset_index().columns) == churn.COLUMNS
-    # Weekly regulars: x = 9 gaps over T = 63 days; posterior Gamma(1 + 9, 10 + 63);
-    # p = (73 / (73 + t)) ** 10 for a silence of t days.
+    # Weekly regulars: x = 9 gaps over T = 63 days, each a wait of 6.5 on a continuous clock (purchases fall on
+    # whole days): 58.5; posterior Gamma(1 + 9, 10 + 58.5); p = (68.5 / (68.5 + t)) ** 10 for a silence of t days.
     expected = {
-        "C001": (60, (73 / 133) ** 10, "churned"),  # 0.0025: warning
-        "C002": (8, (73 / 81) ** 10, "active"),  # 0.35
-        "C003": (30, (73 / 103) ** 10, "at_risk"),  # 0.032
-        "C004": (100, (73 / 173) ** 10, "churned"),  # 0.00018: critical
+        "C001": (60, (68.5 / 128.5) ** 10, "churned"),  # 0.0019: warning
+        "C002": (8, (68.5 / 76.5) ** 10, "active"),  # 0.33
+        "C003": (30, (68.5 / 98.5) ** 10, "at_risk"),  # 0.026
+        "C004": (100, (68.5 / 168.5) ** 10, "churned"),  # 0.00012: critical
         # One-time buyers, the prior alone: p = 10 / (10 + t); lapsed below 5%, i.e. after 190 days.
         "C005": (100, 10 / 110, "one_time_recent"),
         "C006": (400, 10 / 410, "one_time_lapsed"),
@@ -104,22 +104,23 @@ def test_kpis_and_alerts_worked_by_hand():
     assert c001.numbers == {
         "purchases": 10,
         "mean_gap_days": 7.0,
+        "median_gap_days": 7.0,
         "days_silent": 60,
-        "p_silence": 0.00248,  # three significant digits
+        "p_silence": 0.00185,  # three significant digits
         "last_purchase": "2026-03-09",
     }
     assert c001.message == (
-        "Customer C001 has not bought for 60 days; they used to buy every 7 days (10 purchases), "
-        "a silence that long has a 0.25% chance if they were still a customer."
+        "Customer C001 has not bought for 60 days; they bought 10 times, a median of 7 days apart: "
+        "a silence that long has a 0.19% chance if they were still a customer."
     )
-    assert "0.018% chance" in c004.message
+    assert "0.012% chance" in c004.message
 
 
 def test_the_fitted_prior_gives_the_same_verdicts_among_regulars():
-    """Without a given prior, the population's own rhythm is fitted: weekly regulars make a tight prior."""
+    """Without a given prior, the population's own rhythm is fitted: weekly regulars make a tight, regular prior."""
     population = [row for k in range(12) for row in weekly(f"R{k:02d}", AS_OF - timedelta(days=k % 7), n=20)]
     frame = pd.DataFrame(
-        [*population, *weekly("C001", AS_OF - timedelta(days=60)), *weekly("C002", AS_OF - timedelta(days=8))],
+        [*population, *weekly("C001", AS_OF - timedelta(days=60)), *weekly("C002", AS_OF - timedelta(days=7))],
         columns=["customer_id", "day"],
     )
 
@@ -128,8 +129,40 @@ def test_the_fitted_prior_gives_the_same_verdicts_among_regulars():
     assert customers.loc["C001", "status"] == "churned"
     assert customers.loc["C002", "status"] == "active"
     assert (customers.drop(index=["C001", "C002"])["status"] == "active").all()
-    # A known weekly rhythm: about the exponential tail exp(-t / 7).
-    assert customers.loc["C001", "p_silence"] == pytest.approx(math.exp(-60 / 7), rel=0.5)
+    # A weekly rhythm kept to the day: far less likely than the memoryless tail exp(-60 / 7) = 0.019%.
+    assert customers.loc["C001", "p_silence"] < 1e-6 < math.exp(-60 / 7)
+    # Due today: active. (A day late, a clockwork customer is at risk: 8 days has a 3% chance for them.)
+    assert customers.loc["C002", "p_silence"] > churn.AT_RISK_P
+
+
+def test_a_regular_among_sparse_buyers_is_judged_by_their_own_rhythm():
+    """Ten purchases 30 days apart, then 200 days of silence, among 300 customers buying a few times at random.
+
+    The rates' prior fitted on sparse shoppers is tight around their pace (a purchase every ~200 days), so a
+    rate estimate alone barely hears the regular's ten purchases; what tells them apart is how regular their
+    gaps are, which the regularity prior (fitted, near memoryless for this population) lets their own data show.
+    """
+    rng = np.random.default_rng(3)
+    start = AS_OF - timedelta(days=1400)
+    sparse = [
+        (f"S{k:03d}", start + timedelta(days=int(day)))
+        for k in range(300)
+        for day in np.sort(rng.uniform(0, 1400, rng.integers(2, 8)))
+    ]
+    last = AS_OF - timedelta(days=200)
+    regular = [("R001", last - timedelta(days=30 * k)) for k in range(10)]
+    frame = pd.DataFrame([*sparse, *regular], columns=["customer_id", "day"])
+
+    customers = assess_customers(frame, AS_OF).set_index("customer_id")
+
+    row = customers.loc["R001"]
+    assert (row.status, row.purchases, row.median_gap_days, row.days_silent) == ("churned", 10, 30.0, 200)
+    [alert] = [a for a in churn_alerts(customers.reset_index()) if a.entity_id == "R001"]
+    assert alert.severity == "critical"
+    assert "they bought 10 times, a median of 30 days apart" in alert.message
+    assert alert.numbers["median_gap_days"] == 30.0
+    # The sparse buyers keep their verdicts: chance alone, ~0.5% of them below CHURNED_P.
+    assert (customers.drop(index="R001")["status"] == "churned").sum() <= 3
 
 
 def test_the_prior_is_recovered_by_maximum_likelihood():

@@ -87,7 +87,7 @@ def test_generate_is_deterministic_by_seed(tmp_path):
 
     assert digest(first) == digest(second) != digest(other)
     workbook = openpyxl.load_workbook(first / "retailer.xlsx", read_only=True)
-    assert workbook.sheetnames == ["Products", "Stores", "Customers", "Sales", "Stock"]
+    assert workbook.sheetnames == ["Products", "Stores", "Customers", "Sales", "Stock", "Calendar", "Promotions"]
 
 
 def test_template_writes_the_import_template(tmp_path):
@@ -123,6 +123,8 @@ def test_demo_imports_the_samples_and_a_second_demo_loads_nothing_new(cli_home, 
     for slug in ("chain", "store-S01", "store-S02"):
         assert (cli_home / "reports" / "2026-11-22" / f"report-2026-11-22-{slug}-en.pdf").exists()
     assert (cli_home / "reports" / "analytics_export.xlsx").exists()
+    steps = r"Time per step:\n  start the warehouse .* s\n  import the sample workbooks .*\n  in all +[\d.]+ s"
+    assert re.search(steps, first.stdout, re.DOTALL)
     counts = warehouse_counts(cli_home)
     assert counts["core.products"] == 80
     assert counts["core.sales"] > 40_000
@@ -433,7 +435,8 @@ def test_dev_started_in_the_background_stops_everything_on_sigterm(cli_home):
     assert port_is_free(port) and port_is_free(api_port)
     assert not (cli_home / "pgdata" / "postmaster.pid").exists()  # the embedded server stopped
     output = log.read_text()
-    assert "java api       not configured: the API schedules' runs fail until JAVA_API_BASE_URL is set" in output
+    # The embedded warehouse: the demo retailer's back office, trading on to today, is served by default.
+    assert "(the retailer of data/sample, trading on to today)" in output
     assert f"The dashboard page and read API are on http://127.0.0.1:{api_port}/ (OpenAPI: /docs)" in output
     for noise in NOISE:
         assert noise not in output

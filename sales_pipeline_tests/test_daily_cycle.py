@@ -23,7 +23,9 @@ from sales_pipeline.warehouse.db import transaction
 SETTINGS = Settings.from_environment()
 defs = build_definitions(SETTINGS)
 GRAPH = defs.resolve_asset_graph()
-CORE = {f"core/{name}" for name in ("products", "stores", "customers", "sales", "stock")}
+CORE = {
+    f"core/{name}" for name in ("products", "stores", "customers", "sales", "stock", "store_calendar", "promotions")
+}
 DAILY = {
     "forecasting/sales_forecast",
     "forecasting/demand_forecast",
@@ -35,6 +37,8 @@ DAILY = {
 STOCK_WAVE = {"marts/stock_health", "marts/dashboard", "reports/analytics_export"}
 # What new daily KPIs refresh at once, whatever the hour.
 AFTER_KPIS = {"marts/sales_trends", "marts/top_products", "marts/dashboard", "reports/analytics_export"}
+# What the nightly pull (`pull_sales`) brings in one run.
+NIGHTLY_PULL = [f"ingest/api_{name}" for name in ("products", "stock", "sales", "store_calendar", "promotions")]
 WORKBOOK = "week-47-abc"
 
 
@@ -88,7 +92,7 @@ def night():
 def test_the_nightly_kpis_start_the_forecasts_and_the_anomalies_in_one_wave(night):
     day, tick, yesterday = night
     waiting = day.tick(tick + dt.timedelta(minutes=1))  # the hour has come, the KPIs not yet
-    built(day.instance, "ingest/api_products", "ingest/api_stock", "ingest/api_sales", day=yesterday)
+    built(day.instance, *NIGHTLY_PULL, day=yesterday)
     pulled = day.tick(tick + dt.timedelta(minutes=2))
     built(day.instance, *CORE, *STOCK_WAVE)
     day.tick(tick + dt.timedelta(minutes=3))

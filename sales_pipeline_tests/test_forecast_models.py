@@ -10,11 +10,14 @@ import numpy as np
 import pandas as pd
 
 from sales_pipeline.forecasting.models import (
+    AUTO_ETS,
+    AUTO_THETA,
+    COMBINATION,
     ENGINE_CODE,
     ENGINE_SOURCES,
     PROPHET,
-    RECENT_MEAN,
     SEASONAL_NAIVE,
+    TSB,
     ForecastSettings,
     Series,
     backtest_origins,
@@ -50,13 +53,16 @@ def test_backtest_origins_are_the_last_four_sundays_with_a_week_of_actuals_after
     assert backtest_origins(longer, ForecastSettings()) == origins
 
 
-def test_a_regular_series_is_backtested_and_prophet_publishes_when_it_wins():
+def test_a_regular_series_is_backtested_and_the_best_candidate_publishes():
     result = forecast_series(series(retail(400)), ForecastSettings())
     scores = {row["model"]: row for row in result.accuracy}
-    assert set(scores) == {PROPHET, SEASONAL_NAIVE} and all(row["origins"] == 4 for row in scores.values())
-    assert scores[PROPHET]["mase"] < scores[SEASONAL_NAIVE]["mase"]  # weekly pattern + noise: Prophet averages
-    assert result.model == PROPHET and result.status == "forecast" and "Prophet beats seasonal naive" in result.reason
-    assert [row["chosen"] for row in result.accuracy if row["model"] == PROPHET] == [True]
+    assert set(scores) == {PROPHET, AUTO_ETS, AUTO_THETA, COMBINATION, SEASONAL_NAIVE}
+    assert all(row["origins"] == 4 for row in scores.values())
+    assert result.demand_class == "smooth" and result.status == "forecast"
+    best = min(scores, key=lambda model: scores[model]["mase"])
+    assert result.model == best != SEASONAL_NAIVE and "wins: MASE" in result.reason
+    assert scores[best]["mase"] < scores[SEASONAL_NAIVE]["mase"]  # weekly pattern + noise: a model averages it
+    assert [row["model"] for row in result.accuracy if row["chosen"]] == [best]
     forecast = result.forecast
     assert list(forecast["day"]) == [ORIGIN + timedelta(days=h) for h in range(1, 8)]
     assert (forecast["yhat_lower_95"] <= forecast["yhat_lower_80"]).all()
@@ -91,10 +97,11 @@ def test_a_closed_weekday_is_forecast_closed_and_left_out_of_the_scores():
     assert all(row["smape"] < 30 for row in result.accuracy)  # a closed day's 0 is not scored
 
 
-def test_a_sparse_series_publishes_its_recent_daily_mean_and_says_so():
+def test_an_intermittent_series_publishes_its_tsb_rate_and_says_so():
     rng = np.random.default_rng(5)
     result = forecast_series(series(rng.poisson(0.3, 300).astype(float), scope="product"), ForecastSettings())
-    assert result.model == RECENT_MEAN and result.reason.startswith("sparse (sells on")
+    assert result.demand_class in ("intermittent", "lumpy") and result.adi > 1.32
+    assert result.model == TSB and result.reason.startswith(f"{result.demand_class} (a sale every")
     assert result.prophet_fits == 0
     assert np.allclose(result.forecast["yhat"], result.forecast["yhat"].iloc[0]) and result.forecast["yhat"].iloc[0] > 0
 
@@ -104,7 +111,7 @@ def test_a_short_series_is_not_forecast_and_a_failing_prophet_falls_back_to_seas
     assert short.status == "skipped" and short.forecast is None and "needs 28" in short.reason
     broken = ForecastSettings(seasonality_mode="not-a-mode")  # Prophet refuses it: every fit fails
     result = forecast_series(series(retail(200)), broken)
-    assert result.status == "fallback" and result.model == SEASONAL_NAIVE
+    assert result.status == "fallback" and result.model != PROPHET
     assert "Prophet failed" in result.reason and "seasonality_mode must be" in result.error
     assert (result.forecast["yhat"] >= 0).all()
 

@@ -8,6 +8,7 @@ stopped buying ~90 days before the end. The forecasts run through Dagster with t
 from __future__ import annotations
 
 from datetime import date, timedelta
+from decimal import Decimal
 from functools import partial
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from sales_pipeline.defs.anomalies.assets import anomaly_assets
 from sales_pipeline.defs.forecasting.assets import build_sales_forecast, demand_forecast, forecast_checks
 from sales_pipeline.demo.retailer import generate_retailer, write_sheets_workbook
 from sales_pipeline.excel.importer import ImportSettings, import_workbook
-from sales_pipeline.forecasting.models import PROPHET, ForecastSettings, forecast_series
+from sales_pipeline.forecasting.models import ForecastSettings, forecast_series
 from sales_pipeline.forecasting.runner import sales_series, store_calendars
 from sales_pipeline.resources import AnalyticsResource, ForecastingResource, WarehouseResource
 from sales_pipeline.warehouse.db import transaction
@@ -116,6 +117,22 @@ def test_every_scope_gets_a_seven_day_forecast_with_ordered_non_negative_bounds(
     )  # fmt: skip
 
 
+def test_the_stores_and_the_categories_add_up_to_the_total_to_the_cent(retailer_warehouse, forecast_run):
+    """What a planner checks: the published forecasts of the stores, and of the categories, summed per day."""
+    sums = query(
+        retailer_warehouse,
+        "SELECT f.day, f.scope, sum(f.yhat::numeric) FROM ml.forecasts f"
+        " JOIN ml.forecast_series s USING (target, scope, scope_id, origin)"
+        " WHERE f.target = 'sales' AND f.scope IN ('all', 'store', 'category') GROUP BY 1, 2",
+    )
+    per_day: dict[date, dict[str, Decimal]] = {}
+    for day, scope, total in sums:
+        per_day.setdefault(day, {})[scope] = total
+    assert len(per_day) == 7 and all(scopes["all"] > 0 for scopes in per_day.values())
+    assert all(scopes["store"] == scopes["all"] == scopes["category"] for scopes in per_day.values()), per_day
+    assert all(total == round(total, 2) for _, _, total in sums)  # published to the cent
+
+
 def test_the_total_is_backtested_against_seasonal_naive_and_says_which_model_publishes(retailer_warehouse):
     accuracy = query(
         retailer_warehouse,
@@ -123,21 +140,22 @@ def test_the_total_is_backtested_against_seasonal_naive_and_says_which_model_pub
         " WHERE target = 'sales' AND scope = 'all' ORDER BY model",
     )
     scores = {model: (origins, mase, smape, chosen) for model, origins, mase, smape, chosen in accuracy}
-    assert set(scores) == {"prophet", "seasonal_naive"}
+    assert {"prophet", "seasonal_naive", "auto_ets", "auto_theta", "combination", "reconciled"} == set(scores)
     assert all(origins >= 4 and mase > 0 and 0 <= smape <= 200 for origins, mase, smape, _ in scores.values())
-    [(model, reason)] = query(
-        retailer_warehouse, "SELECT model, reason FROM ml.forecast_series WHERE target = 'sales' AND scope = 'all'"
-    )
-    winner = min(scores, key=lambda m: scores[m][1])
-    assert model == winner and scores[winner][3]
-    assert ("beats" if winner == PROPHET else "loses") in reason and "MASE" in reason
-    # Sparse products publish their recent daily mean, and say why.
-    sparse = query(
+    [(model, reason, reconciliation)] = query(
         retailer_warehouse,
-        "SELECT count(*) FROM ml.forecast_series WHERE target = 'demand' AND model = 'recent_mean'"
-        " AND reason LIKE 'sparse%%'",
+        "SELECT model, reason, reconciliation FROM ml.forecast_series WHERE target = 'sales' AND scope = 'all'",
     )
-    assert sparse[0][0] > 0
+    winner = min(set(scores) - {"reconciled"}, key=lambda m: scores[m][1])
+    assert model == winner and scores[winner][3]
+    assert "wins" in reason and "MASE" in reason and reconciliation in ("bottom_up", "wls_var", "ols")
+    # Intermittent products publish their TSB rate, and say why.
+    intermittent = query(
+        retailer_warehouse,
+        "SELECT count(*) FROM ml.forecast_series WHERE target = 'demand' AND model = 'tsb'"
+        " AND demand_class IN ('intermittent', 'lumpy') AND reason LIKE '%%TSB daily rate%%'",
+    )
+    assert intermittent[0][0] > 0
 
 
 def test_a_rerun_on_unchanged_history_refits_nothing(retailer_warehouse, forecast_run):
@@ -166,14 +184,19 @@ def test_a_corrected_day_refits_only_the_series_it_touches(retailer_warehouse, f
     before = metadata(forecast_run, "sales_forecast")
     result = materialize(retailer_warehouse, forecast_assets)
     sales = metadata(result, "sales_forecast")
-    assert sales["fitted"] == 4 and sales["reused"] == sales["series"] - 4  # total, store, category, product
+    # The total, the stores and the categories are reconciled together: their published fits are redone
+    # together (their folds only where the history changed); of the products, only the one corrected.
+    together = 1 + len(RETAILER.stores) + RETAILER.products["category"].nunique()
+    assert sales["fitted"] == together + 1 and sales["reused"] == sales["series"] - together - 1
     assert sales["data_version"] != before["data_version"]
     assert metadata(result, "demand_forecast")["fitted"] == 1
     refitted = query(
         retailer_warehouse,
-        "SELECT scope, scope_id FROM ml.forecast_series WHERE target = 'sales' ORDER BY updated_at DESC LIMIT 4",
+        "SELECT scope, scope_id FROM ml.forecast_series WHERE target = 'sales'"
+        f" ORDER BY updated_at DESC LIMIT {together + 1}",
     )
-    assert set(refitted) == {("all", ""), ("store", store), ("category", category), ("product", product)}
+    assert {key for key in refitted if key[0] == "product"} == {("product", product)}
+    assert {("all", ""), ("store", store), ("category", category)} <= set(refitted)
 
 
 def test_the_planted_anomalies_are_found(retailer_warehouse, forecast_run):

@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 import pandas as pd
@@ -23,8 +24,9 @@ from sales_pipeline.demo.retailer import generate_retailer, write_sheets_workboo
 from sales_pipeline.demo.simulator import JavaApiSimulator
 from sales_pipeline.excel.importer import import_workbook
 from sales_pipeline.javaapi.client import JavaApiClient, JavaApiError
-from sales_pipeline.javaapi.records import InvalidPage
+from sales_pipeline.javaapi.records import InvalidPage, SaleLine
 from sales_pipeline.resources import JavaApiResource, WarehouseResource
+from sales_pipeline.warehouse.db import transaction
 from sales_pipeline_tests.conftest import PROJECT, query, table_counts
 from sales_pipeline_tests.fault_proxy import FaultProxy, dropped_record, later_records, shifted_page, truncated
 
@@ -102,6 +104,35 @@ def test_a_full_pull_equals_what_the_simulator_serves(empty_warehouse, api, reta
     materialization = result.asset_materializations_for_node("ingest__api_sales")[0]
     assert materialization.metadata["rows_pulled"].value == len(retailer.sales)
     assert materialization.metadata["pages"].value == -(-len(retailer.sales) // 200)
+
+
+def test_a_streamed_pull_writes_every_line_and_record_as_the_validated_pages_have_them(empty_warehouse, api, retailer):
+    """The pull lands pages as they come and the server cuts them into lines: the warehouse holds, line for
+    line and field for field, what the client's validated records (`fetch_all`, the path before) say."""
+    days = utc_days(retailer)
+    first, end = days.index.min(), days.index.max() + dt.timedelta(days=1)
+    window = {"from": first.isoformat(), "to": end.isoformat()}
+    records, _ = JavaApiClient(api.base_url, TOKEN, page_size=200).fetch_all("sales", window)
+    assert pull(empty_warehouse, api.base_url, (str(first), str(days.index.max()))).success
+
+    zones = dict(zip(retailer.stores["store_id"], retailer.stores["timezone"], strict=True))
+    expected = sorted(
+        (r.order_id, r.line_number, r.sold_at, r.sold_at.astimezone(ZoneInfo(zones[r.store_id])).date(), r.store_id,
+         r.customer_id, r.product_id, r.quantity, round(r.unit_price, 4), round(r.discount, 4), round(r.line_total, 2),
+         r.promotion)
+        for r in records
+    )  # fmt: skip
+    stored = query(
+        empty_warehouse,
+        "SELECT order_id, line_number, sold_at, sale_date, store_id, customer_id, product_id, quantity,"
+        " unit_price::float, discount::float, revenue::float, promotion FROM core.sales"
+        " WHERE source = 'api' AND time_given AND import_id IS NULL ORDER BY 1, 2",
+    )
+    assert stored == expected
+    raw = query(empty_warehouse, "SELECT record::text FROM raw.api_records WHERE endpoint = 'sales'")
+    assert sorted((SaleLine.model_validate_json(text) for (text,) in raw), key=lambda r: r.key) == sorted(
+        records, key=lambda r: r.key
+    )
 
 
 @pytest.mark.parametrize(
@@ -270,6 +301,57 @@ def test_products_pull_incrementally_from_a_cursor_kept_in_the_warehouse(empty_w
         from sales_pipeline.javaapi.records import parse_page
 
         parse_page("products", 0, {"content": [{"productId": ""}], "page": {}})
+
+
+def test_the_store_calendar_and_promotions_come_from_the_back_office_and_replace_its_last_list(empty_warehouse):
+    """Two stores over four months: a Sunday-closed store, holidays, and product promotion weeks."""
+    url = empty_warehouse
+    retailer = generate_retailer(scale=2, seed=SEED, days=120, end=END)
+    assert len(retailer.promotions) and len(retailer.calendar)
+    # Rows the back office sent before and no longer has go; a workbook's rows are not the API's to remove.
+    with transaction(url) as cursor:
+        cursor.execute(
+            "INSERT INTO core.promotions (product_id, starts_on, ends_on, source) VALUES"
+            " ('P0001', '2026-01-05', '2026-01-11', 'api'), ('P0002', '2026-01-05', '2026-01-11', 'excel')"
+        )
+        cursor.execute(
+            "INSERT INTO core.store_calendar (store_id, weekday, source) VALUES ('S01', 'Monday', 'api'),"
+            " (NULL, 'Tuesday', 'excel')"
+        )
+
+    with JavaApiSimulator(seed=SEED, scale=2, days=120, end=END, token=TOKEN, retailer=retailer) as api:
+        result = pull(url, api.base_url)
+        again = pull(url, api.base_url)  # the same lists: nothing changes
+
+    assert result.success
+    promotions = retailer.promotions
+    assert query(
+        url, "SELECT product_id, starts_on, ends_on FROM core.promotions WHERE source = 'api' ORDER BY 2, 1"
+    ) == sorted(
+        ((product, starts.date(), ends.date())
+         for product, starts, ends in promotions[["product_id", "starts_on", "ends_on"]].itertuples(index=False)),
+        key=lambda row: (row[1], row[0]),
+    )  # fmt: skip
+    assert query(url, "SELECT product_id FROM core.promotions WHERE source = 'excel'") == [("P0002",)]
+    calendar = query(url, "SELECT store_id, day, weekday, open FROM core.store_calendar ORDER BY source, day")
+    expected = [
+        (store or None, None if pd.isna(day) else day.date(), weekday or None, bool(open_))
+        for store, day, weekday, open_ in retailer.calendar[["store_id", "day", "weekday", "open"]].itertuples(
+            index=False
+        )
+    ]  # fmt: skip
+    in_order = sorted(expected, key=lambda row: (row[1] is None, row[1] or dt.date.min))
+    assert calendar == [*in_order, (None, None, "Tuesday", False)]
+    calendar_pull = next(
+        m for m in result.get_asset_materialization_events() if m.asset_key.path[-1] == "api_store_calendar"
+    )
+    assert calendar_pull.materialization.metadata["removed"].value == 1  # S01's Mondays, dropped by the back office
+
+    counts = {
+        m.asset_key.path[-1]: (m.materialization.metadata["updated"].value, m.materialization.metadata["removed"].value)
+        for m in again.get_asset_materialization_events()
+    }
+    assert counts["api_store_calendar"] == counts["api_promotions"] == (0, 0)
 
 
 # Eight UTC days, inclusive, of about 27 lines a day: 5 pages of 50; 30 days later still holds sales.

@@ -509,10 +509,12 @@ def resolve(spec: dict, node: dict) -> dict:
     return node
 
 
-def test_openapi_describes_the_three_endpoints_as_served(api, session):
+def test_openapi_describes_the_five_endpoints_as_served(api, session):
     spec = yaml.safe_load(OPENAPI.read_text())
     assert spec["openapi"].startswith("3.0")
-    assert set(spec["paths"]) == {"/api/v1/products", "/api/v1/sales", "/api/v1/stock"}
+    assert set(spec["paths"]) == {
+        "/api/v1/products", "/api/v1/sales", "/api/v1/stock", "/api/v1/store-calendar", "/api/v1/promotions"
+    }  # fmt: skip
     assert spec["components"]["securitySchemes"]["bearerAuth"] == {
         **spec["components"]["securitySchemes"]["bearerAuth"],
         "type": "http",
@@ -523,6 +525,8 @@ def test_openapi_describes_the_three_endpoints_as_served(api, session):
         "/api/v1/products": {"page": False, "size": False, "updatedSince": False},
         "/api/v1/sales": {"from": True, "to": True, "page": False, "size": False},
         "/api/v1/stock": {"page": False, "size": False},
+        "/api/v1/store-calendar": {"page": False, "size": False},
+        "/api/v1/promotions": {"page": False, "size": False},
     }
     for path, params in expected_params.items():
         operation = spec["paths"][path]["get"]
@@ -562,6 +566,8 @@ def _conforms(value: object, schema: dict) -> bool:
             return dt.datetime.fromisoformat(value).tzinfo is not None
         if schema.get("format") == "date":
             return bool(re.fullmatch(r"\d{4}-\d{2}-\d{2}", value))
+        if "enum" in schema:
+            return value in schema["enum"]
         return isinstance(value, str) and len(value) >= schema.get("minLength", 0)
     if kind == "boolean":
         return isinstance(value, bool)

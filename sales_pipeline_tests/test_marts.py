@@ -638,6 +638,35 @@ def test_dashboard_document(empty_warehouse: str) -> None:
     assert query(url, "SELECT count(*) FROM marts.dashboard WHERE scope = 'all'")[0][0] == 2
 
 
+def test_the_dashboard_lists_chain_wide_and_store_alerts_together(empty_warehouse: str, tmp_path) -> None:
+    """A chain-wide alert (no store) beside a store's: the store reads back as None, never NaN (not JSON)."""
+    from sales_pipeline.alerts.store import follow_anomalies
+    from sales_pipeline.anomalies.store import record_anomalies
+    from sales_pipeline.defs.analytics.marts import open_alert_records
+    from sales_pipeline.records import Alert
+    from sales_pipeline.resources import AlertingResource
+
+    url = empty_warehouse
+    add_products(url, ("A", "Arabica", "coffee", 4, 10))
+    add_sales(url, ("O1", 1, "2026-11-20 10:00+00", "S1", "K1", "A", 2, 10, 0))
+    numbers = {"days": 2, "first_day": "2026-11-19", "last_day": "2026-11-20", "actual": 20.0, "expected": 40.0,
+               "shortfall": 20.0, "shortfall_pct": 50.0, "lower_bound": 30.0}  # fmt: skip
+    chain = Alert("sales_drop", "warning", "all", "", AS_OF, "The chain's revenue fell.", numbers,
+                  f"sales_drop:all::{AS_OF}")  # fmt: skip
+    store = Alert("sales_drop", "warning", "store", "S1", AS_OF, "Store S1's revenue fell.", numbers,
+                  f"sales_drop:store:S1:{AS_OF}")  # fmt: skip
+    alerting = AlertingResource(locale="en", outbox_dir=str(tmp_path / "outbox"), timezone="UTC")
+    with transaction(url) as cursor:
+        marts.refresh_daily_kpis(cursor, date(2026, 11, 1), AS_OF, "UTC")
+        record_anomalies(cursor, "sales_drop", [chain, store])
+        follow_anomalies(cursor, "sales_drop")
+        alerts = open_alert_records(cursor, alerting)
+        document = marts.build_dashboard(cursor, AS_OF, timezone="UTC", alerts=alerts)
+    assert sorted((a["store_id"] or "") for a in document["alerts"]) == ["", "S1"]
+    stored = query(url, "SELECT scope_id, document FROM marts.dashboard WHERE scope = 'store'")
+    assert [(scope_id, [a["store_id"] for a in doc["alerts"]]) for scope_id, doc in stored] == [("S1", ["S1"])]
+
+
 def test_an_empty_warehouse(empty_warehouse: str) -> None:
     url = empty_warehouse
     with transaction(url) as cursor:

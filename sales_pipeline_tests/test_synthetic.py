@@ -276,7 +276,7 @@ def test_monthly_split_files(small: Retailer, tmp_path: Path) -> None:
     assert names == ["master_data.xlsx", *[f"sales_{m}.xlsx" for m in months], "stock.xlsx"]
     wb = openpyxl.load_workbook(paths[0], read_only=True)
     try:
-        assert wb.sheetnames == ["Products", "Stores", "Customers"]
+        assert wb.sheetnames == ["Products", "Stores", "Customers", "Calendar", "Promotions"]
     finally:
         wb.close()
     total = 0

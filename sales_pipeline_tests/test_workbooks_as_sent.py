@@ -197,7 +197,7 @@ def test_every_copy_of_a_template_sheet_loads_and_the_sheets_not_read_are_named(
     assert result.ignored_sheets == {
         "Sales notes": "not read as Sales: sheet 'Sales notes': required column(s) missing: Order ID, Line, Sold At,"
         " Store ID, Product ID, Quantity, Unit Price (headers found in row 1: 'call Lyon')",
-        "Pivot": "not a sheet of the template (Products, Stores, Customers, Sales, Stock)",
+        "Pivot": "not a sheet of the template (Products, Stores, Customers, Sales, Stock, Calendar, Promotions)",
     }
     (ledger,) = query(empty_warehouse, "SELECT ignored_sheets FROM ops.import_ledger")
     assert ledger[0] == result.ignored_sheets
@@ -240,7 +240,7 @@ def test_the_templates_example_rows_are_skipped_and_counted(
 
     assert result.status == "loaded", result
     assert {s.target: s.rows_example for s in result.sheets} == dict.fromkeys(
-        ["Products", "Stores", "Customers", "Sales", "Stock"], 1
+        ["Products", "Stores", "Customers", "Sales", "Stock", "Calendar", "Promotions"], 1
     )
     assert by_target(result)["Sales"].rows_loaded == 1 and result.rows_loaded == 1
     assert query(url, "SELECT name, unit_price::float FROM core.products") == [("House blend", 12.0)]
@@ -260,7 +260,8 @@ def test_a_template_holding_only_its_examples_is_rejected(
 
     assert result.status == "rejected"
     assert result.reason == (
-        "no data rows: 'Products', 'Stores', 'Customers', 'Sales', 'Stock' hold only the template's example rows"
+        "no data rows: 'Products', 'Stores', 'Customers', 'Sales', 'Stock', 'Calendar', 'Promotions' hold only the"
+        " template's example rows"
     )
     assert table_counts(empty_warehouse)["core.products"] == 0
 

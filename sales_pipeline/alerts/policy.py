@@ -34,6 +34,7 @@ from sales_pipeline.alerts.routing import Routing
 from sales_pipeline.warehouse.db import read_frame
 
 RESOLVED_NOTE_WITHIN = dt.timedelta(days=7)  # a resolved note is sent for alerts resolved this recently
+KIND_ORDER = {"sales_drop": 0, "stock_risk": 1, "customer_churn": 2}  # what costs sales today comes first
 
 
 @dataclass(frozen=True)
@@ -150,8 +151,15 @@ def _key(prefix: str, ids: list[int]) -> str:
 
 
 def _in_order(rows: pd.DataFrame) -> pd.DataFrame:
-    """The order messages tell alerts in: the chain's drops first, then by kind and id."""
-    return rows.assign(chain=rows["entity_type"] != "total").sort_values(["chain", "kind", "alert_id"])
+    """The order messages tell alerts in: the chain's drops first, then drops, stock-outs, churn, then by id.
+
+    A message tells so many in full (a chat card ten): the planted store drop and stock-out of the demo
+    must not fall behind its regulars who stopped coming.
+    """
+    ranked = rows.assign(
+        chain=rows["entity_type"] != "total", rank=rows["kind"].map(KIND_ORDER).fillna(len(KIND_ORDER))
+    )
+    return ranked.sort_values(["chain", "rank", "kind", "alert_id"]).drop(columns=["rank"])
 
 
 def _per_recipient(rows: pd.DataFrame) -> list[tuple[tuple[str, str], list[int]]]:

@@ -78,21 +78,23 @@ def _drop(alert: Mapping, n: dict, context: dict, fmt: Formatter) -> tuple[str, 
         scope = fmt.text("alert.scope.total")
     change = fmt.percent(-n["shortfall_pct"] / 100, 0) if n.get("shortfall_pct") is not None else "-"
     values = {"scope": scope, "actual": fmt.money(n["actual"]), "expected": fmt.money(n["expected"]), "change": change}
-    if n["days"] == 1:
+    span = {"days": fmt.number(n["days"]), "first": _day(fmt, n["first_day"]), "last": _day(fmt, n["last_day"])}
+    if "p_silence" in n:  # an intermittent product: judged by its selling days, not its revenue
+        text = fmt.text(
+            "alert.text.sales_drop.silence", scope=scope, selling=fmt.number(n["selling_days"]),
+            sold_before=fmt.number(n["history_selling_days"]), open_before=fmt.number(n["history_open_days"]),
+            chance=_chance(fmt, n["p_silence"]), **span,
+        )  # fmt: skip
+    elif n["days"] == 1:
         text = fmt.text(
             "alert.text.sales_drop.one_day", day=_day(fmt, n["last_day"]), bound=fmt.money(n["lower_bound"]), **values
         )
     else:
-        text = fmt.text(
-            "alert.text.sales_drop.days",
-            days=fmt.number(n["days"]),
-            first=_day(fmt, n["first_day"]),
-            last=_day(fmt, n["last_day"]),
-            shortfall=fmt.money(n["shortfall"]),
-            **values,
-        )
+        below = n.get("days_below", n["days"])  # one good day may sit inside a run (drops.py)
+        key = "alert.text.sales_drop.days" if below == n["days"] else "alert.text.sales_drop.most_days"
+        text = fmt.text(key, below=fmt.number(below), shortfall=fmt.money(n["shortfall"]), **span, **values)
     facts = [
-        (fmt.text("fact.days_below"), fmt.number(n["days"])),
+        (fmt.text("fact.days_below"), fmt.number(n.get("days_below", n["days"]))),
         (fmt.text("fact.actual"), values["actual"]),
         (fmt.text("fact.expected"), values["expected"]),
         (fmt.text("fact.shortfall"), f"{fmt.money(n['shortfall'])} ({change})"),
@@ -146,13 +148,18 @@ def _stock(alert: Mapping, n: dict, context: dict, fmt: Formatter) -> tuple[str,
     return fmt.text("alert.title.stock_risk", product=product, store=store), f"{main} {supplier} {action}", facts
 
 
+def _chance(fmt: Formatter, p: float) -> str:
+    """A probability with two significant digits: 0.35%, 0.020%, 0.0041%."""
+    p = float(p)
+    digits = max(0, 1 - math.floor(math.log10(p * 100))) if p > 0 else 0
+    return fmt.percent(p, digits)
+
+
 def _churn(alert: Mapping, n: dict, context: dict, fmt: Formatter) -> tuple[str, str, list]:
     customer = _named(alert["entity_id"], context.get("customer_name"))
-    p = float(n["p_silence"])
-    # Two significant digits: 0.35%, 0.020%, 0.0041%.
-    digits = max(0, 1 - math.floor(math.log10(p * 100))) if p > 0 else 0
-    chance = fmt.percent(p, digits)
-    gap = fmt.number(n["mean_gap_days"])
+    chance = _chance(fmt, n["p_silence"])
+    gap_days = n.get("median_gap_days", n["mean_gap_days"])  # alerts raised before the median was kept: the mean
+    gap = fmt.number(gap_days)
     text = fmt.text(
         "alert.text.customer_churn",
         customer=customer,
@@ -163,7 +170,7 @@ def _churn(alert: Mapping, n: dict, context: dict, fmt: Formatter) -> tuple[str,
     )
     facts = [
         (fmt.text("fact.days_silent"), fmt.number(n["days_silent"])),
-        (fmt.text("fact.usual_gap"), fmt.days(n["mean_gap_days"], 0)),
+        (fmt.text("fact.usual_gap"), fmt.days(gap_days, 0)),
         (fmt.text("fact.chance"), chance),
     ]
     return fmt.text("alert.title.customer_churn", customer=customer), text, facts

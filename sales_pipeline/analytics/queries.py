@@ -10,12 +10,14 @@ from psycopg2.extensions import cursor as Cursor
 from sales_pipeline.warehouse.db import read_frame
 
 
-def daily_totals(cursor: Cursor, first_day: date, last_day: date) -> pd.DataFrame:
-    """Revenue, orders and units of the whole chain per day with sales, first_day..last_day."""
+def daily_figures(cursor: Cursor, first_day: date, last_day: date) -> pd.DataFrame:
+    """Per day with KPIs, first_day..last_day: the rows written (every scope) and the whole chain's revenue,
+    orders and units."""
     return read_frame(
         cursor,
-        "SELECT day, revenue, orders, units FROM marts.daily_kpis WHERE scope = 'all'"
-        " AND day BETWEEN %(first)s AND %(last)s ORDER BY day",
+        "SELECT day, count(*) AS rows_written, sum(revenue) FILTER (WHERE scope = 'all') AS revenue,"
+        " sum(orders) FILTER (WHERE scope = 'all') AS orders, sum(units) FILTER (WHERE scope = 'all') AS units"
+        " FROM marts.daily_kpis WHERE day BETWEEN %(first)s AND %(last)s GROUP BY day ORDER BY day",
         {"first": first_day, "last": last_day},
     )
 

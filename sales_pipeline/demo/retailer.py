@@ -32,6 +32,7 @@ DEFAULT_END = date(2026, 11, 22)  # fixed so the same seed gives the same bytes 
 EXCEL_MAX_ROWS = 1_048_576  # rows per worksheet, header included
 MIN_DAYS = 28  # the planted anomalies need a few weeks of normal history to stand out from
 
+HOLIDAYS = ((1, 1), (5, 1), (12, 25))  # (month, day): every store is closed
 _WORKBOOK_CREATED = datetime(2026, 1, 1)  # document metadata; a fixed value keeps the bytes reproducible
 _CONSTANT_MEMORY_ROWS = 50_000  # above this many rows stream rows to disk instead of keeping cells
 
@@ -300,7 +301,7 @@ class PlantedAnomalies:
 # eq=False: the generated __eq__/__hash__ would try to compare and hash DataFrames, which pandas refuses.
 @dataclass(frozen=True, eq=False)
 class Retailer:
-    """The five template tables, columns named and ordered as in `layout`, plus what was planted."""
+    """The template tables, columns named and ordered as in `layout`, plus what was planted."""
 
     products: pd.DataFrame
     stores: pd.DataFrame
@@ -308,6 +309,8 @@ class Retailer:
     sales: pd.DataFrame
     stock: pd.DataFrame
     planted: PlantedAnomalies
+    calendar: pd.DataFrame  # the known closures: the Sunday-closed store and the chain's holidays
+    promotions: pd.DataFrame  # the chain-wide promotion weeks of each product, known ahead
 
     def frames(self) -> dict[str, pd.DataFrame]:
         """Sheet name -> table, in load order."""
@@ -317,6 +320,8 @@ class Retailer:
             layout.CUSTOMERS.name: self.customers,
             layout.SALES.name: self.sales,
             layout.STOCK.name: self.stock,
+            layout.CALENDAR.name: self.calendar,
+            layout.PROMOTIONS.name: self.promotions,
         }
 
 
@@ -337,7 +342,9 @@ def _calendar(end: date, days: int) -> _Calendar:
     dates = np.datetime64(end, "D") - np.arange(days - 1, -1, -1)
     index = pd.DatetimeIndex(dates)
     month, dom = index.month.to_numpy(), index.day.to_numpy()
-    holiday = ((month == 1) & (dom == 1)) | ((month == 5) & (dom == 1)) | ((month == 12) & (dom == 25))
+    holiday = np.zeros(days, dtype=bool)
+    for m, d in HOLIDAYS:
+        holiday |= (month == m) & (dom == d)
     return _Calendar(dates, index.weekday.to_numpy(), index.dayofyear.to_numpy(), holiday)
 
 
@@ -627,7 +634,8 @@ def generate_retailer(scale: int = 1, seed: int = 42, days: int = 730, end: date
     )
     sales = _sales_frame(cal, orders, lines, prod, stores, cust)
     frames = _products_frame(prod, units), _stores_frame(stores), _customers_frame(cust)
-    return Retailer(*frames, sales, stock, planted_anomalies)
+    calendar, promotions = _calendar_frame(cal, stores["store_id"]), _promotions_frame(cal, prod, promo_discount)
+    return Retailer(*frames, sales, stock, planted_anomalies, calendar, promotions)
 
 
 def _plant_choices(rng: np.random.Generator, prod: dict[str, np.ndarray], n_stores: int) -> _Planted:
@@ -910,11 +918,15 @@ def _sales_frame(
             "unit_price": unit_price,
             "discount": lines.discount,
             "promotion": lines.promotion,
-            # Half a cent rounds up, as the till does (the epsilon undoes binary float error).
-            "revenue": np.floor(lines.quantity * unit_price * (1 - lines.discount) * 100 + 0.5 + 1e-9) / 100,
+            "revenue": line_revenue(lines.quantity, unit_price, lines.discount),
             "unit_cost": None,  # blank: the lines cost what their product costs (Products sheet)
         }
     )
+
+
+def line_revenue(quantity: np.ndarray, unit_price: np.ndarray, discount: np.ndarray) -> np.ndarray:
+    """A line's net amount: half a cent rounds up, as the till does (the epsilon undoes binary float error)."""
+    return np.floor(quantity * unit_price * (1 - discount) * 100 + 0.5 + 1e-9) / 100
 
 
 def _products_frame(prod: dict[str, np.ndarray], units: np.ndarray) -> pd.DataFrame:
@@ -939,7 +951,34 @@ def _products_frame(prod: dict[str, np.ndarray], units: np.ndarray) -> pd.DataFr
 
 def _stores_frame(stores: dict[str, np.ndarray]) -> pd.DataFrame:
     columns = ("store_id", "name", "city", "region", "timezone")
-    return pd.DataFrame({**{c: stores[c] for c in columns}, "opened_on": stores["opened_on"].astype("datetime64[us]")})
+    frame = {**{c: stores[c] for c in columns}, "opened_on": stores["opened_on"].astype("datetime64[us]")}
+    return pd.DataFrame({**frame, "kind": "store"})  # shops: a day without a sale may be a closure
+
+
+def _calendar_frame(cal: _Calendar, store_ids: np.ndarray) -> pd.DataFrame:
+    """What the retailer knows of its closures: the chain's holidays, and the second store's Sundays."""
+    holidays = pd.DatetimeIndex(cal.dates[cal.holiday]).astype("datetime64[us]")
+    rows = [{"store_id": None, "day": day, "weekday": None, "open": False, "note": "holiday"} for day in holidays]
+    if len(store_ids) > 1:  # _store_traffic shuts the second store on Sundays
+        rows.append({"store_id": str(store_ids[1]), "day": pd.NaT, "weekday": "Sunday", "open": False, "note": None})
+    columns = [column.name for column in layout.CALENDAR.columns]
+    return pd.DataFrame(rows, columns=columns).astype({"day": "datetime64[us]"})
+
+
+def _promotions_frame(cal: _Calendar, prod: dict[str, np.ndarray], discount: np.ndarray) -> pd.DataFrame:
+    """Each product's promotion weeks as the retailer plans them: every store, first to last day, the discount."""
+    rows = []
+    for p in range(discount.shape[1]):
+        on = np.concatenate([[0.0], discount[:, p], [0.0]])
+        starts, ends = np.flatnonzero((on[1:] > 0) & (on[:-1] == 0)), np.flatnonzero((on[:-1] > 0) & (on[1:] == 0))
+        for first, last in zip(starts, ends - 1, strict=True):
+            rows.append({
+                "product_id": str(prod["product_id"][p]), "category": None, "store_id": None,
+                "starts_on": cal.dates[first], "ends_on": cal.dates[last], "name": f"{discount[first, p]:.0%} off",
+            })  # fmt: skip
+    columns = [column.name for column in layout.PROMOTIONS.columns]
+    frame = pd.DataFrame(rows, columns=columns).sort_values(["starts_on", "product_id"], ignore_index=True)
+    return frame.astype({"starts_on": "datetime64[us]", "ends_on": "datetime64[us]"})
 
 
 def _customers_frame(cust: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -1131,6 +1170,8 @@ def write_workbooks(retailer: Retailer, out_dir: Path, split: Literal["single", 
                 layout.PRODUCTS.name: retailer.products,
                 layout.STORES.name: retailer.stores,
                 layout.CUSTOMERS.name: retailer.customers,
+                layout.CALENDAR.name: retailer.calendar,
+                layout.PROMOTIONS.name: retailer.promotions,
             },
         )
     ]

@@ -20,6 +20,10 @@ What the contract leaves open, decided here:
   read as '+'. Products' `updatedAt` are deterministic by seed: most long before the sales history, some
   during it, a few in its last two weeks, and a delisted product's when it stopped selling.
 * Stock is the latest count per store and product (the retailer's last snapshot).
+* Live (`--live`): after `end` the retailer's trade goes on to the clock's now (`demo/live.py`): each later
+  day is drawn from the seed and the date alone, and a line is served once its soldAt has passed.
+* The store calendar is the retailer's (its holidays, the Sunday-closed store); the promotions are its
+  product promotion weeks, numbered PR-0001... in (startsOn, productId) order.
 * The admin endpoints (`/admin/...`) and `/actuator/health` need no token: they exist for tests and demos.
 
 Faults (CLI flags, or `POST /admin/faults` with a JSON object; `GET` shows them, `DELETE` clears them and
@@ -47,7 +51,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
@@ -57,13 +61,16 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
+from sales_pipeline.demo.live import LiveTrade
 from sales_pipeline.demo.retailer import DEFAULT_END, Retailer, generate_retailer
 from sales_pipeline.javaapi.records import (
     API_PREFIX,
     RECORD_MODELS,
     Product,
+    Promotion,
     SaleLine,
     StockLevel,
+    StoreClosure,
     describe_error,
 )
 
@@ -243,54 +250,25 @@ def parse_faults(spec: dict[str, Any] | Faults | None, base: Faults | None = Non
 class _Data:
     """The retailer as the API serves it: records validated by the models, serialised once, in contract order."""
 
-    def __init__(self, retailer: Retailer, seed: int, end: dt.date, days: int) -> None:
+    def __init__(
+        self, retailer: Retailer, seed: int, end: dt.date, days: int, clock: Callable[[], dt.datetime] | None = None
+    ) -> None:
         self.retailer = retailer
         self.store_zone = dict(zip(retailer.stores["store_id"], retailer.stores["timezone"], strict=True))
         self._init_sales(retailer.sales)
+        # Live: the days after `end` up to the clock's now, drawn as they are asked for (see demo/live.py).
+        self.live = LiveTrade(retailer, seed, end) if clock is not None else None
+        self.clock = clock
+        self._live_days: dict[dt.date, list[tuple[int, str, int, bytes]]] = {}
         self._init_products(retailer, seed, end, days)
         self._init_stock(retailer.stock)
+        self._init_calendar(retailer.calendar)
+        self._init_promotions(retailer.promotions)
 
     # Sales: sorted by (soldAt instant, orderId, lineNumber), with the instants for binary search.
     def _init_sales(self, sales: pd.DataFrame) -> None:
-        n = len(sales)
-        local = pd.DatetimeIndex(sales["sold_at"]).as_unit("us")
-        utc_us = np.empty(n, dtype=np.int64)
-        stores = sales["store_id"].to_numpy(dtype=object)
-        for store, zone in self.store_zone.items():
-            mask = stores == store
-            if mask.any():
-                zoned = local[mask].tz_localize(
-                    zone or "UTC", ambiguous=np.zeros(int(mask.sum()), dtype=bool), nonexistent="shift_forward"
-                )
-                utc_us[mask] = zoned.tz_convert("UTC").tz_localize(None).as_unit("us").asi8
-        offset_min = (local.asi8 - utc_us) // (60 * _MICROS)
-        offsets = {int(m): _offset_text(int(m)) for m in np.unique(offset_min)}
-        wall = np.datetime_as_string(local.to_numpy().astype("datetime64[s]")).tolist()
-        sold_at = [w + offsets[m] for w, m in zip(wall, offset_min.tolist(), strict=True)]
-
-        order = np.lexsort((sales["line_number"].to_numpy(), sales["order_id"].to_numpy(dtype=str), utc_us))
-        self.sales_us = utc_us[order]
-        ordered = sales.iloc[order]
-        sold_at = [sold_at[i] for i in order.tolist()]
-
-        def column(name: str) -> list:
-            values = ordered[name]
-            return values.astype(object).where(values.notna(), None).tolist()
-
-        names = ("order_id", "line_number", "store_id", "customer_id", "product_id", "quantity", "unit_price",
-                 "discount", "promotion", "revenue")  # fmt: skip
-        columns = {name: column(name) for name in names}
-        columns["line_total"] = columns.pop("revenue")
-        columns["sold_at"] = sold_at
-        order_ids, line_numbers = columns["order_id"], columns["line_number"]
-        # Validated and serialised in chunks: a whole history of models at once would cost hundreds of MB.
-        adapter, to_json = TypeAdapter(list[SaleLine]), SaleLine.__pydantic_serializer__.to_json
-        self.sales: list[bytes] = []
-        for start in range(0, n, _CHUNK):
-            chunk = {name: values[start : start + _CHUNK] for name, values in columns.items()}
-            rows = [dict(zip(chunk, values, strict=True)) for values in zip(*chunk.values(), strict=True)]
-            self.sales += [to_json(model, by_alias=True) for model in adapter.validate_python(rows)]
-        self.sales_keys: list[tuple[str, int]] = list(zip(order_ids, line_numbers, strict=True))
+        self.sales_us, self.sales, self.sales_keys = _serialised_sales(sales, self.store_zone)
+        order_ids = [order_id for order_id, _ in self.sales_keys]
         self.next_order_number = 1 + max((int(o.split("-")[-1]) for o in order_ids if o[-1:].isdigit()), default=0)
         self.order_id_width = max((len(o.split("-")[-1]) for o in order_ids), default=7)
         # Lines added at run time (shifting_total): (instant us, orderId, lineNumber, bytes), kept sorted.
@@ -321,18 +299,65 @@ class _Data:
         models = TypeAdapter(list[StockLevel]).validate_python(rows)
         self.stock = [m.model_dump_json(by_alias=True).encode() for m in models]
 
+    def _init_calendar(self, calendar: pd.DataFrame) -> None:
+        """Ordered by storeId (every-store rows first), date (weekday rows last), dayOfWeek."""
+        rows = [
+            {"store_id": _text(store), "date": None if pd.isna(day) else pd.Timestamp(day).date(),
+             "day_of_week": None if _text(weekday) is None else str(weekday).upper(), "open": bool(open_),
+             "note": _text(note)}
+            for store, day, weekday, open_, note in calendar[["store_id", "day", "weekday", "open", "note"]].itertuples(
+                index=False
+            )
+        ]  # fmt: skip
+        rows.sort(key=lambda r: (r["store_id"] or "", r["store_id"] is not None, r["date"] or dt.date.max,
+                                 r["day_of_week"] or ""))  # fmt: skip
+        models = TypeAdapter(list[StoreClosure]).validate_python(rows)
+        self.calendar = [model.model_dump_json(by_alias=True).encode() for model in models]
+
+    def _init_promotions(self, promotions: pd.DataFrame) -> None:
+        """Numbered PR-0001... in (startsOn, productId) order, the order they are served in."""
+        frame = promotions.sort_values(["starts_on", "product_id"], kind="stable", ignore_index=True)
+        rows = [
+            {"promotion_id": f"PR-{number:04d}", "name": _text(row.name), "product_id": _text(row.product_id),
+             "category": _text(row.category), "store_id": _text(row.store_id),
+             "starts_on": pd.Timestamp(row.starts_on).date(), "ends_on": pd.Timestamp(row.ends_on).date()}
+            for number, row in enumerate(frame.itertuples(index=False), start=1)
+        ]  # fmt: skip
+        models = TypeAdapter(list[Promotion]).validate_python(rows)
+        self.promotions = [model.model_dump_json(by_alias=True).encode() for model in models]
+
     def sales_window(self, from_us: int, to_us: int) -> tuple[int, int, list[tuple[int, bytes]]]:
         """(lo, hi, extras): base lines [lo, hi) and added lines as (base position they precede, bytes)."""
         lo = int(np.searchsorted(self.sales_us, from_us, "left"))
         hi = int(np.searchsorted(self.sales_us, to_us, "left"))
         extras = []
-        for at, order_id, line, payload in self.extra_sales:
+        for at, order_id, line, payload in sorted([*self.extra_sales, *self._live_sales(from_us, to_us)]):
             if from_us <= at < to_us:
                 pos = int(np.searchsorted(self.sales_us, at, "left"))
                 while pos < len(self.sales_us) and self.sales_us[pos] == at and self.sales_keys[pos] < (order_id, line):
                     pos += 1
                 extras.append((pos, payload))
         return lo, hi, extras
+
+    def _live_sales(self, from_us: int, to_us: int) -> list[tuple[int, str, int, bytes]]:
+        """The live days' lines sold in [from_us, to_us) by now, as (instant us, orderId, lineNumber, bytes)."""
+        if self.live is None or self.clock is None:
+            return []
+        now_us = _instant_us(self.clock())
+        to_us = min(to_us, now_us + 1)
+        first = max(_us_instant(from_us).date() - dt.timedelta(days=1), self.live.end + dt.timedelta(days=1))
+        last = _us_instant(max(to_us - 1, from_us)).date() + dt.timedelta(days=1)  # a store's day spans two UTC days
+        out = []
+        for k in range((last - first).days + 1):
+            out += [entry for entry in self._live_day(first + dt.timedelta(days=k)) if from_us <= entry[0] < to_us]
+        return out
+
+    def _live_day(self, day: dt.date) -> list[tuple[int, str, int, bytes]]:
+        if day not in self._live_days:
+            assert self.live is not None
+            at, payloads, keys = _serialised_sales(self.live.day(day), self.store_zone)
+            self._live_days[day] = [(int(a), o, n, p) for a, (o, n), p in zip(at, keys, payloads, strict=True)]
+        return self._live_days[day]
 
     def sales_page(self, lo: int, hi: int, extras: list[tuple[int, bytes]], start: int, stop: int) -> list[bytes]:
         """Lines [start, stop) of the window (base lines [lo, hi) with `extras` merged in)."""
@@ -349,6 +374,57 @@ class _Data:
             else:
                 out.append(self.sales[lo + c - before])
         return out
+
+
+def _serialised_sales(
+    sales: pd.DataFrame, store_zone: dict[str, str]
+) -> tuple[np.ndarray, list[bytes], list[tuple[str, int]]]:
+    """Sale lines sorted by (soldAt instant, orderId, lineNumber): their instants (us), JSON and keys."""
+    n = len(sales)
+    local = pd.DatetimeIndex(sales["sold_at"]).as_unit("us")
+    utc_us = np.empty(n, dtype=np.int64)
+    stores = sales["store_id"].to_numpy(dtype=object)
+    for store, zone in store_zone.items():
+        mask = stores == store
+        if mask.any():
+            zoned = local[mask].tz_localize(
+                zone or "UTC", ambiguous=np.zeros(int(mask.sum()), dtype=bool), nonexistent="shift_forward"
+            )
+            utc_us[mask] = zoned.tz_convert("UTC").tz_localize(None).as_unit("us").asi8
+    offset_min = (local.asi8 - utc_us) // (60 * _MICROS)
+    offsets = {int(m): _offset_text(int(m)) for m in np.unique(offset_min)}
+    wall = np.datetime_as_string(local.to_numpy().astype("datetime64[s]")).tolist()
+    sold_at = [w + offsets[m] for w, m in zip(wall, offset_min.tolist(), strict=True)]
+
+    order = np.lexsort((sales["line_number"].to_numpy(), sales["order_id"].to_numpy(dtype=str), utc_us))
+    sales_us = utc_us[order]
+    ordered = sales.iloc[order]
+    sold_at = [sold_at[i] for i in order.tolist()]
+
+    def column(name: str) -> list:
+        values = ordered[name]
+        return values.astype(object).where(values.notna(), None).tolist()
+
+    names = ("order_id", "line_number", "store_id", "customer_id", "product_id", "quantity", "unit_price",
+             "discount", "promotion", "revenue")  # fmt: skip
+    columns = {name: column(name) for name in names}
+    columns["line_total"] = columns.pop("revenue")
+    columns["sold_at"] = sold_at
+    order_ids, line_numbers = columns["order_id"], columns["line_number"]
+    # Validated and serialised in chunks: a whole history of models at once would cost hundreds of MB.
+    adapter, to_json = TypeAdapter(list[SaleLine]), SaleLine.__pydantic_serializer__.to_json
+    serialised: list[bytes] = []
+    for start in range(0, n, _CHUNK):
+        chunk = {name: values[start : start + _CHUNK] for name, values in columns.items()}
+        rows = [dict(zip(chunk, values, strict=True)) for values in zip(*chunk.values(), strict=True)]
+        serialised += [to_json(model, by_alias=True) for model in adapter.validate_python(rows)]
+    keys: list[tuple[str, int]] = list(zip(order_ids, line_numbers, strict=True))
+    return sales_us, serialised, keys
+
+
+def _text(value: object) -> str | None:
+    """A frame's cell as optional text: blank, None and NaN are None."""
+    return None if value is None or (isinstance(value, float) and np.isnan(value)) or value == "" else str(value)
 
 
 def _offset_text(minutes: int) -> str:
@@ -483,7 +559,8 @@ class JavaApiSimulator:
 
     `start()` returns the base URL (port 0 picks a free port); `stop()` shuts it down; as a context manager
     it starts on entry. `retailer` may be passed to reuse one already generated; it must be
-    `generate_retailer(scale, seed, days, end)` for the served data to match `generate`'s.
+    `generate_retailer(scale, seed, days, end)` for the served data to match `generate`'s. `live` carries the
+    sales on past `end` up to `clock()` (default: the real UTC time).
     """
 
     def __init__(
@@ -498,6 +575,8 @@ class JavaApiSimulator:
         port: int = 0,
         retailer: Retailer | None = None,
         verbose: bool = False,
+        live: bool = False,
+        clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
         if not token:
             raise ValueError("the simulator needs a token to check")
@@ -506,7 +585,7 @@ class JavaApiSimulator:
         self.host, self.port = host, port
         self.verbose = verbose
         retailer = retailer if retailer is not None else generate_retailer(scale=scale, seed=seed, days=days, end=end)
-        self.data = _Data(retailer, seed, end, days)
+        self.data = _Data(retailer, seed, end, days, (clock or _utc_now) if live else None)
         self._lock = threading.Lock()
         self._faults = Faults()
         self._fail_rate_rng = random.Random(seed)
@@ -743,8 +822,9 @@ class JavaApiSimulator:
             with self._lock:
                 lo, hi, extras = data.sales_window(*window)
             return data.sales_page(lo, hi, extras, start, stop), hi - lo + len(extras)
-        if endpoint == "stock":
-            return data.stock[start:stop], len(data.stock)
+        if endpoint in ("stock", "store-calendar", "promotions"):
+            served = {"stock": data.stock, "store-calendar": data.calendar, "promotions": data.promotions}[endpoint]
+            return served[start:stop], len(served)
         with self._lock:
             chosen = [
                 i
@@ -923,6 +1003,10 @@ def _instant_param(params: dict[str, str], name: str) -> int | None:
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
 def _instant_us(value: dt.datetime) -> int:
     return (value - _EPOCH) // dt.timedelta(microseconds=1)
 
@@ -950,12 +1034,14 @@ def serve(
     faults: dict[str, Any] | Faults | None = None,
     host: str = "127.0.0.1",
     verbose: bool = False,
+    live: bool = False,
 ) -> None:
     """Serve until interrupted (Ctrl-C or SIGTERM). Prints one line, `... listening on <base url> ...`, when ready."""
     started = time.perf_counter()
     simulator = JavaApiSimulator(
-        seed=seed, scale=scale, days=days, end=end, token=token, faults=faults, host=host, port=port, verbose=verbose
-    )
+        seed=seed, scale=scale, days=days, end=end, token=token, faults=faults, host=host, port=port, verbose=verbose,
+        live=live,
+    )  # fmt: skip
     url = simulator.start()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
@@ -963,7 +1049,8 @@ def serve(
     first_day = end - dt.timedelta(days=days - 1)
     token_note = f"token {DEFAULT_TOKEN!r} (the default)" if token == DEFAULT_TOKEN else "token as given"
     print(
-        f"Java API simulator listening on {url} ({len(data.sales):,} sales lines {first_day}..{end}, "
+        f"Java API simulator listening on {url} ({len(data.sales):,} sales lines {first_day}..{end}"
+        f"{', then every day to now (live)' if live else ''}, "
         f"{len(data.products)} products, {len(data.stock)} stock levels; seed {seed}, scale {scale}; {token_note}; "
         f"ready in {time.perf_counter() - started:.1f} s)",
         flush=True,
@@ -1023,6 +1110,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--token", default=None, help=f"bearer token to accept (default: ${TOKEN_ENV}, else {DEFAULT_TOKEN!r})"
     )
+    parser.add_argument(
+        "--live", action="store_true", help="carry the retailer on after --end: every day to now, today's lines as "
+        "their time passes (each day the same whenever asked)",
+    )  # fmt: skip
     parser.add_argument("--verbose", action="store_true", help="log each request line to stderr")
     faults = parser.add_argument_group("faults (the same as POST /admin/faults)")
     faults.add_argument("--faults", type=_json_object, default=None, metavar="JSON", help="a JSON object of faults")
@@ -1075,7 +1166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"faults: {error}")
     token = args.token or os.environ.get(TOKEN_ENV) or DEFAULT_TOKEN
     try:
-        serve(args.port, args.seed, args.scale, token, args.days, args.end, faults, args.host, args.verbose)
+        serve(args.port, args.seed, args.scale, token, args.days, args.end, faults, args.host, args.verbose, args.live)
     except (ValueError, OSError) as error:
         print(f"simulate-api: {error}", file=sys.stderr)
         return 2

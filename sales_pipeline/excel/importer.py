@@ -31,9 +31,10 @@ import psycopg2
 from psycopg2 import sql
 from psycopg2.extensions import cursor as Cursor
 
+from sales_pipeline.excel.csv_read import is_csv, read_csv_sheets
 from sales_pipeline.excel.feedback import RejectedCell, SheetRows, write_feedback_workbook
-from sales_pipeline.excel.layout import SALES, SHEETS, STOCK, Sheet, normalise_header
-from sales_pipeline.excel.mapping import TEMPLATE, Mapping, SheetMapping, header_aliases
+from sales_pipeline.excel.layout import CALENDAR, PROMOTIONS, SALES, SHEETS, STOCK, Sheet, normalise_header
+from sales_pipeline.excel.mapping import BACKTICKED, TEMPLATE, Mapping, SheetMapping, header_aliases
 from sales_pipeline.excel.parse import (
     REQUIRED,
     UNCALCULATED_FORMULA,
@@ -79,7 +80,6 @@ SOURCE = "excel"
 API_OWNS_IT_NOT = sql.SQL("t.source <> 'api'")
 HEADER_SEARCH_ROWS = 20  # headers may sit below a title block, but not further down than this
 LINE_TOTAL_TOLERANCE = 0.015  # a cent of rounding either way, and float noise
-_BACKTICKED = re.compile(r"`([^`]+)`")
 # Advisory locks of imports, one per content hash (the two-key space, apart from the refreshes' locks).
 IMPORT_LOCK_CLASS = 74_210
 # The template's and the feedback workbook's own sheets of instructions: never "ignored" sheets.
@@ -192,7 +192,7 @@ def _import(
                 reason = f"same content as import #{earlier[0]} ({earlier[1]}): nothing new to load"
                 return _record_outcome(cursor, settings, path, digest, "duplicate", reason, mapping, run_id, started_at)
             try:
-                workbook = read_workbook(path)
+                workbook = read_source(path, mapping)
                 options = mapping.parse_options(settings.dayfirst, uses_1904_dates(path))
                 prepared, ignored = prepare_sheets(workbook, mapping, options, path)
             except UnreadableWorkbook as problem:
@@ -274,6 +274,20 @@ def _sales_changed(prepared: list[PreparedSheet]) -> tuple[object, object]:
     return min(first for first, _ in spans), max(last for _, last in spans)
 
 
+def read_source(path: Path, mapping: Mapping) -> dict[str, RawSheet]:
+    """The sheets of a workbook, or a CSV file as the one sheet a ``format: csv`` mapping reads."""
+    if mapping.format == "csv" and is_csv(path):
+        return read_csv_sheets(path, [sheet.source for sheet in mapping.sheets], mapping.delimiter)
+    if is_csv(path):
+        raise UnreadableWorkbook(
+            f"a CSV file is read through a mapping with 'format: csv' (mapping '{mapping.name}' reads workbooks):"
+            " drop it into the inbox folder of such a mapping, e.g. rossmann/"
+        )
+    if mapping.format == "csv":
+        raise UnreadableWorkbook(f"mapping '{mapping.name}' reads CSV files, and {path.name} is not one")
+    return read_workbook(path)
+
+
 def _outcome(results: tuple[SheetResult, ...]) -> tuple[str, str | None]:
     rejected = sum(r.rows_rejected for r in results)
     if not rejected:
@@ -316,8 +330,8 @@ def prepare_sheets(
     _mark_duplicate_keys(prepared)
     read = {s.source_name for s in prepared}
     ignored = {name: why for name, why in ignored.items() if name not in read}  # a copy another entry read
-    for name in workbook:
-        if name not in read and name not in ignored and name not in _INSTRUCTIONS:
+    for name, raw_sheet in workbook.items():  # a CSV file is one sheet under its mapping's names: read if read
+        if raw_sheet.name not in read and name not in read and name not in ignored and name not in _INSTRUCTIONS:
             ignored[name] = (
                 f"not a sheet of the template ({', '.join(s.name for s in SHEETS)})"
                 if mapping.is_template
@@ -356,7 +370,7 @@ def _expected_headers(sheet_mapping: SheetMapping) -> set[str]:
 
 def _other_headers(sheet_mapping: SheetMapping) -> list[str]:
     """The source headers a mapping reads besides its columns: computed operands, the date of repeated keys."""
-    headers = _BACKTICKED.findall(" ".join(sheet_mapping.computed.values()))
+    headers = BACKTICKED.findall(" ".join([*sheet_mapping.computed.values(), sheet_mapping.where or ""]))
     return headers + ([sheet_mapping.latest_by] if sheet_mapping.latest_by else [])
 
 
@@ -419,6 +433,8 @@ def _prepare(
     if position:  # rows with nothing in the columns this target reads are not rows
         empty = pd.concat([blank_mask(sender.iloc[:, i]) for i in position.values()], axis=1).all(axis=1)
         sender = sender[~empty]
+    if sheet_mapping.where:
+        sender = sender[_compute(sheet_mapping.where, sender, source_position).eq(True)]
     raw = pd.DataFrame({name: sender.iloc[:, i] for name, i in position.items()}, index=sender.index)
     headers = {name: sender_header[i] for name, i in position.items()}
     for name, value in sheet_mapping.constants.items():
@@ -485,6 +501,9 @@ def _check_cells(prepared: PreparedSheet, options: ParseOptions, marks: CellMark
     """
     raw, target = prepared.raw, prepared.target
     typed, problems = parse_sheet(raw, target, options)
+    for name in target.key:  # a key column the sheet leaves out is blank in every row (a calendar's weekday)
+        if name not in typed.columns and name != "line_number":
+            typed[name] = None
     shown_errors = {
         (row, name): text for name in columns for row, text in raw[name][raw[name].isin(EXCEL_ERRORS)].items()
     }
@@ -503,6 +522,10 @@ def _check_cells(prepared: PreparedSheet, options: ParseOptions, marks: CellMark
                 typed[column.name] = column.default
     if target is SALES and "revenue" in typed.columns:
         _check_line_totals(prepared, typed)
+    if target is CALENDAR:
+        _check_calendar_days(prepared, typed)
+    if target is PROMOTIONS:
+        _check_promotion_dates(prepared, typed)
     if target is SALES and "line_number" not in typed.columns:
         # No line column: lines are numbered within each order in sheet order.
         typed.insert(1, "line_number", typed.groupby("order_id", dropna=False).cumcount().add(1).astype("Int64"))
@@ -539,18 +562,43 @@ def _example_rows(typed: pd.DataFrame, target: Sheet, options: ParseOptions) -> 
     for name in typed.columns:
         column = target.column_by_name[name]
         example, _ = parse_column(pd.Series([column.example], dtype=object), column, options)
-        same &= typed[name].eq(example.iloc[0]).fillna(False).astype(bool)
+        value = example.iloc[0]
+        if pd.isna(value):  # a column the example leaves blank (a calendar's weekday, a promotion's category)
+            same &= typed[name].isna()
+        else:
+            same &= typed[name].eq(value).fillna(False).astype(bool)
     return same
 
 
 def _check_line_totals(prepared: PreparedSheet, typed: pd.DataFrame) -> None:
     """A line total must agree with quantity x unit price x (1 - discount), to the cent."""
-    computed = typed["quantity"].astype(float) * typed["unit_price"] * (1 - typed["discount"])
+    discount = typed.get("discount", 0.0)  # a mapping may give no discount: none
+    computed = typed["quantity"].astype(float) * typed["unit_price"] * (1 - discount)
     wrong = (typed["revenue"] - computed).abs() > LINE_TOTAL_TOLERANCE
     for row_number in typed.index[wrong.fillna(False).astype(bool)]:
         expected = f"{computed[row_number]:.2f}"
         reason = f"does not match quantity x unit price x (1 - discount) = {expected}"
         prepared.reject(row_number, "revenue", prepared.raw.at[row_number, "revenue"], reason)
+
+
+def _check_calendar_days(prepared: PreparedSheet, typed: pd.DataFrame) -> None:
+    """A calendar row names a date or a weekday: with both, or neither, what it means is not known."""
+    dated = typed["day"].notna() if "day" in typed else pd.Series(False, index=typed.index)
+    weekly = typed["weekday"].notna() if "weekday" in typed else pd.Series(False, index=typed.index)
+    for row_number in typed.index[dated & weekly]:
+        reason = "give a date or a weekday, not both: a date closes that day, a weekday every such day"
+        prepared.reject(row_number, "weekday", prepared.raw.at[row_number, "weekday"], reason)
+    for row_number in typed.index[~dated & ~weekly]:
+        prepared.reject(row_number, "day", None, "a date or a weekday is required: the day (or days) it is about")
+
+
+def _check_promotion_dates(prepared: PreparedSheet, typed: pd.DataFrame) -> None:
+    """A promotion ends on or after the day it starts."""
+    backwards = (typed["ends_on"] < typed["starts_on"]).fillna(False).astype(bool)
+    for row_number in typed.index[backwards]:
+        starts = typed.at[row_number, "starts_on"].date().isoformat()
+        reason = f"ends before it starts ({starts}): the To date is the promotion's last day, on or after From"
+        prepared.reject(row_number, "ends_on", prepared.raw.at[row_number, "ends_on"], reason)
 
 
 def _header_row(rows: list[list[object]], expected: dict[str, str]) -> int:
@@ -565,7 +613,7 @@ def _header_row(rows: list[list[object]], expected: dict[str, str]) -> int:
 
 def _compute(expression: str, sender: pd.DataFrame, positions: dict[str, int]) -> pd.Series:
     """Evaluate a mapping's computed column over the sender's numeric columns."""
-    names = _BACKTICKED.findall(expression)
+    names = BACKTICKED.findall(expression)
     frame = pd.DataFrame(
         {name: pd.to_numeric(sender.iloc[:, positions[normalise_header(name)]], errors="coerce") for name in names},
         index=sender.index,
@@ -752,14 +800,15 @@ def _add_missing(cursor: Cursor, table: str, key: str, staging: str) -> None:
 def _land_raw_rows(cursor: Cursor, import_id: int, prepared: list[PreparedSheet]) -> None:
     """Keep every row as the sender wrote it (header -> cell, as JSON), good and bad, with its import.
 
-    A source sheet read by several targets lands once. The rows go to COPY in its text format, a slice of
-    rows at a time: JSON's escapes are backslashes, which that format reads as escapes too, so they are
-    doubled.
+    A source sheet read by several targets lands once: each row any of them read (a row no entry's
+    ``where`` keeps is not read). The rows go to COPY in its text format, a slice of rows at a time:
+    JSON's escapes are backslashes, which that format reads as escapes too, so they are doubled.
     """
-    senders: dict[str, pd.DataFrame] = {}
+    by_source: dict[str, list[pd.DataFrame]] = {}
     for sheet in prepared:
         if not sheet.sender.empty:
-            senders.setdefault(sheet.source_name, sheet.sender)
+            by_source.setdefault(sheet.source_name, []).append(sheet.sender)
+    senders = {name: frames[0] if len(frames) == 1 else _rows_read(frames) for name, frames in by_source.items()}
 
     def slices() -> Iterator[str]:
         for name, sender in senders.items():
@@ -774,6 +823,12 @@ def _land_raw_rows(cursor: Cursor, import_id: int, prepared: list[PreparedSheet]
     if senders:
         cursor.copy_expert("COPY raw.excel_rows (import_id, sheet, row_number, row) FROM STDIN", TextStream(slices()),
                            size=COPY_READ)  # fmt: skip
+
+
+def _rows_read(senders: list[pd.DataFrame]) -> pd.DataFrame:
+    """The rows of one source sheet read by any of its targets, once each, in sheet order."""
+    rows = pd.concat(senders)
+    return rows[~rows.index.duplicated()].sort_index()
 
 
 def _unique(names: list[str]) -> list[str]:

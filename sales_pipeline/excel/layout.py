@@ -113,6 +113,14 @@ STORES = Sheet(
         Column("region", "Region", "text", "Sales region.", "South-East"),
         Column("timezone", "Timezone", "text", "IANA time zone of the store, e.g. Europe/Paris.", "Europe/Paris"),
         Column("opened_on", "Opened On", "date", "Opening date.", "2019-03-01"),
+        Column(
+            "kind",
+            "Kind",
+            "text",
+            "store: a shop with opening days; channel: a region, web shop or catalogue, never closed. Blank: store.",
+            "store",
+            choices=("store", "channel"),
+        ),
     ),
 )
 
@@ -246,6 +254,44 @@ STOCK = Sheet(
     ),
 )
 
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+CALENDAR = Sheet(
+    name="Calendar",
+    table="core.store_calendar",
+    key=("store_id", "day", "weekday"),
+    description="Known closures: a date, or every such weekday, a store is closed (or open by exception).",
+    columns=(
+        Column("store_id", "Store ID", "text", "Store code; blank: every store.", "S01"),
+        Column("day", "Date", "date", "The date closed (or open); blank when a weekday is given.", "2026-12-25"),
+        Column(
+            "weekday",
+            "Weekday",
+            "text",
+            "Closed every such weekday, e.g. Sunday; blank when a date is given.",
+            "",
+            choices=WEEKDAYS,
+        ),
+        Column("open", "Open", "flag", "yes: open by exception that day; blank or no: closed.", "no", default=False),
+        Column("note", "Note", "text", "Why, e.g. Christmas.", "Christmas"),
+    ),
+)
+
+PROMOTIONS = Sheet(
+    name="Promotions",
+    table="core.promotions",
+    key=("product_id", "category", "store_id", "starts_on"),
+    description="Promotions known ahead: a product, a category or everything, in a store or every store.",
+    columns=(
+        Column("product_id", "Product ID", "text", "On promotion; blank: see Category.", "P0001"),
+        Column("category", "Category", "text", "All products of a category; blank with no product: all.", ""),
+        Column("store_id", "Store ID", "text", "Store code; blank: every store.", ""),
+        Column("starts_on", "From", "date", "First day of the promotion.", "2026-11-23", required=True),
+        Column("ends_on", "To", "date", "Last day of the promotion (inclusive).", "2026-11-29", required=True),
+        Column("name", "Name", "text", "What it is, e.g. Black Friday week.", "Black Friday week"),
+    ),
+)
+
 # Load order: referenced tables before the tables that reference them.
-SHEETS: tuple[Sheet, ...] = (PRODUCTS, STORES, CUSTOMERS, SALES, STOCK)
+SHEETS: tuple[Sheet, ...] = (PRODUCTS, STORES, CUSTOMERS, SALES, STOCK, CALENDAR, PROMOTIONS)
 SHEET_BY_TARGET: dict[str, Sheet] = {s.target: s for s in SHEETS}

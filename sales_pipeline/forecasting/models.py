@@ -1,22 +1,39 @@
-"""One series, forecast: Prophet, the simple models it has to beat, and the rolling-origin backtest.
+"""One series, forecast: the candidates, the rolling-origin backtest that picks one, the demand classes.
 
 How a series is forecast (`forecast_series`):
 
 1. Too little history (under `min_history_days`): not forecast, and the reason is recorded.
-2. Candidates: seasonal naive always (the same weekday last week); Prophet when the series sells on
-   most open days; the recent daily mean instead of Prophet for a sparse series (a product selling a
-   few days a month), where a Prophet fit has no weekly signal to find and its error only adds noise.
-3. Rolling-origin backtest: each candidate forecasts 7 days from each of the last `backtest_origins`
+2. Its demand class (Syntetos-Boylan, on the open days of the 8 weeks up to the latest backtest
+   origin, so that it does not flip from one day to the next): ADI, the mean interval between selling
+   days, and CV², the squared coefficient of variation of the non-zero days, give *smooth* (ADI < 1.32,
+   CV² < 0.49), *erratic* (ADI < 1.32), *intermittent* (CV² < 0.49) or *lumpy*.
+3. Candidates: seasonal naive always (the same weekday last week; the latest one on promotion as the
+   day is, so the Monday after a promotion week is forecast by a Monday without one), the floor every
+   model must beat.
+   - Intermittent and lumpy series: TSB (Teunter-Syntetos-Babai: the chance of a sale on a day times
+     the size of a sale, each exponentially smoothed, the chance updated every day so that a product
+     that stopped selling fades). It publishes, seasonal naive scored beside it: by absolute error a
+     forecast of zero often wins there, and stock planning needs the rate, not the most likely day.
+   - Smooth and erratic series: AutoETS (on the last 26 weeks) and AutoTheta (the last 52 weeks) from
+     statsforecast, weekly seasonality, fast; Prophet with `prophet_min_days` of history at every
+     backtest origin (weekly seasonality, yearly with two years, public holidays, promotions); and the
+     mean of the best two of them (the M4/M5 lesson: a combination is rarely worse than its parts). A
+     series with known promotions only gets Prophet, the candidate that takes them as an input.
+4. Rolling-origin backtest: each candidate forecasts 7 days from each of the last `backtest_origins`
    Sundays that have 7 days of actuals after them. Origins on a fixed weekday mean that from one day
    to the next the folds are the same, so a fold is refit only when its own input changed (its hash).
-4. The candidate with the lower MASE publishes; when Prophet loses to seasonal naive the series
-   publishes seasonal naive and says so.
-5. Intervals: yhat ± z·σ, σ = the RMSE of the published model's backtest errors (out of sample, so
-   wider and more honest than Prophet's in-sample noise), clipped at zero; never negative. On the
+5. The candidate with the lowest MASE publishes (ties go to the simpler) and the reason says so.
+6. Intervals: yhat ± z·σ, σ = the RMSE of the published model's backtest errors (out of sample, so
+   wider and more honest than a model's in-sample noise), clipped at zero; never negative. On the
    Rossmann stores they hold 82% and 93% of held-out days (benchmarks/bench_accuracy.py).
 
-Closed days (a store with no sale at all that day) are not history to learn from: they are left
-out of fits and scores, and a weekday closed in each of the last four weeks is forecast closed (0).
+Scores (`score_folds`): MASE scales each fold's mean absolute error by the in-sample mean absolute
+week-on-week change; sMAPE leaves out the days on which forecast and actual are both zero (nothing to
+be relatively wrong about); a series whose scored days were all zero forecasts of zero sales is marked
+`trivially_zero`, and the accuracy summaries leave it out of their medians and count it apart.
+
+Closed days (the store calendar, `sales_pipeline/forecasting/calendar.py`) are not history to learn
+from: they are left out of fits and scores, and forecast closed (0) when known ahead.
 
 Prophet runs fast here: no uncertainty sampling (the intervals come from the backtest), L-BFGS
 without the Newton fallback (which can stall for minutes; a fit that fails falls back to seasonal
@@ -45,8 +62,23 @@ logging.getLogger("prophet.plot").setLevel(logging.CRITICAL)
 
 PROPHET = "prophet"
 SEASONAL_NAIVE = "seasonal_naive"
-RECENT_MEAN = "recent_mean"
+TSB = "tsb"
+AUTO_ETS = "auto_ets"
+AUTO_THETA = "auto_theta"
+COMBINATION = "combination"  # the mean of the best two candidates
+SIMPLICITY = (SEASONAL_NAIVE, TSB, AUTO_THETA, AUTO_ETS, COMBINATION, PROPHET)  # ties go to the first
+LABELS = {
+    PROPHET: "Prophet",
+    SEASONAL_NAIVE: "seasonal naive",
+    TSB: "TSB",
+    AUTO_ETS: "AutoETS",
+    AUTO_THETA: "AutoTheta",
+    COMBINATION: "the combination",
+}
+INTERMITTENT_CLASSES = ("intermittent", "lumpy")
+ADI_CUT, CV2_CUT = 1.32, 0.49  # Syntetos-Boylan
 Z80, Z95 = 1.2816, 1.9600
+HALF_CENT = 0.005  # under it, a forecast rounds to zero: TSB's rate of a product long silent decays towards it
 WEEK = 7
 # The code that turns a series into its forecast: this module. The runner builds the series (their
 # values and calendars are in the input hash already) and stores results, so editing it refits nothing.
@@ -84,15 +116,18 @@ class ForecastSettings:
     min_history_days: int = 28  # shorter series are not forecast
     prophet_min_days: int = 56  # history Prophet needs at every backtest origin
     yearly_min_days: int = 730  # yearly seasonality only with two years or more
-    sparse_share: float = 0.5  # sold on fewer than this share of the last 8 weeks' open days: sparse
-    recent_days: int = 28  # the window of the recent mean
+    tsb_alpha: float = 0.1  # TSB: smoothing of a sale's size
+    tsb_beta: float = 0.05  # TSB: smoothing of the chance of a sale on a day
+    ets_days: int = 182  # the history AutoETS is fitted on
+    theta_days: int = 364  # the history AutoTheta is fitted on
     seasonality_mode: str = "multiplicative"  # retail's weekly pattern scales with its level
     engine_code: str = ENGINE_CODE  # changed model code: every series and fold is refit, none reused stale
 
     @cached_property
     def fingerprint(self) -> str:
-        # The installed version, read without importing Prophet (seconds) into the process that hashes.
-        return digest(repr(self), importlib.metadata.version("prophet"))[:16]
+        # The installed versions, read without importing Prophet (seconds) into the process that hashes.
+        versions = (importlib.metadata.version(name) for name in ("prophet", "statsforecast"))
+        return digest(repr(self), *versions)[:16]
 
 
 @dataclass
@@ -109,6 +144,8 @@ class Series:
     values: pd.Series  # float, DatetimeIndex of consecutive days
     closed: pd.Series  # bool, same start, horizon days longer
     promotion: pd.Series | None = None  # 0/1 known promotion days, same index as closed
+    # What else the published forecast depends on: the hash of the other series it is reconciled with.
+    together_with: str = ""
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -120,7 +157,7 @@ class Series:
 
     def input_hash(self, settings: ForecastSettings) -> str:
         """Changes when anything the published forecast depends on changes."""
-        return self._hash(settings, len(self.values), len(self.closed), "publish")
+        return self._hash(settings, len(self.values), len(self.closed), "publish", self.together_with)
 
     def fold_hash(self, settings: ForecastSettings, origin: date, model: str) -> str:
         upto = (pd.Timestamp(origin) - self.values.index[0]).days + 1
@@ -130,11 +167,11 @@ class Series:
         """Decided on the whole series, so that the backtest folds judge the model that is published."""
         return len(self.values) >= settings.yearly_min_days
 
-    def _hash(self, settings: ForecastSettings, upto: int, known_upto: int, what: str) -> str:
+    def _hash(self, settings: ForecastSettings, upto: int, known_upto: int, what: str, extra: str = "") -> str:
         # The yearly switch is decided on the whole series: a fold of a series that just reached two
         # years is another model than the same fold a day before.
         yearly = str(self.uses_yearly_seasonality(settings))
-        parts = [settings.fingerprint, what, yearly, str(self.values.index[0].date())]
+        parts = [settings.fingerprint, what, extra, yearly, str(self.values.index[0].date())]
         parts.append(self.values.to_numpy(dtype=float)[:upto].tobytes())
         parts.append(self.closed.to_numpy(dtype=bool)[:known_upto].tobytes())
         if self.promotion is not None:
@@ -169,10 +206,18 @@ class ForecastResult:
     fit_seconds: float = 0.0
     prophet_fits: int = 0
     sigma: float | None = None
+    demand_class: str | None = None
+    adi: float | None = None
+    cv2: float | None = None
+    reconciliation: str | None = None
     forecast: pd.DataFrame | None = None  # day, yhat, its 80% and 95% bounds, closed
     folds: list[Fold] = field(default_factory=list)
     accuracy: list[dict] = field(default_factory=list)
     error: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.target, self.scope, self.scope_id)
 
 
 CachedFolds = dict[tuple[date, str], tuple[str, np.ndarray]]  # (origin, model) -> (input hash, yhat)
@@ -181,7 +226,7 @@ CachedFolds = dict[tuple[date, str], tuple[str, np.ndarray]]  # (origin, model) 
 def forecast_series(
     series: Series, settings: ForecastSettings, cached_folds: CachedFolds | None = None
 ) -> ForecastResult:
-    """Backtest the candidates, pick the better one, publish its next `horizon` days (see the module doc)."""
+    """Backtest the candidates, pick the best, publish its next `horizon` days (see the module doc)."""
     started = time.perf_counter()
     open_days = ~series.closed.iloc[: len(series.values)].to_numpy()
     result = ForecastResult(
@@ -192,37 +237,64 @@ def forecast_series(
         return result
 
     origins = backtest_origins(series, settings)
-    sparse_share = _selling_share(series, open_days, origins[-1] if origins else series.origin)
-    candidates = _candidates(series, settings, origins, sparse_share)
+    result.demand_class, result.adi, result.cv2 = demand_class(series, open_days, origins[-1] if origins else None)
+    candidates = _candidates(series, settings, origins, result.demand_class)
     failures = _backtest(result, series, settings, origins, candidates, cached_folds or {})
     result.accuracy = score_folds(series, result.folds, settings)
     scores = {row["model"]: row for row in result.accuracy}
     if PROPHET in candidates and PROPHET not in scores:
         result.status, result.error = "fallback", failures[0] if failures else "Prophet produced no backtest"
-    # A sparse series publishes its recent daily rate: scored by absolute error a forecast of zero
-    # often wins there, and stock planning needs the rate, not the most likely day (nothing sold).
-    chosen = RECENT_MEAN if RECENT_MEAN in candidates else _choose(scores)
-    result.reason = _reason(chosen, scores, candidates, sparse_share, result.error, len(origins), settings)
-    chosen, yhat = _predict_published(result, chosen, series, settings)
+    parts = _add_combination(result, series, settings, scores, candidates)
+    # An intermittent series publishes its TSB rate: scored by absolute error a forecast of zero often
+    # wins there, and stock planning needs the rate, not the most likely day (nothing sold).
+    chosen = TSB if TSB in candidates else _choose(scores)
+    result.reason = _reason(chosen, scores, parts, result, len(origins), settings)
+    chosen, yhat = _predict_published(result, chosen, parts, series, settings)
     if result.status != "fallback":
         result.status = "forecast"
     result.model = chosen
     for row in result.accuracy:
         row["chosen"] = row["model"] == chosen
     result.sigma = scores[chosen]["rmse"] if chosen in scores else _in_sample_sigma(series, open_days)
-    result.forecast = _with_intervals(series, yhat, result.sigma, settings)
+    result.forecast = with_intervals(series.closed.index[len(series.values) :], series, yhat, result.sigma, settings)
     result.fit_seconds = time.perf_counter() - started
     return result
 
 
-def _candidates(series: Series, settings: ForecastSettings, origins: list[date], sparse_share: float) -> list[str]:
-    """Seasonal naive always; with it the recent mean for a sparse series, else Prophet given the history."""
-    candidates = [SEASONAL_NAIVE]
-    if sparse_share < settings.sparse_share:
-        candidates.append(RECENT_MEAN)
-    elif origins and _history_at(series, origins[0]) >= settings.prophet_min_days:
-        candidates.append(PROPHET)
-    return candidates
+def demand_class(series: Series, open_days: np.ndarray, until: date | None) -> tuple[str, float, float]:
+    """Syntetos-Boylan class, ADI and CV² of the open days of the 8 weeks up to `until` (module doc, step 2).
+
+    Measured up to the latest backtest origin, not the latest day, so that a series near a boundary
+    does not switch candidates (and refit its folds) from one day to the next.
+    """
+    upto = _history_at(series, until) if until else len(series.values)
+    recent = series.values.to_numpy(dtype=float)[:upto][-8 * WEEK :][open_days[:upto][-8 * WEEK :]]
+    selling = recent[recent > 0]
+    if not len(selling):
+        return "lumpy", float(len(recent) or np.inf), 0.0
+    adi = len(recent) / len(selling)
+    cv2 = float(np.var(selling) / np.mean(selling) ** 2) if len(selling) > 1 else 0.0
+    if adi < ADI_CUT:
+        return ("smooth" if cv2 < CV2_CUT else "erratic"), adi, cv2
+    return ("intermittent" if cv2 < CV2_CUT else "lumpy"), adi, cv2
+
+
+def _candidates(series: Series, settings: ForecastSettings, origins: list[date], demand: str) -> list[str]:
+    """Seasonal naive always; TSB for intermittent demand, else the statistical models and Prophet (module doc)."""
+    if demand in INTERMITTENT_CLASSES:
+        return [SEASONAL_NAIVE, TSB]
+    history = _history_at(series, origins[0]) if origins else 0
+    with_prophet = [PROPHET] if origins and history >= settings.prophet_min_days else []
+    if _has_promotions(series, len(series.values)):
+        return [SEASONAL_NAIVE, *with_prophet]  # the one candidate that takes promotions as an input
+    return [SEASONAL_NAIVE, AUTO_THETA, AUTO_ETS, *with_prophet] if origins else [SEASONAL_NAIVE]
+
+
+def _has_promotions(series: Series, upto: int) -> bool:
+    if series.promotion is None:
+        return False
+    open_ = ~series.closed.to_numpy(dtype=bool)[:upto]
+    return series.promotion.iloc[:upto][open_].nunique() > 1
 
 
 def _backtest(
@@ -255,17 +327,41 @@ def _backtest(
     return failures
 
 
+def _add_combination(
+    result: ForecastResult, series: Series, settings: ForecastSettings, scores: dict[str, dict], candidates: list[str]
+) -> tuple[str, ...]:
+    """Score the mean of the two best fitted candidates as one more candidate; returns those two (or none)."""
+    fitted = [model for model in scores if model not in (SEASONAL_NAIVE, TSB) and scores[model]["mase"] is not None]
+    if len(fitted) < 2:
+        return ()
+    parts = tuple(sorted(fitted, key=lambda model: scores[model]["mase"])[:2])
+    by_origin: dict[date, list[Fold]] = {}
+    for fold in result.folds:
+        if fold.model in parts:
+            by_origin.setdefault(fold.origin, []).append(fold)
+    for origin, folds in sorted(by_origin.items()):
+        if len(folds) == 2:
+            fold_hash = digest(*(fold.input_hash for fold in folds))
+            reused = all(fold.reused for fold in folds)
+            result.folds.append(Fold(origin, COMBINATION, fold_hash, (folds[0].yhat + folds[1].yhat) / 2, reused))
+    combined = score_folds(series, [fold for fold in result.folds if fold.model == COMBINATION], settings)
+    result.accuracy += combined
+    scores.update({row["model"]: row for row in combined})
+    return parts
+
+
 def _predict_published(
-    result: ForecastResult, chosen: str, series: Series, settings: ForecastSettings
+    result: ForecastResult, chosen: str, parts: tuple[str, ...], series: Series, settings: ForecastSettings
 ) -> tuple[str, np.ndarray]:
     """The chosen model's next days; seasonal naive instead, with the reason recorded, if the fit fails."""
     try:
-        yhat = _predict(chosen, series, series.origin, settings)
-        result.prophet_fits += chosen == PROPHET
+        models = parts if chosen == COMBINATION else (chosen,)
+        yhat = np.mean([_predict(model, series, series.origin, settings) for model in models], axis=0)
+        result.prophet_fits += PROPHET in models
         return chosen, yhat
     except Exception as error:
         result.status, result.error = "fallback", f"{chosen} at origin {series.origin}: {error}"
-        result.reason = f"Prophet failed ({error}); seasonal naive published instead"
+        result.reason = f"{LABELS[chosen]} failed ({error}); seasonal naive published instead"
         return SEASONAL_NAIVE, _predict(SEASONAL_NAIVE, series, series.origin, settings)
 
 
@@ -283,6 +379,8 @@ def score_folds(series: Series, folds: list[Fold], settings: ForecastSettings) -
 
     MASE scales each fold's mean absolute error by the in-sample mean absolute week-on-week change
     of the history up to that fold's origin, then averages the folds (as in the M4 competition).
+    sMAPE leaves out the days where forecast and actual are both zero (to the cent); with no other day it
+    is NULL and the series is `trivially_zero`.
     """
     values = series.values.to_numpy(dtype=float)
     closed = series.closed.to_numpy(dtype=bool)
@@ -308,7 +406,8 @@ def score_folds(series: Series, folds: list[Fold], settings: ForecastSettings) -
             continue
         error, actual, yhat = np.concatenate(errors), np.concatenate(actuals), np.concatenate(predicted)
         denominator = np.abs(actual) + np.abs(yhat)
-        ratios = np.divide(2 * np.abs(error), denominator, out=np.zeros_like(error), where=denominator > 0)
+        something = denominator >= HALF_CENT  # a forecast that rounds to 0.00 for a day that sold nothing: both zero
+        ratios = 2 * np.abs(error[something]) / denominator[something]
         rows.append(
             {
                 "model": model,
@@ -316,9 +415,11 @@ def score_folds(series: Series, folds: list[Fold], settings: ForecastSettings) -
                 "first_origin": min(fold.origin for fold in model_folds),
                 "last_origin": max(fold.origin for fold in model_folds),
                 "mase": float(np.mean(scaled)) if len(scaled) == len(errors) else None,
-                "smape": float(100 * ratios.mean()),
+                "smape": float(100 * ratios.mean()) if len(ratios) else None,
                 "mae": float(np.abs(error).mean()),
                 "rmse": float(np.sqrt(np.mean(error**2))),
+                "scored_days": len(error),
+                "trivially_zero": not something.any(),
                 "chosen": False,
             }
         )
@@ -336,8 +437,7 @@ def _choose(scores: dict[str, dict]) -> str:
 
     def loss(model: str) -> tuple[float, int]:
         row = scores[model]
-        simplicity = [SEASONAL_NAIVE, RECENT_MEAN, PROPHET].index(model)
-        return (row["mase"] if row["mase"] is not None else row["mae"], simplicity)
+        return (row["mase"] if row["mase"] is not None else row["mae"], SIMPLICITY.index(model))
 
     return min(scores, key=loss) if scores else SEASONAL_NAIVE
 
@@ -345,9 +445,8 @@ def _choose(scores: dict[str, dict]) -> str:
 def _reason(
     chosen: str,
     scores: dict[str, dict],
-    candidates: list[str],
-    sparse_share: float,
-    error: str | None,
+    parts: tuple[str, ...],
+    result: ForecastResult,
     origins: int,
     settings: ForecastSettings,
 ) -> str:
@@ -355,20 +454,26 @@ def _reason(
         value = scores.get(model, {}).get("mase")
         return "n/a" if value is None else f"{value:.2f}"
 
+    def label(model: str) -> str:
+        return (
+            " and ".join(LABELS[p] for p in parts).join(("the mean of ", "")) if model == COMBINATION else LABELS[model]
+        )
+
     if not origins:
         return "too little history for a backtest: seasonal naive published"
-    if error and PROPHET in candidates:
-        return f"Prophet failed ({error}); seasonal naive published"
-    if RECENT_MEAN in candidates:
+    if result.error and PROPHET not in scores:
+        return f"Prophet failed ({result.error}); {label(chosen)} published"
+    demand = f"{result.demand_class} (a sale every {result.adi:.1f} open days, CV² {result.cv2:.2f})"
+    if chosen == TSB:
+        return f"{demand}: its TSB daily rate (MASE {mase(TSB)}, seasonal naive {mase(SEASONAL_NAIVE)})"
+    others = sorted((m for m in scores if m != chosen), key=lambda m: scores[m]["mase"] or np.inf)
+    against = ", ".join(f"{label(m)} {mase(m)}" for m in others)
+    if chosen == SEASONAL_NAIVE and len(scores) == 1:
         return (
-            f"sparse (sells on {sparse_share:.0%} of open days): its {settings.recent_days}-day daily mean instead of"
-            f" a Prophet fit (MASE {mase(RECENT_MEAN)}, seasonal naive {mase(SEASONAL_NAIVE)})"
+            f"{demand}; under {settings.prophet_min_days} days of history at the first backtest origin: seasonal naive"
         )
-    if PROPHET not in candidates:
-        return f"under {settings.prophet_min_days} days of history at the first backtest origin: seasonal naive"
-    if chosen == PROPHET:
-        return f"Prophet beats seasonal naive: MASE {mase(PROPHET)} vs {mase(SEASONAL_NAIVE)} over {origins} origins"
-    return f"Prophet loses to seasonal naive: MASE {mase(PROPHET)} vs {mase(SEASONAL_NAIVE)}, seasonal naive published"
+    verb = "is the floor nothing beats" if chosen == SEASONAL_NAIVE else "wins"
+    return f"{demand}; {label(chosen)} {verb}: MASE {mase(chosen)} over {origins} origins ({against})"
 
 
 def _predict(model: str, series: Series, origin: date, settings: ForecastSettings) -> np.ndarray:
@@ -378,23 +483,61 @@ def _predict(model: str, series: Series, origin: date, settings: ForecastSetting
     closed = series.closed.to_numpy(dtype=bool)
     future_closed = closed[upto : upto + settings.horizon]
     if model == SEASONAL_NAIVE:
-        yhat = _seasonal_naive(values, closed[:upto], settings.horizon)
-    elif model == RECENT_MEAN:
-        recent = values[-settings.recent_days :][~closed[:upto][-settings.recent_days :]]
-        yhat = np.full(settings.horizon, recent.mean() if len(recent) else 0.0)
+        promotion = series.promotion.to_numpy(dtype=float) if series.promotion is not None else np.zeros(len(closed))
+        yhat = _seasonal_naive(values, closed[:upto], promotion[: upto + settings.horizon], settings.horizon)
+    elif model == TSB:
+        yhat = np.full(settings.horizon, tsb_rate(values[~closed[:upto]], settings.tsb_alpha, settings.tsb_beta))
+    elif model in (AUTO_ETS, AUTO_THETA):
+        yhat = _statsforecast(model, _open_filled(values, closed[:upto]), settings)
     else:
         yhat = _prophet(series, upto, settings)
     return np.where(future_closed, 0.0, np.maximum(yhat, 0.0))
 
 
-def _seasonal_naive(values: np.ndarray, closed: np.ndarray, horizon: int) -> np.ndarray:
-    """The same weekday's value a week before; the latest open one when that day was closed."""
+def tsb_rate(values: np.ndarray, alpha: float, beta: float) -> float:
+    """TSB's expected demand per open day: the smoothed chance of a sale times the smoothed size of a sale."""
+    selling = values > 0
+    if not selling.any():
+        return 0.0
+    chance = float(selling[: 4 * WEEK].mean())
+    size = float(values[selling][:4].mean())
+    for value, sold in zip(values, selling, strict=True):
+        chance += beta * (sold - chance)
+        if sold:
+            size += alpha * (value - size)
+    return chance * size
+
+
+def _open_filled(values: np.ndarray, closed: np.ndarray) -> np.ndarray:
+    """The history with each closed day replaced by its weekday's latest open value (else the open mean)."""
+    frame = pd.Series(np.where(closed, np.nan, values))
+    filled = frame.groupby(np.arange(len(frame)) % WEEK).ffill()
+    return filled.fillna(frame.mean() if (~closed).any() else 0.0).to_numpy()
+
+
+def _statsforecast(model: str, values: np.ndarray, settings: ForecastSettings) -> np.ndarray:
+    from statsforecast.models import AutoETS, AutoTheta
+
+    if model == AUTO_ETS:
+        fitted, days = AutoETS(season_length=WEEK), settings.ets_days
+    else:
+        fitted, days = AutoTheta(season_length=WEEK), settings.theta_days
+    return np.asarray(fitted.forecast(y=values[-days:], h=settings.horizon)["mean"], dtype=float)
+
+
+def _seasonal_naive(values: np.ndarray, closed: np.ndarray, promotion: np.ndarray, horizon: int) -> np.ndarray:
+    """The same weekday's value a week before: the latest open one on promotion as the day is, else the latest open.
+
+    `promotion` runs to the end of the horizon: the Monday after a promotion week is forecast by the
+    latest Monday without one, not by the promotion's (its dip after the promotion is expected).
+    """
     yhat = np.zeros(horizon)
     for h in range(horizon):
-        at = len(values) - WEEK + (h % WEEK)
-        while at >= 0 and closed[at]:
-            at -= WEEK
-        yhat[h] = values[at] if at >= 0 else 0.0
+        same_weekday = np.arange(len(values) - WEEK + (h % WEEK), -1, -WEEK)
+        open_ = same_weekday[~closed[same_weekday]]
+        alike = open_[promotion[open_] == promotion[len(values) + h]]
+        picked = alike if len(alike) else open_
+        yhat[h] = values[picked[0]] if len(picked) else 0.0
     return yhat
 
 
@@ -420,7 +563,7 @@ def _prophet(series: Series, upto: int, settings: ForecastSettings) -> np.ndarra
     model.stan_backend = _stan_backend()
     if settings.holiday_country:
         model.add_country_holidays(country_name=settings.holiday_country)
-    if series.promotion is not None and series.promotion.iloc[:upto][open_].nunique() > 1:
+    if _has_promotions(series, upto):
         model.add_regressor("promotion", mode="multiplicative")
         history["promotion"] = series.promotion.to_numpy(dtype=float)[:upto]
         future["promotion"] = series.promotion.to_numpy(dtype=float)[upto : upto + settings.horizon]
@@ -458,14 +601,16 @@ def _stan_backend() -> object:
     return OrjsonBackend()
 
 
-def _with_intervals(series: Series, yhat: np.ndarray, sigma: float, settings: ForecastSettings) -> pd.DataFrame:
+def with_intervals(
+    days: pd.DatetimeIndex, series: Series, yhat: np.ndarray, sigma: float, settings: ForecastSettings
+) -> pd.DataFrame:
+    """The published days: yhat and its 80% and 95% bounds (yhat ± z·σ, never negative), closed days at 0."""
     upto = len(series.values)
     closed = series.closed.to_numpy(dtype=bool)[upto : upto + settings.horizon]
-    days = series.closed.index[upto : upto + settings.horizon]
     band = np.where(closed, 0.0, sigma)
     return pd.DataFrame(
         {
-            "day": days.date,
+            "day": days[: settings.horizon].date,
             "yhat": yhat,
             "yhat_lower_80": np.maximum(yhat - Z80 * band, 0.0),
             "yhat_upper_80": yhat + Z80 * band,
@@ -483,18 +628,6 @@ def _in_sample_sigma(series: Series, open_days: np.ndarray) -> float:
     pairs = ~closed[WEEK:] & ~closed[:-WEEK]
     changes = (values[WEEK:] - values[:-WEEK])[pairs]
     return float(np.sqrt(np.mean(changes**2))) if len(changes) else float(np.std(values))
-
-
-def _selling_share(series: Series, open_days: np.ndarray, until: date) -> float:
-    """Share of the open days of the 8 weeks up to `until` with a sale.
-
-    Measured up to the latest backtest origin, not the latest day, so that a series near the sparse
-    threshold does not switch candidates (and refit its folds) from one day to the next.
-    """
-    upto = _history_at(series, until)
-    recent_open = open_days[:upto][-8 * WEEK :]
-    recent = series.values.to_numpy(dtype=float)[:upto][-8 * WEEK :][recent_open]
-    return float((recent > 0).mean()) if len(recent) else 0.0
 
 
 def _history_at(series: Series, origin: date) -> int:

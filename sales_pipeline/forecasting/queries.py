@@ -54,17 +54,26 @@ def recent_actuals(cursor: Cursor, column: str, origin: date, days: int = 56) ->
 
 
 def accuracy_summary(cursor: Cursor, target: str) -> pd.DataFrame:
-    """Per scope: how many series publish which model, and the median backtest scores against seasonal naive."""
+    """Per scope: how many series publish which model, and the median backtest scores against seasonal naive.
+
+    The medians leave out the trivially zero series (every scored day a zero forecast of zero sales: a
+    perfect score that says nothing), counted apart.
+    """
     return read_frame(
         cursor,
         """
         SELECT c.scope, count(*) AS series,
+               count(*) FILTER (WHERE c.trivially_zero) AS trivially_zero,
                count(*) FILTER (WHERE c.model = 'prophet') AS prophet,
+               count(*) FILTER (WHERE c.model IN ('auto_ets', 'auto_theta', 'combination')) AS statistical,
                count(*) FILTER (WHERE c.model = 'seasonal_naive') AS seasonal_naive,
-               count(*) FILTER (WHERE c.model = 'recent_mean') AS recent_mean,
-               round(percentile_cont(0.5) WITHIN GROUP (ORDER BY c.mase)::numeric, 3) AS median_mase,
-               round(percentile_cont(0.5) WITHIN GROUP (ORDER BY n.mase)::numeric, 3) AS naive_median_mase,
-               round(percentile_cont(0.5) WITHIN GROUP (ORDER BY c.smape)::numeric, 1) AS median_smape
+               count(*) FILTER (WHERE c.model = 'tsb') AS tsb,
+               round((percentile_cont(0.5) WITHIN GROUP (ORDER BY c.mase)
+                   FILTER (WHERE NOT c.trivially_zero))::numeric, 3) AS median_mase,
+               round((percentile_cont(0.5) WITHIN GROUP (ORDER BY n.mase)
+                   FILTER (WHERE NOT c.trivially_zero))::numeric, 3) AS naive_median_mase,
+               round((percentile_cont(0.5) WITHIN GROUP (ORDER BY c.smape)
+                   FILTER (WHERE NOT c.trivially_zero))::numeric, 1) AS median_smape
         FROM ml.forecast_accuracy c
         JOIN ml.forecast_accuracy n
           ON (n.target, n.scope, n.scope_id, n.model) = (c.target, c.scope, c.scope_id, 'seasonal_naive')
@@ -83,6 +92,15 @@ def model_comparison(cursor: Cursor, target: str, scope: str, scope_id: str) -> 
         {"t": target, "s": scope, "i": scope_id},
     )
     return {row.model: (None if pd.isna(row.mase) else float(row.mase)) for row in rows.itertuples()}
+
+
+def published_model(cursor: Cursor, target: str, scope: str, scope_id: str) -> str | None:
+    """The model a series publishes (ml.forecast_series), None before its first forecast."""
+    cursor.execute(
+        "SELECT model FROM ml.forecast_series WHERE (target, scope, scope_id) = (%s, %s, %s)", (target, scope, scope_id)
+    )
+    row = cursor.fetchone()
+    return None if row is None else row[0]
 
 
 def bad_bounds(cursor: Cursor, target: str) -> pd.DataFrame:

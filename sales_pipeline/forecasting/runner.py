@@ -2,15 +2,17 @@
 
 The sales series (revenue per day, from marts.daily_kpis) are the total, each store, each category
 and each product; the demand series (units per day, from core.sales) are each product in each store.
-Days are calendar days in PIPELINE_TIMEZONE, as in the marts. A day on which a store sold nothing
-at all is a closed day for that store; a day on which no store sold anything is closed for the
-chain (the total, categories and products).
+Days are calendar days in PIPELINE_TIMEZONE, as in the marts. Closed days and promotions come from
+`calendar.py` (the store calendar, promotions, and the strict rule for a physical store's closures).
+The total, the stores and the categories are refit together (any change to one refits the published
+fit of all: each one's input hash includes the others') and reconciled to add up (`reconcile.py`).
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import statistics
+from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ import pandas as pd
 from psycopg2.extensions import cursor as Cursor
 from psycopg2.extras import execute_values
 
+from sales_pipeline.forecasting.calendar import CHAIN, load_closed_days, load_promotions, promotion_days
 from sales_pipeline.forecasting.models import (
     CachedFolds,
     ForecastResult,
@@ -30,9 +33,9 @@ from sales_pipeline.forecasting.models import (
     digest,
     forecast_series,
 )
+from sales_pipeline.forecasting.reconcile import MEMBER_SCOPES, reconcile_sales
 from sales_pipeline.warehouse.db import Transaction, read_frame, refresh_in_turn
 
-CLOSED_WEEKS = 4  # a weekday closed in each of the last four weeks is expected closed ahead
 INLINE_BELOW = 8  # fewer series than this to refit: not worth starting worker processes
 
 
@@ -46,6 +49,7 @@ class ForecastRun:
     results: list[ForecastResult]
     reused: int
     data_version: str
+    reconciliation: str = "not needed"
 
     @property
     def refitted(self) -> list[ForecastResult]:
@@ -60,6 +64,7 @@ class ForecastRun:
             "failed": sum(result.status == "fallback" for result in self.results),
             "skipped": sum(result.status == "skipped" for result in self.results),
             "prophet_fits": sum(result.prophet_fits for result in self.results),
+            "demand_classes": dict(Counter(r.demand_class for r in self.refitted if r.demand_class)),
             "median_fit_s": round(statistics.median(seconds), 3) if seconds else 0.0,
             "p95_fit_s": round(seconds[int(0.95 * (len(seconds) - 1))], 3) if seconds else 0.0,
         }
@@ -93,17 +98,25 @@ def forecast_target(
         calendars = store_calendars(cursor, origin, settings.horizon)
         if not calendars:  # no daily KPIs yet (e.g. every sale before the marts' first day): no calendar of open days
             return None
+        promotions = load_promotions(cursor, origin + timedelta(days=settings.horizon))
+        cursor.execute("SELECT product_id, category FROM core.products")
+        categories = dict(cursor.fetchall())
         if target == "sales":
-            series = sales_series(cursor, origin, calendars, settings)
+            series = sales_series(cursor, origin, calendars, settings, promotions, categories)
         else:
-            series = demand_series(cursor, origin, timezone, calendars, settings)
+            series = demand_series(cursor, origin, timezone, calendars, settings, promotions, categories)
     return run_forecasts(transaction, target, series, settings, workers)
 
 
 def sales_series(
-    cursor: Cursor, origin: date, calendars: dict[str, pd.Series], settings: ForecastSettings
+    cursor: Cursor,
+    origin: date,
+    calendars: dict[str, pd.Series],
+    settings: ForecastSettings,
+    promotions: pd.DataFrame | None = None,
+    categories: dict[str, str] | None = None,
 ) -> list[Series]:
-    """Revenue per day for the total, each store, category and product, up to `origin`."""
+    """Revenue per day for the total, each store, category and product, up to `origin`, with their promotions."""
     rows = read_frame(
         cursor,
         "SELECT scope, scope_id, day, revenue::float8 AS y FROM marts.daily_kpis WHERE day <= %(origin)s",
@@ -111,16 +124,40 @@ def sales_series(
     )
     rows["day"] = pd.to_datetime(rows["day"])
     series = []
+    categories = categories or {}
     for (scope, scope_id), frame in rows.groupby(["scope", "scope_id"], sort=True):
-        calendar = calendars[scope_id if scope == "store" else ""]
-        series.append(_series("sales", scope, scope_id, frame, origin, calendar, settings))
+        calendar = calendars.get(scope_id, calendars[CHAIN]) if scope == "store" else calendars[CHAIN]
+        item = _series("sales", scope, scope_id, frame, origin, calendar, settings)
+        if promotions is not None and len(promotions):
+            covers = {
+                "all": {},
+                "store": {"store": scope_id},
+                "category": {"category": scope_id},
+                "product": {"product": scope_id, "category": categories.get(scope_id, "")},
+            }.get(scope, {})
+            item.promotion = promotion_days(promotions, item.closed.index, **covers)
+        series.append(item)
+    _refit_together([item for item in series if item.scope in MEMBER_SCOPES], settings)
     return series
 
 
+def _refit_together(members: list[Series], settings: ForecastSettings) -> None:
+    """The reconciled series are refit together: each one's input hash includes all of theirs."""
+    together = digest(*(item.input_hash(settings) for item in members))
+    for item in members:
+        item.together_with = together
+
+
 def demand_series(
-    cursor: Cursor, origin: date, timezone: str, calendars: dict[str, pd.Series], settings: ForecastSettings
+    cursor: Cursor,
+    origin: date,
+    timezone: str,
+    calendars: dict[str, pd.Series],
+    settings: ForecastSettings,
+    promotions: pd.DataFrame | None = None,
+    categories: dict[str, str] | None = None,
 ) -> list[Series]:
-    """Units per day for each product in each store that sold it, up to `origin`."""
+    """Units per day for each product in each store that sold it, up to `origin`, with their promotions."""
     rows = read_frame(
         cursor,
         """
@@ -134,46 +171,22 @@ def demand_series(
     )
     rows["day"] = pd.to_datetime(rows["day"])
     series = []
+    categories = categories or {}
     for (product_id, store_id), frame in rows.groupby(["product_id", "store_id"], sort=True):
-        calendar = calendars.get(store_id, calendars[""])
-        series.append(_series("demand", "product_store", f"{product_id}@{store_id}", frame, origin, calendar, settings))
+        calendar = calendars.get(store_id, calendars[CHAIN])
+        item = _series("demand", "product_store", f"{product_id}@{store_id}", frame, origin, calendar, settings)
+        if promotions is not None and len(promotions):
+            category = categories.get(product_id, "")
+            item.promotion = promotion_days(
+                promotions, item.closed.index, store=store_id, product=product_id, category=category
+            )
+        series.append(item)
     return series
 
 
 def store_calendars(cursor: Cursor, origin: date, horizon: int) -> dict[str, pd.Series]:
-    """Per store ('' = the chain): open (True) or closed per day, history then the days ahead."""
-    rows = read_frame(
-        cursor,
-        "SELECT scope, scope_id, day FROM marts.daily_kpis WHERE scope IN ('all', 'store') AND day <= %(origin)s",
-        {"origin": origin},
-    )
-    rows["day"] = pd.to_datetime(rows["day"])
-    return _open_days(rows, origin, horizon)
-
-
-def _open_days(rows: pd.DataFrame, origin: date, horizon: int) -> dict[str, pd.Series]:
-    if rows.empty:
-        return {}
-    first = rows["day"].min()
-    days = pd.date_range(first, pd.Timestamp(origin) + pd.Timedelta(days=horizon), freq="D")
-    groups = {"": rows.loc[rows["scope"] == "all", "day"]}
-    for store_id, frame in rows[rows["scope"] == "store"].groupby("scope_id"):
-        groups[store_id] = frame["day"]
-    calendars = {}
-    for group, sold in groups.items():
-        open_ = pd.Series(days.isin(sold.to_numpy()), index=days)
-        history = open_.loc[: pd.Timestamp(origin)]
-        last_weeks = history.iloc[-CLOSED_WEEKS * 7 :]
-        shut_weekdays = {
-            weekday
-            for weekday in range(7)
-            if len(last_weeks[last_weeks.index.day_of_week == weekday]) == CLOSED_WEEKS
-            and not last_weeks[last_weeks.index.day_of_week == weekday].any()
-        }
-        ahead = open_.index > pd.Timestamp(origin)
-        open_[ahead] = ~open_.index[ahead].day_of_week.isin(list(shut_weekdays))
-        calendars[group] = open_
-    return calendars
+    """Per store and for the chain ('' = CHAIN): open (True) or closed per day, history then the days ahead."""
+    return {store: ~closed for store, closed in load_closed_days(cursor, origin, horizon).items()}
 
 
 def _series(
@@ -202,11 +215,14 @@ def run_forecasts(
         folds = _cached_folds(cursor, target) if todo else {}
     jobs = [(item, settings, folds.get(item.key, {})) for item in todo]
     results = _forecast_in_parallel(jobs, workers)
+    reconciliation = "not needed"
+    if target == "sales" and any(result.scope in MEMBER_SCOPES for result in results):
+        reconciliation = reconcile_sales(results, {item.key: item for item in series}, settings)
     with transaction() as cursor:
         write_results(cursor, target, results)
     version = digest(*sorted(f"{key}:{value}" for key, value in hashes.items()))
     origin = max((item.origin for item in series), default=None)
-    return ForecastRun(target, origin, len(series), results, len(series) - len(todo), version)
+    return ForecastRun(target, origin, len(series), results, len(series) - len(todo), version, reconciliation)
 
 
 def _forecast_job(job: tuple[Series, ForecastSettings, dict]) -> ForecastResult:
@@ -260,19 +276,21 @@ def write_results(cursor: Cursor, target: str, results: list[ForecastResult]) ->
     )
     series_rows = [
         (target, r.scope, r.scope_id, r.origin, r.input_hash, r.status, r.model, r.reason, r.history_days,
-         r.fit_seconds, r.sigma)
+         r.fit_seconds, r.sigma, r.demand_class, _finite(r.adi), _finite(r.cv2), r.reconciliation)
         for r in results
     ]  # fmt: skip
     execute_values(
         cursor,
         """
         INSERT INTO ml.forecast_series AS s
-            (target, scope, scope_id, origin, input_hash, status, model, reason, history_days, fit_seconds, sigma)
+            (target, scope, scope_id, origin, input_hash, status, model, reason, history_days, fit_seconds, sigma,
+             demand_class, adi, cv2, reconciliation)
         VALUES %s
         ON CONFLICT (target, scope, scope_id) DO UPDATE SET
             origin = EXCLUDED.origin, input_hash = EXCLUDED.input_hash, status = EXCLUDED.status,
             model = EXCLUDED.model, reason = EXCLUDED.reason, history_days = EXCLUDED.history_days,
-            fit_seconds = EXCLUDED.fit_seconds, sigma = EXCLUDED.sigma, updated_at = now()
+            fit_seconds = EXCLUDED.fit_seconds, sigma = EXCLUDED.sigma, demand_class = EXCLUDED.demand_class,
+            adi = EXCLUDED.adi, cv2 = EXCLUDED.cv2, reconciliation = EXCLUDED.reconciliation, updated_at = now()
         """,
         series_rows,
     )
@@ -308,9 +326,13 @@ def _fold_rows(target: str, results: list[ForecastResult]) -> tuple[list[str], I
 
 def _accuracy_rows(target: str, results: list[ForecastResult]) -> tuple[list[str], Iterable[tuple]]:
     columns = ["target", "scope", "scope_id", "model", "origins", "first_origin", "last_origin", "mase", "smape",
-               "mae", "rmse", "chosen"]  # fmt: skip
+               "mae", "rmse", "chosen", "scored_days", "trivially_zero"]  # fmt: skip
     rows = ((target, r.scope, r.scope_id, *(row[name] for name in columns[3:])) for r in results for row in r.accuracy)
     return columns, rows
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and np.isfinite(value) else None
 
 
 def _insert(cursor: Cursor, table: str, columns_and_rows: tuple[list[str], Iterable[tuple]]) -> None:

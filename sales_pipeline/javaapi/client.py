@@ -7,9 +7,11 @@ a time does not reset it, as a socket timeout would), and the whole pull, retrie
 within `deadline_s` (JAVA_API_DEADLINE_S). Any other 4xx is a clear error naming the endpoint, and for
 401/403 the setting JAVA_API_TOKEN; the token itself never appears in a message.
 
-A pull returns every record of every page, or raises: the caller commits only complete pulls. Pages
-are not trusted: a record outside the requested window, a key seen twice, or fewer distinct keys than
-`totalElements` fail the pull, naming the page and the first offending record, before anything is written.
+A pull yields its pages in order (`pages`, for the sales that stream into the warehouse) or returns every
+record (`fetch_all`), or raises: the caller commits only complete pulls. Pages are not trusted: a record
+outside the requested window, a key seen twice (checked by whoever keeps the keys: `fetch_all`, or the
+warehouse's staging for the sales), or fewer records than `totalElements` fail the pull, naming the page
+and the first offending record, before anything is committed.
 """
 
 from __future__ import annotations
@@ -17,14 +19,15 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import requests
 import urllib3
 
-from sales_pipeline.javaapi.records import ApiRecord, outside_window, parse_page
+from sales_pipeline.javaapi.records import ApiRecord, InvalidPage, read_page, window_check
 from sales_pipeline.settings import JAVA_API_DEADLINE_S
 
 TOKEN_SETTING = "JAVA_API_TOKEN"
@@ -61,6 +64,17 @@ class PullStats:
     retry_reasons: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Page:
+    """One page of a pull, checked on its own: its records, its body as served, the totals it announced."""
+
+    number: int
+    records: list[Any]
+    body: bytes
+    total_elements: int
+    total_pages: int
+
+
 @dataclass
 class JavaApiClient:
     base_url: str
@@ -77,72 +91,101 @@ class JavaApiClient:
     session: requests.Session = field(default_factory=requests.Session)
 
     def fetch_all(self, endpoint: str, params: dict[str, Any] | None = None) -> tuple[list[Any], PullStats]:
-        """Every record of `endpoint` (e.g. "sales") for `params`, page after page, checked.
+        """Every record of `endpoint` (e.g. "products") for `params`, in memory, checked across pages too.
 
-        If the total changes between pages (a line was added while we read), the pull starts again,
-        so that no line slips between two pages unseen.
+        For the lists that fit in memory (products, stock); the sales of a window stream page by page
+        into the warehouse instead (`load.land_sales`).
         """
         stats = PullStats()
+        records: list[Any] = []
+        first_page_of: dict[tuple, int] = {}  # key -> the page it came on
+        for page in self.pages(endpoint, params, stats):
+            if page.number == 0:  # the first page, or the pull started again
+                records, first_page_of = [], {}
+            for index, record in enumerate(page.records):
+                seen_on = first_page_of.get(record.key)
+                if seen_on is not None:
+                    raise served_twice(endpoint, page.number, index, record.key_text, seen_on)
+                first_page_of[record.key] = page.number
+            records += page.records
+        return records, stats
+
+    def pages(
+        self, endpoint: str, params: dict[str, Any] | None = None, stats: PullStats | None = None
+    ) -> Iterator[Page]:
+        """The pages of `endpoint` for `params`, in order, each checked on its own (the contract, the window).
+
+        If the total changes between pages (a line was added while we read), the pull starts again so that
+        no line slips between two pages unseen: page 0 comes again, and whoever keeps pages drops what it
+        kept. Whoever keeps the keys checks that none comes twice (`served_twice`); once the last page has
+        come, the pages must hold `totalElements` records. The next page is read (and validated) in a
+        thread while the caller handles this one.
+        """
+        stats = stats if stats is not None else PullStats()
+        params = params or {}
         deadline = self.clock() + self.deadline_s
-        for _ in range(RESTARTS_ON_SHIFT + 1):
-            records = self._read_pages(endpoint, params or {}, stats, deadline)
-            if records is not None:
-                return records, stats
-            stats.restarts += 1
+        outside = window_check(endpoint, params)
+        # One request at a time, all from this thread: the session is not shared. A page still coming when
+        # the caller stops is left to finish on its own (its read timeout bounds it).
+        reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="java-api-page")
+        try:
+            for _ in range(RESTARTS_ON_SHIFT + 1):
+                complete = yield from self._attempt(endpoint, params, stats, deadline, outside, reader)
+                if complete:
+                    return
+                stats.restarts += 1
+        finally:
+            reader.shutdown(wait=False, cancel_futures=True)
         raise JavaApiError(
             f"GET {self._path(endpoint)}: the total kept changing during {RESTARTS_ON_SHIFT + 1} pulls; try again later"
         )
 
-    def _path(self, endpoint: str) -> str:
-        return f"/api/v1/{endpoint}"
-
-    def _read_pages(self, endpoint: str, params: dict[str, Any], stats: PullStats, deadline: float) -> list[Any] | None:
-        """Every page once: the records, or None when the total changed between two pages."""
-        first_page_of: dict[tuple, int] = {}  # key -> the page it came on
-        records: list[Any] = []
-        total: int | None = None
-        page_number, total_pages = 0, 1
-        while page_number < total_pages:
-            payload = self._get_page(endpoint, params, page_number, stats, deadline)
-            page_records, page = parse_page(endpoint, page_number, payload)
+    def _attempt(
+        self,
+        endpoint: str,
+        params: dict[str, Any],
+        stats: PullStats,
+        deadline: float,
+        outside: Callable[[ApiRecord], str | None],
+        reader: Executor,
+    ) -> Generator[Page, None, bool]:
+        """Every page once, from page 0: True, or False when the total changed between two pages."""
+        coming = reader.submit(self._get_page, endpoint, params, 0, stats, deadline)
+        total, served = None, 0
+        while coming is not None:
+            page = coming.result()
             stats.pages += 1
             if total is None:
                 total = page.total_elements
             elif page.total_elements != total:
-                return None
-            self._check_page(endpoint, params, page_number, page_records, first_page_of)
-            records += page_records
-            total_pages = page.total_pages
-            page_number += 1
-        if len(records) != (total or 0):
+                return False
+            more = page.number + 1 < page.total_pages
+            coming = reader.submit(self._get_page, endpoint, params, page.number + 1, stats, deadline) if more else None
+            for index, record in enumerate(page.records):
+                problem = outside(record)
+                if problem:
+                    where = f"GET {self._path(endpoint)} page {page.number}, record {index} ({record.key_text})"
+                    raise JavaApiError(f"{where}: {problem}; nothing was written")
+            served += len(page.records)
+            yield page
+        if served != total:
             raise JavaApiError(
-                f"GET {self._path(endpoint)} page {page_number - 1}: the {page_number} pages hold {len(records):,}"
+                f"GET {self._path(endpoint)} page {page.number}: the {page.number + 1} pages hold {served:,}"
                 f" distinct records, but totalElements is {total:,}: records are missing; nothing was written"
             )
-        return records
+        return True
 
-    def _check_page(
-        self, endpoint: str, params: dict[str, Any], number: int, page: list[ApiRecord], first_page_of: dict
-    ) -> None:
-        """Fail on the first record that was not asked for, or that an earlier record already was."""
-        for index, record in enumerate(page):
-            where = f"GET {self._path(endpoint)} page {number}, record {index} ({record.key_text})"
-            problem = outside_window(endpoint, record, params)
-            if problem:
-                raise JavaApiError(f"{where}: {problem}; nothing was written")
-            seen_on = first_page_of.get(record.key)
-            if seen_on is not None:
-                raise JavaApiError(f"{where}: already served on page {seen_on} (pages that overlap);"
-                                   " nothing was written")  # fmt: skip
-            first_page_of[record.key] = number
+    def _path(self, endpoint: str) -> str:
+        return f"/api/v1/{endpoint}"
 
-    def _get_page(self, endpoint: str, params: dict[str, Any], page: int, stats: PullStats, deadline: float) -> Any:
-        where = f"GET {self._path(endpoint)} page {page}"
-        query = {**params, "page": page, "size": self.page_size}
+    def _get_page(self, endpoint: str, params: dict[str, Any], number: int, stats: PullStats, deadline: float) -> Page:
+        where = f"GET {self._path(endpoint)} page {number}"
+        query = {**params, "page": number, "size": self.page_size}
         for attempt in range(self.max_retries + 1):
             stats.requests += 1
             try:
-                return self._get_json(endpoint, query, where, deadline)
+                body = self._get_body(endpoint, query, where, deadline)
+                return Page(number, *_read(endpoint, number, body))
             except _Transient as failure:
                 problem = failure
             if self.clock() >= deadline:
@@ -171,8 +214,8 @@ class JavaApiClient:
             " nothing was written"
         )
 
-    def _get_json(self, endpoint: str, query: dict[str, Any], where: str, deadline: float) -> Any:
-        """One request and its whole body within `read_timeout_s` (and the pull's deadline) -> its JSON."""
+    def _get_body(self, endpoint: str, query: dict[str, Any], where: str, deadline: float) -> bytes:
+        """One request and its whole body within `read_timeout_s` (and the pull's deadline) -> a 200's body."""
         until = min(self.clock() + self.read_timeout_s, deadline)
         headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
         try:
@@ -192,17 +235,33 @@ class JavaApiClient:
         except (urllib3.exceptions.HTTPError, OSError) as error:  # the body cut short, or the connection reset
             raise _Transient(type(error).__name__) from None
         if response.status_code == 200:
-            try:
-                return json.loads(body)
-            except ValueError:
-                detail = f"the response is not valid JSON ({len(body):,} bytes: truncated?)"
-                raise _Transient("invalid JSON", detail) from None
+            return body
         if response.status_code in (401, 403):
             refused = f"{response.status_code} {response.reason}"
             raise JavaApiError(f"{where}: {refused}: the API refused the token; check {TOKEN_SETTING}")
         if response.status_code not in RETRYABLE_STATUS:
             raise JavaApiError(f"{where}: {response.status_code} {response.reason}: {_message(body)}")
         raise _Transient(f"{response.status_code}", retry_after=_retry_after(response))
+
+
+def _read(endpoint: str, number: int, body: bytes) -> tuple[list[ApiRecord], bytes, int, int]:
+    """A 200's body -> (records, body, totalElements, totalPages); a body cut short is transient."""
+    try:
+        records, info = read_page(endpoint, number, body)
+    except InvalidPage:
+        raise
+    except ValueError:
+        detail = f"the response is not valid JSON ({len(body):,} bytes: truncated?)"
+        raise _Transient("invalid JSON", detail) from None
+    return records, body, info.total_elements, info.total_pages
+
+
+def served_twice(endpoint: str, number: int, index: int, key_text: str, first_page: int) -> JavaApiError:
+    """A record whose key an earlier record of the pull already had: pages that overlap."""
+    return JavaApiError(
+        f"GET /api/v1/{endpoint} page {number}, record {index} ({key_text}): already served on page"
+        f" {first_page} (pages that overlap); nothing was written"
+    )
 
 
 def _read_body(response: requests.Response, until: float, clock: Callable[[], float], limit_s: float) -> bytes:

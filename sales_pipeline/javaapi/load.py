@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from collections.abc import Sequence
+import struct
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 import pandas as pd
 from psycopg2 import sql
 from psycopg2.extensions import cursor as Cursor
+from pydantic.alias_generators import to_camel
 
-from sales_pipeline.javaapi.client import PullStats
+from sales_pipeline.javaapi.client import Page, PullStats, served_twice
+from sales_pipeline.javaapi.records import SaleLine
 from sales_pipeline.warehouse.merge import MergeCounts, escape_copy_text, merge_frame, merge_staged, stage_frame
 
 SOURCE = "api"
@@ -41,6 +44,8 @@ def start_pull(cursor: Cursor, endpoint: str, window: tuple[object, object], run
 
 
 def land_records(cursor: Cursor, pull_id: int, endpoint: str, records: Sequence) -> None:
+    if not records:  # an empty list (no closure known yet): nothing to keep, and COPY would read one empty row
+        return
     prefix = f"{pull_id}\t{endpoint}\t"
     lines = (prefix + escape_copy_text(record.model_dump_json(by_alias=True)) for record in records)
     cursor.copy_expert(
@@ -90,25 +95,100 @@ def merge_stock(cursor: Cursor, records: Sequence) -> MergeCounts:
     if frame.empty:
         return MergeCounts(0, 0, 0)
     frame["source"] = SOURCE
-    _add_missing(cursor, "core.stores", "store_id", frame["store_id"])
+    stores = list(frame["store_id"].dropna().unique())
+    _add_missing(cursor, "core.stores", "store_id", sql.SQL("SELECT unnest(%s::text[])"), (stores,))
     return merge_frame(cursor, "core.stock", frame, ("product_id", "store_id", "as_of"))
 
 
-def merge_sales(cursor: Cursor, records: Sequence, window: tuple[dt.datetime, dt.datetime]) -> tuple[MergeCounts, int]:
-    """Merge a window's sale lines and remove the API's lines of that window the pull no longer has.
-
-    The counts' span covers the removed lines too, so the marts refresh the days they left.
-    The records must be a checked pull of that window (the client's `fetch_all`): a line missing from
-    them is deleted.
-    """
-    frame = _frame(records).rename(columns={"line_total": "revenue"})
-    frame["source"] = SOURCE
+def merge_store_calendar(cursor: Cursor, records: Sequence) -> tuple[MergeCounts, int]:
+    """The back office's whole store calendar replaces the rows it sent before (a closure it dropped goes)."""
+    frame = _frame(records).rename(columns={"date": "day", "day_of_week": "weekday"})
     if len(frame):
-        _add_missing(cursor, "core.stores", "store_id", frame["store_id"])
-        _add_missing(cursor, "core.customers", "customer_id", frame["customer_id"])
-        stage_frame(cursor, frame, "core.sales", "stage_api_sales")
+        frame["weekday"] = frame["weekday"].map(lambda day: day.capitalize() if day else None)
+    return _replace_snapshot(cursor, "core.store_calendar", frame, ("store_id", "day", "weekday"))
+
+
+def merge_promotions(cursor: Cursor, records: Sequence) -> tuple[MergeCounts, int]:
+    """The back office's promotions replace the ones it sent before (a promotion it cancelled goes).
+
+    The warehouse keys a promotion by what it covers and when it starts; two of the back office's with
+    the same key are one (the later id wins).
+    """
+    frame = _frame(records).drop(columns=["promotion_id"], errors="ignore")
+    key = ("product_id", "category", "store_id", "starts_on")
+    if len(frame):
+        frame = frame.drop_duplicates(list(key), keep="last")
+    return _replace_snapshot(cursor, "core.promotions", frame, key)
+
+
+def _replace_snapshot(cursor: Cursor, table: str, frame: pd.DataFrame, key: tuple[str, ...]) -> tuple[MergeCounts, int]:
+    """Merge a complete pull of `table`'s API rows, and delete the API's rows the pull no longer has."""
+    staging = "stage_api_" + table.split(".")[-1]
+    if len(frame):
+        frame = frame.assign(source=SOURCE)
+        stage_frame(cursor, frame[list(key)], table, staging)
+        stores = sql.SQL("SELECT DISTINCT store_id FROM {}").format(sql.Identifier(staging))
+        _add_missing(cursor, "core.stores", "store_id", stores)
+        counts = merge_frame(cursor, table, frame, key)
     else:
-        stage_frame(cursor, pd.DataFrame({"order_id": [], "line_number": []}), "core.sales", "stage_api_sales")
+        counts = MergeCounts(0, 0, 0)
+        stage_frame(cursor, pd.DataFrame({column: [] for column in key}), table, staging)
+    same_key = sql.SQL(" AND ").join(
+        sql.SQL("s.{0} IS NOT DISTINCT FROM t.{0}").format(sql.Identifier(column)) for column in key
+    )
+    cursor.execute(
+        sql.SQL("DELETE FROM {} t WHERE t.source = %s AND NOT EXISTS (SELECT 1 FROM {} s WHERE {})").format(
+            sql.SQL(".").join(map(sql.Identifier, table.split("."))), sql.Identifier(staging), same_key
+        ),
+        (SOURCE,),
+    )
+    return counts, cursor.rowcount
+
+
+def land_sales(
+    cursor: Cursor, pull_id: int, pages: Iterable[Page], window: tuple[dt.datetime, dt.datetime]
+) -> PullResult:
+    """Land and merge a window's sale lines, page by page as they come, then remove the API's lines of that
+    window the pull no longer has.
+
+    Memory holds a page at a time: each page's body, as served (the client has validated it), is COPYed to
+    the server as soon as it has come, while the client reads the next one. Once the last page has come,
+    the server cuts the bodies into records (raw.api_records, each as the API sent it) and typed lines,
+    one statement fails the pull on a key served twice, one merges the lines into core.sales. All in the
+    caller's transaction, so a pull that fails on page 7 of 10 leaves nothing; when page 0 comes again
+    (the pull started over) it rolls back to before the first page. The counts' span covers the removed
+    lines too, so the marts refresh the days they left. `pages` must be a checked pull of that window
+    (the client's `pages`): a line missing from them is deleted.
+    """
+    cursor.execute("CREATE TEMP TABLE stage_api_pages (page integer, body json) ON COMMIT DROP")
+    cursor.execute("SAVEPOINT sales_pages")
+    started, records = False, 0
+    for page in pages:
+        if page.number == 0 and started:
+            cursor.execute("ROLLBACK TO SAVEPOINT sales_pages")
+            records = 0
+        started = True
+        cursor.copy_expert("COPY stage_api_pages FROM STDIN WITH (FORMAT binary)", io.BytesIO(_copy_row(page)))
+        records += len(page.records)
+    _stage_sales(cursor)
+    cursor.execute(
+        "INSERT INTO raw.api_records (pull_id, endpoint, record) SELECT %s, 'sales', record FROM stage_api_sales",
+        (pull_id,),
+    )
+    _fail_on_repeated_key(cursor)
+    for table, key in (("core.stores", "store_id"), ("core.customers", "customer_id")):
+        _add_missing(cursor, table, key, sql.SQL("SELECT DISTINCT {} FROM stage_api_sales").format(sql.Identifier(key)))
+    # sale_date is the store's local day; the API gives instants, always with a time (time_given).
+    select = sql.SQL(
+        "SELECT {columns}, %(source)s, NULL::bigint, (s.sold_at AT TIME ZONE coalesce(st.timezone, 'UTC'))::date,"
+        " true FROM stage_api_sales s LEFT JOIN core.stores st USING (store_id)"
+    ).format(columns=sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in _SALE_COLUMNS.values()))
+    # import_id names the workbook that last wrote a line: none for the API's.
+    counts = merge_staged(
+        cursor, "core.sales", records, select,
+        [*_SALE_COLUMNS.values(), "source", "import_id", "sale_date", "time_given"], ("order_id", "line_number"),
+        params={"source": SOURCE}, span="sold_at",
+    )  # fmt: skip
     cursor.execute(
         "DELETE FROM core.sales t WHERE t.source = %s AND t.sold_at >= %s AND t.sold_at < %s"
         " AND NOT EXISTS (SELECT 1 FROM stage_api_sales s WHERE s.order_id = t.order_id"
@@ -117,20 +197,61 @@ def merge_sales(cursor: Cursor, records: Sequence, window: tuple[dt.datetime, dt
     )
     removed_at = [row[0] for row in cursor.fetchall()]
     removed_span = (min(removed_at), max(removed_at)) if removed_at else None
-    if frame.empty:
-        return MergeCounts(0, 0, 0, removed_span), len(removed_at)
-    columns = list(frame.columns)
-    # sale_date is the store's local day; the API gives instants, always with a time (time_given).
-    select = sql.SQL(
-        "SELECT {columns}, NULL::bigint, (s.sold_at AT TIME ZONE coalesce(st.timezone, 'UTC'))::date, true"
-        " FROM stage_api_sales s LEFT JOIN core.stores st USING (store_id)"
-    ).format(columns=sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in columns))
-    # import_id names the workbook that last wrote a line: none for the API's.
-    counts = merge_staged(
-        cursor, "core.sales", len(frame), select, [*columns, "import_id", "sale_date", "time_given"],
-        ("order_id", "line_number"), span="sold_at",
-    )  # fmt: skip
-    return replace(counts, span=_widest(counts.span, removed_span)), len(removed_at)
+    counts = replace(counts, span=_widest(counts.span, removed_span))
+    return PullResult(pull_id, "sales", records, counts, len(removed_at))
+
+
+# A line's fields on the wire -> core.sales's columns (its line total is our revenue).
+_SALE_COLUMNS = {to_camel(field): "revenue" if field == "line_total" else field for field in SaleLine.model_fields}
+
+
+def _copy_row(page: Page) -> bytes:
+    """COPY's binary format for one row (page number, body): the body goes as it came, nothing escaped."""
+    row = struct.pack("!hii", 2, 4, page.number) + struct.pack("!i", len(page.body)) + page.body
+    return b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0) + row + struct.pack("!h", -1)
+
+
+def _stage_sales(cursor: Cursor) -> None:
+    """The pages' records, typed as core.sales types them, with the page and place each came in."""
+    cursor.execute(
+        "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
+        " WHERE attrelid = 'core.sales'::regclass AND attnum > 0 AND NOT attisdropped"
+    )
+    types = dict(cursor.fetchall())
+    cursor.execute(
+        sql.SQL(
+            "CREATE TEMP TABLE stage_api_sales ON COMMIT DROP AS"
+            " SELECT p.page, (e.place - 1)::integer AS place, e.record, {columns} FROM stage_api_pages p"
+            " CROSS JOIN LATERAL json_array_elements(p.body -> 'content') WITH ORDINALITY AS e (record, place)"
+            " CROSS JOIN LATERAL json_to_record(e.record) AS line ({fields})"
+        ).format(
+            columns=sql.SQL(", ").join(
+                sql.SQL("line.{} AS {}").format(sql.Identifier(wire), sql.Identifier(column))
+                for wire, column in _SALE_COLUMNS.items()
+            ),
+            fields=sql.SQL(", ").join(
+                sql.SQL("{} " + types[column]).format(sql.Identifier(wire)) for wire, column in _SALE_COLUMNS.items()
+            ),
+        )
+    )
+
+
+def _fail_on_repeated_key(cursor: Cursor) -> None:
+    """Fail the pull on the first line whose key an earlier line had, naming its page and the page it came on."""
+    cursor.execute(
+        "SELECT 1 FROM stage_api_sales GROUP BY order_id, line_number HAVING count(*) > 1 LIMIT 1"
+    )  # a hash of the keys: the common case, no repeat, costs no sort
+    if cursor.fetchone() is None:
+        return
+    cursor.execute(
+        "SELECT page, place, order_id, line_number, first_page FROM (SELECT *, row_number() OVER w AS nth,"
+        " first_value(page) OVER w AS first_page FROM stage_api_sales"
+        " WINDOW w AS (PARTITION BY order_id, line_number ORDER BY page, place)) keys"
+        " WHERE nth > 1 ORDER BY page, place LIMIT 1"
+    )
+    page, place, order_id, line_number, first_page = cursor.fetchone()
+    key_text = SaleLine.model_construct(order_id=order_id, line_number=line_number).key_text
+    raise served_twice("sales", page, place, key_text, first_page)
 
 
 def _widest(*spans: tuple | None) -> tuple | None:
@@ -143,10 +264,10 @@ def _frame(records: Sequence) -> pd.DataFrame:
     return pd.DataFrame([record.model_dump() for record in records])
 
 
-def _add_missing(cursor: Cursor, table: str, key: str, values: pd.Series) -> None:
-    cursor.execute(
-        sql.SQL("INSERT INTO {} ({}, source) SELECT unnest(%s::text[]), %s ON CONFLICT DO NOTHING").format(
-            sql.SQL(".").join(map(sql.Identifier, table.split("."))), sql.Identifier(key)
-        ),
-        (list(values.dropna().unique()), SOURCE),
+def _add_missing(cursor: Cursor, table: str, key: str, values: sql.Composable, params: tuple = ()) -> None:
+    """Add the stores (or customers) that the query `values` names and the warehouse does not know yet."""
+    statement = sql.SQL(
+        "INSERT INTO {} ({}, source) SELECT v, %s FROM ({}) AS pulled (v) WHERE v IS NOT NULL ON CONFLICT DO NOTHING"
     )
+    table_name = sql.SQL(".").join(map(sql.Identifier, table.split(".")))
+    cursor.execute(statement.format(table_name, sql.Identifier(key), values), (SOURCE, *params))

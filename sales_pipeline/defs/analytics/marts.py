@@ -81,22 +81,15 @@ def build_daily_kpis(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefin
             )
             rows = marts.refresh_daily_kpis(cursor, first_day, last_day, analytics.timezone)
             mismatches = revenue_mismatches(cursor, analytics.timezone, first_day, last_day)
-        with warehouse.transaction() as cursor:
-            totals = queries.daily_totals(cursor, first_day, last_day)
+            figures = queries.daily_figures(cursor, first_day, last_day)
             catalog = mart_catalog(cursor, "daily_kpis")
-        metadata = {
+        _add_daily_figures(context, figures)
+        metadata = {  # the run's, on each of its days
             **catalog,
-            "rows_written": rows,
-            "days": f"{first_day} .. {last_day}",
+            "run_days": f"{first_day} .. {last_day}",
+            "run_rows_written": rows,
             "imports_and_pulls_absorbed": absorbed,
-            "days_with_sales": len(totals),
-            "revenue": float(totals["revenue"].sum()) if len(totals) else 0.0,
-            "preview": dg.MetadataValue.md(totals.tail(10).to_markdown(index=False)),
         }
-        if len(totals) > 1:
-            metadata["revenue_per_day"] = dg.MetadataValue.md(
-                line_chart_markdown({"revenue": totals.set_index("day")["revenue"]}, "Revenue per day", "revenue")
-            )
         reconciliation = dg.AssetCheckResult(
             check_name="revenue_reconciles_with_core_sales",
             passed=mismatches.passed,
@@ -105,6 +98,22 @@ def build_daily_kpis(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefin
         return dg.MaterializeResult(metadata=metadata, check_results=[reconciliation])
 
     return daily_kpis
+
+
+def _add_daily_figures(context: dg.AssetExecutionContext, figures: pd.DataFrame) -> None:
+    """Each day's materialization carries that day's own figures (a day without sales: zeros), so the UI's
+    plots of the daily KPIs show one point per day, even after a range run."""
+    per_day = figures.set_index(figures["day"].map(str)).reindex(context.partition_keys).fillna(0)
+    for day, row in per_day.iterrows():
+        context.add_asset_metadata(
+            {
+                "rows_written": int(row["rows_written"]),
+                "revenue": float(row["revenue"]),
+                "orders": int(row["orders"]),
+                "units": int(row["units"]),
+            },
+            partition_key=day,
+        )
 
 
 @dg.asset(
@@ -258,8 +267,9 @@ def open_alert_records(cursor: Cursor, alerting: AlertingResource) -> list[dict]
     """The alerts not resolved, in the dashboard's words (REPORT_LOCALE), with the store each is about."""
     fmt = Formatter(alerting.locale, alerting.currency)
     return [
-        alert_record(row, fmt, alerting.webserver_url, alerting.timezone) | {"store_id": row["store_id"]}
-        for row in read_alerts(cursor).to_dict("records")
+        # A frame's missing store (a chain-wide alert) may read as NaN, which JSON cannot hold: None.
+        alert_record(row, fmt, alerting.webserver_url, alerting.timezone) | {"store_id": row["store_id"] or None}
+        for row in read_alerts(cursor).astype({"store_id": object}).fillna({"store_id": ""}).to_dict("records")
     ]
 
 

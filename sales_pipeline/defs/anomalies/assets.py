@@ -38,11 +38,12 @@ def _alerts_metadata(alerts: list[Alert], followed: dict[str, int]) -> dict:
 
 @dg.asset(
     key=["anomalies", "sales_drops"],
-    description="Sales drops of the total, a store, a category or a product: a streak of open days below the "
-    "forecast issued before each day, whose revenue is under the streak's summed lower bound; 1 day info, 2 warning, "
-    "3+ critical. The rule (confidence levels, closed days, false-alarm rates) is at the top of "
+    description="Sales drops of the total, a store, a category or a product: a run of open days under the forecast "
+    "issued first for each day, under its cumulative lower bound; intermittent products by the chance of so few "
+    "selling days given their own year. Closed days (the store calendar) are not anomalies. 1 day info, 2 warning, "
+    "3+ critical. The rule (confidence levels, closed days, count model, false-alarm rates) is at the top of "
     "sales_pipeline/anomalies/drops.py.",
-    deps=[SALES_KEY, ["marts", "daily_kpis"]],
+    deps=[SALES_KEY, ["marts", "daily_kpis"], ["core", "store_calendar"]],
     **ANOMALY,
 )
 def sales_drops(warehouse: WarehouseResource) -> dg.MaterializeResult:

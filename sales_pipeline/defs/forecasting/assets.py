@@ -17,7 +17,7 @@ from psycopg2.extensions import cursor as Cursor
 from sales_pipeline.analytics.charts import forecast_chart_markdown, line_chart_markdown
 from sales_pipeline.defs.conventions import WAREHOUSE_POOL
 from sales_pipeline.forecasting import queries
-from sales_pipeline.forecasting.models import ENGINE_CODE, PROPHET, SEASONAL_NAIVE
+from sales_pipeline.forecasting.models import ENGINE_CODE, SEASONAL_NAIVE
 from sales_pipeline.forecasting.runner import forecast_target
 from sales_pipeline.resources import ForecastingResource, WarehouseResource
 from sales_pipeline.settings import Settings
@@ -28,7 +28,8 @@ SALES_KEY = dg.AssetKey(["forecasting", "sales_forecast"])
 DEMAND_KEY = dg.AssetKey(["forecasting", "demand_forecast"])
 
 
-FORECAST = {"group_name": GROUP, "kinds": {"prophet"}, "code_version": CODE_VERSION, "pool": WAREHOUSE_POOL,
+FORECAST = {"group_name": GROUP, "kinds": {"prophet", "statsforecast"}, "code_version": CODE_VERSION,
+            "pool": WAREHOUSE_POOL,
             "metadata": {"dagster/table_name": "ml.forecasts"}}  # fmt: skip
 
 
@@ -59,6 +60,7 @@ def _forecast(
         "accuracy": dg.MetadataValue.md(accuracy.to_markdown(index=False) if len(accuracy) else "no backtest yet"),
         "fallbacks": dg.MetadataValue.md("\n".join(f"- {line}" for line in failures[:20]) or "none"),
         "dagster/row_count": rows,
+        "reconciliation": run.reconciliation,
         **own,
     }
     return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(run.data_version))
@@ -95,13 +97,14 @@ def build_sales_forecast(holiday_country: str | None) -> dg.AssetsDefinition:
     @dg.asset(
         key=SALES_KEY,
         description="The next 7 days of revenue for the total, each store, each category and each "
-        "product with enough history, with 80% and 95% intervals, never negative. Prophet (weekly seasonality, "
-        f"yearly with two years of history, {holidays}) against seasonal naive in "
-        "a rolling-origin backtest (4 weekly origins); the better model publishes and ml.forecast_series says why. "
-        "Sparse products publish their recent daily mean. Refit only where the input changed.",
+        "product with enough history, with 80% and 95% intervals, never negative. AutoETS, AutoTheta, Prophet "
+        f"(weekly seasonality, yearly with two years of history, {holidays}, known promotions) and the "
+        "mean of the best two against seasonal naive in a rolling-origin backtest (4 weekly origins); the best "
+        "publishes and ml.forecast_series says why. Intermittent products publish their TSB rate. The total, "
+        "stores and categories are reconciled to add up. Refit only where the input changed.",
         # core/sales too: Dagster leaves daily-partitioned parents out of staleness, so without an
         # unpartitioned parent the UI could never show the forecast stale after new sales.
-        deps=[["marts", "daily_kpis"], ["core", "sales"]],
+        deps=[["marts", "daily_kpis"], ["core", "sales"], ["core", "store_calendar"], ["core", "promotions"]],
         **FORECAST,
     )
     def sales_forecast(
@@ -117,9 +120,9 @@ def build_sales_forecast(holiday_country: str | None) -> dg.AssetsDefinition:
 @dg.asset(
     key=DEMAND_KEY,
     description="The next 7 days of units sold per product and store (scope product_store, id '<product>@<store>'), "
-    "the same way as the sales forecast; it feeds the stock-out risk. Most product-store series are sparse and "
-    "publish their recent daily rate.",
-    deps=[["core", "sales"], ["marts", "daily_kpis"]],
+    "the same way as the sales forecast; it feeds the stock-out risk. Most product-store series are intermittent "
+    "and publish their TSB daily rate.",
+    deps=[["core", "sales"], ["marts", "daily_kpis"], ["core", "store_calendar"], ["core", "promotions"]],
     **FORECAST,
 )
 def demand_forecast(
@@ -132,17 +135,21 @@ def demand_forecast(
 
 @dg.asset_check(
     asset=SALES_KEY,
-    description="Warns when the total's Prophet model loses to seasonal naive in the backtest (MASE).",
+    description="Warns when the model the total publishes loses to seasonal naive in the backtest (MASE).",
 )
 def total_model_beats_seasonal_naive(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     with warehouse.transaction() as cursor:
         scores = queries.model_comparison(cursor, "sales", "all", "")
-    prophet, naive = scores.get(PROPHET), scores.get(SEASONAL_NAIVE)
-    passed = prophet is not None and naive is not None and prophet <= naive
+        model = queries.published_model(cursor, "sales", "all", "")
+    published, naive = scores.get(model), scores.get(SEASONAL_NAIVE)
     return dg.AssetCheckResult(
-        passed=passed,
+        passed=published is not None and naive is not None and published <= naive,
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={"prophet_mase": prophet if prophet is not None else "n/a", "seasonal_naive_mase": naive or "n/a"},
+        metadata={
+            "model": model or "n/a",
+            "model_mase": published if published is not None else "n/a",
+            "seasonal_naive_mase": naive if naive is not None else "n/a",
+        },
     )
 
 

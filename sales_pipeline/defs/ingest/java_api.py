@@ -1,12 +1,17 @@
-"""The back office's API as assets: products (incremental), sales (by day), stock (snapshot).
+"""The back office's API as assets: products (incremental), sales (by day), stock, store calendar, promotions.
 
-Each asset pulls every page first and commits afterwards, in one transaction with its ledger row in
-ops.api_pulls: a pull that fails on page 7 of 10 leaves the warehouse exactly as it was.
+Each pull commits in one transaction with its ledger row in ops.api_pulls, only once every page has
+come: a pull that fails on page 7 of 10 leaves the warehouse exactly as it was. Products and stock are
+read whole first; the sales of a range of days land page by page inside that transaction as they come,
+so memory holds one page whatever the range.
 """
 
 import datetime as dt
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import dagster as dg
+from psycopg2.extensions import cursor as Cursor
 
 from sales_pipeline.defs.conventions import NETWORK_RETRY, WAREHOUSE_POOL
 from sales_pipeline.javaapi import load
@@ -14,6 +19,7 @@ from sales_pipeline.javaapi.client import JavaApiError, JavaApiUnavailable, Pull
 from sales_pipeline.javaapi.records import InvalidPage
 from sales_pipeline.resources import JavaApiResource, WarehouseResource
 from sales_pipeline.settings import Settings
+from sales_pipeline.warehouse.merge import MergeCounts
 
 API_PRODUCTS = dg.AssetKey(["ingest", "api_products"])
 API_SALES = dg.AssetKey(["ingest", "api_sales"])
@@ -22,15 +28,22 @@ ASSET = {"group_name": "ingest", "kinds": {"api"}, "tags": {"source": "api"}, "p
          "retry_policy": NETWORK_RETRY}  # fmt: skip
 
 
-def fetch(java_api: JavaApiResource, endpoint: str, params: dict | None = None) -> tuple[list[dict], PullStats]:
-    """Every page of `endpoint`. An answer no retry mends (a refused token, a bad record) fails the step at
-    once; an API that stayed down fails it to the step's RetryPolicy (NETWORK_RETRY), which tries again later."""
+@contextmanager
+def api_failures() -> Iterator[None]:
+    """An answer no retry mends (a refused token, a bad record) fails the step at once; an API that stayed
+    down fails it to the step's RetryPolicy (NETWORK_RETRY), which tries again later."""
     try:
-        return java_api.client().fetch_all(endpoint, params or {})
+        yield
     except JavaApiUnavailable:
         raise
     except (JavaApiError, InvalidPage) as error:
         raise dg.Failure(str(error), allow_retries=False) from error
+
+
+def fetch(java_api: JavaApiResource, endpoint: str, params: dict | None = None) -> tuple[list[dict], PullStats]:
+    """Every page of `endpoint` (see `api_failures`)."""
+    with api_failures():
+        return java_api.client().fetch_all(endpoint, params or {})
 
 
 def _pull_metadata(result: load.PullResult, stats: PullStats, window: str) -> dict:
@@ -83,14 +96,13 @@ def build_api_sales(days: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
     def api_sales(context: dg.AssetExecutionContext, java_api: JavaApiResource, warehouse: WarehouseResource):
         window = context.partition_time_window
         first_day, end_day = window.start.date(), window.end.date()
-        records, stats = fetch(java_api, "sales", {"from": first_day.isoformat(), "to": end_day.isoformat()})
         instants = (window.start.astimezone(dt.UTC), window.end.astimezone(dt.UTC))
-        with warehouse.transaction() as cursor:
+        stats = PullStats()
+        pages = java_api.client().pages("sales", {"from": first_day.isoformat(), "to": end_day.isoformat()}, stats)
+        with api_failures(), warehouse.transaction() as cursor:
             pull_id = load.start_pull(cursor, "sales", instants, context.run_id)
-            load.land_records(cursor, pull_id, "sales", records)
-            counts, removed = load.merge_sales(cursor, records, instants)
-            result = load.PullResult(pull_id, "sales", len(records), counts, removed)
-            load.finish_pull(cursor, result, stats, counts.span)
+            result = load.land_sales(cursor, pull_id, pages, instants)
+            load.finish_pull(cursor, result, stats, result.counts.span)
         return dg.MaterializeResult(metadata=_pull_metadata(result, stats, f"{first_day} .. {end_day} (exclusive)"))
 
     return api_sales
@@ -113,10 +125,41 @@ def api_stock(context: dg.AssetExecutionContext, java_api: JavaApiResource, ware
     return dg.MaterializeResult(metadata=_pull_metadata(result, stats, "latest snapshot"))
 
 
+Merge = Callable[[Cursor, Sequence], tuple[MergeCounts, int]]
+
+
+def _snapshot_asset(endpoint: str, name: str, table: str, merge: Merge, description: str) -> dg.AssetsDefinition:
+    """A whole list the back office keeps (its calendar, its promotions): each pull replaces the API's rows."""
+
+    @dg.asset(key=["ingest", name], description=description, deps=[API_PRODUCTS], **ASSET)
+    def pull(context: dg.AssetExecutionContext, java_api: JavaApiResource, warehouse: WarehouseResource):
+        records, stats = fetch(java_api, endpoint)
+        with warehouse.transaction() as cursor:
+            pull_id = load.start_pull(cursor, endpoint, (None, None), context.run_id)
+            load.land_records(cursor, pull_id, endpoint, records)
+            counts, removed = merge(cursor, records)
+            result = load.PullResult(pull_id, endpoint, len(records), counts, removed)
+            load.finish_pull(cursor, result, stats)
+        return dg.MaterializeResult(metadata=_pull_metadata(result, stats, f"the whole list, into {table}"))
+
+    return pull
+
+
+api_store_calendar = _snapshot_asset(
+    "store-calendar", "api_store_calendar", "core.store_calendar", load.merge_store_calendar,
+    "The stores' known closures and openings by exception from the back office (its whole calendar, replacing "
+    "the rows it sent before), into core.store_calendar: the closures the forecasts and the drop detector know.",
+)  # fmt: skip
+api_promotions = _snapshot_asset(
+    "promotions", "api_promotions", "core.promotions", load.merge_promotions,
+    "The promotions planned in the back office (all of them, replacing the ones it sent before), into "
+    "core.promotions: the forecasts take those known for the days they forecast.",
+)  # fmt: skip
 pull_master_data_job = dg.define_asset_job(
     "pull_products_and_stock",
-    selection=[api_products.key, api_stock.key],
-    description="Pull the products changed since the last pull and the latest stock from the back office.",
+    selection=[api_products.key, api_stock.key, api_store_calendar.key, api_promotions.key],
+    description="Pull the products changed since the last pull, the latest stock, the store calendar and the "
+    "promotions from the back office.",
 )
 
 
@@ -128,21 +171,21 @@ def api_definitions(settings: Settings) -> dg.Definitions:
     # stock, then the days of sales; the core tables follow it once.
     pull_sales = dg.define_asset_job(
         "pull_sales",
-        selection=[API_PRODUCTS, API_STOCK, API_SALES],
+        selection=[API_PRODUCTS, API_STOCK, API_SALES, api_store_calendar.key, api_promotions.key],
         partitions_def=days,
-        description="Pull the products changed since the last pull, the latest stock and a day, or a range of days, "
-        "of sales from the back office (one run per range).",
+        description="Pull the products changed since the last pull, the latest stock, the store calendar, the "
+        "promotions and a day, or a range of days, of sales from the back office (one run per range).",
     )
     nightly_sales = dg.build_schedule_from_partitioned_job(
         pull_sales,
         hour_of_day=0,
         minute_of_hour=30,
         default_status=dg.DefaultScheduleStatus.RUNNING,
-        description="Each night at 00:30 UTC: the products changed, the stock, and the sales of the UTC day that "
-        "ended.",
+        description="Each night at 00:30 UTC: the products changed, the stock, the store calendar, the promotions "
+        "and the sales of the UTC day that ended.",
     )
     return dg.Definitions(
-        assets=[api_products, build_api_sales(days), api_stock],
+        assets=[api_products, build_api_sales(days), api_stock, api_store_calendar, api_promotions],
         jobs=[pull_master_data_job, pull_sales],
         schedules=[nightly_sales],
     )

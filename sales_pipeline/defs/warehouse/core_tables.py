@@ -7,7 +7,7 @@ recently changed rows and its freshness, so the UI answers "what is in the wareh
 
 import dagster as dg
 
-from sales_pipeline.defs.ingest.java_api import API_PRODUCTS, API_SALES, API_STOCK
+from sales_pipeline.defs.ingest.java_api import API_PRODUCTS, API_SALES, API_STOCK, api_promotions, api_store_calendar
 from sales_pipeline.defs.ingest.workbooks import workbook_import
 from sales_pipeline.defs.warehouse.catalog import table_metadata
 from sales_pipeline.resources import WarehouseResource
@@ -20,13 +20,19 @@ CORE_TABLES = {
     "sales": "Order lines: one row per order id and line number, with the instant, the store's local day and "
     "the net revenue after discount.",
     "stock": "On-hand and on-order snapshots per product, store and date.",
+    "store_calendar": "Known closures (a date, or every such weekday) and openings by exception, per store or for "
+    "every store: the only closed days the forecasts and the drop detector take as known.",
+    "promotions": "Promotions known ahead: a product, a category or everything, in a store or every store, from a "
+    "first to a last day; the forecasts take them as an input.",
 }
+# The calendar and the promotions come from the workbooks and their own API lists; the others from any source.
+SOURCES = {"store_calendar": [api_store_calendar.key], "promotions": [api_promotions.key]}
 
 
 def build_core_table_asset(name: str, description: str) -> dg.AssetsDefinition:
     @dg.asset(
         key=["core", name],
-        deps=[workbook_import, API_PRODUCTS, API_SALES, API_STOCK],
+        deps=[workbook_import, *SOURCES.get(name, [API_PRODUCTS, API_SALES, API_STOCK])],
         group_name="warehouse",
         description=f"core.{name}: {description}",
     )
