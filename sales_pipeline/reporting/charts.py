@@ -54,24 +54,9 @@ def revenue_chart(history: pd.DataFrame, forecast: pd.DataFrame, fmt: Formatter)
     axis.plot(history["day"], history["revenue"], color=ACTUAL, linewidth=1.1, label=fmt.text("chart_actual"))
     if len(forecast):
         days = list(forecast["day"])
-        axis.fill_between(
-            days,
-            forecast["yhat_lower_95"],
-            forecast["yhat_upper_95"],
-            color=BAND,
-            alpha=0.15,
-            linewidth=0,
-            label=fmt.text("chart_band_95"),
-        )
-        axis.fill_between(
-            days,
-            forecast["yhat_lower_80"],
-            forecast["yhat_upper_80"],
-            color=BAND,
-            alpha=0.3,
-            linewidth=0,
-            label=fmt.text("chart_band_80"),
-        )
+        for level, alpha in ((95, 0.15), (80, 0.3)):  # the wider band first, the narrower drawn over it
+            low, high, label = forecast[f"yhat_lower_{level}"], forecast[f"yhat_upper_{level}"], f"chart_band_{level}"
+            axis.fill_between(days, low, high, color=BAND, alpha=alpha, linewidth=0, label=fmt.text(label))
         axis.plot(
             days, forecast["yhat"], color=FORECAST, linewidth=1.3, linestyle="--", label=fmt.text("chart_forecast")
         )
