@@ -87,8 +87,10 @@ def prepare_environment(simulator: bool = False, live: bool = False) -> dict[str
     `simulator`: serve the bundled Java API simulator when JAVA_API_BASE_URL is unset; `live`: its retailer
     trades on after the sample's last day, to now, so that the nightly pulls find yesterday's sales.
     """
+    import dagster as dg
+
     from sales_pipeline import folders
-    from sales_pipeline.runs import batch_range_run_events
+    from sales_pipeline.runs import batch_range_run_events, create_warehouse_pool
     from sales_pipeline.warehouse import db, embedded
 
     config = load_settings()  # a bad value fails here, before anything starts
@@ -111,6 +113,8 @@ def prepare_environment(simulator: bool = False, live: bool = False) -> dict[str
     batch_range_run_events()
     with db.transaction(warehouse_url) as cursor:
         db.migrate(cursor)
+        # Under the migration's lock: two commands started together create the pool one after the other.
+        create_warehouse_pool(dg.DagsterInstance.get())
     fail_runs_of_dead_commands(embedded_runs)
     return {
         "warehouse": "embedded PostgreSQL in " + str(embedded.pgdata_dir()) if embedded_server else "external server",

@@ -20,6 +20,8 @@ import dagster as dg
 import psutil
 from dagster._core.events import DagsterEventType
 
+from sales_pipeline.defs.conventions import WAREHOUSE_POOL
+
 HOST_TAG = "sales_pipeline/host"
 PID_TAG = "sales_pipeline/pid"
 # Started less than this before its run started: the run's process, not a later one given the same PID.
@@ -39,6 +41,15 @@ def batch_range_run_events() -> None:
     """Put `DAGSTER_EVENT_SETTINGS` in this process's environment (for the Dagster processes it starts too)."""
     for name, value in DAGSTER_EVENT_SETTINGS.items():
         os.environ.setdefault(name, value)
+
+
+def create_warehouse_pool(instance: dg.DagsterInstance) -> None:
+    """Give the `warehouse` pool its row in Dagster's storage before any run. Left to the first steps of
+    two runs started together, both insert it and one run fails (UniqueViolation on concurrency_limits).
+    The caller makes concurrent calls take turns."""
+    storage = instance.event_log_storage
+    if storage.supports_global_concurrency_limits and WAREHOUSE_POOL not in storage.get_concurrency_keys():
+        storage.initialize_concurrency_limit_to_default(WAREHOUSE_POOL)
 
 
 def process_tags() -> dict[str, str]:
