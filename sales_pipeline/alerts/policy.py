@@ -93,7 +93,7 @@ def plan(state: State, routing: Routing, policy: Policy, now: dt.datetime) -> li
         return []
     pairs = pairs.merge(_told(state.history), how="left", on=["alert_id", "channel", "recipient"])
     for column in ("first_any", "first_sent", "resolved_any", "in_digest"):
-        pairs[column] = pairs[column].fillna(False).astype(bool)
+        pairs[column] = pairs[column].eq(True)  # absent after the left merge: False
     pushed = (pairs["severity"] == "critical") & ~_product_drop(pairs)
     is_open = pairs["status"] == "open"
     repeat_before = now - dt.timedelta(hours=policy.repeat_hours)
@@ -187,9 +187,9 @@ def _first_groups(new: pd.DataFrame, open_pushed: pd.DataFrame) -> list[Planned]
     new_chain = new[new["entity_type"] == "total"]
     told_days = new_chain[keys].drop_duplicates().assign(chain_told_now=True)
     rows = new.merge(chain_days, how="left", on=keys).merge(told_days, how="left", on=keys)
-    under = rows["under_chain"].fillna(False).astype(bool)
+    under = rows["under_chain"].eq(True)
     rows["inhibited"] = (rows["kind"] == "sales_drop") & rows["entity_type"].isin(["store", "category"]) & under
-    rows["named"] = rows["inhibited"] & rows["chain_told_now"].fillna(False).astype(bool)
+    rows["named"] = rows["inhibited"] & rows["chain_told_now"].eq(True)
     told = dict(_per_recipient(rows[~rows["inhibited"]]))
     named = dict(_per_recipient(rows[rows["named"]]))
     # A recipient with only drops under a chain drop told before gets nothing: they wait while it stands.
