@@ -75,6 +75,8 @@ LABELS = {
     AUTO_THETA: "AutoTheta",
     COMBINATION: "the combination",
 }
+# Seconds per fit relative to AutoETS (bench_forecast.py's series, one process); the rest take next to nothing.
+FIT_COST = {AUTO_ETS: 1.0, AUTO_THETA: 1.4, PROPHET: 2.5}
 INTERMITTENT_CLASSES = ("intermittent", "lumpy")
 ADI_CUT, CV2_CUT = 1.32, 0.49  # Syntetos-Boylan
 Z80, Z95 = 1.2816, 1.9600
@@ -236,9 +238,7 @@ def forecast_series(
         result.reason = f"{len(series.values)} days of history: needs {settings.min_history_days} before it is forecast"
         return result
 
-    origins = backtest_origins(series, settings)
-    result.demand_class, result.adi, result.cv2 = demand_class(series, open_days, origins[-1] if origins else None)
-    candidates = _candidates(series, settings, origins, result.demand_class)
+    origins, (result.demand_class, result.adi, result.cv2), candidates = _plan(series, settings, open_days)
     failures = _backtest(result, series, settings, origins, candidates, cached_folds or {})
     result.accuracy = score_folds(series, result.folds, settings)
     scores = {row["model"]: row for row in result.accuracy}
@@ -259,6 +259,32 @@ def forecast_series(
     result.forecast = with_intervals(series.closed.index[len(series.values) :], series, yhat, result.sigma, settings)
     result.fit_seconds = time.perf_counter() - started
     return result
+
+
+def _plan(
+    series: Series, settings: ForecastSettings, open_days: np.ndarray
+) -> tuple[list[date], tuple[str, float, float], list[str]]:
+    """The backtest origins, the demand class (with ADI and CV²) and the candidates of a series (steps 2 to 4)."""
+    origins = backtest_origins(series, settings)
+    demand = demand_class(series, open_days, origins[-1] if origins else None)
+    return origins, demand, _candidates(series, settings, origins, demand[0])
+
+
+def fit_cost(series: Series, settings: ForecastSettings, cached_folds: CachedFolds) -> float:
+    """About how long `forecast_series` takes on `series`, relative: the fits of its new folds and its published one.
+
+    A run hands out the heaviest series first, so that no worker is left fitting a long one alone at the end.
+    """
+    if len(series.values) < settings.min_history_days:
+        return 0.0
+    origins, _, candidates = _plan(series, settings, ~series.closed.iloc[: len(series.values)].to_numpy())
+
+    def fitted(origin: date, model: str) -> bool:
+        cached = cached_folds.get((origin, model))
+        return cached is not None and cached[0] == series.fold_hash(settings, origin, model)
+
+    new_folds = sum(FIT_COST.get(model, 0.0) for origin in origins for model in candidates if not fitted(origin, model))
+    return new_folds + max(FIT_COST.get(model, 0.0) for model in candidates)
 
 
 def demand_class(series: Series, open_days: np.ndarray, until: date | None) -> tuple[str, float, float]:

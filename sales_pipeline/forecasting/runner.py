@@ -26,11 +26,14 @@ from psycopg2.extras import execute_values
 
 from sales_pipeline.forecasting.calendar import CHAIN, load_closed_days, load_promotions, promotion_days
 from sales_pipeline.forecasting.models import (
+    COMBINATION,
     CachedFolds,
+    Fold,
     ForecastResult,
     ForecastSettings,
     Series,
     digest,
+    fit_cost,
     forecast_series,
 )
 from sales_pipeline.forecasting.reconcile import MEMBER_SCOPES, reconcile_sales
@@ -232,10 +235,14 @@ def _forecast_job(job: tuple[Series, ForecastSettings, dict]) -> ForecastResult:
 def _forecast_in_parallel(jobs: list[tuple[Series, ForecastSettings, dict]], workers: int) -> list[ForecastResult]:
     if workers <= 1 or len(jobs) < INLINE_BELOW:
         return [_forecast_job(job) for job in jobs]
+    # The heaviest first and one at a time: in chunks of neighbours (the light intermittent products
+    # and the heavy dense ones cluster), one worker was left fitting a long chunk while the other idled.
+    order = sorted(range(len(jobs)), key=lambda i: -fit_cost(*jobs[i]))
     # Spawned, not forked: the caller (a Dagster run) has threads and open connections a fork would copy.
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        return list(pool.map(_forecast_job, jobs, chunksize=max(1, len(jobs) // (workers * 8))))
+        done = dict(zip(order, pool.map(_forecast_job, [jobs[i] for i in order]), strict=True))
+    return [done[i] for i in range(len(jobs))]
 
 
 def _known_inputs(cursor: Cursor, target: str) -> dict[tuple[str, str, str], tuple[date, str]]:
@@ -268,8 +275,8 @@ def write_results(cursor: Cursor, target: str, results: list[ForecastResult]) ->
     scope_ids = [result.scope_id for result in results]
     keys = "(scope, scope_id) IN (SELECT unnest(%(scopes)s::text[]), unnest(%(ids)s::text[]))"
     params = {"target": target, "scopes": scopes, "ids": scope_ids}
-    for table in ("ml.backtest_forecasts", "ml.forecast_accuracy"):
-        cursor.execute(f"DELETE FROM {table} WHERE target = %(target)s AND {keys}", params)
+    cursor.execute(f"DELETE FROM ml.forecast_accuracy WHERE target = %(target)s AND {keys}", params)
+    _delete_stale_folds(cursor, keys, params, results)
     cursor.execute(
         f"DELETE FROM ml.forecasts WHERE target = %(target)s AND origin = %(origin)s AND {keys}",
         params | {"origin": results[0].origin},
@@ -299,6 +306,30 @@ def write_results(cursor: Cursor, target: str, results: list[ForecastResult]) ->
     _insert(cursor, "ml.forecast_accuracy", _accuracy_rows(target, results))
 
 
+def _delete_stale_folds(cursor: Cursor, keys: str, params: dict, results: list[ForecastResult]) -> None:
+    """Delete the refitted series' stored folds but the ones read back from the table, which stay unchanged.
+
+    Only the others are written then (`_fold_rows`): a daily run reads back nearly all of them.
+    """
+    reused = [(r.scope, r.scope_id, f.origin, f.model, f.input_hash) for r in results for f in r.folds if _stored(f)]
+    names = ("kept_scopes", "kept_ids", "kept_origins", "kept_models", "kept_hashes")
+    kept = {name: [row[i] for row in reused] for i, name in enumerate(names)}
+    cursor.execute(
+        f"""
+        DELETE FROM ml.backtest_forecasts WHERE target = %(target)s AND {keys}
+          AND (scope, scope_id, origin, model, input_hash) NOT IN (
+            SELECT unnest(%(kept_scopes)s::text[]), unnest(%(kept_ids)s::text[]), unnest(%(kept_origins)s::date[]),
+                   unnest(%(kept_models)s::text[]), unnest(%(kept_hashes)s::text[]))
+        """,
+        params | kept,
+    )
+
+
+def _stored(fold: Fold) -> bool:
+    """A fold read back from ml.backtest_forecasts as it is stored; not a combination (the best two can change)."""
+    return fold.reused and fold.model != COMBINATION
+
+
 def _forecast_rows(target: str, results: list[ForecastResult]) -> tuple[list[str], Iterable[tuple]]:
     columns = ["target", "scope", "scope_id", "origin", "day", "model", "yhat", "yhat_lower_80", "yhat_upper_80",
                "yhat_lower_95", "yhat_upper_95", "closed"]  # fmt: skip
@@ -319,6 +350,7 @@ def _fold_rows(target: str, results: list[ForecastResult]) -> tuple[list[str], I
          fold.input_hash)
         for r in results
         for fold in r.folds
+        if not _stored(fold)
         for h, value in enumerate(fold.yhat)
     )  # fmt: skip
     return columns, rows
