@@ -8,6 +8,10 @@
 - `engineers_run_failure_sensor` requests a run that queues and sends the engineers' email and the
   webhook's card about a failed run, unless Dagster will retry it (the `dagster/will_retry` tag). A
   blocking asset check that fails fails its run, so it is told the same way, naming the check.
+- `late_assets_sensor` (every minute) reads Dagster's freshness state of the assets the daily reports read
+  (`FRESH_DAILY`) and requests a run that queues and sends the engineers' email and card about each asset
+  late today, once per asset and day: its cursor keeps the (asset, day) pairs requested, the run key names them,
+  and the outbox queues a (kind, recipient, asset and day) once, whoever asks again.
 - The run materializes `alerts/notifications`: it writes the messages due and sends the outbox (see
   sales_pipeline/alerts/delivery.py), with a RetryPolicy for the step itself. Its check warns when a
   message has waited more than an hour.
@@ -15,14 +19,24 @@
 
 import datetime as dt
 import json
+from zoneinfo import ZoneInfo
 
 import dagster as dg
+from dagster._core.definitions.freshness import FreshnessState
 from pydantic import Field
 
-from sales_pipeline.alerts.delivery import RunFailure, decide, deliver, enqueue_run_failure, redact
+from sales_pipeline.alerts.delivery import (
+    LateAsset,
+    RunFailure,
+    decide,
+    deliver,
+    enqueue_late_asset,
+    enqueue_run_failure,
+    redact,
+)
 from sales_pipeline.alerts.outbox import outbox_summary, waiting_since
 from sales_pipeline.alerts.store import open_counts
-from sales_pipeline.defs.conventions import NETWORK_RETRY, WAREHOUSE_POOL
+from sales_pipeline.defs.conventions import FRESH_DAILY, NETWORK_RETRY, WAREHOUSE_POOL
 from sales_pipeline.resources import AlertingResource, WarehouseResource
 
 NOTIFICATIONS_KEY = dg.AssetKey(["alerts", "notifications"])
@@ -31,10 +45,12 @@ REQUEST_AGAIN_AFTER = dt.timedelta(minutes=10)
 PENDING_TOO_LONG = dt.timedelta(hours=1)
 RUN_FAILURE_TAG = "sales_pipeline/run_failure_of"  # on the runs telling of a failed run: never told themselves
 WILL_RETRY_TAG = "dagster/will_retry"
+LATE_ASSETS_TAG = "sales_pipeline/late_assets_of"  # the day (PIPELINE_TIMEZONE) the assets were late
 
 
 class DeliveryConfig(dg.Config):
     failed_run_id: str = Field(default="", description="A failed run to tell the engineers about; blank: none.")
+    late_assets: list[str] = Field(default=[], description="Late assets (keys) to tell the engineers about.")
 
 
 @dg.asset(
@@ -62,8 +78,12 @@ def notifications(
         failure = run_failure(context.instance, config.failed_run_id, settings.secrets)
         with warehouse.transaction() as cursor:
             enqueue_run_failure(cursor, failure, settings)
-    # A run about a failed run only sends: planning alerts (a bad routing file) must not stop the news.
-    report = deliver(warehouse.transaction, settings, plan=not config.failed_run_id)
+    now = dt.datetime.now(dt.UTC)
+    with warehouse.transaction() as cursor:
+        for late in late_assets(context.instance, config.late_assets):
+            enqueue_late_asset(cursor, late, settings, now)
+    # A run telling the engineers only sends: planning alerts (a bad routing file) must not stop the news.
+    report = deliver(warehouse.transaction, settings, plan=not (config.failed_run_id or config.late_assets))
     for error in report.errors:
         context.log.warning(error)
     with warehouse.transaction() as cursor:
@@ -159,6 +179,48 @@ def engineers_run_failure_sensor(context: dg.RunFailureSensorContext, alerting: 
     )
 
 
+@dg.sensor(
+    job=deliver_notifications_job,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Emails ENGINEER_EMAILS (and the webhook) about each asset the daily reports read that its freshness "
+    "policy says is late (not rebuilt by REPORT_SEND_TIME), once per asset and day.",
+)
+def late_assets_sensor(context: dg.SensorEvaluationContext, alerting: AlertingResource) -> dg.SensorResult:
+    settings = alerting.config()
+    if not settings.engineers and not settings.webhook_url:
+        return dg.SensorResult(skip_reason="Neither ENGINEER_EMAILS nor ALERT_WEBHOOK_URL is set: nobody to tell")
+    records = context.instance.get_freshness_state_records(sorted(FRESH_DAILY))
+    late = sorted(
+        key.to_user_string() for key, record in records.items() if record.freshness_state == FreshnessState.FAIL
+    )
+    day = dt.datetime.now(ZoneInfo(settings.policy.timezone)).date().isoformat()
+    told: list[str] = json.loads(context.cursor).get(day, []) if context.cursor else []
+    new = [asset for asset in late if asset not in told]
+    if not new:
+        return dg.SensorResult(skip_reason=f"Late and told today: {', '.join(late) or 'none'}", cursor=context.cursor)
+    request = dg.RunRequest(
+        run_key=f"late-assets-{day}-{','.join(new)}",
+        run_config={"ops": {"alerts__notifications": {"config": {"late_assets": new}}}},
+        tags={LATE_ASSETS_TAG: day},
+    )
+    context.log.info(f"Late: {', '.join(new)}")
+    return dg.SensorResult(run_requests=[request], cursor=json.dumps({day: told + new}))  # only today's kept
+
+
+def late_assets(instance: dg.DagsterInstance, assets: list[str]) -> list[LateAsset]:
+    """What the engineers are told about each asset: since when it is late, when it was last built."""
+    keys = [dg.AssetKey.from_user_string(asset) for asset in assets]
+    records = instance.get_freshness_state_records(keys)
+    told = []
+    for key in keys:
+        event = instance.get_latest_materialization_event(key)
+        updated = dt.datetime.fromtimestamp(event.timestamp, dt.UTC) if event else None
+        since = records[key].updated_at if key in records else dt.datetime.now(dt.UTC)
+        told.append(LateAsset(asset=key.to_user_string(), since=since, updated=updated))
+    return told
+
+
 def run_failure(instance: dg.DagsterInstance, run_id: str, secrets: tuple[str, ...]) -> RunFailure:
     """What the engineers are told about a failed run: its job, the failed step(s) and the error."""
     run = instance.get_run_by_id(run_id)
@@ -182,4 +244,4 @@ def run_failure(instance: dg.DagsterInstance, run_id: str, secrets: tuple[str, .
 
 alert_assets = [notifications]
 alert_checks = [no_message_pending_over_an_hour]
-alert_sensors = [notification_delivery_sensor, engineers_run_failure_sensor]
+alert_sensors = [notification_delivery_sensor, engineers_run_failure_sensor, late_assets_sensor]
