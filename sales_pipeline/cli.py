@@ -303,12 +303,8 @@ def demo() -> None:
     samples = sorted(SAMPLE_DIR.glob("*.xlsx"))
     if not samples:
         raise click.ClickException(f"no sample workbooks in {SAMPLE_DIR.resolve()}")
-    inbox = load_settings().inbox_dir
-    for sample in samples:
-        shutil.copy2(sample, inbox / sample.name)  # copy2 keeps the mtime: the files are settled
-    click.echo(f"Dropped {len(samples)} sample workbooks into {inbox}")
     with steps("import the sample workbooks"):
-        results = run_inbox_once()
+        results = import_samples(samples)
     with steps("pull the back office (simulator)"):
         pull_back_office()
     with steps("core tables, marts, forecasts, anomalies"):
@@ -329,6 +325,29 @@ def demo() -> None:
         raise click.ClickException(f"the import of {failed[0]['workbook']} failed: {failed[0]['reason']}")
     steps.echo()
     click.echo(NEXT_STEP)
+
+
+def import_samples(samples: list[Path]) -> list[dict]:
+    """Drop into the inbox the samples whose bytes the warehouse has not loaded yet and import them. A second
+    demo drops none: it launches no import run, and nothing downstream changes."""
+    from sales_pipeline.excel.importer import earlier_imports
+    from sales_pipeline.excel.read import content_hash
+    from sales_pipeline.warehouse import db
+
+    digests = {sample: content_hash(sample) for sample in samples}
+    with db.transaction(os.environ[settings.DATABASE_URL]) as cursor:
+        imported = earlier_imports(cursor, list(digests.values()))
+    new = [sample for sample, digest in digests.items() if digest not in imported]
+    if len(new) < len(samples):
+        click.echo(f"{len(samples) - len(new)} of the {len(samples)} sample workbooks are already imported (same"
+                   " content in ops.import_ledger): not dropped again")  # fmt: skip
+    if not new:
+        return []
+    inbox = load_settings().inbox_dir
+    for sample in new:
+        shutil.copy2(sample, inbox / sample.name)  # copy2 keeps the mtime: the files are settled
+    click.echo(f"Dropped {len(new)} sample workbooks into {inbox}")
+    return run_inbox_once()
 
 
 class StepTimes:
@@ -603,7 +622,7 @@ def _outcome(workbook: str, result) -> dict:
 def print_summary(results: list[dict], where: dict[str, str]) -> None:
     from sales_pipeline.warehouse import db
 
-    click.echo("\nImports:")
+    click.echo("\nImports:" + ("" if results else " none (nothing new)"))
     for outcome in results:
         line = f"  {outcome['workbook']}: {outcome['status']}"
         if outcome["status"].startswith("loaded"):
