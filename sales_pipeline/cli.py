@@ -305,16 +305,24 @@ def demo() -> None:
     and the daily reports; then the time each step took."""
     steps = StepTimes()
     demo_routing()
-    bundled_api = not os.environ.get(settings.JAVA_API_BASE_URL)  # the simulator: its days never change
     with steps("start the warehouse and Dagster's storage"):
-        where = prepare_environment(simulator=True)
+        where = prepare_environment()
+        # The simulator's days never change: pulled once, they are not pulled again (nor is it started: making
+        # its retailer takes seconds). Before the code location loads: its resources read the URL it sets.
+        pull = bool(os.environ.get(settings.JAVA_API_BASE_URL)) or not demo_days_pulled()
+        if pull:
+            where |= java_api(simulator=True)
     samples = sorted(SAMPLE_DIR.glob("*.xlsx"))
     if not samples:
         raise click.ClickException(f"no sample workbooks in {SAMPLE_DIR.resolve()}")
     with steps("import the sample workbooks"):
         results = import_samples(samples)
     with steps("pull the back office (simulator)"):
-        pull_back_office(again=not bundled_api)
+        if pull:
+            pull_back_office()
+        else:
+            click.echo(f"The simulator's last {DEMO_API_DAYS} days of sales were pulled already (it serves the same"
+                       " every time): not pulled again")  # fmt: skip
     with steps("core tables, marts, forecasts, anomalies"):
         refresh_downstream(only_out_of_date=True)
     print_summary(results, where)
@@ -486,20 +494,21 @@ def refresh_core_tables(only_out_of_date: bool = False) -> None:
         raise click.ClickException(failure_line(run_problems(result)))
 
 
-def pull_back_office(again: bool = True) -> None:
-    """What the nightly pull does: products and stock, then the last days of sales, from the Java API.
-
-    Not `again` (the bundled simulator, whose days never change): not if those days were pulled already."""
-    from sales_pipeline.defs.analytics.sensors import range_tags
+def demo_days_pulled() -> bool:
+    """Whether the days of sales the demo pulls (the sample's last DEMO_API_DAYS) are pulled already."""
     from sales_pipeline.defs.ingest.java_api import API_SALES
     from sales_pipeline.demo.retailer import DEFAULT_END
 
+    days = {(DEFAULT_END - dt.timedelta(days=n)).isoformat() for n in range(DEMO_API_DAYS)}
+    return days <= dagster_instance().get_materialized_partitions(API_SALES)
+
+
+def pull_back_office() -> None:
+    """What the nightly pull does: products and stock, then the last days of sales, from the Java API."""
+    from sales_pipeline.defs.analytics.sensors import range_tags
+    from sales_pipeline.demo.retailer import DEFAULT_END
+
     first = DEFAULT_END - dt.timedelta(days=DEMO_API_DAYS - 1)
-    days = {(first + dt.timedelta(days=n)).isoformat() for n in range(DEMO_API_DAYS)}
-    if not again and days <= dagster_instance().get_materialized_partitions(API_SALES):
-        click.echo(f"The simulator's last {DEMO_API_DAYS} days of sales were pulled already (it serves the same"
-                   " every time): not pulled again")  # fmt: skip
-        return
     click.echo(
         f"Pulling products, stock and {DEMO_API_DAYS} days of sales from {os.environ[settings.JAVA_API_BASE_URL]}"
     )
