@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -1061,12 +1061,11 @@ def alerts_list(status: str | None, as_json: bool) -> None:
     from sales_pipeline.warehouse import db
 
     prepare_environment()
-    fmt = Formatter(load_settings().report_locale, load_settings().report_currency)
+    config = load_settings()
+    fmt = Formatter(config.report_locale, config.report_currency)
     with db.transaction(os.environ[settings.DATABASE_URL]) as cursor:
         rows = read_alerts(cursor, status).to_dict("records")
-    records = [
-        alert_record(r, fmt, load_settings().dagster_webserver_url, load_settings().pipeline_timezone) for r in rows
-    ]
+    records = [alert_record(r, fmt, config.dagster_webserver_url, config.pipeline_timezone) for r in rows]
     if as_json:
         click.echo(json.dumps(records, indent=2, ensure_ascii=False))
         return
@@ -1083,15 +1082,10 @@ def alerts_list(status: str | None, as_json: bool) -> None:
               help="Who is on it (recorded with the alert).")  # fmt: skip
 def alerts_ack(alert_id: int, by: str) -> None:
     """Acknowledge an alert: someone is on it, so it is not reminded again (its resolved note still goes)."""
-    from sales_pipeline.alerts.store import AlertError, acknowledge
-    from sales_pipeline.warehouse import db
+    from sales_pipeline.alerts.store import acknowledge
 
     prepare_environment()
-    try:
-        with db.transaction(os.environ[settings.DATABASE_URL]) as cursor:
-            acknowledge(cursor, alert_id, by)
-    except AlertError as error:
-        raise click.ClickException(str(error)) from None
+    change_alert(lambda cursor: acknowledge(cursor, alert_id, by))
     click.echo(f"Alert {alert_id} acknowledged by {by}: no more reminders.")
 
 
@@ -1103,14 +1097,21 @@ def alerts_snooze(alert_id: int, until: dt.datetime) -> None:
     """No reminders of an alert until a day; then it is open again."""
     from zoneinfo import ZoneInfo
 
-    from sales_pipeline.alerts.store import AlertError, snooze
-    from sales_pipeline.warehouse import db
+    from sales_pipeline.alerts.store import snooze
 
     prepare_environment()
     moment = until.replace(tzinfo=ZoneInfo(load_settings().pipeline_timezone))
+    change_alert(lambda cursor: snooze(cursor, alert_id, moment))
+    click.echo(f"Alert {alert_id} snoozed until {moment.isoformat()}.")
+
+
+def change_alert(change: Callable[[Cursor], None]) -> None:
+    """One change to an alert in its own transaction; an unknown alert or a wrong state is a one-line error."""
+    from sales_pipeline.alerts.store import AlertError
+    from sales_pipeline.warehouse import db
+
     try:
         with db.transaction(os.environ[settings.DATABASE_URL]) as cursor:
-            snooze(cursor, alert_id, moment)
+            change(cursor)
     except AlertError as error:
         raise click.ClickException(str(error)) from None
-    click.echo(f"Alert {alert_id} snoozed until {moment.isoformat()}.")
