@@ -105,7 +105,6 @@ def prepare_environment(simulator: bool = False, live: bool = False) -> dict[str
     `simulator`: serve the bundled Java API simulator when JAVA_API_BASE_URL is unset; `live`: its retailer
     trades on after the sample's last day, to now, so that the nightly pulls find yesterday's sales.
     """
-
     from sales_pipeline import folders
     from sales_pipeline.runs import batch_range_run_events, create_warehouse_pool
     from sales_pipeline.warehouse import db, embedded
@@ -142,7 +141,6 @@ def prepare_environment(simulator: bool = False, live: bool = False) -> dict[str
 
 def fail_runs_of_dead_commands(storage_on_this_machine: bool) -> None:
     """Mark failed the Dagster runs left STARTED by a process that is gone, and say so in one line."""
-
     from sales_pipeline.runs import fail_runs_of_dead_processes
 
     failed = fail_runs_of_dead_processes(dagster_instance(), storage_on_this_machine)
@@ -410,7 +408,6 @@ def evaluate_sensor(name: str, cursor: str | None = None):  # -> SensorExecution
 
 def run_inbox_once() -> list[dict]:
     """Evaluate the inbox sensor once and run the imports it requests, in this process."""
-
     instance = dagster_instance()
     tick = evaluate_sensor("workbook_inbox_sensor")
     for request in tick.dynamic_partitions_requests or []:
@@ -456,7 +453,6 @@ def run_job(
     """Run a job of the code location in this process, as a run of its own tagged with this process (so
     the next command can tell if it died: see runs.py). A failed run stops the command with its reason,
     unless `must_succeed` is False."""
-
     from sales_pipeline.runs import process_tags
 
     result = (
@@ -517,10 +513,10 @@ def pull_back_office() -> None:
     from sales_pipeline.defs.analytics.sensors import range_tags
     from sales_pipeline.demo.retailer import DEFAULT_END
 
-    first = DEFAULT_END - dt.timedelta(days=DEMO_API_DAYS - 1)
     click.echo(
         f"Pulling products, stock and {DEMO_API_DAYS} days of sales from {os.environ[settings.JAVA_API_BASE_URL]}"
     )
+    first = DEFAULT_END - dt.timedelta(days=DEMO_API_DAYS - 1)
     run_job("pull_sales", tags=range_tags(first, DEFAULT_END))
 
 
