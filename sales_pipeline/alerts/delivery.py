@@ -192,17 +192,18 @@ class LateAsset:
     asset: str  # its key, as the UI writes it (marts/daily_kpis)
     since: dt.datetime  # when it became late
     updated: dt.datetime | None  # its last materialization; None: never built
+    day: dt.date  # the day (PIPELINE_TIMEZONE) it was late on: one message per asset and day
 
 
-def enqueue_late_asset(cursor: Cursor, late: LateAsset, config: AlertingConfig, now: dt.datetime) -> list[int]:
-    """Queue the engineers' email and the webhook's card about `late`, once per asset and day (PIPELINE_TIMEZONE)."""
+def enqueue_late_asset(cursor: Cursor, late: LateAsset, config: AlertingConfig) -> list[int]:
+    """Queue the engineers' email and the webhook's card about `late`, once per asset and day."""
     zone = ZoneInfo(config.policy.timezone)
     fmt = config.formatter
-    when = [fmt.datetime(moment.astimezone(zone)) if moment else None for moment in (late.since, late.updated)]
+    since = fmt.datetime(late.since.astimezone(zone))
+    updated = fmt.datetime(late.updated.astimezone(zone)) if late.updated else None
     link = f"{config.webserver_url}/assets/{late.asset}"
-    rendered = late_asset_message(late.asset, when[0], when[1], link, fmt)
-    day = now.astimezone(zone).date()
-    return _enqueue_for_engineers(cursor, "late_asset", f"late:{late.asset}:{day}", rendered, config)
+    rendered = late_asset_message(late.asset, since, updated, link, fmt)
+    return _enqueue_for_engineers(cursor, "late_asset", f"late:{late.asset}:{late.day}", rendered, config)
 
 
 def _enqueue_for_engineers(

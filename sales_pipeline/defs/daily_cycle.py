@@ -10,8 +10,8 @@ Not in it: the workbook imports (a workbook comes when it comes) and the pull of
 PIPELINE_TIMEZONE, and a Dagster job has one kind of partition. The sales of a day come with `pull_sales`
 (00:30 UTC each night, or a backfill).
 
-Its steps run one after the other in the run's own process (`in_process_executor`): most take a second or two,
-and a process of their own costs each step 3 to 15 s to start on a busy 2-core machine, more than most steps take.
+Its steps run as SALES_PIPELINE_RUN_EXECUTOR says, like every run's (by default one after the other in the run's
+own process; the forecasts fit in their own pool of processes).
 """
 
 import dagster as dg
@@ -30,7 +30,6 @@ def daily_cycle_job(settings: Settings) -> UnresolvedAssetJobDefinition:
         "daily_cycle",
         selection=dg.AssetSelection.all() - dg.AssetSelection.assets(WORKBOOK_IMPORT, API_SALES),
         partitions_def=daily_partitions(settings),
-        executor_def=dg.in_process_executor,
         description="The whole daily cycle for one day, each asset once, in order: products, stock, store calendar "
         "and promotions from the back office, the core tables, the day's KPIs, the marts, the forecasts, the "
         "anomalies, the alerts sent, the day's PDF reports and the analytics workbook. The day's sales come before, "

@@ -22,7 +22,7 @@ import json
 from zoneinfo import ZoneInfo
 
 import dagster as dg
-from dagster._core.definitions.freshness import FreshnessState
+from dagster._core.definitions.freshness import FreshnessState  # Dagster 1.13 exports no public name for it
 from pydantic import Field
 
 from sales_pipeline.alerts.delivery import (
@@ -45,12 +45,12 @@ REQUEST_AGAIN_AFTER = dt.timedelta(minutes=10)
 PENDING_TOO_LONG = dt.timedelta(hours=1)
 RUN_FAILURE_TAG = "sales_pipeline/run_failure_of"  # on the runs telling of a failed run: never told themselves
 WILL_RETRY_TAG = "dagster/will_retry"
-LATE_ASSETS_TAG = "sales_pipeline/late_assets_of"  # the day (PIPELINE_TIMEZONE) the assets were late
 
 
 class DeliveryConfig(dg.Config):
     failed_run_id: str = Field(default="", description="A failed run to tell the engineers about; blank: none.")
     late_assets: list[str] = Field(default=[], description="Late assets (keys) to tell the engineers about.")
+    late_on: str = Field(default="", description="The day (PIPELINE_TIMEZONE) they were late on, as the sensor saw it.")
 
 
 @dg.asset(
@@ -61,7 +61,8 @@ class DeliveryConfig(dg.Config):
     description=(
         "The outbox (ops.notifications): writes the messages the alert policy says are due (critical alerts at "
         "once, grouped per recipient; reminders; resolved notes; the daily digest of warnings) and sends every "
-        "message due by email (or .eml files) and to the webhook, marking each sent once the server accepted it."
+        "message due by email (or .eml files) and to the webhook, marking each sent once the server accepted it. "
+        "Runs telling the engineers of a failed run or a late asset queue that news and only send."
     ),
     metadata={"dagster/table_name": "ops.notifications"},
     retry_policy=NETWORK_RETRY,
@@ -78,10 +79,10 @@ def notifications(
         failure = run_failure(context.instance, config.failed_run_id, settings.secrets)
         with warehouse.transaction() as cursor:
             enqueue_run_failure(cursor, failure, settings)
-    now = dt.datetime.now(dt.UTC)
-    with warehouse.transaction() as cursor:
-        for late in late_assets(context.instance, config.late_assets):
-            enqueue_late_asset(cursor, late, settings, now)
+    if config.late_assets:
+        with warehouse.transaction() as cursor:
+            for late in late_assets(context.instance, config.late_assets, config.late_on):
+                enqueue_late_asset(cursor, late, settings)
     # A run telling the engineers only sends: planning alerts (a bad routing file) must not stop the news.
     report = deliver(warehouse.transaction, settings, plan=not (config.failed_run_id or config.late_assets))
     for error in report.errors:
@@ -201,14 +202,14 @@ def late_assets_sensor(context: dg.SensorEvaluationContext, alerting: AlertingRe
         return dg.SensorResult(skip_reason=f"Late and told today: {', '.join(late) or 'none'}", cursor=context.cursor)
     request = dg.RunRequest(
         run_key=f"late-assets-{day}-{','.join(new)}",
-        run_config={"ops": {"alerts__notifications": {"config": {"late_assets": new}}}},
-        tags={LATE_ASSETS_TAG: day},
+        # The day travels with the request: a run starting after midnight still tells of the day it was late on.
+        run_config={"ops": {"alerts__notifications": {"config": {"late_assets": new, "late_on": day}}}},
     )
     context.log.info(f"Late: {', '.join(new)}")
     return dg.SensorResult(run_requests=[request], cursor=json.dumps({day: told + new}))  # only today's kept
 
 
-def late_assets(instance: dg.DagsterInstance, assets: list[str]) -> list[LateAsset]:
+def late_assets(instance: dg.DagsterInstance, assets: list[str], day: str) -> list[LateAsset]:
     """What the engineers are told about each asset: since when it is late, when it was last built."""
     keys = [dg.AssetKey.from_user_string(asset) for asset in assets]
     records = instance.get_freshness_state_records(keys)
@@ -217,7 +218,7 @@ def late_assets(instance: dg.DagsterInstance, assets: list[str]) -> list[LateAss
         event = instance.get_latest_materialization_event(key)
         updated = dt.datetime.fromtimestamp(event.timestamp, dt.UTC) if event else None
         since = records[key].updated_at if key in records else dt.datetime.now(dt.UTC)
-        told.append(LateAsset(asset=key.to_user_string(), since=since, updated=updated))
+        told.append(LateAsset(key.to_user_string(), since, updated, dt.date.fromisoformat(day)))
     return told
 
 
