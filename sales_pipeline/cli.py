@@ -565,9 +565,11 @@ def up_to_date(job: str, partition_key: str | None = None) -> bool:
         ).records
         return records[0].timestamp if records else 0.0
 
-    graph = code_location().resolve_asset_graph()
-    for key in code_location().resolve_job_def(job).asset_layer.selected_asset_keys:
+    definitions = code_location()
+    graph = definitions.resolve_asset_graph()
+    for key in definitions.resolve_job_def(job).asset_layer.selected_asset_keys:
         built = latest(key, partition_key)
+        # A parent's latest materialization of any day counts: cautious, it may rebuild what was current.
         if not built or any(latest(parent) > built for parent in graph.get(key).parent_keys):
             return False
     click.echo(f"Up to date, not run again: {job}{f' {partition_key}' if partition_key else ''} (built after"
