@@ -13,6 +13,7 @@ from sales_pipeline.defs.alerts import delivery
 from sales_pipeline.defs.analytics import analytics_definitions, marts
 from sales_pipeline.defs.anomalies.assets import anomaly_assets
 from sales_pipeline.defs.conventions import conventions
+from sales_pipeline.defs.daily_cycle import daily_cycle_job
 from sales_pipeline.defs.executor import run_executor
 from sales_pipeline.defs.forecasting.assets import forecast_definitions
 from sales_pipeline.defs.ingest import java_api, workbooks
@@ -57,6 +58,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                 core_tables.refresh_core_tables_job,
                 refresh_forecasts_job,
                 delivery.deliver_notifications_job,
+                daily_cycle_job(settings),
             ],
             sensors=[workbooks.workbook_inbox_sensor, automation_sensor, *delivery.alert_sensors],
             resources=default_resources(settings),

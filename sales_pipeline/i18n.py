@@ -192,6 +192,11 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "run_failure.step": "Failed step: {step}",
         "run_failure.error": "Error:",
         "run_failure.open": "Open the run in Dagster",
+        "late_asset.subject": "Late: {asset}",
+        "late_asset.intro": "{asset} was not rebuilt in time: its freshness policy says it is late since {since}.",
+        "late_asset.updated": "Last rebuilt: {when}",
+        "late_asset.never": "never",
+        "late_asset.open": "Open the asset in Dagster",
         # The dashboard page (sales_pipeline/api/static): the page fills in the {fields} itself.
         "page.title": "Sales dashboard",
         "page.store": "Store",
@@ -421,6 +426,12 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "run_failure.step": "Étape en échec : {step}",
         "run_failure.error": "Erreur :",
         "run_failure.open": "Ouvrir l'exécution dans Dagster",
+        "late_asset.subject": "En retard : {asset}",
+        "late_asset.intro": "{asset} n'a pas été reconstruit à temps : sa politique de fraîcheur le dit en retard "
+        "depuis le {since}.",
+        "late_asset.updated": "Dernière construction : {when}",
+        "late_asset.never": "jamais",
+        "late_asset.open": "Ouvrir l'actif dans Dagster",
         # La page du tableau de bord (sales_pipeline/api/static)
         "page.title": "Tableau de bord des ventes",
         "page.store": "Magasin",

@@ -46,7 +46,7 @@ def batch_range_run_events() -> None:
 def create_warehouse_pool(instance: dg.DagsterInstance) -> None:
     """Give the `warehouse` pool its row in Dagster's storage before any run. Left to the first steps of
     two runs started together, both insert it and one run fails (UniqueViolation on concurrency_limits).
-    The caller makes concurrent calls take turns."""
+    The caller makes concurrent calls take turns. Containers do it by hand (deploy/README.md)."""
     storage = instance.event_log_storage
     if storage.supports_global_concurrency_limits and WAREHOUSE_POOL not in storage.get_concurrency_keys():
         storage.initialize_concurrency_limit_to_default(WAREHOUSE_POOL)

@@ -68,7 +68,7 @@ EMAIL_ADDRESS = re.compile(
 )
 WEBHOOK_FORMATS = ("slack", "teams")
 # How a run's steps execute: processes of the run's own worker, or a Kubernetes Job each (deploy/README.md).
-RUN_EXECUTORS = ("multiprocess", "k8s")
+RUN_EXECUTORS = ("in_process", "multiprocess", "k8s")
 # Never shown: an error quoting one has it replaced by *** (alerts/delivery.py, redact).
 SECRET_SETTINGS = (SMTP_PASSWORD, ALERT_WEBHOOK_URL, JAVA_API_TOKEN, API_TOKENS)
 
@@ -149,7 +149,7 @@ class Settings:
     java_api_deadline_s: float  # the longest one pull may take, every page, retry and wait included
     forecast_holiday_country: str | None  # ISO code whose public holidays the forecasts know
     forecast_workers: int  # processes fitting forecasts in parallel
-    run_executor: str  # multiprocess: a run's steps in processes of its worker; k8s: a Kubernetes Job per step
+    run_executor: str  # in_process, multiprocess or k8s: see defs/executor.py
     report_locale: str  # the language of the reports, emails and the page: en or fr
     report_currency: str  # the ISO 4217 code amounts are shown in (the warehouse keeps numbers)
     report_send_time: time  # when the daily reports of the day before are built and sent, in the pipeline's zone
@@ -172,7 +172,7 @@ class Settings:
             java_api_deadline_s=_seconds(JAVA_API_DEADLINE_S, environ.get(JAVA_API_DEADLINE_S) or "600"),
             forecast_holiday_country=_country(FORECAST_HOLIDAY_COUNTRY, environ.get(FORECAST_HOLIDAY_COUNTRY) or ""),
             forecast_workers=_processes(FORECAST_WORKERS, environ.get(FORECAST_WORKERS) or str(os.cpu_count() or 1)),
-            run_executor=_run_executor(RUN_EXECUTOR, (environ.get(RUN_EXECUTOR) or "multiprocess").strip().lower()),
+            run_executor=_run_executor(RUN_EXECUTOR, (environ.get(RUN_EXECUTOR) or "in_process").strip().lower()),
             report_locale=_locale(REPORT_LOCALE, (environ.get(REPORT_LOCALE) or "en").strip()),
             report_currency=_currency(REPORT_CURRENCY, (environ.get(REPORT_CURRENCY) or "EUR").strip().upper()),
             report_send_time=_time_of_day(REPORT_SEND_TIME, environ.get(REPORT_SEND_TIME) or "07:00"),
@@ -382,7 +382,7 @@ def _email(name: str, value: str) -> str:
 
 def _run_executor(name: str, value: str) -> str:
     if value not in RUN_EXECUTORS:
-        raise SettingError(name, value, f"a run executor: use {' or '.join(RUN_EXECUTORS)}")
+        raise SettingError(name, value, f"a run executor: use {', '.join(RUN_EXECUTORS[:-1])} or {RUN_EXECUTORS[-1]}")
     return value
 
 

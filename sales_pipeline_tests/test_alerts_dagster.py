@@ -6,14 +6,17 @@ as any deployment's would through its system store) and a real webhook receiver.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster._core.definitions.freshness import FreshnessState, FreshnessStateChange
 
 from sales_pipeline.defs.alerts.delivery import (
     deliver_notifications_job,
     engineers_run_failure_sensor,
+    late_assets_sensor,
     no_message_pending_over_an_hour,
     notification_delivery_sensor,
     notifications,
@@ -184,3 +187,41 @@ def test_a_message_waiting_over_an_hour_warns_in_the_check(shop, certs, tmp_path
     assert "unreachable: ConnectionRefusedError" in evaluation.metadata["late"].value
     metadata = result.asset_materializations_for_node("alerts__notifications")[0].metadata
     assert metadata["retrying"].value == 1 and metadata["oldest_pending_minutes"].value >= 120
+
+
+def test_a_late_asset_emails_the_engineers_once_a_day(shop, certs, tmp_path):
+    mailbox = Mailbox()
+    kpis = dg.AssetKey(["marts", "daily_kpis"])
+    with smtp_server("starttls", certs, mailbox) as port, dg.instance_for_test() as instance:
+        defs = dg.Definitions(assets=[notifications], jobs=[deliver_notifications_job], sensors=[late_assets_sensor],
+                              resources=resources(shop, tmp_path, port))  # fmt: skip
+        deliver, sensor = defs.resolve_job_def("deliver_notifications"), defs.resolve_sensor_def("late_assets_sensor")
+        # What Dagster's freshness daemon records when the KPIs were not rebuilt by the report hour.
+        instance.report_runless_asset_event(
+            FreshnessStateChange(
+                key=kpis,
+                new_state=FreshnessState.FAIL,
+                previous_state=FreshnessState.PASS,
+                state_change_timestamp=time.time(),
+            )
+        )
+        cursor, ticks = None, []
+        for _ in range(2):  # two ticks while it stays late: the second requests nothing
+            context = dg.build_sensor_context(
+                instance=instance, cursor=cursor, definitions=defs, resources=defs.resources
+            )
+            tick = sensor.evaluate_tick(context)
+            cursor = tick.cursor
+            ticks.append(tick)
+            for request in tick.run_requests:
+                for _ in range(2):  # the request's run, twice (a retried run): still one email
+                    assert deliver.execute_in_process(instance=instance, run_config=request.run_config).success
+
+    assert [len(tick.run_requests) for tick in ticks] == [1, 0]
+    assert ticks[1].skip_message == "Late and told today: marts/daily_kpis"
+    (email,) = (received.message for received in mailbox.received)
+    assert email["To"] == ENGINEER and email["Subject"] == "Late: marts/daily_kpis"
+    body = email.get_body(("plain",)).get_content()
+    assert "marts/daily_kpis was not rebuilt in time" in body and "Last rebuilt: never" in body
+    assert "http://127.0.0.1:3000/assets/marts/daily_kpis" in body
+    assert query(shop, "SELECT kind, recipient, state FROM ops.notifications") == [("late_asset", ENGINEER, "sent")]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -58,3 +60,16 @@ def test_every_asset_is_documented_and_owned():
 
 def test_definitions_load():
     dg.Definitions.validate_loadable(defs)
+
+
+# Slow to import and needed by a few steps only: the code location, loaded by every run and command, leaves them
+# to the functions that use them.
+DEFERRED_IMPORTS = ("matplotlib", "scipy", "reportlab", "prophet", "statsforecast", "fastapi")
+
+
+def test_loading_the_code_location_leaves_the_heavy_libraries_to_the_steps_that_need_them():
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys; from sales_pipeline.definitions import defs; defs(); print(*sys.modules)"],
+        capture_output=True, text=True, check=True, cwd=Path(__file__).parent.parent,
+    ).stdout.split()  # fmt: skip
+    assert [name for name in DEFERRED_IMPORTS if name in loaded] == []

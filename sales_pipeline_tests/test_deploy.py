@@ -183,7 +183,15 @@ def test_helm_values_have_what_the_chart_needs_for_the_user_deployment():
     assert values["postgresql"]["enabled"] is False and values["postgresql"]["postgresqlParams"]["sslmode"]
 
 
-@pytest.mark.parametrize(("value", "executor"), [("", "multi_or_in_process_executor"), ("k8s", "k8s")])
+@pytest.mark.parametrize(
+    ("value", "executor"),
+    [
+        ("", "in_process"),
+        ("in_process", "in_process"),
+        ("Multiprocess", "multi_or_in_process_executor"),
+        ("k8s", "k8s"),
+    ],
+)
 def test_the_run_executor_setting_chooses_how_steps_execute(value, executor, monkeypatch, warehouse_url):
     from sales_pipeline.definitions import build_definitions
 
@@ -198,7 +206,9 @@ def test_a_run_executor_the_pipeline_does_not_know_fails_naming_the_setting(monk
     monkeypatch.setenv(settings.RUN_EXECUTOR, "celery")
     with pytest.raises(settings.SettingError) as error:
         settings.Settings.from_environment()
-    assert str(error.value) == "SALES_PIPELINE_RUN_EXECUTOR='celery' is not a run executor: use multiprocess or k8s"
+    assert str(error.value) == (
+        "SALES_PIPELINE_RUN_EXECUTOR='celery' is not a run executor: use in_process, multiprocess or k8s"
+    )
 
 
 # --- what the code reads ----------------------------------------------------------------------------

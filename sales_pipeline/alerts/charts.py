@@ -15,7 +15,6 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure  # not pyplot: no global state, no display needed
 from psycopg2.extensions import cursor as Cursor
 
 from sales_pipeline.anomalies.drops import load_days
@@ -78,6 +77,9 @@ def _png(series: pd.DataFrame, title: str, fmt: Formatter) -> bytes | None:
     automatic layout cost ten times the drawing, and an email may need fifty charts."""
     if series.empty:
         return None
+    # Imported here: matplotlib takes about a second to load, and the code location loads in every run.
+    from matplotlib.figure import Figure  # not pyplot: no global state, no display needed
+
     for column in ("actual", "yhat", "lower", "upper"):
         series[column] = pd.to_numeric(series.get(column), errors="coerce").astype(float)
     days = pd.to_datetime(series["day"]).dt.date.tolist()

@@ -26,7 +26,14 @@ from psycopg2.extensions import cursor as Cursor
 from sales_pipeline.alerts import outbox, policy
 from sales_pipeline.alerts.charts import AlertCharts
 from sales_pipeline.alerts.mail import DeliveryError, EmlWriter, SmtpSender, SmtpSettings
-from sales_pipeline.alerts.render import MAX_TOLD, alerts_message, run_failure_message, view
+from sales_pipeline.alerts.render import (
+    MAX_TOLD,
+    Rendered,
+    alerts_message,
+    late_asset_message,
+    run_failure_message,
+    view,
+)
 from sales_pipeline.alerts.routing import Routing
 from sales_pipeline.alerts.store import ALERT_COLUMNS, wake_snoozed
 from sales_pipeline.alerts.webhook import WebhookSender, webhook_format
@@ -175,16 +182,44 @@ def enqueue_run_failure(cursor: Cursor, failure: RunFailure, config: AlertingCon
     lines = redact(failure.error, config.secrets).strip().splitlines()[:ERROR_LINES]
     link = f"{config.webserver_url}/runs/{failure.run_id}"
     rendered = run_failure_message(failure.job, failure.step, lines, link, config.formatter)
+    return _enqueue_for_engineers(cursor, "run_failure", f"run:{failure.run_id}", rendered, config)
+
+
+@dataclass(frozen=True)
+class LateAsset:
+    """An asset its freshness policy says is late, as the engineers are told about it."""
+
+    asset: str  # its key, as the UI writes it (marts/daily_kpis)
+    since: dt.datetime  # when it became late
+    updated: dt.datetime | None  # its last materialization; None: never built
+    day: dt.date  # the day (PIPELINE_TIMEZONE) it was late on: one message per asset and day
+
+
+def enqueue_late_asset(cursor: Cursor, late: LateAsset, config: AlertingConfig) -> list[int]:
+    """Queue the engineers' email and the webhook's card about `late`, once per asset and day."""
+    zone = ZoneInfo(config.policy.timezone)
+    fmt = config.formatter
+    since = fmt.datetime(late.since.astimezone(zone))
+    updated = fmt.datetime(late.updated.astimezone(zone)) if late.updated else None
+    link = f"{config.webserver_url}/assets/{late.asset}"
+    rendered = late_asset_message(late.asset, since, updated, link, fmt)
+    return _enqueue_for_engineers(cursor, "late_asset", f"late:{late.asset}:{late.day}", rendered, config)
+
+
+def _enqueue_for_engineers(
+    cursor: Cursor, kind: str, group_key: str, rendered: Rendered, config: AlertingConfig
+) -> list[int]:
+    """Queue `rendered` to each of ENGINEER_EMAILS and the webhook; the ids of the rows new in the outbox."""
     recipients = [("email", address) for address in config.engineers]
     if config.webhook_url:
         recipients.append(("webhook", outbox.WEBHOOK_RECIPIENT))
     queued = []
     for channel, recipient in recipients:
         message = outbox.Message(
-            kind="run_failure",
+            kind=kind,
             channel=channel,
             recipient=recipient,
-            group_key=f"run:{failure.run_id}",
+            group_key=group_key,
             subject=rendered.subject,
             body_text=rendered.body_text,
             body_html=rendered.body_html if channel == "email" else None,

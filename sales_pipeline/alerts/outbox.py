@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 from psycopg2.extensions import cursor as Cursor
 
-KINDS = ("first", "reminder", "resolved", "digest", "report", "run_failure")
+KINDS = ("first", "reminder", "resolved", "digest", "report", "run_failure", "late_asset")
 CHANNELS = ("email", "webhook")
 WEBHOOK_RECIPIENT = "webhook"  # the webhook's URL is a secret: never stored
 MAX_ATTEMPTS = 10

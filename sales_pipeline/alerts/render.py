@@ -290,6 +290,24 @@ def _html_page(title: str, body: str) -> str:
     )
 
 
+def late_asset_message(asset: str, since: str, updated: str | None, link: str, fmt: Formatter) -> Rendered:
+    """The engineers' email and card about an asset its freshness policy says is late."""
+    subject = fmt.text("late_asset.subject", asset=asset)
+    intro = fmt.text("late_asset.intro", asset=asset, since=since)
+    updated_line = fmt.text("late_asset.updated", when=updated or fmt.text("late_asset.never"))
+    open_asset = fmt.text("late_asset.open")
+    text = f"{intro}\n{updated_line}\n\n{open_asset}: {link}\n"
+    e = html.escape
+    body = f'<p>{e(intro)}</p><p>{e(updated_line)}</p><p><a href="{e(link)}">{e(open_asset)}</a></p>'
+    content = {
+        "title": subject,
+        "severity": "warning",
+        "items": [{"title": intro, "text": updated_line, "facts": [], "link": link}],
+        "link_label": open_asset,
+    }
+    return Rendered(subject, text, _html_page(subject, body), content)
+
+
 def run_failure_message(job: str, step: str, error_lines: list[str], run_link: str, fmt: Formatter) -> Rendered:
     """The engineers' email and card about a run that failed and will not be retried."""
     subject = fmt.text("run_failure.subject", job=job, step=step)

@@ -82,7 +82,6 @@ import numpy as np
 import pandas as pd
 from psycopg2.extensions import cursor as Cursor
 from psycopg2.extras import execute_values
-from scipy.special import betainc, gammaln
 
 from sales_pipeline.anomalies.store import record_anomalies
 from sales_pipeline.records import Alert
@@ -227,6 +226,8 @@ def _log_evidence(population: Population, x: np.ndarray, span: np.ndarray, log_g
     """log m(gaps | point), customers x points: x gaps summing to T days, their logs to G, under Gamma(k, kλ)
     gaps with λ ~ Gamma(r, α). A constant all points share is left out; x = 0 gives 0 (no gap, no evidence).
     """
+    from scipy.special import gammaln  # here: scipy is slow to load, and only the detection needs it
+
     r, alpha, k = population.r[None, :], population.alpha[None, :], population.k[None, :]
     x_, t, g = x[:, None], span[:, None], log_gaps[:, None]
     return (
@@ -239,6 +240,8 @@ def silence_chance(
     silent: np.ndarray, x: np.ndarray, span: np.ndarray, log_gaps: np.ndarray, population: Population
 ) -> np.ndarray:
     """P(a gap of at least `silent` days | the customer's gaps), averaged over the points' posterior."""
+    from scipy.special import betainc
+
     evidence = _log_evidence(population, x, span, log_gaps) + np.log(np.maximum(population.weights, 1e-300))
     posterior = np.exp(evidence - evidence.max(axis=1, keepdims=True))
     posterior /= posterior.sum(axis=1, keepdims=True)

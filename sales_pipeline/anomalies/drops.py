@@ -81,7 +81,6 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 from psycopg2.extensions import cursor as Cursor
-from scipy.special import betaln, gammaln
 
 from sales_pipeline.anomalies.store import record_anomalies
 from sales_pipeline.forecasting.calendar import CHAIN, load_closed_days
@@ -137,6 +136,8 @@ def severity_for(days: int) -> str:
 
 def beta_binomial_cdf(s: int, k: int, a: float, b: float) -> float:
     """P(X <= s) for X ~ BetaBinomial(k, a, b): selling days among k when the chance of one is Beta(a, b)."""
+    from scipy.special import betaln, gammaln  # here: scipy is slow to load, and only the detection needs it
+
     x = np.arange(0, s + 1)
     log_pmf = (
         gammaln(k + 1) - gammaln(x + 1) - gammaln(k - x + 1)

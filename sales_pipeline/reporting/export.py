@@ -21,7 +21,6 @@ import pandas as pd
 import xlsxwriter
 from psycopg2.extensions import cursor as Cursor
 
-from sales_pipeline.reporting.build import write_atomically
 from sales_pipeline.warehouse.db import read_frame
 
 DEFAULT_DAYS = 90
@@ -256,6 +255,8 @@ def _column(sheet: str, column: str) -> int:
 
 def build_export(cursor: Cursor, path: Path, last_day: dt.date, days: int = DEFAULT_DAYS) -> dict[str, int]:
     """Write the analytics export of the `days` ending at `last_day` to `path`; returns the rows per sheet."""
+    from sales_pipeline.reporting.build import write_atomically  # here: build loads reportlab, slow to import
+
     cursor.execute("SELECT now()")
     built_at = cursor.fetchone()[0]
     frames = load_export_frames(cursor, last_day, days)

@@ -22,7 +22,6 @@ from sales_pipeline.alerts.routing import Routing
 from sales_pipeline.i18n import Formatter
 from sales_pipeline.records import GeneratedReport
 from sales_pipeline.reporting.data import KPIS, Scope
-from sales_pipeline.reporting.pdf import kpi_text
 
 
 def group_key(day: dt.date, scope: str, locale: str) -> str:
@@ -46,6 +45,8 @@ def enqueue_report_emails(
     cursor: Cursor, report: GeneratedReport, scope_label: str, recipients: tuple[str, ...], fmt: Formatter, domain: str
 ) -> tuple[str, ...]:
     """Queue the report's email to each recipient, the PDF attached; record them in sent_to. Returns who is new."""
+    from sales_pipeline.reporting.pdf import kpi_text  # here: reportlab is slow to load (see defs/reporting)
+
     day = fmt.date(report.day)
     subject = fmt.text("report_subject", title=fmt.text("report_title"), scope=scope_label, day=day)
     figures = [(fmt.text("kpi_" + kpi), kpi_text(kpi, report.headline["day"][kpi]["value"], fmt)) for kpi in KPIS]

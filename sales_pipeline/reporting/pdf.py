@@ -16,7 +16,6 @@ from functools import cache
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-import matplotlib
 import pandas as pd
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
@@ -61,6 +60,8 @@ FRAME_WIDTH = A4[0] - 2 * MARGIN
 @cache
 def register_fonts() -> None:
     """DejaVu Sans (regular and bold) from matplotlib's own copy, embedded in every report."""
+    import matplotlib  # here: it takes about a second to load, and the code location imports this module
+
     folder = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
     pdfmetrics.registerFont(TTFont(FONT, folder / "DejaVuSans.ttf"))
     pdfmetrics.registerFont(TTFont(BOLD, folder / "DejaVuSans-Bold.ttf"))

@@ -8,6 +8,10 @@
 - `engineers_run_failure_sensor` requests a run that queues and sends the engineers' email and the
   webhook's card about a failed run, unless Dagster will retry it (the `dagster/will_retry` tag). A
   blocking asset check that fails fails its run, so it is told the same way, naming the check.
+- `late_assets_sensor` (every minute) reads Dagster's freshness state of the assets the daily reports read
+  (`FRESH_DAILY`) and requests a run that queues and sends the engineers' email and card about each asset
+  late today, once per asset and day: its cursor keeps the (asset, day) pairs requested, the run key names them,
+  and the outbox queues a (kind, recipient, asset and day) once, whoever asks again.
 - The run materializes `alerts/notifications`: it writes the messages due and sends the outbox (see
   sales_pipeline/alerts/delivery.py), with a RetryPolicy for the step itself. Its check warns when a
   message has waited more than an hour.
@@ -15,14 +19,24 @@
 
 import datetime as dt
 import json
+from zoneinfo import ZoneInfo
 
 import dagster as dg
+from dagster._core.definitions.freshness import FreshnessState  # Dagster 1.13 exports no public name for it
 from pydantic import Field
 
-from sales_pipeline.alerts.delivery import RunFailure, decide, deliver, enqueue_run_failure, redact
+from sales_pipeline.alerts.delivery import (
+    LateAsset,
+    RunFailure,
+    decide,
+    deliver,
+    enqueue_late_asset,
+    enqueue_run_failure,
+    redact,
+)
 from sales_pipeline.alerts.outbox import outbox_summary, waiting_since
 from sales_pipeline.alerts.store import open_counts
-from sales_pipeline.defs.conventions import NETWORK_RETRY, WAREHOUSE_POOL
+from sales_pipeline.defs.conventions import FRESH_DAILY, NETWORK_RETRY, WAREHOUSE_POOL
 from sales_pipeline.resources import AlertingResource, WarehouseResource
 
 NOTIFICATIONS_KEY = dg.AssetKey(["alerts", "notifications"])
@@ -35,6 +49,8 @@ WILL_RETRY_TAG = "dagster/will_retry"
 
 class DeliveryConfig(dg.Config):
     failed_run_id: str = Field(default="", description="A failed run to tell the engineers about; blank: none.")
+    late_assets: list[str] = Field(default=[], description="Late assets (keys) to tell the engineers about.")
+    late_on: str = Field(default="", description="The day (PIPELINE_TIMEZONE) they were late on, as the sensor saw it.")
 
 
 @dg.asset(
@@ -45,7 +61,8 @@ class DeliveryConfig(dg.Config):
     description=(
         "The outbox (ops.notifications): writes the messages the alert policy says are due (critical alerts at "
         "once, grouped per recipient; reminders; resolved notes; the daily digest of warnings) and sends every "
-        "message due by email (or .eml files) and to the webhook, marking each sent once the server accepted it."
+        "message due by email (or .eml files) and to the webhook, marking each sent once the server accepted it. "
+        "Runs telling the engineers of a failed run or a late asset queue that news and only send."
     ),
     metadata={"dagster/table_name": "ops.notifications"},
     retry_policy=NETWORK_RETRY,
@@ -62,8 +79,12 @@ def notifications(
         failure = run_failure(context.instance, config.failed_run_id, settings.secrets)
         with warehouse.transaction() as cursor:
             enqueue_run_failure(cursor, failure, settings)
-    # A run about a failed run only sends: planning alerts (a bad routing file) must not stop the news.
-    report = deliver(warehouse.transaction, settings, plan=not config.failed_run_id)
+    if config.late_assets:
+        with warehouse.transaction() as cursor:
+            for late in late_assets(context.instance, config.late_assets, config.late_on):
+                enqueue_late_asset(cursor, late, settings)
+    # A run telling the engineers only sends: planning alerts (a bad routing file) must not stop the news.
+    report = deliver(warehouse.transaction, settings, plan=not (config.failed_run_id or config.late_assets))
     for error in report.errors:
         context.log.warning(error)
     with warehouse.transaction() as cursor:
@@ -159,6 +180,48 @@ def engineers_run_failure_sensor(context: dg.RunFailureSensorContext, alerting: 
     )
 
 
+@dg.sensor(
+    job=deliver_notifications_job,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Emails ENGINEER_EMAILS (and the webhook) about each asset the daily reports read that its freshness "
+    "policy says is late (not rebuilt by REPORT_SEND_TIME), once per asset and day.",
+)
+def late_assets_sensor(context: dg.SensorEvaluationContext, alerting: AlertingResource) -> dg.SensorResult:
+    settings = alerting.config()
+    if not settings.engineers and not settings.webhook_url:
+        return dg.SensorResult(skip_reason="Neither ENGINEER_EMAILS nor ALERT_WEBHOOK_URL is set: nobody to tell")
+    records = context.instance.get_freshness_state_records(sorted(FRESH_DAILY))
+    late = sorted(
+        key.to_user_string() for key, record in records.items() if record.freshness_state == FreshnessState.FAIL
+    )
+    day = dt.datetime.now(ZoneInfo(settings.policy.timezone)).date().isoformat()
+    told: list[str] = json.loads(context.cursor).get(day, []) if context.cursor else []
+    new = [asset for asset in late if asset not in told]
+    if not new:
+        return dg.SensorResult(skip_reason=f"Late and told today: {', '.join(late) or 'none'}", cursor=context.cursor)
+    request = dg.RunRequest(
+        run_key=f"late-assets-{day}-{','.join(new)}",
+        # The day travels with the request: a run starting after midnight still tells of the day it was late on.
+        run_config={"ops": {"alerts__notifications": {"config": {"late_assets": new, "late_on": day}}}},
+    )
+    context.log.info(f"Late: {', '.join(new)}")
+    return dg.SensorResult(run_requests=[request], cursor=json.dumps({day: told + new}))  # only today's kept
+
+
+def late_assets(instance: dg.DagsterInstance, assets: list[str], day: str) -> list[LateAsset]:
+    """What the engineers are told about each asset: since when it is late, when it was last built."""
+    keys = [dg.AssetKey.from_user_string(asset) for asset in assets]
+    records = instance.get_freshness_state_records(keys)
+    told = []
+    for key in keys:
+        event = instance.get_latest_materialization_event(key)
+        updated = dt.datetime.fromtimestamp(event.timestamp, dt.UTC) if event else None
+        since = records[key].updated_at if key in records else dt.datetime.now(dt.UTC)
+        told.append(LateAsset(key.to_user_string(), since, updated, dt.date.fromisoformat(day)))
+    return told
+
+
 def run_failure(instance: dg.DagsterInstance, run_id: str, secrets: tuple[str, ...]) -> RunFailure:
     """What the engineers are told about a failed run: its job, the failed step(s) and the error."""
     run = instance.get_run_by_id(run_id)
@@ -182,4 +245,4 @@ def run_failure(instance: dg.DagsterInstance, run_id: str, secrets: tuple[str, .
 
 alert_assets = [notifications]
 alert_checks = [no_message_pending_over_an_hour]
-alert_sensors = [notification_delivery_sensor, engineers_run_failure_sensor]
+alert_sensors = [notification_delivery_sensor, engineers_run_failure_sensor, late_assets_sensor]

@@ -14,7 +14,6 @@ from pydantic import Field
 from sales_pipeline.analytics.marts import last_complete_day
 from sales_pipeline.defs.conventions import WAREHOUSE_POOL
 from sales_pipeline.records import GeneratedReport
-from sales_pipeline.reporting.build import build_report, page_one_png
 from sales_pipeline.reporting.data import report_scopes
 from sales_pipeline.reporting.export import DEFAULT_DAYS, build_export
 from sales_pipeline.reporting.mailing import enqueue_report_emails, report_recipients
@@ -45,6 +44,10 @@ def build_day_reports(
 ) -> list[tuple[GeneratedReport, bytes]]:
     """The chain's report and each store's for `day`, each written, recorded and its emails queued in one
     transaction; the alerts' delivery run sends them. Language, currency and recipients are the alerts'."""
+    # Imported here, as page_one_png below: reportlab and matplotlib take a second or two to load, and the code
+    # location loads in every run and command.
+    from sales_pipeline.reporting.build import build_report
+
     sending = alerting.config()
     fmt = sending.formatter
     with warehouse.transaction() as cursor:
@@ -62,6 +65,8 @@ def build_day_reports(
 
 def report_metadata(built: list[tuple[GeneratedReport, bytes]]) -> dict:
     """The chain report's path, pages, size, page-1 preview and headline KPIs, and a line per store report."""
+    from sales_pipeline.reporting.build import page_one_png
+
     chain, pdf = built[0]
     preview = base64.b64encode(page_one_png(pdf)).decode()
     day = chain.headline["day"]
