@@ -190,7 +190,7 @@ def main() -> None:
     scale, days = (1, 120) if args.quick else (8, 730)
     rows = args.rows or (None if args.quick else 200_000)
     runs = args.runs or (1 if args.quick else 3)
-    large_rows = 0 if args.quick and args.large_rows is None else (args.large_rows or 1_000_000)
+    large_rows = args.large_rows if args.large_rows is not None else (0 if args.quick else 1_000_000)
     url = own_database(BENCH_DB)
     started = time.perf_counter()
     with JavaApiSimulator(seed=args.seed, scale=scale, days=days, token=TOKEN) as simulator:
