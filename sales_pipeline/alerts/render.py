@@ -299,13 +299,7 @@ def late_asset_message(asset: str, since: str, updated: str | None, link: str, f
     text = f"{intro}\n{updated_line}\n\n{open_asset}: {link}\n"
     e = html.escape
     body = f'<p>{e(intro)}</p><p>{e(updated_line)}</p><p><a href="{e(link)}">{e(open_asset)}</a></p>'
-    content = {
-        "title": subject,
-        "severity": "warning",
-        "items": [{"title": intro, "text": updated_line, "facts": [], "link": link}],
-        "link_label": open_asset,
-    }
-    return Rendered(subject, text, _html_page(subject, body), content)
+    return _engineers_message(subject, text, body, "warning", (intro, updated_line), link, open_asset)
 
 
 def run_failure_message(job: str, step: str, error_lines: list[str], run_link: str, fmt: Formatter) -> Rendered:
@@ -320,10 +314,17 @@ def run_failure_message(job: str, step: str, error_lines: list[str], run_link: s
         f"<p>{e(intro)}</p><p><b>{e(step_line)}</b></p><p>{e(fmt.text('run_failure.error'))}</p>"
         f'<pre style="background:#f2f4f7;padding:8px">{e(error)}</pre><p><a href="{e(run_link)}">{e(open_run)}</a></p>'
     )
+    return _engineers_message(subject, text, body, "critical", (step_line, error), run_link, open_run)
+
+
+def _engineers_message(
+    subject: str, text: str, body: str, severity: str, item: tuple[str, str], link: str, link_label: str
+) -> Rendered:
+    """An engineers' message: its email as text and HTML, and its chat card of one item (title, text)."""
     content = {
         "title": subject,
-        "severity": "critical",
-        "items": [{"title": step_line, "text": error, "facts": [], "link": run_link}],
-        "link_label": open_run,
+        "severity": severity,
+        "items": [{"title": item[0], "text": item[1], "facts": [], "link": link}],
+        "link_label": link_label,
     }
     return Rendered(subject, text, _html_page(subject, body), content)

@@ -43,6 +43,7 @@ NOTIFICATIONS_KEY = dg.AssetKey(["alerts", "notifications"])
 ANOMALY_KEYS = [dg.AssetKey(["anomalies", name]) for name in ("sales_drops", "stock_risks", "customer_churn")]
 REQUEST_AGAIN_AFTER = dt.timedelta(minutes=10)
 PENDING_TOO_LONG = dt.timedelta(hours=1)
+NOBODY_TO_TELL = "Neither ENGINEER_EMAILS nor ALERT_WEBHOOK_URL is set: nobody to tell"  # of failed runs, late assets
 RUN_FAILURE_TAG = "sales_pipeline/run_failure_of"  # on the runs telling of a failed run: never told themselves
 WILL_RETRY_TAG = "dagster/will_retry"
 
@@ -172,7 +173,7 @@ def engineers_run_failure_sensor(context: dg.RunFailureSensorContext, alerting: 
         return dg.SkipReason(f"Run {run.run_id} was itself telling of a failed run")
     settings = alerting.config()
     if not settings.engineers and not settings.webhook_url:
-        return dg.SkipReason("Neither ENGINEER_EMAILS nor ALERT_WEBHOOK_URL is set: nobody to tell")
+        return dg.SkipReason(NOBODY_TO_TELL)
     return dg.RunRequest(
         run_key=f"run-failure-{run.run_id}",
         run_config={"ops": {"alerts__notifications": {"config": {"failed_run_id": run.run_id}}}},
@@ -190,7 +191,7 @@ def engineers_run_failure_sensor(context: dg.RunFailureSensorContext, alerting: 
 def late_assets_sensor(context: dg.SensorEvaluationContext, alerting: AlertingResource) -> dg.SensorResult:
     settings = alerting.config()
     if not settings.engineers and not settings.webhook_url:
-        return dg.SensorResult(skip_reason="Neither ENGINEER_EMAILS nor ALERT_WEBHOOK_URL is set: nobody to tell")
+        return dg.SensorResult(skip_reason=NOBODY_TO_TELL)
     records = context.instance.get_freshness_state_records(sorted(FRESH_DAILY))
     late = sorted(
         key.to_user_string() for key, record in records.items() if record.freshness_state == FreshnessState.FAIL
