@@ -569,7 +569,6 @@ def _seasonal_naive(values: np.ndarray, closed: np.ndarray, promotion: np.ndarra
 
 def _prophet(series: Series, upto: int, settings: ForecastSettings) -> np.ndarray:
     import cmdstanpy
-    from prophet import Prophet
 
     # cmdstanpy logs two lines per fit and Prophet warns about yearly seasonality on folds a few days
     # short of two years (on purpose: see above); a run makes thousands of fits.
@@ -579,7 +578,7 @@ def _prophet(series: Series, upto: int, settings: ForecastSettings) -> np.ndarra
     history = pd.DataFrame({"ds": series.values.index[:upto], "y": series.values.to_numpy(dtype=float)[:upto]})
     open_ = ~series.closed.to_numpy(dtype=bool)[:upto]
     future = pd.DataFrame({"ds": series.closed.index[upto : upto + settings.horizon]})
-    model = Prophet(
+    model = _prophet_class()(
         weekly_seasonality=True,
         yearly_seasonality=series.uses_yearly_seasonality(settings),
         daily_seasonality=False,
@@ -595,6 +594,55 @@ def _prophet(series: Series, upto: int, settings: ForecastSettings) -> np.ndarra
         future["promotion"] = series.promotion.to_numpy(dtype=float)[upto : upto + settings.horizon]
     model.fit(history[open_])
     return model.predict(future)["yhat"].to_numpy()
+
+
+@cache
+def _prophet_class() -> type:
+    """Prophet, but building its table of which feature belongs to which component in numpy.
+
+    Prophet builds it with `pd.crosstab` twice a fit (fit and predict): a sixth of a fit's time, for a
+    table of a few dozen zeros and ones. Same table to the dtype (sales_pipeline_tests/test_forecast_models.py).
+    """
+    from prophet import Prophet
+
+    class LeanProphet(Prophet):
+        def regressor_column_matrix(
+            self, seasonal_features: pd.DataFrame, modes: dict[str, list[str]]
+        ) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+            columns: dict[str, list[int]] = {}
+            for col, name in enumerate(seasonal_features.columns):
+                columns.setdefault(name.split("_delim_")[0], []).append(col)
+
+            def add_group(name: str, group: Iterable[str]) -> None:
+                cols = sorted({col for component in set(group) for col in columns.get(component, ())})
+                if cols:
+                    columns[name] = cols
+
+            if self.train_holiday_names is not None:
+                add_group("holidays", self.train_holiday_names.unique())
+            for mode in ("additive", "multiplicative"):
+                add_group(f"{mode}_terms", modes[mode])
+                regressors = (name for name, props in self.extra_regressors.items() if props["mode"] == mode)
+                add_group(f"extra_regressors_{mode}", regressors)
+                modes[mode] += [f"{mode}_terms", f"extra_regressors_{mode}"]
+            modes[self.holidays_mode].append("holidays")
+            names = sorted(columns)  # as pd.crosstab orders them
+            matrix = np.zeros((seasonal_features.shape[1], len(names)), dtype=np.int64)
+            for at, name in enumerate(names):
+                matrix[columns[name], at] = 1
+            index = pd.Index(np.arange(seasonal_features.shape[1]), name="col")
+            component_cols = pd.DataFrame(matrix, index=index, columns=pd.Index(names, name="component"))
+            for name in ("additive_terms", "multiplicative_terms"):
+                if name not in component_cols:
+                    component_cols[name] = 0
+            component_cols = component_cols.drop(columns="zeros", errors="ignore")
+            if self.train_component_cols is not None:  # predicting: the same columns as in the fit
+                component_cols = component_cols[self.train_component_cols.columns]
+                if not component_cols.equals(self.train_component_cols):
+                    raise RuntimeError("Prophet's regressors at prediction differ from the fit's")
+            return component_cols, modes
+
+    return LeanProphet
 
 
 @cache
