@@ -8,7 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
+from sales_pipeline.forecasting import models
 from sales_pipeline.forecasting.models import (
     AUTO_ETS,
     AUTO_THETA,
@@ -165,3 +167,23 @@ def test_the_forecast_assets_code_version_names_the_engine_code():
 
     for key in (SALES_KEY, DEMAND_KEY):
         assert ENGINE_CODE in defs.resolve_assets_def(key).code_versions_by_key[key]  # the UI shows it stale
+
+
+@pytest.mark.parametrize("mode", ["multiplicative", "additive"])
+def test_the_engines_prophet_forecasts_what_prophet_itself_does_to_the_last_bit(monkeypatch, mode: str):
+    """The engine's Prophet builds its features in numpy and predicts yhat alone: nothing published may change."""
+    from prophet import Prophet
+
+    class PlainProphet(Prophet):
+        def yhat(self, future: pd.DataFrame) -> np.ndarray:
+            return self.predict(future)["yhat"].to_numpy()
+
+    item = series(retail(760))
+    item.promotion = pd.Series((np.arange(len(item.closed)) % 10 < 3).astype(float), index=item.closed.index)
+    settings = ForecastSettings(holiday_country="DE", seasonality_mode=mode)  # holidays, promotions, yearly
+    origins = backtest_origins(item, settings)
+    engine = [models._predict(PROPHET, item, origin, settings) for origin in (*origins, ORIGIN)]
+    monkeypatch.setattr(models, "_prophet_class", lambda: PlainProphet)
+    plain = [models._predict(PROPHET, item, origin, settings) for origin in (*origins, ORIGIN)]
+    assert all(np.array_equal(ours, theirs) for ours, theirs in zip(engine, plain, strict=True))
+    assert all((yhat > 0).all() for yhat in engine)
