@@ -14,8 +14,8 @@ How a series is forecast (`forecast_series`):
      the size of a sale, each exponentially smoothed, the chance updated every day so that a product
      that stopped selling fades). It publishes, seasonal naive scored beside it: by absolute error a
      forecast of zero often wins there, and stock planning needs the rate, not the most likely day.
-   - Smooth and erratic series: AutoETS (on the last 26 weeks, undamped trends only) and AutoTheta (the
-     last 52 weeks) from statsforecast, weekly seasonality, fast; Prophet with `prophet_min_days` of history at every
+   - Smooth and erratic series: AutoETS (undamped trends only) and AutoTheta, both on the last 26 weeks,
+     from statsforecast, weekly seasonality, fast; Prophet with `prophet_min_days` of history at every
      backtest origin (weekly seasonality, yearly with two years, public holidays, promotions); and the
      mean of the best two of them (the M4/M5 lesson: a combination is rarely worse than its parts). A
      series with known promotions only gets Prophet, the candidate that takes them as an input.
@@ -122,7 +122,7 @@ class ForecastSettings:
     tsb_alpha: float = 0.1  # TSB: smoothing of a sale's size
     tsb_beta: float = 0.05  # TSB: smoothing of the chance of a sale on a day
     ets_days: int = 182  # the history AutoETS is fitted on
-    theta_days: int = 364  # the history AutoTheta is fitted on
+    theta_days: int = 182  # the history AutoTheta is fitted on (52 weeks: twice the time, no better)
     seasonality_mode: str = "multiplicative"  # retail's weekly pattern scales with its level
     engine_code: str = ENGINE_CODE  # changed model code: every series and fold is refit, none reused stale
 
