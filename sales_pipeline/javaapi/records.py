@@ -2,8 +2,10 @@
 
 Field names are snake_case in Python and camelCase on the wire (as Spring/Jackson writes them), so
 `SaleLine.model_validate(payload)` reads a record and `record.model_dump_json(by_alias=True)` writes one.
-The client validates every page with `parse_page`; the simulator serialises its data through the same
-models, so the two cannot drift apart. `openapi.yaml` describes the same fields (a test keeps them equal).
+The client validates every page by these models (`read_page`; a sales page is first checked column by
+column against `SaleLine`'s rules, and only a page that fails the check goes through the models, whose
+message names what is wrong); the simulator serialises its data through the same models, so the two
+cannot drift apart. `openapi.yaml` describes the same fields (a test keeps them equal).
 
 Validation is strict where a lax reading would hide a broken record: whole numbers must be JSON
 integers (not 2.0, "2" or true), text must be JSON strings, flags JSON booleans, instants ISO-8601 strings
