@@ -184,7 +184,7 @@ def _sharded_forecast_asset(
         metadata=FORECAST["metadata"],
     )
     def forecast(**inputs):
-        return publish([fit_shard.alias(f"shard_{number}")(**inputs) for number in range(shards)])
+        return publish.alias("publish")([fit_shard.alias(f"shard_{number}")(**inputs) for number in range(shards)])
 
     return forecast
 
