@@ -148,29 +148,15 @@ def _sharded_forecast_asset(
     parents = {"_".join(path): path for path in FORECAST_DEPS}
 
     @dg.op(
-        name=f"fit_{target}_forecast_shard",
-        ins={name: dg.In(dg.Nothing) for name in parents},
-        out=dg.Out(dg.Nothing),
-        pool=WAREHOUSE_POOL,
-        description=f"Fit and publish one shard's {target} series (not the reconciled ones).",
-    )
-    def fit_shard(
-        context: dg.OpExecutionContext, warehouse: WarehouseResource, forecasting: ForecastingResource
-    ) -> None:
-        shard = Shard(int(context.op.name.removeprefix("shard_")), shards)
-        run = forecast_target(
-            warehouse.transaction, target, forecasting.timezone, forecasting.settings(), forecasting.workers, shard
-        )
-        context.log.info(f"{target} forecast, shard {shard.number} of {shards}: {run.summary() if run else 'no data'}")
-
-    @dg.op(
         name=f"publish_{target}_forecast",
         ins={"shards": dg.In(dg.Nothing)},
         out=dg.Out(dg.Nothing),
         pool=WAREHOUSE_POOL,
         description=f"Fit and reconcile what the shards left, reuse what they stored, record the {target} forecast.",
     )
-    def publish(context: dg.OpExecutionContext, warehouse: WarehouseResource, forecasting: ForecastingResource):
+    def publish(
+        context: dg.OpExecutionContext, warehouse: WarehouseResource, forecasting: ForecastingResource
+    ) -> dg.Output:
         result = _forecast(context, target, warehouse, forecasting, charts)
         return dg.Output(None, metadata=result.metadata, data_version=result.data_version)
 
@@ -184,9 +170,30 @@ def _sharded_forecast_asset(
         metadata=FORECAST["metadata"],
     )
     def forecast(**inputs):
-        return publish.alias("publish")([fit_shard.alias(f"shard_{number}")(**inputs) for number in range(shards)])
+        fits = [_fit_shard(target, Shard(n, shards), list(parents)) for n in range(shards)]
+        return publish.alias("publish")([fit.alias(f"shard_{n}")(**inputs) for n, fit in enumerate(fits)])
 
     return forecast
+
+
+def _fit_shard(target: str, shard: Shard, parents: list[str]) -> dg.OpDefinition:
+    """The step that fits and publishes one shard's series; it waits for the asset's parents, returns nothing."""
+
+    @dg.op(
+        name=f"fit_{target}_forecast_shard_{shard.number}",
+        ins={name: dg.In(dg.Nothing) for name in parents},
+        out=dg.Out(dg.Nothing),
+        pool=WAREHOUSE_POOL,
+        description=f"Fit and publish shard {shard.number} of {shard.of} of the {target} series not reconciled.",
+    )
+    def fit(context: dg.OpExecutionContext, warehouse: WarehouseResource, forecasting: ForecastingResource) -> None:
+        run = forecast_target(
+            warehouse.transaction, target, forecasting.timezone, forecasting.settings(), forecasting.workers, shard
+        )
+        summary = run.summary() if run else "no data"
+        context.log.info(f"{target} forecast, shard {shard.number} of {shard.of}: {summary}")
+
+    return fit
 
 
 demand_forecast = build_demand_forecast()
