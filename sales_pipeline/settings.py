@@ -33,6 +33,7 @@ JAVA_API_TOKEN = "JAVA_API_TOKEN"
 JAVA_API_DEADLINE_S = "JAVA_API_DEADLINE_S"
 FORECAST_HOLIDAY_COUNTRY = "FORECAST_HOLIDAY_COUNTRY"
 FORECAST_WORKERS = "FORECAST_WORKERS"
+FORECAST_SHARDS = "FORECAST_SHARDS"
 RUN_EXECUTOR = "SALES_PIPELINE_RUN_EXECUTOR"
 REPORT_LOCALE = "REPORT_LOCALE"
 REPORT_CURRENCY = "REPORT_CURRENCY"
@@ -69,6 +70,8 @@ EMAIL_ADDRESS = re.compile(
 WEBHOOK_FORMATS = ("slack", "teams")
 # How a run's steps execute: processes of the run's own worker, or a Kubernetes Job each (deploy/README.md).
 RUN_EXECUTORS = ("in_process", "multiprocess", "k8s")
+# A shard is a step of its own in every forecast run: more than the executor runs at once only adds steps.
+MAX_FORECAST_SHARDS = 64
 # Never shown: an error quoting one has it replaced by *** (alerts/delivery.py, redact).
 SECRET_SETTINGS = (SMTP_PASSWORD, ALERT_WEBHOOK_URL, JAVA_API_TOKEN, API_TOKENS)
 
@@ -149,6 +152,7 @@ class Settings:
     java_api_deadline_s: float  # the longest one pull may take, every page, retry and wait included
     forecast_holiday_country: str | None  # ISO code whose public holidays the forecasts know
     forecast_workers: int  # processes fitting forecasts in parallel
+    forecast_shards: int  # steps a forecast run fans out into: see defs/forecasting/assets.py
     run_executor: str  # in_process, multiprocess or k8s: see defs/executor.py
     report_locale: str  # the language of the reports, emails and the page: en or fr
     report_currency: str  # the ISO 4217 code amounts are shown in (the warehouse keeps numbers)
@@ -172,6 +176,7 @@ class Settings:
             java_api_deadline_s=_seconds(JAVA_API_DEADLINE_S, environ.get(JAVA_API_DEADLINE_S) or "600"),
             forecast_holiday_country=_country(FORECAST_HOLIDAY_COUNTRY, environ.get(FORECAST_HOLIDAY_COUNTRY) or ""),
             forecast_workers=_processes(FORECAST_WORKERS, environ.get(FORECAST_WORKERS) or str(os.cpu_count() or 1)),
+            forecast_shards=_shards(FORECAST_SHARDS, environ.get(FORECAST_SHARDS) or "1"),
             run_executor=_run_executor(RUN_EXECUTOR, (environ.get(RUN_EXECUTOR) or "in_process").strip().lower()),
             report_locale=_locale(REPORT_LOCALE, (environ.get(REPORT_LOCALE) or "en").strip()),
             report_currency=_currency(REPORT_CURRENCY, (environ.get(REPORT_CURRENCY) or "EUR").strip().upper()),
@@ -328,6 +333,12 @@ def _megabytes(name: str, value: str, example: str) -> int:
 def _processes(name: str, value: str) -> int:
     if not value.strip().isdigit() or int(value) < 1:
         raise SettingError(name, value, "a whole number of processes (1 or more)")
+    return int(value)
+
+
+def _shards(name: str, value: str) -> int:
+    if not value.strip().isdigit() or not 1 <= int(value) <= MAX_FORECAST_SHARDS:
+        raise SettingError(name, value.strip(), f"a whole number of shards from 1 to {MAX_FORECAST_SHARDS}")
     return int(value)
 
 

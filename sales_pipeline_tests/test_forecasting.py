@@ -19,7 +19,7 @@ import pytest
 from sales_pipeline.analytics import marts
 from sales_pipeline.defs.anomalies.assets import anomaly_assets
 from sales_pipeline.defs.forecasting.assets import build_sales_forecast, demand_forecast, forecast_checks
-from sales_pipeline.demo.retailer import generate_retailer, write_sheets_workbook
+from sales_pipeline.demo.retailer import Retailer, generate_retailer, write_sheets_workbook
 from sales_pipeline.excel.importer import ImportSettings, import_workbook
 from sales_pipeline.forecasting.models import ForecastSettings, forecast_series
 from sales_pipeline.forecasting.runner import sales_series, store_calendars
@@ -35,9 +35,9 @@ END = date(2026, 11, 22)
 CALM_END = END - timedelta(days=60)  # before the planted drop and stock-out; the churners silent a month
 
 
-def load(url: str, folder: Path, last_day: date = END) -> None:
+def load(url: str, folder: Path, last_day: date = END, retailer: Retailer = RETAILER) -> None:
     """Import the generated retailer's workbook up to `last_day` and compute its daily KPIs."""
-    frames = RETAILER.frames()
+    frames = retailer.frames()
     frames["Sales"] = frames["Sales"][pd.to_datetime(frames["Sales"]["sold_at"]).dt.date <= last_day]
     frames["Stock"] = frames["Stock"][pd.to_datetime(frames["Stock"]["as_of"]).dt.date <= last_day]
     for name in ("archive", "rejected"):

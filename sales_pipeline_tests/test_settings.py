@@ -30,6 +30,8 @@ def test_unset_means_the_embedded_defaults(tmp_path):
         ("SALES_PIPELINE_HISTORY_START", "2014-13-01", "is not a date: use YYYY-MM-DD"),
         ("SALES_PIPELINE_DAYFIRST", "maybe", "is not a boolean: use true or false"),
         ("FORECAST_WORKERS", "two", "is not a whole number of processes (1 or more)"),
+        ("FORECAST_SHARDS", "0", "is not a whole number of shards from 1 to 64"),
+        ("FORECAST_SHARDS", "three", "is not a whole number of shards from 1 to 64"),
         ("FORECAST_HOLIDAY_COUNTRY", "XX", "is not a country the holidays package knows"),
     ],
 )

@@ -11,7 +11,10 @@ PIPELINE_TIMEZONE, and a Dagster job has one kind of partition. The sales of a d
 (00:30 UTC each night, or a backfill).
 
 Its steps run as SALES_PIPELINE_RUN_EXECUTOR says, like every run's (by default one after the other in the run's
-own process; the forecasts fit in their own pool of processes).
+own process; the forecasts fit in their own pool of processes). With FORECAST_SHARDS above 1 each forecast asset is
+several steps of this same run (its shards, then the step that reconciles and publishes: defs/forecasting/assets.py),
+not partitions: the job keeps its one kind of partition, and the multiprocess or k8s executor runs the shards side
+by side.
 """
 
 import dagster as dg

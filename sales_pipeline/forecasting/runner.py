@@ -6,10 +6,17 @@ Days are calendar days in PIPELINE_TIMEZONE, as in the marts. Closed days and pr
 `calendar.py` (the store calendar, promotions, and the strict rule for a physical store's closures).
 The total, the stores and the categories are refit together (any change to one refits the published
 fit of all: each one's input hash includes the others') and reconciled to add up (`reconcile.py`).
+
+Fanned out (FORECAST_SHARDS): each shard fits and publishes its part of the other series (the products'
+revenue, every product in each store: none is reconciled), chosen by a stable hash of the series id;
+then the whole target runs once more, fitting and reconciling the total, stores and categories and
+reusing every series a shard has just stored. Each series' forecast depends on its input alone, so
+what is published is the same whatever the number of shards.
 """
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import statistics
 from collections import Counter
@@ -86,13 +93,34 @@ def forecast_origin(cursor: Cursor, target: str, timezone: str, today: date | No
     return min(latest, today - timedelta(days=1)) if latest else None
 
 
+@dataclass(frozen=True)
+class Shard:
+    """One of `of` static parts of a target's series that are not reconciled (`number` from 0)."""
+
+    number: int
+    of: int
+
+    def holds(self, item: Series) -> bool:
+        return item.scope not in MEMBER_SCOPES and shard_of(item.scope_id, self.of) == self.number
+
+
+def shard_of(series_id: str, shards: int) -> int:
+    """The shard of a series: a hash of its id that every process and release agrees on (unlike hash())."""
+    return int.from_bytes(hashlib.sha256(series_id.encode()).digest()[:8], "big") % shards
+
+
 def forecast_target(
-    transaction: Transaction, target: str, timezone: str, settings: ForecastSettings, workers: int
+    transaction: Transaction,
+    target: str,
+    timezone: str,
+    settings: ForecastSettings,
+    workers: int,
+    shard: Shard | None = None,
 ) -> ForecastRun | None:
     """Forecast every series of `target` ('sales' or 'demand') from the latest complete day; None without data.
 
-    The history is read in one transaction and the results written in another (`run_forecasts`): no
-    transaction stays open while the models fit.
+    With a `shard`, only that shard's series. The history is read in one transaction and the results
+    written in another (`run_forecasts`): no transaction stays open while the models fit.
     """
     with transaction() as cursor:
         origin = forecast_origin(cursor, target, timezone)
@@ -108,6 +136,8 @@ def forecast_target(
             series = sales_series(cursor, origin, calendars, settings, promotions, categories)
         else:
             series = demand_series(cursor, origin, timezone, calendars, settings, promotions, categories)
+    if shard is not None:
+        series = [item for item in series if shard.holds(item)]
     return run_forecasts(transaction, target, series, settings, workers)
 
 

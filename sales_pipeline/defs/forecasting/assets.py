@@ -5,6 +5,13 @@ settings) and reuses the stored forecast of the others, so a re-run on unchanged
 The data version is the hash of all inputs: unchanged inputs give the same version, and nothing
 downstream counts as changed. The code version is the hash of the engine's source and Prophet's version,
 so an edit of the model code shows the forecasts stale in the UI (and refits them: the hash is in the cache key).
+
+With FORECAST_SHARDS=N above 1, each forecast asset is a graph of steps (the asset keys stay): `shard_0`
+to `shard_<N-1>` each fit and publish their part of the series that are not reconciled (a stable hash of
+the series id, forecasting/runner.py), independently of one another, so the multiprocess executor (or
+the Kubernetes job executor, a pod each) runs them side by side; then `publish` fits and reconciles the
+total, stores and categories, reuses what the shards stored, and records the asset as before. The steps
+pass nothing to one another but the order (the warehouse holds their results): no I/O manager is needed.
 """
 
 import importlib.metadata
@@ -18,7 +25,7 @@ from sales_pipeline.analytics.charts import forecast_chart_markdown, line_chart_
 from sales_pipeline.defs.conventions import WAREHOUSE_POOL
 from sales_pipeline.forecasting import queries
 from sales_pipeline.forecasting.models import ENGINE_CODE, SEASONAL_NAIVE
-from sales_pipeline.forecasting.runner import forecast_target
+from sales_pipeline.forecasting.runner import Shard, forecast_target
 from sales_pipeline.resources import ForecastingResource, WarehouseResource
 from sales_pipeline.settings import Settings
 
@@ -34,7 +41,7 @@ FORECAST = {"group_name": GROUP, "kinds": {"prophet", "statsforecast"}, "code_ve
 
 
 def _forecast(
-    context: dg.AssetExecutionContext,
+    context: dg.AssetExecutionContext | dg.OpExecutionContext,
     target: str,
     warehouse: WarehouseResource,
     forecasting: ForecastingResource,
@@ -90,47 +97,106 @@ def _units_chart(cursor: Cursor, origin: date) -> dict:
     }
 
 
-def build_sales_forecast(holiday_country: str | None) -> dg.AssetsDefinition:
+SALES_DESCRIPTION = (
+    "The next 7 days of revenue for the total, each store, each category and each product with enough history, with "
+    "80% and 95% intervals, never negative. AutoETS, AutoTheta, Prophet (weekly seasonality, yearly with two years "
+    "of history, {holidays}, known promotions) and the mean of the best two against seasonal naive in a "
+    "rolling-origin backtest (4 weekly origins); the best publishes and ml.forecast_series says why. Intermittent "
+    "products publish their TSB rate. The total, stores and categories are reconciled to add up. Refit only where "
+    "the input changed."
+)
+DEMAND_DESCRIPTION = (
+    "The next 7 days of units sold per product and store (scope product_store, id '<product>@<store>'), the same "
+    "way as the sales forecast; it feeds the stock-out risk. Most product-store series are intermittent and publish "
+    "their TSB daily rate."
+)
+# core/sales too: Dagster leaves daily-partitioned parents out of staleness, so without an
+# unpartitioned parent the UI could never show the forecast stale after new sales.
+FORECAST_DEPS = [["marts", "daily_kpis"], ["core", "sales"], ["core", "store_calendar"], ["core", "promotions"]]
+
+
+def build_sales_forecast(holiday_country: str | None, shards: int = 1) -> dg.AssetsDefinition:
     """The revenue forecasts; their description names the public holidays the models know."""
     holidays = f"the public holidays of {holiday_country}" if holiday_country else "no public holidays"
+    return build_forecast_asset(SALES_KEY, "sales", SALES_DESCRIPTION.format(holidays=holidays), _total_charts, shards)
 
-    @dg.asset(
-        key=SALES_KEY,
-        description="The next 7 days of revenue for the total, each store, each category and each "
-        "product with enough history, with 80% and 95% intervals, never negative. AutoETS, AutoTheta, Prophet "
-        f"(weekly seasonality, yearly with two years of history, {holidays}, known promotions) and the "
-        "mean of the best two against seasonal naive in a rolling-origin backtest (4 weekly origins); the best "
-        "publishes and ml.forecast_series says why. Intermittent products publish their TSB rate. The total, "
-        "stores and categories are reconciled to add up. Refit only where the input changed.",
-        # core/sales too: Dagster leaves daily-partitioned parents out of staleness, so without an
-        # unpartitioned parent the UI could never show the forecast stale after new sales.
-        deps=[["marts", "daily_kpis"], ["core", "sales"], ["core", "store_calendar"], ["core", "promotions"]],
-        **FORECAST,
+
+def build_demand_forecast(shards: int = 1) -> dg.AssetsDefinition:
+    """The units forecasts per product and store."""
+    return build_forecast_asset(DEMAND_KEY, "demand", DEMAND_DESCRIPTION, _units_chart, shards)
+
+
+def build_forecast_asset(
+    key: dg.AssetKey, target: str, description: str, charts: Callable[[Cursor, date], dict], shards: int
+) -> dg.AssetsDefinition:
+    """The target's forecast asset: one step, or with `shards` above 1 the shards then `publish` (module doc)."""
+    if shards == 1:
+
+        @dg.asset(key=key, description=description, deps=FORECAST_DEPS, **FORECAST)
+        def forecast(
+            context: dg.AssetExecutionContext, warehouse: WarehouseResource, forecasting: ForecastingResource
+        ) -> dg.MaterializeResult:
+            return _forecast(context, target, warehouse, forecasting, charts)
+
+        return forecast
+    return _sharded_forecast_asset(key, target, description, charts, shards)
+
+
+def _sharded_forecast_asset(
+    key: dg.AssetKey, target: str, description: str, charts: Callable[[Cursor, date], dict], shards: int
+) -> dg.AssetsDefinition:
+    parents = {"_".join(path): path for path in FORECAST_DEPS}
+
+    @dg.op(
+        name=f"publish_{target}_forecast",
+        ins={"shards": dg.In(dg.Nothing)},
+        out=dg.Out(dg.Nothing),
+        pool=WAREHOUSE_POOL,
+        description=f"Fit and reconcile what the shards left, reuse what they stored, record the {target} forecast.",
     )
-    def sales_forecast(
-        context: dg.AssetExecutionContext,
-        warehouse: WarehouseResource,
-        forecasting: ForecastingResource,
-    ) -> dg.MaterializeResult:
-        return _forecast(context, "sales", warehouse, forecasting, _total_charts)
+    def publish(
+        context: dg.OpExecutionContext, warehouse: WarehouseResource, forecasting: ForecastingResource
+    ) -> dg.Output:
+        result = _forecast(context, target, warehouse, forecasting, charts)
+        return dg.Output(None, metadata=result.metadata, data_version=result.data_version)
 
-    return sales_forecast
+    @dg.graph_asset(
+        key=key,
+        description=description,
+        ins={name: dg.AssetIn(key=path, dagster_type=dg.Nothing) for name, path in parents.items()},
+        group_name=GROUP,
+        kinds=FORECAST["kinds"],
+        code_version=CODE_VERSION,
+        metadata=FORECAST["metadata"],
+    )
+    def forecast(**inputs):
+        fits = [_fit_shard(target, Shard(n, shards), list(parents)) for n in range(shards)]
+        return publish.alias("publish")([fit.alias(f"shard_{n}")(**inputs) for n, fit in enumerate(fits)])
+
+    return forecast
 
 
-@dg.asset(
-    key=DEMAND_KEY,
-    description="The next 7 days of units sold per product and store (scope product_store, id '<product>@<store>'), "
-    "the same way as the sales forecast; it feeds the stock-out risk. Most product-store series are intermittent "
-    "and publish their TSB daily rate.",
-    deps=[["core", "sales"], ["marts", "daily_kpis"], ["core", "store_calendar"], ["core", "promotions"]],
-    **FORECAST,
-)
-def demand_forecast(
-    context: dg.AssetExecutionContext,
-    warehouse: WarehouseResource,
-    forecasting: ForecastingResource,
-) -> dg.MaterializeResult:
-    return _forecast(context, "demand", warehouse, forecasting, _units_chart)
+def _fit_shard(target: str, shard: Shard, parents: list[str]) -> dg.OpDefinition:
+    """The step that fits and publishes one shard's series; it waits for the asset's parents, returns nothing."""
+
+    @dg.op(
+        name=f"fit_{target}_forecast_shard_{shard.number}",
+        ins={name: dg.In(dg.Nothing) for name in parents},
+        out=dg.Out(dg.Nothing),
+        pool=WAREHOUSE_POOL,
+        description=f"Fit and publish shard {shard.number} of {shard.of} of the {target} series not reconciled.",
+    )
+    def fit(context: dg.OpExecutionContext, warehouse: WarehouseResource, forecasting: ForecastingResource) -> None:
+        run = forecast_target(
+            warehouse.transaction, target, forecasting.timezone, forecasting.settings(), forecasting.workers, shard
+        )
+        summary = run.summary() if run else "no data"
+        context.log.info(f"{target} forecast, shard {shard.number} of {shard.of}: {summary}")
+
+    return fit
+
+
+demand_forecast = build_demand_forecast()
 
 
 @dg.asset_check(
@@ -184,6 +250,8 @@ forecast_checks = [
 
 def forecast_definitions(settings: Settings) -> dg.Definitions:
     """The forecast assets and their checks."""
+    shards = settings.forecast_shards
     return dg.Definitions(
-        assets=[build_sales_forecast(settings.forecast_holiday_country), demand_forecast], asset_checks=forecast_checks
+        assets=[build_sales_forecast(settings.forecast_holiday_country, shards), build_demand_forecast(shards)],
+        asset_checks=forecast_checks,
     )
