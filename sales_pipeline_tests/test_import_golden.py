@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 import pytest
+from psycopg2 import sql
 
 from sales_pipeline.demo.retailer import generate_retailer, write_sheets_workbook
 from sales_pipeline.excel.importer import import_workbook
@@ -97,7 +98,8 @@ def dump(url: str) -> dict[str, list[list[object]]]:
     tables = {}
     with transaction(url) as cursor:
         for table, order in TABLES.items():
-            cursor.execute(f"SELECT * FROM {table} ORDER BY {order}")  # noqa: S608 (names from TABLES)
+            names = sql.SQL(", ").join(sql.Identifier(c.strip()) for c in order.split(","))
+            cursor.execute(sql.SQL("SELECT * FROM {} ORDER BY {}").format(sql.Identifier(*table.split(".")), names))
             names = [d.name for d in cursor.description]
             kept = [i for i, name in enumerate(names) if name not in VOLATILE]
             rows = [[_plain(row[i]) for i in kept] for row in cursor.fetchall()]
