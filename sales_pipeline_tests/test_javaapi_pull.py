@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import shutil
@@ -386,6 +387,43 @@ def served_lines(api, page: int | None = None) -> dict:
     params = WINDOW_QUERY | ({"page": page, "size": PAGE} if page is not None else {"size": 1})
     return requests.get(f"{api.base_url}/api/v1/sales", params=params, headers={"Authorization": f"Bearer {TOKEN}"},
                         timeout=10).json()  # fmt: skip
+
+
+def in_other_words(proxy: FaultProxy, endpoint: str, query: dict[str, str], body: bytes) -> bytes:
+    """Page 1 of the sales says the same lines otherwise, as the contract allows: soldAt without its seconds,
+    whole amounts as JSON integers, a field the client does not know."""
+    if endpoint != "sales" or query.get("page") != "1":
+        return body
+    payload = json.loads(body)
+    for record in payload["content"]:
+        record["soldAt"] = re.sub(r"T(\d\d:\d\d):00", r"T\1", record["soldAt"])
+        record |= {name: int(record[name]) for name in ("unitPrice", "discount") if record[name] == int(record[name])}
+        record["channel"] = "till"
+    return json.dumps(payload).encode()
+
+
+def test_a_page_in_other_words_lands_the_same_lines(empty_warehouse, api, proxy):
+    """Pages are read by a fast check of each column, and a page it leaves to pydantic (an instant written
+    otherwise) lands what pydantic reads: the same lines, nothing changed; the raw records keep every field."""
+    pull(empty_warehouse, api.base_url, WINDOW, page_size=PAGE)
+    before = warehouse_state(empty_warehouse)
+    proxy.rewrite = in_other_words
+
+    assert pull(empty_warehouse, proxy.base_url, WINDOW, page_size=PAGE).success
+
+    assert warehouse_state(empty_warehouse)["sales lines"] == before["sales lines"]
+    last_sales_pull = "(SELECT max(pull_id) FROM ops.api_pulls WHERE endpoint = 'sales')"
+    changed = query(
+        empty_warehouse,
+        f"SELECT records, inserted, updated, removed FROM ops.api_pulls WHERE pull_id = {last_sales_pull}",
+    )
+    assert changed == [(len(before["sales lines"]), 0, 0, 0)]
+    channels = query(
+        empty_warehouse,
+        "SELECT count(*) FILTER (WHERE record ->> 'channel' = 'till'), count(*) FILTER (WHERE record ->> 'soldAt'"
+        " ~ 'T\\d\\d:\\d\\d[-+Z]') FROM raw.api_records WHERE pull_id = " + last_sales_pull,
+    )
+    assert channels == [(PAGE, PAGE)]
 
 
 @pytest.mark.parametrize(

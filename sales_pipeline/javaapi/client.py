@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +27,7 @@ from typing import Any
 import requests
 import urllib3
 
-from sales_pipeline.javaapi.records import ApiRecord, InvalidPage, read_page, window_check
+from sales_pipeline.javaapi.records import InvalidPage, read_page, window_check
 from sales_pipeline.settings import JAVA_API_DEADLINE_S
 
 TOKEN_SETTING = "JAVA_API_TOKEN"
@@ -66,11 +66,10 @@ class PullStats:
 
 @dataclass(frozen=True)
 class Page:
-    """One page of a pull, checked on its own: its records, its body as served, the totals it announced."""
+    """One page of a pull, checked on its own: its records (sales: `SalesLines`), the totals it announced."""
 
     number: int
-    records: list[Any]
-    body: bytes
+    records: Sequence[Any]
     total_elements: int
     total_pages: int
 
@@ -146,7 +145,7 @@ class JavaApiClient:
         params: dict[str, Any],
         stats: PullStats,
         deadline: float,
-        outside: Callable[[ApiRecord], str | None],
+        outside: Callable[[Sequence[Any]], tuple[int, str] | None],
         reader: Executor,
     ) -> Generator[Page, None, bool]:
         """Every page once, from page 0: True, or False when the total changed between two pages."""
@@ -161,11 +160,12 @@ class JavaApiClient:
                 return False
             more = page.number + 1 < page.total_pages
             coming = reader.submit(self._get_page, endpoint, params, page.number + 1, stats, deadline) if more else None
-            for index, record in enumerate(page.records):
-                problem = outside(record)
-                if problem:
-                    where = f"GET {self._path(endpoint)} page {page.number}, record {index} ({record.key_text})"
-                    raise JavaApiError(f"{where}: {problem}; nothing was written")
+            found = outside(page.records)
+            if found:
+                index, problem = found
+                key_text = page.records[index].key_text
+                where = f"GET {self._path(endpoint)} page {page.number}, record {index} ({key_text})"
+                raise JavaApiError(f"{where}: {problem}; nothing was written")
             served += len(page.records)
             yield page
         if served != total:
@@ -244,8 +244,8 @@ class JavaApiClient:
         raise _Transient(f"{response.status_code}", retry_after=_retry_after(response))
 
 
-def _read(endpoint: str, number: int, body: bytes) -> tuple[list[ApiRecord], bytes, int, int]:
-    """A 200's body -> (records, body, totalElements, totalPages); a body cut short is transient."""
+def _read(endpoint: str, number: int, body: bytes) -> tuple[Sequence[Any], int, int]:
+    """A 200's body -> (records, totalElements, totalPages); a body cut short is transient."""
     try:
         records, info = read_page(endpoint, number, body)
     except InvalidPage:
@@ -253,7 +253,7 @@ def _read(endpoint: str, number: int, body: bytes) -> tuple[list[ApiRecord], byt
     except ValueError:
         detail = f"the response is not valid JSON ({len(body):,} bytes: truncated?)"
         raise _Transient("invalid JSON", detail) from None
-    return records, body, info.total_elements, info.total_pages
+    return records, info.total_elements, info.total_pages
 
 
 def served_twice(endpoint: str, number: int, index: int, key_text: str, first_page: int) -> JavaApiError:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
@@ -19,7 +18,7 @@ from psycopg2.extensions import cursor as Cursor
 from pydantic.alias_generators import to_camel
 
 from sales_pipeline.javaapi.client import Page, PullStats, served_twice
-from sales_pipeline.javaapi.records import SaleLine
+from sales_pipeline.javaapi.records import SaleLine, SalesLines
 from sales_pipeline.warehouse.merge import MergeCounts, escape_copy_text, merge_frame, merge_staged, stage_frame
 
 SOURCE = "api"
@@ -151,16 +150,22 @@ def land_sales(
     """Land and merge a window's sale lines, page by page as they come, then remove the API's lines of that
     window the pull no longer has.
 
-    Memory holds a page at a time: each page's body, as served (the client has validated it), is COPYed to
-    the server as soon as it has come, while the client reads the next one. Once the last page has come,
-    the server cuts the bodies into records (raw.api_records, each as the API sent it) and typed lines,
-    one statement fails the pull on a key served twice, one merges the lines into core.sales. All in the
+    Memory holds a page at a time: as soon as a page has come (the client has checked it), its records are
+    COPYed into raw.api_records (each record's JSON) and its lines into a staging table (typed columns),
+    while the client reads the next page; the server reads each record once. After the last page, one
+    statement fails the pull on a key served twice, one merges the lines into core.sales. All in the
     caller's transaction, so a pull that fails on page 7 of 10 leaves nothing; when page 0 comes again
     (the pull started over) it rolls back to before the first page. The counts' span covers the removed
     lines too, so the marts refresh the days they left. `pages` must be a checked pull of that window
     (the client's `pages`): a line missing from them is deleted.
     """
-    cursor.execute("CREATE TEMP TABLE stage_api_pages (page integer, body json) ON COMMIT DROP")
+    # The staging table types the lines as core.sales does, beside the page and place each came in.
+    cursor.execute(
+        sql.SQL(
+            "CREATE TEMP TABLE stage_api_sales ON COMMIT DROP AS SELECT NULL::integer AS page,"
+            " NULL::integer AS place, {} FROM core.sales WITH NO DATA"
+        ).format(sql.SQL(", ").join(map(sql.Identifier, _SALE_COLUMNS.values())))
+    )
     cursor.execute("SAVEPOINT sales_pages")
     started, records = False, 0
     for page in pages:
@@ -168,13 +173,11 @@ def land_sales(
             cursor.execute("ROLLBACK TO SAVEPOINT sales_pages")
             records = 0
         started = True
-        cursor.copy_expert("COPY stage_api_pages FROM STDIN WITH (FORMAT binary)", io.BytesIO(_copy_row(page)))
+        if len(page.records):
+            raw, lines = _copy_texts(pull_id, page)
+            cursor.copy_expert("COPY raw.api_records (pull_id, endpoint, record) FROM STDIN", io.StringIO(raw))
+            cursor.copy_expert("COPY stage_api_sales FROM STDIN", io.StringIO(lines))
         records += len(page.records)
-    _stage_sales(cursor)
-    cursor.execute(
-        "INSERT INTO raw.api_records (pull_id, endpoint, record) SELECT %s, 'sales', record FROM stage_api_sales",
-        (pull_id,),
-    )
     _fail_on_repeated_key(cursor)
     for table, key in (("core.stores", "store_id"), ("core.customers", "customer_id")):
         _add_missing(cursor, table, key, sql.SQL("SELECT DISTINCT {} FROM stage_api_sales").format(sql.Identifier(key)))
@@ -205,35 +208,29 @@ def land_sales(
 _SALE_COLUMNS = {to_camel(field): "revenue" if field == "line_total" else field for field in SaleLine.model_fields}
 
 
-def _copy_row(page: Page) -> bytes:
-    """COPY's binary format for one row (page number, body): the body goes as it came, nothing escaped."""
-    row = struct.pack("!hii", 2, 4, page.number) + struct.pack("!i", len(page.body)) + page.body
-    return b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0) + row + struct.pack("!h", -1)
+def _copy_texts(pull_id: int, page: Page) -> tuple[str, str]:
+    """COPY's text format for a page: its records for raw.api_records, its lines for the staging table (page,
+    place, then core.sales's columns)."""
+    lines: SalesLines = page.records
+    raw = "".join(f"{pull_id}\tsales\t{record}\n" for record in _copy_column(lines.texts))
+    columns = [
+        [str(page.number)] * len(lines), list(map(str, range(len(lines)))),
+        *(_copy_column(lines.columns[field]) for field in SaleLine.model_fields),
+    ]  # fmt: skip
+    return raw, "\n".join(map("\t".join, zip(*columns, strict=True))) + "\n"
 
 
-def _stage_sales(cursor: Cursor) -> None:
-    """The pages' records, typed as core.sales types them, with the page and place each came in."""
-    cursor.execute(
-        "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
-        " WHERE attrelid = 'core.sales'::regclass AND attnum > 0 AND NOT attisdropped"
-    )
-    types = dict(cursor.fetchall())
-    cursor.execute(
-        sql.SQL(
-            "CREATE TEMP TABLE stage_api_sales ON COMMIT DROP AS"
-            " SELECT p.page, (e.place - 1)::integer AS place, e.record, {columns} FROM stage_api_pages p"
-            " CROSS JOIN LATERAL json_array_elements(p.body -> 'content') WITH ORDINALITY AS e (record, place)"
-            " CROSS JOIN LATERAL json_to_record(e.record) AS line ({fields})"
-        ).format(
-            columns=sql.SQL(", ").join(
-                sql.SQL("line.{} AS {}").format(sql.Identifier(wire), sql.Identifier(column))
-                for wire, column in _SALE_COLUMNS.items()
-            ),
-            fields=sql.SQL(", ").join(
-                sql.SQL("{} " + types[column]).format(sql.Identifier(wire)) for wire, column in _SALE_COLUMNS.items()
-            ),
-        )
-    )
+def _copy_column(values: list) -> list[str]:
+    """A column's values as COPY's text format writes them: \\N for null, t/f, text escaped where it needs it."""
+    kinds = set(map(type, values)) - {type(None)}
+    if kinds == {bool}:
+        return ["\\N" if value is None else "t" if value else "f" for value in values]
+    if kinds == {str}:
+        text = "".join(value for value in values if value is not None)
+        if any(special in text for special in "\\\t\n\r"):
+            return ["\\N" if value is None else escape_copy_text(value) for value in values]
+        return ["\\N" if value is None else value for value in values]
+    return ["\\N" if value is None else str(value) for value in values]
 
 
 def _fail_on_repeated_key(cursor: Cursor) -> None:

@@ -2,8 +2,10 @@
 
 Field names are snake_case in Python and camelCase on the wire (as Spring/Jackson writes them), so
 `SaleLine.model_validate(payload)` reads a record and `record.model_dump_json(by_alias=True)` writes one.
-The client validates every page with `parse_page`; the simulator serialises its data through the same
-models, so the two cannot drift apart. `openapi.yaml` describes the same fields (a test keeps them equal).
+The client validates every page by these models (`read_page`; a sales page is first checked column by
+column against `SaleLine`'s rules, and only a page that fails the check goes through the models, whose
+message names what is wrong); the simulator serialises its data through the same models, so the two
+cannot drift apart. `openapi.yaml` describes the same fields (a test keeps them equal).
 
 Validation is strict where a lax reading would hide a broken record: whole numbers must be JSON
 integers (not 2.0, "2" or true), text must be JSON strings, flags JSON booleans, instants ISO-8601 strings
@@ -19,9 +21,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
+import orjson
 from pydantic import (
     AwareDatetime,
     BaseModel,
@@ -218,22 +221,25 @@ class _Page(BaseModel, Generic[Record]):
 _PAGE_ADAPTERS = {name: TypeAdapter(_Page[model]) for name, model in RECORD_MODELS.items()}
 
 
-def window_check(endpoint: str, params: dict[str, Any]) -> Callable[[ApiRecord], str | None]:
-    """What says why a record is not one that a request with `params` asked for (None when it is).
+def window_check(endpoint: str, params: dict[str, Any]) -> Callable[[Sequence[Any]], tuple[int, str] | None]:
+    """What finds, in a page's records, the first that a request with `params` did not ask for: (its index,
+    why), or None when every record is in the window.
 
     Sales: `from` 00:00Z <= soldAt < `to` 00:00Z (UTC days, `to` exclusive). Products: updatedAt >=
     `updatedSince`. Stock has no window. A record outside the window is a page that lies: trusting it
-    would replace the window's lines with others. The bounds are read once, for every record of a pull.
+    would replace the window's lines with others. The bounds are read once, for every page of a pull.
     """
     name = endpoint_name(endpoint)
     if name == "sales" and "from" in params and "to" in params:
         start, end = (_utc_midnight(params[bound]) for bound in ("from", "to"))
 
-        def outside_days(record: ApiRecord) -> str | None:
-            if start <= record.sold_at < end:
+        def outside_days(records: Sequence[Any]) -> tuple[int, str] | None:
+            sold = records.sold_at if isinstance(records, SalesLines) else [record.sold_at for record in records]
+            if not sold or (start <= min(sold) and max(sold) < end):  # the whole page at once: the common case
                 return None
-            return (
-                f"soldAt {record.sold_at.isoformat()} is outside the requested window"
+            index = next(index for index, at in enumerate(sold) if not start <= at < end)
+            return index, (
+                f"soldAt {sold[index].isoformat()} is outside the requested window"
                 f" {start:%Y-%m-%d} .. {end:%Y-%m-%d} (UTC days, to exclusive)"
             )
 
@@ -242,13 +248,17 @@ def window_check(endpoint: str, params: dict[str, Any]) -> Callable[[ApiRecord],
         since = dt.datetime.fromisoformat(str(params["updatedSince"]).replace("Z", "+00:00"))
         since = since if since.tzinfo else since.replace(tzinfo=dt.UTC)
 
-        def before_since(record: ApiRecord) -> str | None:
-            if record.updated_at >= since:
-                return None
-            return f"updatedAt {record.updated_at.isoformat()} is before the requested updatedSince {since.isoformat()}"
+        def before_since(records: Sequence[Any]) -> tuple[int, str] | None:
+            for index, record in enumerate(records):
+                if record.updated_at < since:
+                    return index, (
+                        f"updatedAt {record.updated_at.isoformat()} is before the requested updatedSince"
+                        f" {since.isoformat()}"
+                    )
+            return None
 
         return before_since
-    return lambda record: None
+    return lambda records: None
 
 
 def _utc_midnight(day: str | dt.date) -> dt.datetime:
@@ -331,14 +341,17 @@ def parse_page(endpoint: str, page_number: int, payload: object) -> tuple[list[A
     return records, info
 
 
-def read_page(endpoint: str, page_number: int, body: bytes) -> tuple[list[Any], PageInfo]:
-    """`parse_page` for a body as served: the same records, or the same `InvalidPage`.
+def read_page(endpoint: str, page_number: int, body: bytes) -> tuple[Sequence[Any], PageInfo]:
+    """`parse_page` for a body as served: the same records (sales: as `SalesLines`), or the same `InvalidPage`.
 
     A sound page is read in one pass (pydantic's JSON parser straight into the models, about twice as fast
-    as `json.loads` and then the models); a page that fails that pass is read again by `json.loads` and
-    `parse_page`, whose message names what is wrong. A body that is not JSON raises `ValueError`.
+    as `json.loads` and then the models; sales: orjson and a check column by column, see `SalesLines`); a
+    page that fails that pass is read again by `parse_page`, whose message names what is wrong. A body that
+    is not JSON raises `ValueError`.
     """
     name = endpoint_name(endpoint)
+    if name == "sales":
+        return _read_sales_page(page_number, body)
     try:
         page = _PAGE_ADAPTERS[name].validate_json(body, by_alias=True, by_name=False)
     except ValidationError:
@@ -346,6 +359,90 @@ def read_page(endpoint: str, page_number: int, body: bytes) -> tuple[list[Any], 
     if page is not None and page.page.number == page_number and len(page.content) <= page.page.size:
         return page.content, page.page
     return parse_page(endpoint, page_number, json.loads(body))
+
+
+class SalesLines(Sequence[SaleLine]):
+    """A page of sale lines, checked against `SaleLine`'s rules column by column rather than record by record.
+
+    `columns` maps each field (snake_case) to its values in page order, as the JSON had them (soldAt as its
+    text); `sold_at` holds the instants read; `texts` each record's JSON, as orjson writes it again (every
+    field the API sent, in its order). An item is the line as a `SaleLine` (built on demand, for messages
+    and `fetch_all`).
+    """
+
+    def __init__(self, columns: dict[str, list], sold_at: list[dt.datetime], texts: list[str]) -> None:
+        self.columns, self.sold_at, self.texts = columns, sold_at, texts
+
+    @classmethod
+    def from_models(cls, records: list[SaleLine], content: list) -> SalesLines:
+        """The lines pydantic read (a page the column check was too strict for, e.g. another instant format)."""
+        columns = {name: [getattr(record, name) for record in records] for name in SaleLine.model_fields}
+        sold_at = columns["sold_at"]
+        columns["sold_at"] = [at.isoformat() for at in sold_at]
+        return cls(columns, sold_at, [orjson.dumps(record).decode() for record in content])
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def __getitem__(self, index: int) -> SaleLine:  # type: ignore[override]
+        fields = {name: values[index] for name, values in self.columns.items()}
+        for name in ("unit_price", "discount", "line_total"):
+            fields[name] = float(fields[name])
+        return SaleLine.model_construct(**fields | {"sold_at": self.sold_at[index]})
+
+
+_INSTANT_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})")
+_NONE = type(None)
+_SALE_WIRE_NAMES = {name: to_camel(name) for name in SaleLine.model_fields}
+
+
+def _read_sales_page(page_number: int, body: bytes) -> tuple[SalesLines, PageInfo]:
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        payload = json.loads(body)  # NaN or a huge number, which parse_page names; not JSON at all: ValueError
+    if isinstance(payload, dict) and type(payload.get("content")) is list and isinstance(payload.get("page"), dict):
+        content = payload["content"]
+        try:
+            info = PageInfo.model_validate(payload["page"], by_alias=True, by_name=False)
+        except ValidationError:
+            info = None
+        lines = _checked_sales(content) if info and info.number == page_number and len(content) <= info.size else None
+        if lines is not None:
+            return lines, info
+    records, info = parse_page("sales", page_number, payload)  # raises InvalidPage, naming what is wrong
+    return SalesLines.from_models(records, payload["content"]), info
+
+
+def _checked_sales(content: list) -> SalesLines | None:
+    """The page's lines if every one keeps `SaleLine`'s rules, else None (then pydantic reads the page and
+    says what is wrong). Each rule is one pass over a column in C (types, bounds); never laxer than the model.
+    orjson reads no NaN or Infinity, so the numbers are finite.
+    """
+    if set(map(type, content)) - {dict}:
+        return None
+    missing = object()
+    column = {name: [record.get(wire, missing) for record in content] for name, wire in _SALE_WIRE_NAMES.items()}
+    column["customer_id"] = [None if value is missing else value for value in column["customer_id"]]
+
+    def kinds(name: str) -> set[type]:
+        return set(map(type, column[name]))
+
+    texts_ok = all(kinds(name) <= {str} and "" not in column[name] for name in ("order_id", "store_id", "product_id"))
+    customers_ok = kinds("customer_id") <= {str, _NONE} and "" not in column["customer_id"]
+    counts_ok = all(kinds(name) <= {int} and min(column[name], default=1) >= 1 for name in ("line_number", "quantity"))
+    amounts = ("unit_price", "discount", "line_total")
+    money_ok = all(kinds(name) <= {int, float} and min(column[name], default=0) >= 0 for name in amounts)
+    money_ok = money_ok and max(column["discount"], default=0) <= 1
+    flags_ok = kinds("promotion") <= {bool}
+    instants_ok = kinds("sold_at") <= {str} and all(map(_INSTANT_TEXT.fullmatch, column["sold_at"]))
+    if not (texts_ok and customers_ok and counts_ok and money_ok and flags_ok and instants_ok):
+        return None
+    try:
+        sold_at = list(map(dt.datetime.fromisoformat, column["sold_at"]))
+    except ValueError:  # e.g. a 13th month
+        return None
+    return SalesLines(column, sold_at, [orjson.dumps(record).decode() for record in content])
 
 
 def describe_error(error: ErrorDetails) -> str:
