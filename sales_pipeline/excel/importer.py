@@ -862,13 +862,14 @@ def _write_feedback(archive: Path, path: Path, prepared: list[PreparedSheet]) ->
     rejected_rows: dict[str, set[int]] = {}
     for sheet in prepared:
         rejected_rows.setdefault(sheet.source_name, set()).update(sheet.rejected_rows)
-    by_source = {s.source_name: s for s in prepared}
     sheets = {}
     for name, rows in rejected_rows.items():
         if rows:
-            cells = by_source[name].sender.loc[sorted(rows)]
+            # Each target's sender holds only the rows it read (its `where`): the rejected rows are in their union.
+            readers = [s for s in prepared if s.source_name == name]
+            cells = _rows_read([s.sender for s in readers]).loc[sorted(rows)]
             sheets[name] = SheetRows(
-                by_source[name].sender_header, dict(zip(cells.index, cells.values.tolist(), strict=True))
+                readers[0].sender_header, dict(zip(cells.index, cells.values.tolist(), strict=True))
             )
     archive.mkdir(parents=True, exist_ok=True)
     feedback = archive / fitting_name(path.stem, ".feedback.xlsx")
