@@ -426,6 +426,41 @@ def test_a_page_in_other_words_lands_the_same_lines(empty_warehouse, api, proxy)
     assert channels == [(PAGE, PAGE)]
 
 
+def not_finite(field: str, number: float) -> Callable[[FaultProxy, str, dict[str, str], bytes], bytes]:
+    """Page 1's record 3 says `field` is NaN or Infinity: numbers JSON does not have, though some servers write them."""
+
+    def rewrite(proxy: FaultProxy, endpoint: str, query: dict[str, str], body: bytes) -> bytes:
+        if endpoint != "sales" or query.get("page") != "1":
+            return body
+        payload = json.loads(body)
+        payload["content"][3][field] = number
+        return json.dumps(payload).encode()
+
+    return rewrite
+
+
+@pytest.mark.parametrize(
+    ("field", "number", "message"),
+    [
+        ("lineTotal", float("nan"), "lineTotal: must be a finite number (got NaN)"),
+        ("unitPrice", float("inf"), "unitPrice: must be a finite number (got Infinity)"),
+        ("channel", float("nan"), "a number that is not finite (NaN or Infinity), which JSON does not allow"),
+    ],
+    ids=["NaN revenue", "infinite price", "NaN in a field the client does not know"],
+)
+def test_a_number_json_does_not_have_fails_the_pull_naming_its_record(empty_warehouse, api, proxy, field, number,
+                                                                       message):  # fmt: skip
+    pull(empty_warehouse, api.base_url, WINDOW, page_size=PAGE)
+    before = warehouse_state(empty_warehouse)
+    proxy.rewrite = not_finite(field, number)
+
+    result = pull(empty_warehouse, proxy.base_url, WINDOW, page_size=PAGE)
+
+    assert not result.success
+    assert f"GET /api/v1/sales page 1, record 3: {message}" in failure_reason(result), failure_reason(result)
+    assert warehouse_state(empty_warehouse) == before
+
+
 @pytest.mark.parametrize(
     ("lie", "message"),
     [

@@ -374,12 +374,26 @@ class SalesLines(Sequence[SaleLine]):
         self.columns, self.sold_at, self.texts = columns, sold_at, texts
 
     @classmethod
-    def from_models(cls, records: list[SaleLine], content: list) -> SalesLines:
-        """The lines pydantic read (a page the column check was too strict for, e.g. another instant format)."""
+    def from_models(cls, records: list[SaleLine], content: list, page_number: int) -> SalesLines:
+        """The lines pydantic read (a page the column check was too strict for, e.g. another instant format, or
+        one orjson could not read); their records' text by the standard library, which keeps integers of any size
+        and refuses NaN and Infinity, which JSON does not have (pydantic ignores them in a field it does not know)."""
         columns = {name: [getattr(record, name) for record in records] for name in SaleLine.model_fields}
         sold_at = columns["sold_at"]
         columns["sold_at"] = [at.isoformat() for at in sold_at]
-        return cls(columns, sold_at, [orjson.dumps(record).decode() for record in content])
+        texts = []
+        for index, record in enumerate(content):
+            try:
+                texts.append(json.dumps(record, allow_nan=False, ensure_ascii=False, separators=(",", ":")))
+            except ValueError:
+                raise InvalidPage(
+                    f"GET {API_PREFIX}sales page {page_number}, record {index}: a number that is not finite (NaN "
+                    "or Infinity), which JSON does not allow",
+                    endpoint=API_PREFIX + "sales",
+                    page=page_number,
+                    index=index,
+                ) from None
+        return cls(columns, sold_at, texts)
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -400,7 +414,11 @@ def _read_sales_page(page_number: int, body: bytes) -> tuple[SalesLines, PageInf
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
-        payload = json.loads(body)  # NaN or a huge number, which parse_page names; not JSON at all: ValueError
+        # NaN, Infinity or a number past 64 bits: pydantic reads the page (never the column check, which counts
+        # on orjson's finite numbers) and names a bad amount; a body that is not JSON at all raises ValueError.
+        payload = json.loads(body)
+        records, info = parse_page("sales", page_number, payload)
+        return SalesLines.from_models(records, payload["content"], page_number), info
     if isinstance(payload, dict) and type(payload.get("content")) is list and isinstance(payload.get("page"), dict):
         content = payload["content"]
         try:
@@ -411,7 +429,7 @@ def _read_sales_page(page_number: int, body: bytes) -> tuple[SalesLines, PageInf
         if lines is not None:
             return lines, info
     records, info = parse_page("sales", page_number, payload)  # raises InvalidPage, naming what is wrong
-    return SalesLines.from_models(records, payload["content"]), info
+    return SalesLines.from_models(records, payload["content"], page_number), info
 
 
 def _checked_sales(content: list) -> SalesLines | None:
