@@ -330,22 +330,27 @@ def _megabytes(name: str, value: str, example: str) -> int:
     return int(float(value) * 1024 * 1024)
 
 
+def _whole_number(name: str, value: str, low: int, high: int | None, accepted: str) -> int:
+    """A whole number from `low` to `high` (no upper bound when None), else the setting's one-line error.
+    ASCII digits only: str.isdigit() also takes '²', which int() refuses."""
+    text = value.strip()
+    if not (text.isascii() and text.isdigit()) or int(text) < low or (high is not None and int(text) > high):
+        raise SettingError(name, text, accepted)
+    return int(text)
+
+
 def _processes(name: str, value: str) -> int:
-    if not value.strip().isdigit() or int(value) < 1:
-        raise SettingError(name, value, "a whole number of processes (1 or more)")
-    return int(value)
+    return _whole_number(name, value, 1, None, "a whole number of processes (1 or more)")
 
 
 def _shards(name: str, value: str) -> int:
-    if not value.strip().isdigit() or not 1 <= int(value) <= MAX_FORECAST_SHARDS:
-        raise SettingError(name, value.strip(), f"a whole number of shards from 1 to {MAX_FORECAST_SHARDS}")
-    return int(value)
+    return _whole_number(
+        name, value, 1, MAX_FORECAST_SHARDS, f"a whole number of shards from 1 to {MAX_FORECAST_SHARDS}"
+    )
 
 
 def _port(name: str, value: str) -> int:
-    if not value.strip().isdigit() or not 0 < int(value) < 65536:
-        raise SettingError(name, value.strip(), "a port number (1 to 65535)")
-    return int(value)
+    return _whole_number(name, value, 1, 65535, "a port number (1 to 65535)")
 
 
 def _country(name: str, value: str) -> str | None:

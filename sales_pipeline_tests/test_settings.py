@@ -32,6 +32,7 @@ def test_unset_means_the_embedded_defaults(tmp_path):
         ("FORECAST_WORKERS", "two", "is not a whole number of processes (1 or more)"),
         ("FORECAST_SHARDS", "0", "is not a whole number of shards from 1 to 64"),
         ("FORECAST_SHARDS", "three", "is not a whole number of shards from 1 to 64"),
+        ("FORECAST_SHARDS", "²", "is not a whole number of shards from 1 to 64"),
         ("FORECAST_HOLIDAY_COUNTRY", "XX", "is not a country the holidays package knows"),
     ],
 )
