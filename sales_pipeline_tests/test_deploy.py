@@ -170,6 +170,7 @@ def test_helm_values_have_what_the_chart_needs_for_the_user_deployment():
     assert isinstance(deployment["port"], int)
     assert deployment["envSecrets"] == [{"name": "sales-pipeline-env"}]
     assert {"name": settings.RUN_EXECUTOR, "value": "k8s"} in deployment["env"]  # each step a Job
+    shards = next(variable["value"] for variable in deployment["env"] if variable["name"] == "FORECAST_SHARDS")
     assert deployment["includeConfigInLaunchedRuns"]["enabled"]
     assert deployment["podSecurityContext"]["runAsNonRoot"]
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
@@ -178,7 +179,7 @@ def test_helm_values_have_what_the_chart_needs_for_the_user_deployment():
     assert daemon["runRetries"] == {"enabled": True, "maxRetries": 2, "retryOnAssetOrOpFailure": False}
     assert daemon["runMonitoring"]["enabled"] and daemon["runMonitoring"]["maxRuntimeSeconds"] > 0
     assert daemon["runMonitoring"]["freeSlotsAfterRunEndSeconds"] > 0
-    assert values["concurrency"]["enabled"] and values["concurrency"]["pools"]["defaultLimit"] == 3
+    assert values["concurrency"]["enabled"] and values["concurrency"]["pools"]["defaultLimit"] == 3 + int(shards)
     assert values["additionalInstanceConfig"]["freshness"] == {"enabled": True}
     assert values["postgresql"]["enabled"] is False and values["postgresql"]["postgresqlParams"]["sslmode"]
 
