@@ -607,7 +607,8 @@ def _prophet_class() -> type:
     Prophet builds the table with `pd.crosstab` and the features with pandas' datetime arithmetic, in fit
     and predict, and predict forecasts every component apart: about a third of a fold's time, for a
     table of a few dozen zeros and ones and columns nobody reads. The same numbers to the last bit
-    (sales_pipeline_tests/test_forecast_models.py).
+    (sales_pipeline_tests/test_forecast_models.py). The class is made in a function (long only by its three
+    methods) so that loading the code location does not import Prophet.
     """
     from prophet import Prophet
 
