@@ -180,9 +180,11 @@ def _what_runs_as(pid: int | None) -> str:
     if pid is None:
         return "no PID"
     try:
-        return f"PID {pid}, which is now another program, {psutil.Process(pid).name()}"
+        if _is_alive(pid):  # a killed postmaster not yet reaped by its parent is a zombie: gone, not another program
+            return f"PID {pid}, which is now another program, {psutil.Process(pid).name()}"
     except psutil.NoSuchProcess:
-        return f"PID {pid}, which is gone"
+        pass
+    return f"PID {pid}, which is gone"
 
 
 def _create_database(admin_url: str, database: str) -> None:
