@@ -499,6 +499,29 @@ def test_top_products_by_hand(rankings: str) -> None:
     assert [row[1] for row in top(rankings, "last_7_days")] == ["P1", "P2"]
 
 
+def test_top_products_per_store_reach_the_earliest_previous_period(empty_warehouse: str) -> None:
+    """On the 31st, month to date's previous period starts 61 days back: a store's ranking reads order lines that far,
+    a sale's day (pipeline time zone) one day after its sale_date included."""
+    url = empty_warehouse
+    as_of = date(2026, 10, 31)
+    add_products(url, ("A", "Arabica", "coffee", 4, 10))
+    add_sales(
+        url,
+        ("O1", 1, "2026-10-30 10:00+00", "S1", "K1", "A", 1, 10, 0),  # this month
+        ("O2", 1, "2026-08-30 23:30+00", "S1", "K1", "A", 1, 10, 0),  # 31 Aug in Paris: 1 Oct - 31 days
+    )
+    with transaction(url) as cursor:
+        marts.refresh_daily_kpis(cursor, date(2026, 8, 1), as_of, "Europe/Paris")
+        marts.refresh_top_products(cursor, as_of, 5, "Europe/Paris")
+
+    assert query(
+        url,
+        "SELECT product_id, rank, previous_rank FROM marts.top_products"
+        " WHERE as_of = %s AND period = 'month_to_date' AND scope = 'store' AND scope_id = 'S1'",
+        (as_of,),
+    ) == [("A", 1, 1)]
+
+
 def test_top_products_per_store_from_the_order_lines(empty_warehouse: str) -> None:
     url = empty_warehouse
     add_products(url, ("A", "Arabica", "coffee", 4, 10), ("B", "Blend", "coffee", 3, 5))
