@@ -10,7 +10,7 @@ import logging
 import re
 import xml.etree.ElementTree as ElementTree
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +49,7 @@ class RawSheet:
     name: str
     frame: pd.DataFrame
     first_column_number: int = 1
+    marks: CellMarks | None = None  # found while reading the sheet's XML; None: not looked for yet
 
     @property
     def rows(self) -> list[list[object]]:
@@ -152,22 +153,29 @@ def _read_in_slices(path: Path, name: str) -> RawSheet | None:
         shared = _workbook_parts(archive)
         workbook = _SLICE_WORKBOOK % (b"1" if uses_1904_dates(path) else b"0")
         frames: list[pd.DataFrame] = []
+        marks: list[CellMarks] = []
         with archive.open(part) as stream:
             for head, rows in _xml_slices(stream):
                 if not rows.lstrip().startswith(b"<row ") or b' r="' not in rows[:200]:
                     return None  # rows without numbers: read the sheet whole
+                marks.append(_marks_of([rows]))
                 try:
                     frames.append(_read_slice(head + rows + b"</sheetData></worksheet>", workbook, shared))
                 except python_calamine.CalamineError:
                     return None  # something of the workbook a slice lacks: read whole, to read it or say why not
+    marked = CellMarks(
+        {where: text for mark in marks for where, text in mark.errors.items()},
+        frozenset().union(*(mark.uncalculated for mark in marks)),
+        frozenset().union(*(mark.summary_rows for mark in marks)),
+    )
     frames = [frame for frame in frames if not frame.empty]
     if not frames:
-        return RawSheet(name, pd.DataFrame(), 1)
+        return RawSheet(name, pd.DataFrame(), 1, marked)
     first_column = min(int(frame.columns[0]) for frame in frames)
     frame = _concat_columns([frame.rename(columns=lambda c: c - first_column) for frame in frames])
     if frame.index[-1] - frame.index[0] + 1 != len(frame):  # rows left empty between slices: blank rows
         frame = frame.reindex(pd.RangeIndex(frame.index[0], frame.index[-1] + 1), fill_value="")
-    return RawSheet(name, frame, first_column)
+    return RawSheet(name, frame, first_column, marked)
 
 
 def _workbook_parts(archive: zipfile.ZipFile) -> dict[str, bytes]:
@@ -446,31 +454,43 @@ def cell_marks(path: Path, sheet_name: str) -> CellMarks:
     """
     if path.suffix.lower() not in (".xlsx", ".xlsm"):
         return CellMarks()
-    errors: dict[tuple[int, int], str] = {}
-    uncalculated: set[tuple[int, int]] = set()
-    summary_rows: set[int] = set()
     with zipfile.ZipFile(path) as archive:
         part = _sheet_part(archive, sheet_name)
         if part is None or part not in archive.namelist():
             return CellMarks()
         with archive.open(part) as stream:
-            rest = b""
-            for block in iter(lambda: stream.read(1 << 22), b""):
-                text = rest + block
-                cut = text.rfind(b"</c>") + len(b"</c>") if b"</c>" in text else 0
-                text, rest = text[:cut], text[cut:]
-                if b"<f" not in text and b't="e"' not in text:
-                    continue
-                for match in _MARKED_CELL.finditer(text):
-                    where = (int(match["row"]), _column_number(match["column"].decode()))
-                    value = (match["value"] or b"").strip()
-                    if b't="e"' in match["attributes"]:
-                        errors[where] = html.unescape(value.decode("utf-8", "replace"))
-                    elif match["cell_formula"] and not value:
-                        uncalculated.add(where)
-                    formula = html.unescape((match["formula"] or b"").decode("utf-8", "replace"))
-                    if formula and _SUMMARY_FORMULA.match(formula):
-                        summary_rows.add(where[0])
+            return _marks_of(_cell_blocks(stream))
+
+
+def _cell_blocks(stream: io.BufferedIOBase) -> Iterator[bytes]:
+    """The sheet's XML in blocks of about 4 MB, each cut after a cell."""
+    rest = b""
+    for block in iter(lambda: stream.read(1 << 22), b""):
+        text = rest + block
+        cut = text.rfind(b"</c>") + len(b"</c>") if b"</c>" in text else 0
+        yield text[:cut]
+        rest = text[cut:]
+
+
+def _marks_of(blocks: Iterable[bytes]) -> CellMarks:
+    """The marks of a sheet's XML given in blocks cut between cells; only blocks with a formula or an error
+    are searched."""
+    errors: dict[tuple[int, int], str] = {}
+    uncalculated: set[tuple[int, int]] = set()
+    summary_rows: set[int] = set()
+    for text in blocks:
+        if b"<f" not in text and b't="e"' not in text:
+            continue
+        for match in _MARKED_CELL.finditer(text):
+            where = (int(match["row"]), _column_number(match["column"].decode()))
+            value = (match["value"] or b"").strip()
+            if b't="e"' in match["attributes"]:
+                errors[where] = html.unescape(value.decode("utf-8", "replace"))
+            elif match["cell_formula"] and not value:
+                uncalculated.add(where)
+            formula = html.unescape((match["formula"] or b"").decode("utf-8", "replace"))
+            if formula and _SUMMARY_FORMULA.match(formula):
+                summary_rows.add(where[0])
     return CellMarks(errors, frozenset(uncalculated), frozenset(summary_rows))
 
 
