@@ -1,6 +1,6 @@
 """Workbook import: a generated sales workbook to committed rows in core.sales.
 
-Ours: `import_workbook` (python-calamine, vectorised cleaning and pandera validation, COPY into
+Ours: `import_workbook` (fastexcel and python-calamine, vectorised cleaning and pandera validation, COPY into
 staging and one merge per table, ledger, raw rows). Baseline: `pandas.read_excel` with openpyxl and
 `DataFrame.to_sql` into the same server. Each run is its own process, so peak RSS is that run's
 alone; the figures are medians of --runs runs, and the ratio is measured in the same invocation.

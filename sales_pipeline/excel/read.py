@@ -1,4 +1,5 @@
-"""Reading workbooks with python-calamine, and the reasons a file cannot be read at all."""
+"""Reading workbooks with python-calamine (large worksheets a slice at a time, fastexcel where it gives the same cells),
+and the reasons a file cannot be read at all."""
 
 from __future__ import annotations
 
