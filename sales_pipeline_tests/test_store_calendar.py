@@ -10,7 +10,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from sales_pipeline.forecasting.calendar import CHAIN, closed_days, promotion_days
+from sales_pipeline.forecasting.calendar import CHAIN, Promotions, closed_days
 
 DAYS = pd.date_range("2026-09-28", "2026-11-29", freq="D")  # Monday 28 September .. Sunday 29 November: 9 weeks
 ORIGIN = date(2026, 11, 22)  # the last day of history; the week after is ahead
@@ -96,7 +96,7 @@ def test_a_promotion_covers_its_product_category_store_or_everything():
     ahead = pd.date_range("2026-11-23", "2026-11-29", freq="D")
 
     def days_on(**covers: str) -> list[int]:
-        on = promotion_days(promotions, ahead, **covers)
+        on = Promotions(promotions).covering(ahead, **covers)
         return [] if on is None else [day.day for day in ahead[on.to_numpy() > 0]]
 
     assert days_on(store="S1", product="P1", category="Coffee") == [23, 24]

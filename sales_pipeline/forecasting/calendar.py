@@ -171,30 +171,46 @@ def load_promotions(cursor: Cursor, last_day: date) -> pd.DataFrame:
     )
 
 
-def promotion_days(
-    promotions: pd.DataFrame,
-    days: pd.DatetimeIndex,
-    *,
-    store: str | None = None,
-    category: str | None = None,
-    product: str | None = None,
-) -> pd.Series | None:
-    """1.0 on the days of `days` a promotion covers the series, else 0.0; None when none ever does.
+class Promotions:
+    """A run's promotions, indexed once by product and by category: a run asks which cover each of its series
+    (tens of thousands of products in stores), so each question looks only at the promotions that can."""
 
-    None for a filter means every one (the total: every store, category and product).
-    """
-    rows = promotions
-    if store is not None:
-        rows = rows[rows["store_id"].isin(["", store])]
-    if product is not None:
-        rows = rows[
-            (rows["product_id"] == product) | ((rows["product_id"] == "") & rows["category"].isin(["", category]))
-        ]
-    else:  # a store, a category or the total moves as a whole only under a promotion of all its products
-        rows = rows[(rows["product_id"] == "") & rows["category"].isin(["", category or ""])]
-    if rows.empty:
-        return None
-    on = np.zeros(len(days))
-    for starts, ends in zip(pd.to_datetime(rows["starts_on"]), pd.to_datetime(rows["ends_on"]), strict=True):
-        on[(days >= starts) & (days <= ends)] = 1.0
-    return pd.Series(on, index=days) if on.any() else None
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.store = frame["store_id"].to_numpy(dtype=object)
+        self.starts = pd.to_datetime(frame["starts_on"]).to_numpy()
+        self.ends = pd.to_datetime(frame["ends_on"]).to_numpy()
+        self.of_product: dict[str, list[int]] = {}
+        self.of_category: dict[str, list[int]] = {}  # promotions of every product of a category ('' = of all)
+        for row, (product, category) in enumerate(zip(frame["product_id"], frame["category"], strict=True)):
+            (self.of_product.setdefault(product, []) if product else self.of_category.setdefault(category, [])).append(
+                row
+            )
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    def covering(
+        self,
+        days: pd.DatetimeIndex,
+        *,
+        store: str | None = None,
+        category: str | None = None,
+        product: str | None = None,
+    ) -> pd.Series | None:
+        """1.0 on the days of `days` a promotion covers the series, else 0.0; None when none ever does.
+
+        None for a filter means every one (the total: every store, category and product). A store, a category
+        or the total moves as a whole only under a promotion of all its products.
+        """
+        rows = {*self.of_category.get("", []), *self.of_category.get(category or "", [])}
+        if product is not None:
+            rows.update(self.of_product.get(product, []))
+        if store is not None:
+            rows = {row for row in rows if self.store[row] in ("", store)}
+        if not rows:
+            return None
+        on = np.zeros(len(days))
+        values = days.to_numpy()
+        for row in rows:
+            on[(values >= self.starts[row]) & (values <= self.ends[row])] = 1.0
+        return pd.Series(on, index=days) if on.any() else None

@@ -33,7 +33,7 @@ import pandas as pd
 from psycopg2.extensions import cursor as Cursor
 from psycopg2.extras import execute_values
 
-from sales_pipeline.forecasting.calendar import CHAIN, load_closed_days, load_promotions, promotion_days
+from sales_pipeline.forecasting.calendar import CHAIN, Promotions, load_closed_days, load_promotions
 from sales_pipeline.forecasting.models import (
     COMBINATION,
     CachedFolds,
@@ -163,17 +163,18 @@ def sales_series(
     rows["day"] = pd.to_datetime(rows["day"])
     series = []
     categories = categories or {}
+    promoted = Promotions(promotions) if promotions is not None and len(promotions) else None
     for (scope, scope_id), frame in rows.groupby(["scope", "scope_id"], sort=True):
         calendar = calendars.get(scope_id, calendars[CHAIN]) if scope == "store" else calendars[CHAIN]
         item = _series("sales", scope, scope_id, frame, origin, calendar, settings)
-        if promotions is not None and len(promotions):
+        if promoted is not None:
             covers = {
                 "all": {},
                 "store": {"store": scope_id},
                 "category": {"category": scope_id},
                 "product": {"product": scope_id, "category": categories.get(scope_id, "")},
             }.get(scope, {})
-            item.promotion = promotion_days(promotions, item.closed.index, **covers)
+            item.promotion = promoted.covering(item.closed.index, **covers)
         series.append(item)
     _refit_together([item for item in series if item.scope in MEMBER_SCOPES], settings)
     return series
@@ -210,14 +211,13 @@ def demand_series(
     rows["day"] = pd.to_datetime(rows["day"])
     series = []
     categories = categories or {}
+    promoted = Promotions(promotions) if promotions is not None and len(promotions) else None
     for (product_id, store_id), frame in rows.groupby(["product_id", "store_id"], sort=True):
         calendar = calendars.get(store_id, calendars[CHAIN])
         item = _series("demand", "product_store", f"{product_id}@{store_id}", frame, origin, calendar, settings)
-        if promotions is not None and len(promotions):
+        if promoted is not None:
             category = categories.get(product_id, "")
-            item.promotion = promotion_days(
-                promotions, item.closed.index, store=store_id, product=product_id, category=category
-            )
+            item.promotion = promoted.covering(item.closed.index, store=store_id, product=product_id, category=category)
         series.append(item)
     return series
 
