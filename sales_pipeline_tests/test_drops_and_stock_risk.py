@@ -182,6 +182,24 @@ def test_one_good_day_does_not_end_a_drop() -> None:
     assert find_sales_drops(series(LOW, FINE, FINE), AS_OF) == []
 
 
+def test_good_days_before_a_drop_do_not_hide_it() -> None:
+    # The walk back carries the run through two good days of the week before the drop (200 over 100 each):
+    # whole, 95 + 200 + 95 + 200 + 4 x 40 = 750 against 800, within its bound 800 - 2.5758 x 10 x sqrt(8) = 727.14.
+    # From its second stretch (the 95 before the last good day): 95 + 200 + 160 = 455 against 600, under
+    # 600 - 2.5758 x 10 x sqrt(6) = 536.91: a drop of 6 open days, 24% short, critical.
+    below, good, drop = (95.0, 100.0, 80.0, False), (200.0, 100.0, 80.0, False), (40.0, 100.0, 80.0, False)
+    days = series(FINE, FINE, below, good, below, good, drop, drop, drop, drop).assign(sigma=10.0)
+    [alert] = find_sales_drops(days, AS_OF)
+    numbers = alert.numbers
+    assert (numbers["first_day"], numbers["days"], numbers["days_below"]) == (back(5).isoformat(), 6, 5)
+    assert (numbers["actual"], numbers["expected"], numbers["lower_bound"]) == (455.0, 600.0, 536.91)
+    assert alert.severity == "critical"
+    # Its key is the run's first day, so that judged from another stretch tomorrow it is the same alert.
+    assert alert.dedupe_key == f"sales_drop:store:S02:{back(7).isoformat()}"
+    # Without the drop, neither the whole run nor a stretch of it is under its bound.
+    assert find_sales_drops(series(FINE, FINE, below, good, below, good, below).assign(sigma=10.0), AS_OF) == []
+
+
 def test_days_within_their_own_bound_add_up_to_a_drop() -> None:
     # yhat 100, lower_95 80: sigma 20 / 1.96 = 10.204 a day. One day is bounded by its own 80; a run of n >= 2
     # days of a store at 99% by 100n - 2.5758 x sqrt(n) x 10.204 = 100n - 26.284 sqrt(n).

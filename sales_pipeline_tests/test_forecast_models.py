@@ -109,6 +109,20 @@ def test_an_intermittent_series_publishes_its_tsb_rate_and_says_so():
     assert np.allclose(result.forecast["yhat"], result.forecast["yhat"].iloc[0]) and result.forecast["yhat"].iloc[0] > 0
 
 
+def test_a_lumpy_series_selling_on_most_days_has_autoets_beside_tsb():
+    # A category of big, uneven orders: a sale on about 70% of days (ADI about 1.4), sizes varying tenfold.
+    rng = np.random.default_rng(7)
+    index = pd.date_range(end=pd.Timestamp(ORIGIN), periods=300, freq="D")
+    sizes = 500 * WEEKLY[index.day_of_week] * rng.lognormal(0, 1.0, 300)
+    result = forecast_series(series(np.where(rng.random(300) < 0.7, sizes, 0.0), scope="category"), ForecastSettings())
+    assert result.demand_class == "lumpy" and 1.32 < result.adi < 2
+    scores = {row["model"]: row["mase"] for row in result.accuracy}
+    assert set(scores) == {SEASONAL_NAIVE, TSB, AUTO_ETS} and result.prophet_fits == 0
+    # The better of the two rates publishes; seasonal naive is scored beside them, never published here.
+    assert result.model == min((TSB, AUTO_ETS), key=scores.get)
+    assert f"AutoETS {scores[AUTO_ETS]:.2f}" in result.reason or f"MASE {scores[AUTO_ETS]:.2f}" in result.reason
+
+
 def test_a_short_series_is_not_forecast_and_a_failing_prophet_falls_back_to_seasonal_naive():
     short = forecast_series(series(retail(20)), ForecastSettings())
     assert short.status == "skipped" and short.forecast is None and "needs 28" in short.reason

@@ -41,6 +41,12 @@ Rules
   1σ a day lasting 10 days is such a run by its last day 71% of the time (44% if each good day ended
   the run); at 99.9%: 13 per 10,000, and 53%. A run that has ended is over, and ``record_anomalies``
   resolves its alert.
+- A run is judged **from the earliest of its stretches** (a stretch starts at a day below the forecast
+  after a forgiven day, or at the run's first day) whose days to the latest are under their bound: the
+  forgiving walk back also carries a run into the normal days before a drop, and their good days
+  would hide it (a generated store losing 40% for ten days, its run reaching back 18 days through
+  three good days of the week before, came out within its bound). The alert counts the days judged;
+  its key keeps the run's first day.
 - **Severity** by the run's length in open days (a forgiven day counts): 1 -> info, 2 -> warning, 3
   or more -> critical, but a critical is what wakes a manager, so it also needs a drop worth waking for:
   a shortfall of at least a fifth (``MATERIAL_SHORTFALL``) of the run's expected revenue, and for a
@@ -117,6 +123,7 @@ class _Run:
     bounded: bool  # an open day before the run ends it in the data: its start is known
     demand_class: str | None = None
     history: tuple[int, int] | None = None  # intermittent series: (open days, selling days) the year before
+    started: date | None = None  # a run judged from a later stretch (`_judged`): where it started, its key
 
     @property
     def intermittent(self) -> bool:
@@ -155,11 +162,38 @@ def find_sales_drops(days: pd.DataFrame, as_of: date, history: dict | None = Non
     selling days) of the year before, for the intermittent series (module rules).
     """
     runs = _with_history(_ongoing_runs(days, as_of), history or {})
-    return [_alert(run, as_of) for run in runs if _is_drop(run)]
+    return _drop_alerts(runs, as_of)
 
 
 def _with_history(runs: list[_Run], history: dict) -> list[_Run]:
     return [replace(run, history=history.get((run.scope, run.scope_id))) for run in runs]
+
+
+def _drop_alerts(runs: list[_Run], as_of: date) -> list[Alert]:
+    judged = (_judged(run) for run in runs)
+    return [_alert(run, as_of) for run in judged if _is_drop(run)]
+
+
+def _judged(run: _Run) -> _Run:
+    """The run from the earliest start of one of its stretches that is under its bound (else the whole run).
+
+    A stretch starts at a day below the forecast after a forgiven day (or at the run's first day). The
+    walk back that found the run forgives good days so that noise does not cut a drop short, but it
+    also carries on into the normal days before a drop: a store losing 40% for ten days, whose run
+    reached back through three good days of the week before, came out within its bound over 18 days.
+    The key stays the run's first day, so that a drop judged from another stretch tomorrow is the same
+    alert. An intermittent run (one silence, nothing forgiven) is judged whole.
+    """
+    if run.demand_class in INTERMITTENT or len(run.drops) < 2:
+        return run
+    below = (run.drops["actual"] < run.drops["yhat"]).to_numpy()
+    starts = [at for at in range(1, len(below)) if below[at] and not below[at - 1]]
+    for at in [0, *starts]:
+        tail = run.drops.iloc[at:]
+        if float(tail["actual"].sum()) < _lower_bound(tail, run.scope):
+            closed = int(tail["closed_so_far"].iloc[-1] - tail["closed_so_far"].iloc[0])
+            return replace(run, drops=tail, closed_days=closed, started=run.drops["day"].iloc[0])
+    return run
 
 
 def _is_drop(run: _Run) -> bool:
@@ -205,6 +239,7 @@ def _ongoing_runs(days: pd.DataFrame, as_of: date) -> list[_Run]:
     frame["below"] = ~frame["closed"] & frame["forecast"] & (frame["actual"] < frame["yhat"])
 
     frame = frame.sort_values(["scope", "scope_id", "day"], kind="stable").reset_index(drop=True)
+    frame["closed_so_far"] = frame.groupby(["scope", "scope_id"])["closed"].cumsum()  # closed days of a trimmed run
     flags = [frame[column].to_numpy(dtype=bool) for column in ("closed", "forecast", "below")]
     runs = []
     for (scope, scope_id), rows in frame.groupby(["scope", "scope_id"], sort=True).indices.items():
@@ -319,7 +354,7 @@ def _alert(run: _Run, as_of: date) -> Alert:
         detected_on=as_of,
         message=message,
         numbers=numbers,
-        dedupe_key=f"{KIND}:{run.scope}:{run.scope_id}:{first_day.isoformat()}",
+        dedupe_key=f"{KIND}:{run.scope}:{run.scope_id}:{(run.started or first_day).isoformat()}",
     )
 
 
@@ -554,7 +589,7 @@ def detect_sales_drops(
             break
         window = min(2 * window, MAX_WINDOW_DAYS)
     runs = _with_history(runs, load_history(cursor, runs))
-    return [_alert(run, as_of) for run in runs if _is_drop(run)]
+    return _drop_alerts(runs, as_of)
 
 
 def refresh_sales_drops(

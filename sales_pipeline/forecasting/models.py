@@ -14,6 +14,10 @@ How a series is forecast (`forecast_series`):
      the size of a sale, each exponentially smoothed, the chance updated every day so that a product
      that stopped selling fades). It publishes, seasonal naive scored beside it: by absolute error a
      forecast of zero often wins there, and stock planning needs the rate, not the most likely day.
+     One that sells on more than half its open days (ADI under 2: a channel or a category of big,
+     uneven orders, as Superstore's Technology and regions, rather than a product selling now and
+     then) has AutoETS beside TSB, and the better of the two rates by backtest publishes: there TSB's
+     slowly smoothed rate lost to AutoETS's level and weekly pattern on held-out weeks.
    - Smooth and erratic series: AutoETS (undamped trends only) and AutoTheta, both on the last 26 weeks,
      from statsforecast, weekly seasonality, fast; Prophet with `prophet_min_days` of history at every
      backtest origin (weekly seasonality, yearly with two years, public holidays, promotions); and the
@@ -79,6 +83,7 @@ LABELS = {
 # Seconds per fit relative to AutoETS (bench_forecast.py's series, one process); the rest take next to nothing.
 FIT_COST = {AUTO_ETS: 1.0, AUTO_THETA: 1.4, PROPHET: 2.5}
 INTERMITTENT_CLASSES = ("intermittent", "lumpy")
+MOSTLY_SELLING_ADI = 2.0  # an intermittent series selling on more than half its open days: AutoETS competes with TSB
 ADI_CUT, CV2_CUT = 1.32, 0.49  # Syntetos-Boylan
 Z80, Z95 = 1.2816, 1.9600
 HALF_CENT = 0.005  # under it, a forecast rounds to zero: TSB's rate of a product long silent decays towards it
@@ -246,9 +251,11 @@ def forecast_series(
     if PROPHET in candidates and PROPHET not in scores:
         result.status, result.error = "fallback", failures[0] if failures else "Prophet produced no backtest"
     parts = _add_combination(result, series, settings, scores, candidates)
-    # An intermittent series publishes its TSB rate: scored by absolute error a forecast of zero often
-    # wins there, and stock planning needs the rate, not the most likely day (nothing sold).
-    chosen = TSB if TSB in candidates else _choose(scores)
+    # An intermittent series publishes a rate (TSB's, or AutoETS's level where it sells on most days):
+    # scored by absolute error a forecast of zero often wins there, and stock planning needs the rate,
+    # not the most likely day (nothing sold).
+    rates = {model: scores[model] for model in (TSB, AUTO_ETS) if model in scores}
+    chosen = (_choose(rates) if rates else TSB) if TSB in candidates else _choose(scores)
     result.reason = _reason(chosen, scores, parts, result, len(origins), settings)
     chosen, yhat = _predict_published(result, chosen, parts, series, settings)
     if result.status != "fallback":
@@ -268,7 +275,7 @@ def _plan(
     """The backtest origins, the demand class (with ADI and CV²) and the candidates of a series (steps 2 to 4)."""
     origins = backtest_origins(series, settings)
     demand = demand_class(series, open_days, origins[-1] if origins else None)
-    return origins, demand, _candidates(series, settings, origins, demand[0])
+    return origins, demand, _candidates(series, settings, origins, demand[0], demand[1])
 
 
 def fit_cost(series: Series, settings: ForecastSettings, cached_folds: CachedFolds) -> float:
@@ -306,10 +313,10 @@ def demand_class(series: Series, open_days: np.ndarray, until: date | None) -> t
     return ("intermittent" if cv2 < CV2_CUT else "lumpy"), adi, cv2
 
 
-def _candidates(series: Series, settings: ForecastSettings, origins: list[date], demand: str) -> list[str]:
+def _candidates(series: Series, settings: ForecastSettings, origins: list[date], demand: str, adi: float) -> list[str]:
     """Seasonal naive always; TSB for intermittent demand, else the statistical models and Prophet (module doc)."""
     if demand in INTERMITTENT_CLASSES:
-        return [SEASONAL_NAIVE, TSB]
+        return [SEASONAL_NAIVE, TSB, AUTO_ETS] if origins and adi < MOSTLY_SELLING_ADI else [SEASONAL_NAIVE, TSB]
     history = _history_at(series, origins[0]) if origins else 0
     with_prophet = [PROPHET] if origins and history >= settings.prophet_min_days else []
     if _has_promotions(series, len(series.values)):
@@ -492,7 +499,8 @@ def _reason(
         return f"Prophet failed ({result.error}); {label(chosen)} published"
     demand = f"{result.demand_class} (a sale every {result.adi:.1f} open days, CV² {result.cv2:.2f})"
     if chosen == TSB:
-        return f"{demand}: its TSB daily rate (MASE {mase(TSB)}, seasonal naive {mase(SEASONAL_NAIVE)})"
+        against = "".join(f", {LABELS[m]} {mase(m)}" for m in (AUTO_ETS, SEASONAL_NAIVE) if m in scores)
+        return f"{demand}: its TSB daily rate (MASE {mase(TSB)}{against})"
     others = sorted((m for m in scores if m != chosen), key=lambda m: scores[m]["mase"] or np.inf)
     against = ", ".join(f"{label(m)} {mase(m)}" for m in others)
     if chosen == SEASONAL_NAIVE and len(scores) == 1:
