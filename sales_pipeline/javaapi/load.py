@@ -19,14 +19,7 @@ from pydantic.alias_generators import to_camel
 
 from sales_pipeline.javaapi.client import Page, PullStats, served_twice
 from sales_pipeline.javaapi.records import SaleLine, SalesLines
-from sales_pipeline.warehouse.merge import (
-    MergeCounts,
-    escape_copy_text,
-    merge_frame,
-    merge_staged,
-    stage_frame,
-    widest_span,
-)
+from sales_pipeline.warehouse.merge import MergeCounts, escape_copy_text, merge_frame, merge_staged, stage_frame
 
 SOURCE = "api"
 
@@ -207,7 +200,7 @@ def land_sales(
     )
     removed_at = [row[0] for row in cursor.fetchall()]
     removed_span = (min(removed_at), max(removed_at)) if removed_at else None
-    counts = replace(counts, span=widest_span(counts.span, removed_span))
+    counts = replace(counts, span=_widest(counts.span, removed_span))
     return PullResult(pull_id, "sales", records, counts, len(removed_at))
 
 
@@ -256,6 +249,12 @@ def _fail_on_repeated_key(cursor: Cursor) -> None:
     page, place, order_id, line_number, first_page = cursor.fetchone()
     key_text = SaleLine.model_construct(order_id=order_id, line_number=line_number).key_text
     raise served_twice("sales", page, place, key_text, first_page)
+
+
+def _widest(*spans: tuple | None) -> tuple | None:
+    """The smallest span covering every given one (a merge that changed nothing has (None, None))."""
+    ends = [end for span in spans if span for end in span if end is not None]
+    return (min(ends), max(ends)) if ends else None
 
 
 def _frame(records: Sequence) -> pd.DataFrame:
