@@ -1,7 +1,9 @@
 """Forecasts fanned out (FORECAST_SHARDS): the same published result whatever the number of shards.
 
 A generated retailer is imported the real way and forecast through Dagster with one shard, then from
-empty ml tables with three: the ml tables hold the same rows, the assets the same data versions.
+empty ml tables with three: the ml tables hold the same rows, the assets the same data versions. Shards
+that ran without their `publish` (it failed, or has not run yet) publish nothing; the next run takes
+over what they fitted.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import pytest
 
 from sales_pipeline.defs.forecasting.assets import build_demand_forecast, build_sales_forecast
 from sales_pipeline.demo.retailer import generate_retailer
-from sales_pipeline.forecasting.runner import shard_of
+from sales_pipeline.forecasting.runner import Shard, forecast_target, shard_of
 from sales_pipeline.warehouse.db import read_frame, transaction
 from sales_pipeline_tests.test_forecasting import load, metadata, resources
 
@@ -69,3 +71,31 @@ def test_three_shards_publish_row_for_row_what_one_publishes(empty_warehouse, tm
         assert metadata(three, name)["series"] == metadata(one, name)["series"]
     again = forecast(empty_warehouse, shards=3)  # nothing changed: nothing refits
     assert metadata(again, "demand_forecast")["fitted"] == 0 and ml_tables(empty_warehouse) == published
+
+    with transaction(empty_warehouse) as cursor:
+        cursor.execute(f"TRUNCATE {', '.join(ML_TABLES)}")
+    handed = shards_without_publish(empty_warehouse, shards=3)
+    assert handed > 50 and all(not rows for rows in ml_tables(empty_warehouse).values())  # nothing published
+
+    taken_over = forecast(empty_warehouse, shards=1)
+
+    assert ml_tables(empty_warehouse) == published
+    assert sum(metadata(taken_over, name)["from_shards"] for name in ("sales_forecast", "demand_forecast")) == handed
+    assert handed_over(empty_warehouse) == 0
+
+
+def shards_without_publish(url: str, shards: int) -> int:
+    """Every shard of both targets run as their steps run them, and no `publish`: how many series they handed over."""
+    warehouse, forecasting = resources(url)["warehouse"], resources(url)["forecasting"]
+    for target in ("sales", "demand"):
+        for number in range(shards):
+            forecast_target(
+                warehouse.transaction, target, "UTC", forecasting.settings(), forecasting.workers, Shard(number, shards)
+            )
+    return handed_over(url)
+
+
+def handed_over(url: str) -> int:
+    with transaction(url) as cursor:
+        cursor.execute("SELECT count(*) FROM ml.forecast_handoff")
+        return cursor.fetchone()[0]

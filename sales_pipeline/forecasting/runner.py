@@ -7,17 +7,19 @@ Days are calendar days in PIPELINE_TIMEZONE, as in the marts. Closed days and pr
 The total, the stores and the categories are refit together (any change to one refits the published
 fit of all: each one's input hash includes the others') and reconciled to add up (`reconcile.py`).
 
-Fanned out (FORECAST_SHARDS): each shard fits and publishes its part of the other series (the products'
-revenue, every product in each store: none is reconciled), chosen by a stable hash of the series id;
-then the whole target runs once more, fitting and reconciling the total, stores and categories and
-reusing every series a shard has just stored. Each series' forecast depends on its input alone, so
-what is published is the same whatever the number of shards.
+Fanned out (FORECAST_SHARDS): each shard fits its part of the other series (the products' revenue,
+every product in each store: none is reconciled), chosen by a stable hash of the series id, and hands
+its results over in ml.forecast_handoff; then the whole target runs once more (`publish`), fitting and
+reconciling the total, stores and categories, taking over what the shards handed on for the same input,
+and writing every series in one transaction. Each series' forecast depends on its input alone, so what
+is published is the same whatever the number of shards, and nothing is published before all of it is.
 """
 
 from __future__ import annotations
 
 import hashlib
 import multiprocessing
+import pickle
 import statistics
 from collections import Counter
 from collections.abc import Iterable
@@ -60,6 +62,7 @@ class ForecastRun:
     reused: int
     data_version: str
     reconciliation: str = "not needed"
+    from_shards: int = 0  # results the shards fitted and handed over (FORECAST_SHARDS above 1)
 
     @property
     def refitted(self) -> list[ForecastResult]:
@@ -71,6 +74,7 @@ class ForecastRun:
             "series": self.series,
             "fitted": len(self.refitted),
             "reused": self.reused,
+            "from_shards": self.from_shards,
             "failed": sum(result.status == "fallback" for result in self.results),
             "skipped": sum(result.status == "skipped" for result in self.results),
             "prophet_fits": sum(result.prophet_fits for result in self.results),
@@ -119,8 +123,9 @@ def forecast_target(
 ) -> ForecastRun | None:
     """Forecast every series of `target` ('sales' or 'demand') from the latest complete day; None without data.
 
-    With a `shard`, only that shard's series. The history is read in one transaction and the results
-    written in another (`run_forecasts`): no transaction stays open while the models fit.
+    With a `shard`, only that shard's series, handed over to the target's next run without one instead of
+    published. The history is read in one transaction and the results written in another
+    (`run_forecasts`): no transaction stays open while the models fit.
     """
     with transaction() as cursor:
         origin = forecast_origin(cursor, target, timezone)
@@ -138,7 +143,7 @@ def forecast_target(
             series = demand_series(cursor, origin, timezone, calendars, settings, promotions, categories)
     if shard is not None:
         series = [item for item in series if shard.holds(item)]
-    return run_forecasts(transaction, target, series, settings, workers)
+    return run_forecasts(transaction, target, series, settings, workers, hand_over=shard is not None)
 
 
 def sales_series(
@@ -238,24 +243,41 @@ def _series(
 
 
 def run_forecasts(
-    transaction: Transaction, target: str, series: list[Series], settings: ForecastSettings, workers: int
+    transaction: Transaction,
+    target: str,
+    series: list[Series],
+    settings: ForecastSettings,
+    workers: int,
+    hand_over: bool = False,
 ) -> ForecastRun:
-    """Refit the series whose input changed (in `workers` processes), reuse the others, write in one transaction."""
+    """Refit the series whose input changed (in `workers` processes), reuse the others, write in one transaction.
+
+    A shard's run (`hand_over`) stores its results in ml.forecast_handoff instead; a publishing run takes
+    over those fitted for the same input, writes them with its own and empties the hand-off.
+    """
     hashes = {item.key: item.input_hash(settings) for item in series}
     with transaction() as cursor:
         known = _known_inputs(cursor, target)
         todo = [item for item in series if known.get(item.key) != (item.origin, hashes[item.key])]
-        folds = _cached_folds(cursor, target) if todo else {}
-    jobs = [(item, settings, folds.get(item.key, {})) for item in todo]
-    results = _forecast_in_parallel(jobs, workers)
+        wanted = {item.key: (item.origin, hashes[item.key]) for item in todo}
+        handed = {} if hand_over else _handed_over(cursor, target, wanted)
+        to_fit = [item for item in todo if item.key not in handed]
+        folds = _cached_folds(cursor, target) if to_fit else {}
+    jobs = [(item, settings, folds.get(item.key, {})) for item in to_fit]
+    results = [*handed.values(), *_forecast_in_parallel(jobs, workers)]
     reconciliation = "not needed"
     if target == "sales" and any(result.scope in MEMBER_SCOPES for result in results):
         reconciliation = reconcile_sales(results, {item.key: item for item in series}, settings)
     with transaction() as cursor:
-        write_results(cursor, target, results)
+        if hand_over:
+            _hand_over(cursor, target, results)
+        else:
+            write_results(cursor, target, results)
+            cursor.execute("DELETE FROM ml.forecast_handoff WHERE target = %s", (target,))
     version = digest(*sorted(f"{key}:{value}" for key, value in hashes.items()))
     origin = max((item.origin for item in series), default=None)
-    return ForecastRun(target, origin, len(series), results, len(series) - len(todo), version, reconciliation)
+    reused = len(series) - len(todo)
+    return ForecastRun(target, origin, len(series), results, reused, version, reconciliation, len(handed))
 
 
 def _forecast_job(job: tuple[Series, ForecastSettings, dict]) -> ForecastResult:
@@ -273,6 +295,41 @@ def _forecast_in_parallel(jobs: list[tuple[Series, ForecastSettings, dict]], wor
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         done = dict(zip(order, pool.map(_forecast_job, [jobs[i] for i in order]), strict=True))
     return [done[i] for i in range(len(jobs))]
+
+
+def _hand_over(cursor: Cursor, target: str, results: list[ForecastResult]) -> None:
+    rows = [(target, *r.key[1:], r.origin, r.input_hash, pickle.dumps(r, pickle.HIGHEST_PROTOCOL)) for r in results]
+    execute_values(
+        cursor,
+        """
+        INSERT INTO ml.forecast_handoff AS h (target, scope, scope_id, origin, input_hash, result) VALUES %s
+        ON CONFLICT (target, scope, scope_id) DO UPDATE SET
+            origin = EXCLUDED.origin, input_hash = EXCLUDED.input_hash, result = EXCLUDED.result, handed_at = now()
+        """,
+        rows,
+        page_size=500,
+    )
+
+
+def _handed_over(
+    cursor: Cursor, target: str, wanted: dict[tuple[str, str, str], tuple[date, str]]
+) -> dict[tuple[str, str, str], ForecastResult]:
+    """The shards' results for exactly the input each series has now; unpickled only then (same engine code)."""
+    cursor.execute("SELECT scope, scope_id, origin, input_hash FROM ml.forecast_handoff WHERE target = %s", (target,))
+    keys = [
+        (scope, scope_id)
+        for scope, scope_id, *given in cursor.fetchall()
+        if wanted.get((target, scope, scope_id)) == tuple(given)
+    ]
+    if not keys:
+        return {}
+    cursor.execute(
+        "SELECT result FROM ml.forecast_handoff WHERE target = %(target)s"
+        " AND (scope, scope_id) IN (SELECT unnest(%(scopes)s::text[]), unnest(%(ids)s::text[]))",
+        {"target": target, "scopes": [key[0] for key in keys], "ids": [key[1] for key in keys]},
+    )
+    results = [pickle.loads(row[0]) for row in cursor.fetchall()]
+    return {result.key: result for result in results}
 
 
 def _known_inputs(cursor: Cursor, target: str) -> dict[tuple[str, str, str], tuple[date, str]]:

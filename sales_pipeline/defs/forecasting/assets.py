@@ -7,11 +7,12 @@ downstream counts as changed. The code version is the hash of the engine's sourc
 so an edit of the model code shows the forecasts stale in the UI (and refits them: the hash is in the cache key).
 
 With FORECAST_SHARDS=N above 1, each forecast asset is a graph of steps (the asset keys stay): `shard_0`
-to `shard_<N-1>` each fit and publish their part of the series that are not reconciled (a stable hash of
-the series id, forecasting/runner.py), independently of one another, so the multiprocess executor (or
-the Kubernetes job executor, a pod each) runs them side by side; then `publish` fits and reconciles the
-total, stores and categories, reuses what the shards stored, and records the asset as before. The steps
-pass nothing to one another but the order (the warehouse holds their results): no I/O manager is needed.
+to `shard_<N-1>` each fit their part of the series that are not reconciled (a stable hash of the series
+id, forecasting/runner.py), independently of one another, so the multiprocess executor (or the
+Kubernetes job executor, a pod each) runs them side by side, and hand their results over in the
+warehouse (ml.forecast_handoff); then `publish` fits and reconciles the total, stores and categories,
+writes every series in one transaction and records the asset as before. The steps pass nothing to one
+another but the order (the warehouse holds what a shard hands over): no I/O manager is needed.
 """
 
 import importlib.metadata
@@ -152,7 +153,7 @@ def _sharded_forecast_asset(
         ins={"shards": dg.In(dg.Nothing)},
         out=dg.Out(dg.Nothing),
         pool=WAREHOUSE_POOL,
-        description=f"Fit and reconcile what the shards left, reuse what they stored, record the {target} forecast.",
+        description=f"Fit and reconcile what the shards left, publish all of it, record the {target} forecast.",
     )
     def publish(
         context: dg.OpExecutionContext, warehouse: WarehouseResource, forecasting: ForecastingResource
@@ -177,14 +178,14 @@ def _sharded_forecast_asset(
 
 
 def _fit_shard(target: str, shard: Shard, parents: list[str]) -> dg.OpDefinition:
-    """The step that fits and publishes one shard's series; it waits for the asset's parents, returns nothing."""
+    """The step that fits one shard's series and hands them over; it waits for the asset's parents."""
 
     @dg.op(
         name=f"fit_{target}_forecast_shard_{shard.number}",
         ins={name: dg.In(dg.Nothing) for name in parents},
         out=dg.Out(dg.Nothing),
         pool=WAREHOUSE_POOL,
-        description=f"Fit and publish shard {shard.number} of {shard.of} of the {target} series not reconciled.",
+        description=f"Fit shard {shard.number} of {shard.of} of the {target} series not reconciled, for publish.",
     )
     def fit(context: dg.OpExecutionContext, warehouse: WarehouseResource, forecasting: ForecastingResource) -> None:
         run = forecast_target(
