@@ -616,18 +616,20 @@ def test_a_product_another_writer_adds_meanwhile_is_merged_not_a_failure(empty_w
             updated_at=dt.datetime(2026, 11, 2, tzinfo=dt.UTC),
         )  # fmt: skip
 
-    with transaction(empty_warehouse) as other, ThreadPoolExecutor(1) as pool:
-        other.execute("INSERT INTO core.products (product_id, unit_price, source) VALUES ('P-1', 1, 'excel')")
-        merging = pool.submit(
-            _merge_in_transaction, empty_warehouse, merge_products, [product("P-1", 9.5), product("P-2", 4)]
-        )
-        for _ in range(200):  # until the pull's INSERT waits on the other writer's uncommitted P-1
-            if query(empty_warehouse, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")[0][0]:
-                break
-            time.sleep(0.05)
-        else:
-            pytest.fail("the pull's merge never waited on the other writer")
-    counts = merging.result(timeout=30)
+    waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    with ThreadPoolExecutor(1) as pool:
+        with transaction(empty_warehouse) as other:  # commits (or, failing, rolls back) before the pool ends
+            other.execute("INSERT INTO core.products (product_id, unit_price, source) VALUES ('P-1', 1, 'excel')")
+            merging = pool.submit(
+                _merge_in_transaction, empty_warehouse, merge_products, [product("P-1", 9.5), product("P-2", 4)]
+            )
+            for _ in range(400):  # until the pull's INSERT waits on the other writer's uncommitted P-1
+                if query(empty_warehouse, waiting)[0][0]:
+                    break
+                time.sleep(0.05)
+            else:
+                pytest.fail("the pull's merge never waited on the other writer")
+        counts = merging.result(timeout=60)
 
     assert (counts.inserted, counts.updated) == (1, 1)
     assert query(empty_warehouse, "SELECT product_id, unit_price::float, source FROM core.products ORDER BY 1") == [
