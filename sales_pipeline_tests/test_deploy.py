@@ -171,10 +171,16 @@ def test_helm_values_have_what_the_chart_needs_for_the_user_deployment():
     assert deployment["envSecrets"] == [{"name": "sales-pipeline-env"}]
     assert {"name": settings.RUN_EXECUTOR, "value": "k8s"} in deployment["env"]  # each step a Job
     shards = next(variable["value"] for variable in deployment["env"] if variable["name"] == "FORECAST_SHARDS")
-    assert deployment["includeConfigInLaunchedRuns"]["enabled"]
     assert deployment["podSecurityContext"]["runAsNonRoot"]
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
-    assert values["runLauncher"]["config"]["k8sRunLauncher"]["envSecrets"] == [{"name": "sales-pipeline-env"}]
+    # Run and step pods get the launcher's settings only: passed on (includeConfigInLaunchedRuns), the code
+    # server's resources would replace the launcher's in every run pod.
+    assert deployment["includeConfigInLaunchedRuns"] == {"enabled": False}
+    launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
+    assert launcher["envSecrets"] == deployment["envSecrets"]
+    assert launcher["envVars"] == [f"{variable['name']}={variable['value']}" for variable in deployment["env"]]
+    assert (launcher["volumes"], launcher["volumeMounts"]) == (deployment["volumes"], deployment["volumeMounts"])
+    assert launcher["resources"]["limits"]["memory"]
     daemon = values["dagsterDaemon"]
     assert daemon["runRetries"] == {"enabled": True, "maxRetries": 2, "retryOnAssetOrOpFailure": False}
     assert daemon["runMonitoring"]["enabled"] and daemon["runMonitoring"]["maxRuntimeSeconds"] > 0

@@ -382,10 +382,12 @@ class _Sources:
     frames: dict[tuple[str, int], pd.DataFrame] = field(default_factory=dict)
     marks: dict[str, CellMarks] = field(default_factory=dict)
 
-    def cell_marks(self, sheet_name: str) -> CellMarks:
-        if sheet_name not in self.marks:
-            self.marks[sheet_name] = cell_marks(self.path, sheet_name) if self.path else CellMarks()
-        return self.marks[sheet_name]
+    def cell_marks(self, raw_sheet: RawSheet) -> CellMarks:
+        if raw_sheet.marks is not None:  # found while reading
+            return raw_sheet.marks
+        if raw_sheet.name not in self.marks:
+            self.marks[raw_sheet.name] = cell_marks(self.path, raw_sheet.name) if self.path else CellMarks()
+        return self.marks[raw_sheet.name]
 
     def sender_frame(self, raw_sheet: RawSheet, header_index: int, header: list[str]) -> pd.DataFrame:
         """The sender's rows below the header, as read, indexed by Excel row number; a cell showing an
@@ -394,7 +396,7 @@ class _Sources:
         if key not in self.frames:
             frame = raw_sheet.frame.iloc[header_index + 1 :].reindex(columns=range(len(header)))
             frame.columns = _unique([h or f"column {i + 1}" for i, h in enumerate(header)])
-            for (row, column), text in self.cell_marks(raw_sheet.name).errors.items():
+            for (row, column), text in self.cell_marks(raw_sheet).errors.items():
                 position = column - raw_sheet.first_column_number
                 if row in frame.index and 0 <= position < frame.shape[1]:
                     name = frame.columns[position]
@@ -444,7 +446,7 @@ def _prepare(
         raw[name] = _compute(expression, sender, source_position)
         headers[name] = expression.replace("`", "")
     raw = raw[[c.name for c in target.columns if c.name in raw.columns]]
-    marks = sources.cell_marks(raw_sheet.name)
+    marks = sources.cell_marks(raw_sheet)
     summary = _summary_rows(raw, target, marks)
     prepared = PreparedSheet(sheet_mapping, raw_sheet.name, headers, sender_header, sender, raw[~summary])
     prepared.summary_rows = int(summary.sum())

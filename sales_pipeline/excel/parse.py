@@ -131,15 +131,16 @@ def cell_text(value: object) -> str | None:
 def _text(cells: pd.Series, options: ParseOptions) -> tuple[pd.Series, pd.Series]:
     if infer_dtype(cells, skipna=True) != "string":
         return cells.map(cell_text).astype(object), _no_problems(cells)
-    # All text, the usual case: str.split folds spaces fastest, in a plain loop over the array; invisible
-    # characters are rare, so one search over the whole column tells whether any cell needs more.
-    strings = cells.to_numpy()
+    # All text, the usual case: each distinct text is cleaned once (a column of store codes holds a handful),
+    # str.split folding spaces fastest, in a plain loop; invisible characters are rare, so one search over
+    # the distinct texts tells whether any needs more.
+    codes, strings = pd.factorize(cells.to_numpy())
     if _INVISIBLE.search("\n".join(strings)):
         strings = [_INVISIBLE.sub("", value) for value in strings]
-    # A cell already clean keeps its string object: a million codes are not held twice.
-    folded = [value if (text := " ".join(value.split())) == value else text for value in strings]
-    text = pd.Series(folded, index=cells.index, dtype=object)
-    return text.where(text != "", None).astype(object), _no_problems(cells)
+    # A text already clean keeps its string object: a million codes are not held twice.
+    folded = [(value if (text := " ".join(value.split())) == value else text) or None for value in strings]
+    text = pd.Series(np.asarray(folded, dtype=object)[codes], index=cells.index, dtype=object)
+    return text, _no_problems(cells)
 
 
 def _number_or_reason(value: object, kind: str) -> float | str | None:

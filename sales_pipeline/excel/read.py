@@ -1,4 +1,5 @@
-"""Reading workbooks with python-calamine, and the reasons a file cannot be read at all."""
+"""Reading workbooks with python-calamine (large worksheets a slice at a time, fastexcel where it gives the same cells),
+and the reasons a file cannot be read at all."""
 
 from __future__ import annotations
 
@@ -6,15 +7,19 @@ import datetime as dt
 import hashlib
 import html
 import io
+import logging
 import re
 import xml.etree.ElementTree as ElementTree
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import fastexcel
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import python_calamine
 
 from sales_pipeline.excel.exports import export_kind, read_export
@@ -45,6 +50,7 @@ class RawSheet:
     name: str
     frame: pd.DataFrame
     first_column_number: int = 1
+    marks: CellMarks | None = None  # found while reading the sheet's XML; None: not looked for yet
 
     @property
     def rows(self) -> list[list[object]]:
@@ -148,20 +154,29 @@ def _read_in_slices(path: Path, name: str) -> RawSheet | None:
         shared = _workbook_parts(archive)
         workbook = _SLICE_WORKBOOK % (b"1" if uses_1904_dates(path) else b"0")
         frames: list[pd.DataFrame] = []
+        marks: list[CellMarks] = []
         with archive.open(part) as stream:
             for head, rows in _xml_slices(stream):
                 if not rows.lstrip().startswith(b"<row ") or b' r="' not in rows[:200]:
                     return None  # rows without numbers: read the sheet whole
+                marks.append(_marks_of([rows]))
                 try:
                     frames.append(_read_slice(head + rows + b"</sheetData></worksheet>", workbook, shared))
                 except python_calamine.CalamineError:
                     return None  # something of the workbook a slice lacks: read whole, to read it or say why not
+    marked = CellMarks(
+        {where: text for mark in marks for where, text in mark.errors.items()},
+        frozenset().union(*(mark.uncalculated for mark in marks)),
+        frozenset().union(*(mark.summary_rows for mark in marks)),
+    )
     frames = [frame for frame in frames if not frame.empty]
     if not frames:
-        return RawSheet(name, pd.DataFrame(), 1)
+        return RawSheet(name, pd.DataFrame(), 1, marked)
     first_column = min(int(frame.columns[0]) for frame in frames)
     frame = _concat_columns([frame.rename(columns=lambda c: c - first_column) for frame in frames])
-    return RawSheet(name, frame, first_column)
+    if frame.index[-1] - frame.index[0] + 1 != len(frame):  # rows left empty between slices: blank rows
+        frame = frame.reindex(pd.RangeIndex(frame.index[0], frame.index[-1] + 1), fill_value="")
+    return RawSheet(name, frame, first_column, marked)
 
 
 def _workbook_parts(archive: zipfile.ZipFile) -> dict[str, bytes]:
@@ -190,6 +205,10 @@ def _xml_slices(stream: io.BufferedIOBase) -> Iterator[tuple[bytes, bytes]]:
             if start is None:
                 continue
             head, text = _DIMENSION.sub(b"", text[: start.end()]), text[start.end() :]
+            first = text.find(b"</row>")  # the first row alone: the header, whose text would mix a column's types
+            if first >= 0 and text.lstrip().startswith(b"<row "):
+                yield head, text[: first + len(b"</row>")]
+                text = text[first + len(b"</row>") :]
         while len(text) >= SLICE_BYTES:
             cut = text.rfind(b"</row>", 0, SLICE_BYTES) + len(b"</row>")
             if cut < len(b"</row>"):
@@ -212,7 +231,11 @@ def _read_slice(xml: bytes, workbook: bytes, shared: dict[str, bytes]) -> pd.Dat
         archive.writestr("xl/worksheets/sheet1.xml", xml)
         for name, data in shared.items():
             archive.writestr(f"xl/{name}", data)
+    extent = _slice_extent(xml)
     del xml
+    frame = _read_columns(buffer.getvalue(), extent) if extent else None
+    if frame is not None:
+        return frame
     buffer.seek(0)
     sheet = python_calamine.CalamineWorkbook.from_object(buffer).get_sheet_by_name("slice")
     if not sheet.start:
@@ -221,6 +244,81 @@ def _read_slice(xml: bytes, workbook: bytes, shared: dict[str, bytes]) -> pd.Dat
     frame = _compact(pd.DataFrame(sheet.to_python(skip_empty_area=True), dtype=object))
     frame.index = pd.RangeIndex(first_row, first_row + len(frame))
     return frame.rename(columns=lambda c: c + first_column)
+
+
+# --- a slice read a column at a time ----------------------------------------------------------------------
+#
+# fastexcel reads a slice straight into typed Arrow columns, several times faster than a Python object per
+# cell. It is used only where it gives the very cells python-calamine would: each column of one type
+# (`strict`: a column mixing text and numbers, a header or a bad cell among numbers, is read by calamine),
+# numbers, text, yes/no and date-times only, and the slice's first and last rows and first column as its XML
+# says. The cells are then made what calamine gives: blanks '', a date-time at midnight a date.
+
+logging.getLogger("fastexcel").setLevel(logging.ERROR)  # not "falling back to string" for each empty column
+_ROW_START = re.compile(rb'<row r="(\d+)"[^>]*>\s*<c r="([A-Z]+)')
+_ROW_NUMBER = re.compile(rb'<row r="(\d+)"')
+_BARE_CELL = re.compile(rb"<c [^>]*/>")
+_FIRST_DAY = dt.datetime(1900, 1, 1)  # earlier is a time of day, which calamine reads as a time
+
+
+def _slice_extent(xml: bytes) -> tuple[int, int, int] | None:
+    """(first row, last row, column of the first row's first cell) by their `r` attributes; None when the slice
+    holds no row or what calamine and fastexcel count differently: formulas, cells without a value."""
+    first = _ROW_START.search(xml)
+    last = _ROW_NUMBER.match(xml, xml.rfind(b"<row "))
+    if not first or not last or b"<f" in xml or (b"/>" in xml and _BARE_CELL.search(xml)):
+        return None
+    return int(first[1]), int(last[1]), _column_number(first[2].decode())
+
+
+def _read_columns(workbook: bytes, extent: tuple[int, int, int]) -> pd.DataFrame | None:
+    """The slice's cells as calamine would give them, read by fastexcel; None when that is not sure."""
+    first_row, last_row, first_column = extent
+    try:
+        batch = (
+            fastexcel.read_excel(workbook)
+            .load_sheet("slice", header_row=None, dtype_coercion="strict", schema_sample_rows=None)
+            .to_arrow()
+        )
+    except Exception:  # mixed types or anything fastexcel refuses: calamine reads the slice
+        return None
+    if (
+        batch.num_rows != last_row - first_row + 1
+        or batch.num_columns == 0
+        or batch.column(0).null_count  # the first cell of each row is in the first column: where it starts
+    ):
+        return None
+    columns = {}
+    for number, column in enumerate(batch.columns, start=first_column):
+        cells = _cells(column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column)
+        if cells is None:
+            return None
+        columns[number] = cells
+    return pd.DataFrame(columns, index=pd.RangeIndex(first_row, last_row + 1), dtype=object)
+
+
+def _cells(column: pa.Array) -> np.ndarray | None:
+    """One column's cells as Python objects, equal ones sharing one object, blanks ''; None for a type calamine
+    would give differently (times of day, durations, whole numbers)."""
+    kind = column.type
+    if pa.types.is_null(kind):
+        return np.full(len(column), "", dtype=object)
+    if pa.types.is_timestamp(kind) and kind.tz is None:
+        column = column.cast(pa.timestamp("ms"))
+    elif not (pa.types.is_string(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)):
+        return None
+    if not pa.types.is_string(kind) and (
+        column.null_count or (pa.types.is_floating(kind) and pc.any(pc.is_nan(column)).as_py())
+    ):
+        return None  # fastexcel reads text such as N/A, null or NaN among numbers as blank: calamine keeps it
+    encoded = column.dictionary_encode()
+    values = encoded.dictionary.to_pylist()
+    if pa.types.is_timestamp(kind):
+        if any(value < _FIRST_DAY for value in values):
+            return None
+        values = [value.date() if value.time() == dt.time() else value for value in values]
+    codes = encoded.indices.fill_null(len(values)).to_numpy(zero_copy_only=False)
+    return np.asarray([*values, ""], dtype=object)[codes]
 
 
 def _compact(frame: pd.DataFrame) -> pd.DataFrame:
@@ -242,12 +340,15 @@ def _compact(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _concat_columns(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    """The slices one under the other, a column at a time, so that the whole is never held twice."""
+    """The slices one under the other, a column at a time, so that the whole is never held twice. A column a
+    slice lacks is blank there, '' as calamine gives a blank within a sheet (the header, read alone, sets the
+    width)."""
     index = pd.Index(np.concatenate([frame.index.to_numpy() for frame in frames]))
-    columns = sorted({column for frame in frames for column in frame.columns})
+    named = {column for frame in frames for column in frame.columns}
+    columns = range(min(named), max(named) + 1)  # a column no slice holds is blank too
     combined = {}
     for column in columns:
-        parts = [frame.pop(column).to_numpy() if column in frame else np.full(len(frame), None, dtype=object)
+        parts = [frame.pop(column).to_numpy() if column in frame else np.full(len(frame), "", dtype=object)
                  for frame in frames]  # fmt: skip
         combined[column] = np.concatenate(parts)
     return pd.DataFrame(combined, index=index, dtype=object)
@@ -354,31 +455,43 @@ def cell_marks(path: Path, sheet_name: str) -> CellMarks:
     """
     if path.suffix.lower() not in (".xlsx", ".xlsm"):
         return CellMarks()
-    errors: dict[tuple[int, int], str] = {}
-    uncalculated: set[tuple[int, int]] = set()
-    summary_rows: set[int] = set()
     with zipfile.ZipFile(path) as archive:
         part = _sheet_part(archive, sheet_name)
         if part is None or part not in archive.namelist():
             return CellMarks()
         with archive.open(part) as stream:
-            rest = b""
-            for block in iter(lambda: stream.read(1 << 22), b""):
-                text = rest + block
-                cut = text.rfind(b"</c>") + len(b"</c>") if b"</c>" in text else 0
-                text, rest = text[:cut], text[cut:]
-                if b"<f" not in text and b't="e"' not in text:
-                    continue
-                for match in _MARKED_CELL.finditer(text):
-                    where = (int(match["row"]), _column_number(match["column"].decode()))
-                    value = (match["value"] or b"").strip()
-                    if b't="e"' in match["attributes"]:
-                        errors[where] = html.unescape(value.decode("utf-8", "replace"))
-                    elif match["cell_formula"] and not value:
-                        uncalculated.add(where)
-                    formula = html.unescape((match["formula"] or b"").decode("utf-8", "replace"))
-                    if formula and _SUMMARY_FORMULA.match(formula):
-                        summary_rows.add(where[0])
+            return _marks_of(_cell_blocks(stream))
+
+
+def _cell_blocks(stream: io.BufferedIOBase) -> Iterator[bytes]:
+    """The sheet's XML in blocks of about 4 MB, each cut after a cell."""
+    rest = b""
+    for block in iter(lambda: stream.read(1 << 22), b""):
+        text = rest + block
+        cut = text.rfind(b"</c>") + len(b"</c>") if b"</c>" in text else 0
+        yield text[:cut]
+        rest = text[cut:]
+
+
+def _marks_of(blocks: Iterable[bytes]) -> CellMarks:
+    """The marks of a sheet's XML given in blocks cut between cells; only blocks with a formula or an error
+    are searched."""
+    errors: dict[tuple[int, int], str] = {}
+    uncalculated: set[tuple[int, int]] = set()
+    summary_rows: set[int] = set()
+    for text in blocks:
+        if b"<f" not in text and b't="e"' not in text:
+            continue
+        for match in _MARKED_CELL.finditer(text):
+            where = (int(match["row"]), _column_number(match["column"].decode()))
+            value = (match["value"] or b"").strip()
+            if b't="e"' in match["attributes"]:
+                errors[where] = html.unescape(value.decode("utf-8", "replace"))
+            elif match["cell_formula"] and not value:
+                uncalculated.add(where)
+            formula = html.unescape((match["formula"] or b"").decode("utf-8", "replace"))
+            if formula and _SUMMARY_FORMULA.match(formula):
+                summary_rows.add(where[0])
     return CellMarks(errors, frozenset(uncalculated), frozenset(summary_rows))
 
 
