@@ -599,3 +599,45 @@ def test_a_deadline_that_is_not_a_number_of_seconds_names_the_setting(monkeypatc
         Settings.from_environment()
     monkeypatch.setenv("JAVA_API_DEADLINE_S", "90")
     assert Settings.from_environment().java_api_deadline_s == 90.0
+
+
+def test_a_product_another_writer_adds_meanwhile_is_merged_not_a_failure(empty_warehouse):
+    """The merge inserts new keys without ON CONFLICT; a key another transaction commits in between falls back
+    to the upsert: the pull's values win, and the pull counts that product as changed, not new."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sales_pipeline.javaapi.load import merge_products
+    from sales_pipeline.javaapi.records import Product
+
+    def product(product_id: str, price: float) -> Product:
+        return Product(
+            product_id=product_id, sku=f"SKU-{product_id}", name=f"Product {product_id}", category="Tea",
+            unit_price=price, reorder_point=5, lead_time_days=3, supplier="Leaf & Co", active=True,
+            updated_at=dt.datetime(2026, 11, 2, tzinfo=dt.UTC),
+        )  # fmt: skip
+
+    waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    with ThreadPoolExecutor(1) as pool:
+        with transaction(empty_warehouse) as other:  # commits (or, failing, rolls back) before the pool ends
+            other.execute("INSERT INTO core.products (product_id, unit_price, source) VALUES ('P-1', 1, 'excel')")
+            merging = pool.submit(
+                _merge_in_transaction, empty_warehouse, merge_products, [product("P-1", 9.5), product("P-2", 4)]
+            )
+            for _ in range(400):  # until the pull's INSERT waits on the other writer's uncommitted P-1
+                if query(empty_warehouse, waiting)[0][0]:
+                    break
+                time.sleep(0.05)
+            else:
+                pytest.fail("the pull's merge never waited on the other writer")
+        counts = merging.result(timeout=60)
+
+    assert (counts.inserted, counts.updated) == (1, 1)
+    assert query(empty_warehouse, "SELECT product_id, unit_price::float, source FROM core.products ORDER BY 1") == [
+        ("P-1", 9.5, "api"),
+        ("P-2", 4.0, "api"),
+    ]
+
+
+def _merge_in_transaction(url: str, merge: Callable, records: list):
+    with transaction(url) as cursor:
+        return merge(cursor, records)

@@ -147,13 +147,14 @@ def _replace_snapshot(cursor: Cursor, table: str, frame: pd.DataFrame, key: tupl
 def land_sales(
     cursor: Cursor, pull_id: int, pages: Iterable[Page], window: tuple[dt.datetime, dt.datetime]
 ) -> PullResult:
-    """Land and merge a window's sale lines, page by page as they come, then remove the API's lines of that
+    """Land and merge a window's sale lines, page by page as they come, and remove the API's lines of that
     window the pull no longer has.
 
     Memory holds a page at a time: as soon as a page has come (the client has checked it), its records are
     COPYed into raw.api_records (each record's JSON) and its lines into a staging table (typed columns),
     while the client reads the next page; the server reads each record once. After the last page, one
-    statement fails the pull on a key served twice, one merges the lines into core.sales. All in the
+    statement fails the pull on a key served twice, one removes the lines gone, one merges the lines into
+    core.sales. All in the
     caller's transaction, so a pull that fails on page 7 of 10 leaves nothing; when page 0 comes again
     (the pull started over) it rolls back to before the first page. The counts' span covers the removed
     lines too, so the marts refresh the days they left. `pages` must be a checked pull of that window
@@ -179,6 +180,15 @@ def land_sales(
             cursor.copy_expert("COPY stage_api_sales FROM STDIN", io.StringIO(lines))
         records += len(page.records)
     _fail_on_repeated_key(cursor)
+    # The API's lines of the window that the pull no longer has go before the merge, which never writes them:
+    # a first pull then finds an empty window rather than looking through the lines it just wrote.
+    cursor.execute(
+        "DELETE FROM core.sales t WHERE t.source = %s AND t.sold_at >= %s AND t.sold_at < %s"
+        " AND NOT EXISTS (SELECT 1 FROM stage_api_sales s WHERE s.order_id = t.order_id"
+        " AND s.line_number = t.line_number) RETURNING t.sold_at",
+        (SOURCE, *window),
+    )
+    removed_at = [row[0] for row in cursor.fetchall()]
     for table, key in (("core.stores", "store_id"), ("core.customers", "customer_id")):
         _add_missing(cursor, table, key, sql.SQL("SELECT DISTINCT {} FROM stage_api_sales").format(sql.Identifier(key)))
     # sale_date is the store's local day; the API gives instants, always with a time (time_given).
@@ -192,13 +202,6 @@ def land_sales(
         [*_SALE_COLUMNS.values(), "source", "import_id", "sale_date", "time_given"], ("order_id", "line_number"),
         params={"source": SOURCE}, span="sold_at",
     )  # fmt: skip
-    cursor.execute(
-        "DELETE FROM core.sales t WHERE t.source = %s AND t.sold_at >= %s AND t.sold_at < %s"
-        " AND NOT EXISTS (SELECT 1 FROM stage_api_sales s WHERE s.order_id = t.order_id"
-        " AND s.line_number = t.line_number) RETURNING t.sold_at",
-        (SOURCE, *window),
-    )
-    removed_at = [row[0] for row in cursor.fetchall()]
     removed_span = (min(removed_at), max(removed_at)) if removed_at else None
     counts = replace(counts, span=_widest(counts.span, removed_span))
     return PullResult(pull_id, "sales", records, counts, len(removed_at))

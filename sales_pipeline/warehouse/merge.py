@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as arrow_csv
 from psycopg2 import sql
+from psycopg2.errors import UniqueViolation
 from psycopg2.extensions import cursor as Cursor
 
 COPY_ROWS = 50_000  # rows turned into text at a time for COPY
@@ -159,34 +160,92 @@ def merge_staged(
     with a change but do not count as one. With `span`, the counts also carry the range of that
     column over the rows written (e.g. the sale instants an import changed). `update_only_if`, a
     condition on the stored row `t`, protects rows from this merge (e.g. lines the API owns).
+
+    When none of the rows' keys is stored yet (a first pull, a new day's lines, a new workbook), a plain INSERT
+    writes them: ON CONFLICT inserts each row speculatively, 1.9 s against 1.2 s for 200,000 new sales lines
+    (EXPLAIN ANALYZE). Should another transaction commit one of those keys in between, the INSERT fails on the
+    key and the upsert settles the rows instead, as it does whenever a key is stored already.
     """
-    updatable = [c for c in columns if c not in key]
-    compared = [c for c in updatable if c not in bookkeeping]
-    target = sql.Identifier("t")
-    query = sql.SQL(
-        "WITH merged AS ("
-        " INSERT INTO {target_table} AS t ({columns}) {select}"
-        " ON CONFLICT ({key}) DO UPDATE SET {assignments}, updated_at = now()"
-        " WHERE ({current}) IS DISTINCT FROM ({incoming}) AND {protect}"
-        " RETURNING (xmax = 0) AS inserted, {span} AS span"
-        ") SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted), min(span), max(span)"
-        " FROM merged"
-    ).format(
-        span=sql.Identifier(span) if span else sql.NULL,
-        protect=update_only_if or sql.SQL("true"),
-        target_table=_qualified(target_table),
-        columns=sql.SQL(", ").join(map(sql.Identifier, columns)),
-        select=select,
-        key=sql.SQL(", ").join(map(sql.Identifier, key)),
-        assignments=sql.SQL(", ").join(
-            sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(c), sql.Identifier(c)) for c in updatable
-        ),
-        current=sql.SQL(", ").join(sql.SQL("{}.{}").format(target, sql.Identifier(c)) for c in compared),
-        incoming=sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(sql.Identifier(c)) for c in compared),
+    plan = _MergePlan(target_table, select, columns, key, bookkeeping, span, update_only_if)
+    if not _any_stored(cursor, plan, params):
+        cursor.execute("SAVEPOINT merge_new_rows")
+        try:
+            inserted, *written = _counted(cursor, plan.insert(), params)
+        except UniqueViolation:
+            cursor.execute("ROLLBACK TO SAVEPOINT merge_new_rows")
+        else:
+            cursor.execute("RELEASE SAVEPOINT merge_new_rows")
+            return MergeCounts(inserted, 0, staged_rows - inserted, tuple(written) if span else None)
+    inserted, updated, *written = _counted(cursor, plan.upsert(), params)
+    return MergeCounts(inserted, updated, staged_rows - inserted - updated, tuple(written) if span else None)
+
+
+@dataclass(frozen=True)
+class _MergePlan:
+    """The statements of a merge (see `merge_staged`)."""
+
+    target_table: str
+    select: sql.Composable
+    columns: Sequence[str]
+    key: Sequence[str]
+    bookkeeping: Sequence[str]
+    span: str | None
+    update_only_if: sql.Composable | None
+
+    def _parts(self) -> dict[str, sql.Composable]:
+        updatable = [c for c in self.columns if c not in self.key]
+        compared = [c for c in updatable if c not in self.bookkeeping]
+        return {
+            "target_table": _qualified(self.target_table),
+            "columns": sql.SQL(", ").join(map(sql.Identifier, self.columns)),
+            "select": self.select,
+            "key": sql.SQL(", ").join(map(sql.Identifier, self.key)),
+            "assignments": sql.SQL(", ").join(
+                sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(c), sql.Identifier(c)) for c in updatable
+            ),
+            "current": sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in compared),
+            "incoming": sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(sql.Identifier(c)) for c in compared),
+            "protect": self.update_only_if or sql.SQL("true"),
+            "span": sql.Identifier(self.span) if self.span else sql.NULL,
+        }
+
+    def any_stored(self) -> sql.Composable:
+        same_key = sql.SQL(" AND ").join(sql.SQL("t.{0} = s.{0}").format(sql.Identifier(c)) for c in self.key)
+        return sql.SQL(
+            "SELECT EXISTS (SELECT FROM ({select}) AS s ({columns}) JOIN {target_table} AS t ON {same_key})"
+        ).format(same_key=same_key, **self._parts())
+
+    def insert(self) -> sql.Composable:
+        return sql.SQL(
+            "WITH written AS (INSERT INTO {target_table} ({columns}) {select} RETURNING {span} AS span)"
+            " SELECT count(*), min(span), max(span) FROM written"
+        ).format(**self._parts())
+
+    def upsert(self) -> sql.Composable:
+        return sql.SQL(
+            "WITH written AS ("
+            " INSERT INTO {target_table} AS t ({columns}) {select}"
+            " ON CONFLICT ({key}) DO UPDATE SET {assignments}, updated_at = now()"
+            " WHERE ({current}) IS DISTINCT FROM ({incoming}) AND {protect}"
+            " RETURNING (xmax = 0) AS inserted, {span} AS span"
+            ") SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted), min(span), max(span)"
+            " FROM written"
+        ).format(**self._parts())
+
+
+def _any_stored(cursor: Cursor, plan: _MergePlan, params: dict | None) -> bool:
+    """Whether a row's key is stored already; a key that may hold NULLs (unique NULLS NOT DISTINCT: the store
+    calendar's, the promotions') counts as stored, since `=` matches no NULL."""
+    cursor.execute(
+        "SELECT bool_and(attnotnull) FROM pg_attribute WHERE attrelid = %s::regclass AND attname = ANY(%s)",
+        (plan.target_table, list(plan.key)),
     )
-    cursor.execute(query, params or {})
-    inserted, updated, first, last = cursor.fetchone()
-    return MergeCounts(inserted, updated, staged_rows - inserted - updated, (first, last) if span else None)
+    return not cursor.fetchone()[0] or _counted(cursor, plan.any_stored(), params)[0]
+
+
+def _counted(cursor: Cursor, statement: sql.Composable, params: dict | None) -> tuple:
+    cursor.execute(statement, params or {})
+    return cursor.fetchone()
 
 
 def merge_frame(
