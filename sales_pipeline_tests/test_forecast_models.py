@@ -25,6 +25,7 @@ from sales_pipeline.forecasting.models import (
     backtest_origins,
     engine_code_hash,
     forecast_series,
+    tsb_rate,
 )
 
 ORIGIN = date(2026, 11, 22)  # a Sunday
@@ -107,6 +108,19 @@ def test_an_intermittent_series_publishes_its_tsb_rate_and_says_so():
     assert result.model == TSB and result.reason.startswith(f"{result.demand_class} (a sale every")
     assert result.prophet_fits == 0
     assert np.allclose(result.forecast["yhat"], result.forecast["yhat"].iloc[0]) and result.forecast["yhat"].iloc[0] > 0
+
+
+def test_the_tsb_rate_is_the_day_by_day_smoothing_of_the_chance_and_size_of_a_sale():
+    rng = np.random.default_rng(3)
+    values = rng.poisson(0.4, 500) * rng.lognormal(0, 1, 500)
+    chance, size = float((values[:28] > 0).mean()), float(values[values > 0][:4].mean())
+    for value in values:  # TSB as it is defined: the chance every day, the size on the days with a sale
+        chance += 0.05 * ((value > 0) - chance)
+        if value > 0:
+            size += 0.1 * (value - size)
+
+    assert tsb_rate(values, alpha=0.1, beta=0.05) == pytest.approx(chance * size, rel=1e-12)
+    assert tsb_rate(np.zeros(60), alpha=0.1, beta=0.05) == 0.0
 
 
 def test_a_lumpy_series_selling_on_most_days_has_autoets_beside_tsb():
