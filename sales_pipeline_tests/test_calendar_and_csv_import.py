@@ -110,6 +110,18 @@ def test_a_csv_file_loads_through_a_mapping_whose_row_filters_split_it(warehouse
     assert query(url, "SELECT count(*), min(sheet) FROM raw.excel_rows") == [(4, "daily.csv")]
 
 
+def test_a_bad_cell_a_mapping_reads_twice_is_rejected_once(warehouse, import_settings, folders, tmp_path):
+    path = folders["inbox"] / "daily.csv"  # the mapping reads Sales as the unit price and as the revenue
+    path.write_text("Store;Date;Sales;Open\n1;2015-07-30;5020;1\n3;2015-07-31;abc;1\n", encoding="utf-8-sig")
+
+    result = import_workbook(warehouse.transaction, path, import_settings, load_mapping(csv_mapping(tmp_path)))
+
+    assert result.status == "loaded_with_rejects", result.reason
+    assert query(warehouse.database_url, "SELECT row_number, column_name, value, reason FROM ops.import_rejects") == [
+        (3, "Sales", "abc", "not a number")
+    ]
+
+
 @pytest.mark.parametrize(
     ("file_name", "mapping", "reason"),
     [

@@ -115,6 +115,7 @@ class PreparedSheet:
     dated: pd.Series | None = None  # with repeated_keys "last": each row's date, to find a key's latest row
     ignored_columns: tuple[str, ...] = ()
     counts: MergeCounts = field(default_factory=lambda: MergeCounts(0, 0, 0))
+    said: set[tuple] = field(default_factory=set)  # (row, header, reason) of each reject, said once
 
     @property
     def target(self) -> Sheet:
@@ -122,7 +123,10 @@ class PreparedSheet:
 
     def reject(self, row: int, column: str | None, value: object, reason: str) -> None:
         header = self.headers.get(column, column) if column else None
-        self.rejects.append(RejectedCell(self.source_name, row, header, value, reason))
+        # A mapping may read one sender column twice (Sales as unit price and as revenue): one bad cell, one reject.
+        if (row, header, reason) not in self.said:
+            self.said.add((row, header, reason))
+            self.rejects.append(RejectedCell(self.source_name, row, header, value, reason))
         self.rejected_rows.add(row)
 
     def result(self) -> SheetResult:
