@@ -152,6 +152,22 @@ def test_a_column_of_text_dates_reads_one_way_and_contradicting_cells_are_reject
     ]  # fmt: skip
 
 
+def test_a_date_typed_past_year_9999_is_rejected_and_the_other_rows_load(
+    import_settings, folders, warehouse, empty_warehouse
+):
+    path = write_workbook(folders["inbox"] / "typo.xlsx", {"Products": products(), "Sales": sales(3)})
+    workbook = openpyxl.load_workbook(path)
+    typo = workbook["Sales"].cell(3, SALES_HEADER.index("Sold At") + 1)
+    typo.value, typo.number_format = 4500100, "yyyy-mm-dd"  # 45001 with two zeros too many
+    workbook.save(path)
+
+    result = import_workbook(warehouse.transaction, path, import_settings)
+
+    assert result.status == "loaded_with_rejects", result.reason
+    assert [row[:3] for row in rejects(empty_warehouse)] == [("Sales", 3, "Sold At")]
+    assert query(empty_warehouse, "SELECT count(*) FROM core.sales") == [(2,)]
+
+
 # --- 4. Excel error cells -----------------------------------------------------------------------------------
 
 

@@ -312,7 +312,10 @@ def _cells(column: pa.Array) -> np.ndarray | None:
     ):
         return None  # fastexcel reads text such as N/A, null or NaN among numbers as blank: calamine keeps it
     encoded = column.dictionary_encode()
-    values = encoded.dictionary.to_pylist()
+    try:
+        values = encoded.dictionary.to_pylist()
+    except (OverflowError, ValueError):  # a date past year 9999 (a typo): calamine gives its number, rejected
+        return None
     if pa.types.is_timestamp(kind):
         if any(value < _FIRST_DAY for value in values):
             return None
