@@ -12,12 +12,16 @@ from collections import Counter
 from datetime import date
 
 import dagster as dg
+import numpy as np
 import pytest
 
 from sales_pipeline.defs.forecasting.assets import build_demand_forecast, build_sales_forecast
 from sales_pipeline.demo.retailer import generate_retailer
+from sales_pipeline.forecasting.handoff import decoded, encoded
+from sales_pipeline.forecasting.models import ForecastSettings, forecast_series
 from sales_pipeline.forecasting.runner import Shard, forecast_target, shard_of
 from sales_pipeline.warehouse.db import read_frame, transaction
+from sales_pipeline_tests.test_forecast_models import retail, series
 from sales_pipeline_tests.test_forecasting import load, metadata, resources
 
 ML_TABLES = ("ml.forecasts", "ml.forecast_series", "ml.backtest_forecasts", "ml.forecast_accuracy")
@@ -33,6 +37,25 @@ def test_a_series_shard_is_a_stable_hash_of_its_id():
     assert shard_of("P0001@S01", 3) == shard_of("P0001@S01", 3) == 1  # the same in every process and release
     assert {shard_of(series_id, 1) for series_id in ids} == {0}
     assert all(count > 900 for count in Counter(shard_of(series_id, 3) for series_id in ids).values())
+
+
+def test_a_result_handed_over_reads_back_as_it_was_fitted():
+    result = forecast_series(series(retail(200)), ForecastSettings())
+    result.accuracy[0]["mase"] = float("nan")  # a score that could not be computed stays NaN, not NULL
+
+    back = decoded(encoded(result))
+
+    plain = ("forecast", "folds", "accuracy")
+    assert {k: v for k, v in vars(back).items() if k not in plain} == {
+        k: v for k, v in vars(result).items() if k not in plain
+    }
+    assert back.forecast.equals(result.forecast) and back.forecast.dtypes.equals(result.forecast.dtypes)
+    assert type(back.forecast["day"].iloc[0]) is type(result.forecast["day"].iloc[0])
+    assert [(f.origin, f.model, f.input_hash, f.reused) for f in back.folds] == [
+        (f.origin, f.model, f.input_hash, f.reused) for f in result.folds
+    ]
+    assert all(np.array_equal(a.yhat, b.yhat) for a, b in zip(back.folds, result.folds, strict=True))
+    assert repr(back.accuracy) == repr(result.accuracy)  # NaN != NaN: compared as written
 
 
 def ml_tables(url: str) -> dict[str, list[tuple]]:

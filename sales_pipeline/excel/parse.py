@@ -139,7 +139,7 @@ def _text(cells: pd.Series, options: ParseOptions) -> tuple[pd.Series, pd.Series
         strings = [_INVISIBLE.sub("", value) for value in strings]
     # A text already clean keeps its string object: a million codes are not held twice.
     folded = [(value if (text := " ".join(value.split())) == value else text) or None for value in strings]
-    text = pd.Series(np.asarray(folded, dtype=object)[codes], index=cells.index, dtype=object)
+    text = pd.Series(np.asarray([*folded, None], dtype=object)[codes], index=cells.index, dtype=object)  # -1: blank
     return text, _no_problems(cells)
 
 

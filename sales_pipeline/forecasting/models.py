@@ -314,7 +314,8 @@ def demand_class(series: Series, open_days: np.ndarray, until: date | None) -> t
 
 
 def _candidates(series: Series, settings: ForecastSettings, origins: list[date], demand: str, adi: float) -> list[str]:
-    """Seasonal naive always; TSB for intermittent demand, else the statistical models and Prophet (module doc)."""
+    """Seasonal naive always; TSB for intermittent demand (AutoETS beside it for a series selling on most days),
+    else the statistical models and Prophet (module doc)."""
     if demand in INTERMITTENT_CLASSES:
         return [SEASONAL_NAIVE, TSB, AUTO_ETS] if origins and adi < MOSTLY_SELLING_ADI else [SEASONAL_NAIVE, TSB]
     history = _history_at(series, origins[0]) if origins else 0

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
-import pickle
 import statistics
 from collections import Counter
 from collections.abc import Iterable
@@ -33,6 +32,7 @@ import pandas as pd
 from psycopg2.extensions import cursor as Cursor
 from psycopg2.extras import execute_values
 
+from sales_pipeline.forecasting import handoff
 from sales_pipeline.forecasting.calendar import CHAIN, Promotions, load_closed_days, load_promotions
 from sales_pipeline.forecasting.models import (
     COMBINATION,
@@ -260,7 +260,7 @@ def run_forecasts(
         known = _known_inputs(cursor, target)
         todo = [item for item in series if known.get(item.key) != (item.origin, hashes[item.key])]
         wanted = {item.key: (item.origin, hashes[item.key]) for item in todo}
-        handed = {} if hand_over else _handed_over(cursor, target, wanted)
+        handed = {} if hand_over else handoff.handed_over(cursor, target, wanted)
         to_fit = [item for item in todo if item.key not in handed]
         folds = _cached_folds(cursor, target) if to_fit else {}
     jobs = [(item, settings, folds.get(item.key, {})) for item in to_fit]
@@ -270,10 +270,10 @@ def run_forecasts(
         reconciliation = reconcile_sales(results, {item.key: item for item in series}, settings)
     with transaction() as cursor:
         if hand_over:
-            _hand_over(cursor, target, results)
+            handoff.hand_over(cursor, target, results)
         else:
             write_results(cursor, target, results)
-            cursor.execute("DELETE FROM ml.forecast_handoff WHERE target = %s", (target,))
+            handoff.forget(cursor, target)
     version = digest(*sorted(f"{key}:{value}" for key, value in hashes.items()))
     origin = max((item.origin for item in series), default=None)
     reused = len(series) - len(todo)
@@ -295,41 +295,6 @@ def _forecast_in_parallel(jobs: list[tuple[Series, ForecastSettings, dict]], wor
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         done = dict(zip(order, pool.map(_forecast_job, [jobs[i] for i in order]), strict=True))
     return [done[i] for i in range(len(jobs))]
-
-
-def _hand_over(cursor: Cursor, target: str, results: list[ForecastResult]) -> None:
-    rows = [(target, *r.key[1:], r.origin, r.input_hash, pickle.dumps(r, pickle.HIGHEST_PROTOCOL)) for r in results]
-    execute_values(
-        cursor,
-        """
-        INSERT INTO ml.forecast_handoff AS h (target, scope, scope_id, origin, input_hash, result) VALUES %s
-        ON CONFLICT (target, scope, scope_id) DO UPDATE SET
-            origin = EXCLUDED.origin, input_hash = EXCLUDED.input_hash, result = EXCLUDED.result, handed_at = now()
-        """,
-        rows,
-        page_size=500,
-    )
-
-
-def _handed_over(
-    cursor: Cursor, target: str, wanted: dict[tuple[str, str, str], tuple[date, str]]
-) -> dict[tuple[str, str, str], ForecastResult]:
-    """The shards' results for exactly the input each series has now; unpickled only then (same engine code)."""
-    cursor.execute("SELECT scope, scope_id, origin, input_hash FROM ml.forecast_handoff WHERE target = %s", (target,))
-    keys = [
-        (scope, scope_id)
-        for scope, scope_id, *given in cursor.fetchall()
-        if wanted.get((target, scope, scope_id)) == tuple(given)
-    ]
-    if not keys:
-        return {}
-    cursor.execute(
-        "SELECT result FROM ml.forecast_handoff WHERE target = %(target)s"
-        " AND (scope, scope_id) IN (SELECT unnest(%(scopes)s::text[]), unnest(%(ids)s::text[]))",
-        {"target": target, "scopes": [key[0] for key in keys], "ids": [key[1] for key in keys]},
-    )
-    results = [pickle.loads(row[0]) for row in cursor.fetchall()]
-    return {result.key: result for result in results}
 
 
 def _known_inputs(cursor: Cursor, target: str) -> dict[tuple[str, str, str], tuple[date, str]]:

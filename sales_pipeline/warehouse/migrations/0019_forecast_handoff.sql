@@ -7,7 +7,7 @@ CREATE TABLE ml.forecast_handoff (
     scope_id text NOT NULL,
     origin date NOT NULL,
     input_hash text NOT NULL,
-    result bytea NOT NULL,  -- the pickled ForecastResult, read back only by the code version that wrote it
+    result text NOT NULL,  -- the ForecastResult as JSON text (forecasting/handoff.py; NaN, which json refuses, kept)
     handed_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (target, scope, scope_id)
 );
