@@ -307,6 +307,14 @@ def test_days_until_stockout_within_the_forecast() -> None:
     assert p8["stockout_day"] == AS_OF + timedelta(2)
 
 
+def test_a_stock_out_further_than_a_date_goes_has_no_day() -> None:
+    # A slow mover: 1e-30 units a day (a TSB rate after years without a sale) would run out in 1e31 days.
+    result = project([position("P9", on_hand=10)], forecast("P9", "S01", *[1e-30] * 7))
+
+    p9 = result.loc[("P9", "S01")]
+    assert p9["days_until_stockout"] > 1e30 and p9["stockout_day"] is None and not p9["at_risk"]
+
+
 def test_beyond_the_forecast_the_mean_carries_on() -> None:
     result = project(
         [

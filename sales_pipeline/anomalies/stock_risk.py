@@ -12,7 +12,8 @@ Rules
   reaches the projected on hand, at ``k - 1 + (on hand - cumulative of the k - 1 days before) / yhat_k``
   (linear within the day, so 24 units at 9.6 a day last 2.5 days). Past the forecast's last day the
   mean daily forecast carries on. 0 when nothing is left; infinite when no demand is forecast.
-  ``stockout_day`` = as_of + ceil(days) (as_of when already out; none when never).
+  ``stockout_day`` = as_of + ceil(days) (as_of when already out; none when never, or past the last day a
+  date can hold: a slow mover's rate of a few units a century).
 - **Lead time**: ``core.products.lead_time_days``; when it is unknown ``DEFAULT_LEAD_TIME_DAYS`` (7)
   is assumed and the message says so (``lead_time_known`` false).
 - **At risk** when days until stock-out <= lead time: it will be out before an order placed today
@@ -73,9 +74,8 @@ def project_stockouts(positions: pd.DataFrame, demand: pd.DataFrame, as_of: date
     out["forecast_days"] = own_horizon.astype("int64")
     out["daily_demand"] = np.where(assessed, daily, np.nan)
     out["days_until_stockout"] = days
-    out["stockout_day"] = [
-        as_of + timedelta(days=math.ceil(d)) if np.isfinite(d) else None for d in days
-    ]  # NaN and inf: none
+    last = (date.max - as_of).days
+    out["stockout_day"] = [as_of + timedelta(days=math.ceil(d)) if d <= last else None for d in days]  # NaN: none
     out["assessed"] = assessed
     # Without demand nothing is lost, even on an empty shelf (a delisted product, a closed store).
     out["at_risk"] = assessed & (daily > 0) & (np.nan_to_num(days, nan=np.inf) <= out["lead_time_days"].to_numpy())
