@@ -593,14 +593,16 @@ def _prophet(series: Series, upto: int, settings: ForecastSettings) -> np.ndarra
     import cmdstanpy
 
     # cmdstanpy logs two lines per fit and Prophet warns about yearly seasonality on folds a few days
-    # short of two years (on purpose: see above); a run makes thousands of fits.
+    # short of two years (on purpose: see above); a run makes thousands of fits. Prophet is imported
+    # first: its import sets its logger's level.
+    prophet_class = _prophet_class()
     cmdstanpy.disable_logging()
     logging.getLogger("prophet").setLevel(logging.ERROR)
 
     history = pd.DataFrame({"ds": series.values.index[:upto], "y": series.values.to_numpy(dtype=float)[:upto]})
     open_ = ~series.closed.to_numpy(dtype=bool)[:upto]
     future = pd.DataFrame({"ds": series.closed.index[upto : upto + settings.horizon]})
-    model = _prophet_class()(
+    model = prophet_class(
         weekly_seasonality=True,
         yearly_seasonality=series.uses_yearly_seasonality(settings),
         daily_seasonality=False,
