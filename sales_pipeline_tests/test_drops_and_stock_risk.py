@@ -349,6 +349,18 @@ def test_zero_demand_never_runs_out() -> None:
     assert (p2["days_until_stockout"], p2["at_risk"]) == (0.0, False)
 
 
+def test_an_empty_shelf_of_a_product_that_barely_sells_is_no_risk() -> None:
+    # A product silent for months keeps a tiny intermittent rate; under half a unit over the lead time
+    # (9 days here, 1 at least) an empty shelf loses nothing worth a "reorder now".
+    result = project(
+        [position("P1", on_hand=0), position("P2", on_hand=0), position("P3", on_hand=0, lead_time_days=0)],
+        forecast("P1", "S01", *[1e-5] * 7) + forecast("P2", "S01", *[0.06] * 7) + forecast("P3", "S01", *[0.4] * 7),
+    )
+    assert not result.loc[("P1", "S01")]["at_risk"]
+    assert (result.loc[("P2", "S01")]["at_risk"], result.loc[("P2", "S01")]["severity"]) == (True, "critical")
+    assert not result.loc[("P3", "S01")]["at_risk"]  # 0.4 over one day
+
+
 def test_already_out_is_critical() -> None:
     result = project(
         [position("P1", on_hand=5, sold_since_count=8), position("P2", on_hand=0, lead_time_days=0)],
