@@ -22,6 +22,7 @@ stores, and the largest category takes the categories' rounding difference.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -31,6 +32,7 @@ from sales_pipeline.forecasting.models import (
     ForecastResult,
     ForecastSettings,
     Series,
+    engine_code_hash,
     score_folds,
     with_intervals,
 )
@@ -40,6 +42,7 @@ DEFAULT = "wls_var"  # kept unless another method is shown better (`_choose`)
 SIGNIFICANCE = 0.05
 RECONCILED = "reconciled"
 MEMBER_SCOPES = ("all", "store", "category")
+RECONCILE_CODE = engine_code_hash((Path(__file__),))  # in the members' input hash: an edit republishes them
 
 
 @dataclass

@@ -45,7 +45,7 @@ from sales_pipeline.forecasting.models import (
     fit_cost,
     forecast_series,
 )
-from sales_pipeline.forecasting.reconcile import MEMBER_SCOPES, reconcile_sales
+from sales_pipeline.forecasting.reconcile import MEMBER_SCOPES, RECONCILE_CODE, reconcile_sales
 from sales_pipeline.warehouse.db import Transaction, read_frame, refresh_in_turn
 
 INLINE_BELOW = 8  # fewer series than this to refit: not worth starting worker processes
@@ -182,7 +182,7 @@ def sales_series(
 
 def _refit_together(members: list[Series], settings: ForecastSettings) -> None:
     """The reconciled series are refit together: each one's input hash includes all of theirs."""
-    together = digest(*(item.input_hash(settings) for item in members))
+    together = digest(RECONCILE_CODE, *(item.input_hash(settings) for item in members))
     for item in members:
         item.together_with = together
 
